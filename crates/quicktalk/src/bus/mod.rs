@@ -1,0 +1,35 @@
+//! The event bus: how stored messages and ephemeral events reach every node's
+//! subscribers. Behind the [`Bus`] trait, one module per backend.
+//!
+//! Single node: [`local::LocalBus`] hands events straight to this node's fan-out
+//! hub. A multi-node backend publishes to a shared log and feeds the hub of every
+//! node from it; producers never know which one they talk to.
+
+pub mod local;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::model::{Message, RoomId, UserId, UserRef};
+
+/// An event to fan out.
+#[derive(Debug, Clone)]
+pub enum BusEvent {
+    /// A message that is durably stored.
+    Message(Arc<Message>),
+    /// Someone is typing in a room (never stored).
+    Typing { room_id: RoomId, user: UserRef },
+    /// A JSON event for one user's `/user/queue/events`.
+    User { user_id: UserId, body: Bytes },
+}
+
+/// Publishes events to every node's subscribers.
+pub trait Bus: Send + Sync + 'static {
+    fn publish(&self, event: BusEvent);
+}
+
+/// What a bus delivers into: the fan-out hub of this node.
+pub trait BusSink: Send + Sync + 'static {
+    fn deliver(&self, event: BusEvent);
+}

@@ -1,0 +1,264 @@
+//! Typed configuration, layered: defaults → `--config` TOML file → `QUICKTALK_*`
+//! environment → command-line flags. Each option has all four forms.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::store::sqlite::Synchronous;
+
+/// Every setting, after layering.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; `None` means `sqlite://<data_dir>/quicktalk.db`.
+    pub database_url: Option<String>,
+    /// Raw STOMP over TCP; off when `None`.
+    pub stomp_listen: Option<SocketAddr>,
+    pub max_frame_bytes: usize,
+    pub max_body_bytes: usize,
+    /// What the server offers in CONNECTED: (can send every, wants to receive every) ms.
+    pub heartbeat_send_ms: u32,
+    pub heartbeat_recv_ms: u32,
+    pub outbound_queue: usize,
+    pub token_ttl_secs: u64,
+    pub sqlite_synchronous: Synchronous,
+    pub presence_interval_ms: u64,
+    pub max_batch: usize,
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid"),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            stomp_listen: None,
+            max_frame_bytes: 64 * 1024,
+            max_body_bytes: 64 * 1024,
+            heartbeat_send_ms: 10_000,
+            heartbeat_recv_ms: 10_000,
+            outbound_queue: 1024,
+            token_ttl_secs: 30 * 24 * 3600,
+            sqlite_synchronous: Synchronous::Full,
+            presence_interval_ms: 250,
+            max_batch: 4096,
+            log: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The SQLite file this config points at.
+    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.database_url {
+            None => Ok(self.data_dir.join("quicktalk.db")),
+            Some(url) => {
+                if let Some(path) = url.strip_prefix("sqlite://") {
+                    Ok(PathBuf::from(path))
+                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    anyhow::bail!(
+                        "--database-url postgres:// is not available in this build yet; use sqlite://PATH"
+                    )
+                } else {
+                    anyhow::bail!("unsupported --database-url {url:?}: expected sqlite://PATH")
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "quicktalk", version, about = "QuickTalk real-time chat server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+}
+
+/// Flags of `quicktalk serve`; each also reads `QUICKTALK_<NAME>`.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ServeArgs {
+    /// HTTP/WebSocket listen address (port 0 picks a free one).
+    #[arg(long, env = "QUICKTALK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database and the signing key.
+    #[arg(long, env = "QUICKTALK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of these options (snake_case keys).
+    #[arg(long, env = "QUICKTALK_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// `sqlite://PATH` (default: under the data dir).
+    #[arg(long, env = "QUICKTALK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Also serve raw STOMP over TCP on this address.
+    #[arg(long, env = "QUICKTALK_STOMP_LISTEN")]
+    pub stomp_listen: Option<SocketAddr>,
+    /// Largest STOMP frame accepted, in bytes.
+    #[arg(long, env = "QUICKTALK_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Largest HTTP request body accepted, in bytes.
+    #[arg(long, env = "QUICKTALK_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Heart-beat the server offers to send, in ms (0 = none).
+    #[arg(long, env = "QUICKTALK_HEARTBEAT_SEND_MS")]
+    pub heartbeat_send_ms: Option<u32>,
+    /// Heart-beat the server wants to receive, in ms (0 = none).
+    #[arg(long, env = "QUICKTALK_HEARTBEAT_RECV_MS")]
+    pub heartbeat_recv_ms: Option<u32>,
+    /// Per-connection outbound queue length; a full queue disconnects the client.
+    #[arg(long, env = "QUICKTALK_OUTBOUND_QUEUE")]
+    pub outbound_queue: Option<usize>,
+    /// Lifetime of issued tokens, in seconds.
+    #[arg(long, env = "QUICKTALK_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<u64>,
+    /// `full` (survives power loss) or `normal` (survives a process crash).
+    #[arg(long, env = "QUICKTALK_SQLITE_SYNCHRONOUS", value_parser = parse_sync)]
+    pub sqlite_synchronous: Option<Synchronous>,
+    /// How often presence changes are broadcast, in ms.
+    #[arg(long, env = "QUICKTALK_PRESENCE_INTERVAL_MS")]
+    pub presence_interval_ms: Option<u64>,
+    /// Most messages committed in one transaction.
+    #[arg(long, env = "QUICKTALK_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Log filter, e.g. `info` or `quicktalk=debug`.
+    #[arg(long, env = "QUICKTALK_LOG")]
+    pub log: Option<String>,
+}
+
+fn parse_sync(s: &str) -> Result<Synchronous, String> {
+    match s {
+        "full" => Ok(Synchronous::Full),
+        "normal" => Ok(Synchronous::Normal),
+        _ => Err("expected `full` or `normal`".into()),
+    }
+}
+
+impl ServeArgs {
+    /// Fields set in `other` win.
+    fn overlay(self, other: ServeArgs) -> ServeArgs {
+        ServeArgs {
+            listen: other.listen.or(self.listen),
+            data_dir: other.data_dir.or(self.data_dir),
+            config: other.config.or(self.config),
+            database_url: other.database_url.or(self.database_url),
+            stomp_listen: other.stomp_listen.or(self.stomp_listen),
+            max_frame_bytes: other.max_frame_bytes.or(self.max_frame_bytes),
+            max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
+            heartbeat_send_ms: other.heartbeat_send_ms.or(self.heartbeat_send_ms),
+            heartbeat_recv_ms: other.heartbeat_recv_ms.or(self.heartbeat_recv_ms),
+            outbound_queue: other.outbound_queue.or(self.outbound_queue),
+            token_ttl_secs: other.token_ttl_secs.or(self.token_ttl_secs),
+            sqlite_synchronous: other.sqlite_synchronous.or(self.sqlite_synchronous),
+            presence_interval_ms: other.presence_interval_ms.or(self.presence_interval_ms),
+            max_batch: other.max_batch.or(self.max_batch),
+            log: other.log.or(self.log),
+        }
+    }
+
+    fn apply(self, c: &mut Config) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            max_frame_bytes,
+            max_body_bytes,
+            heartbeat_send_ms,
+            heartbeat_recv_ms,
+            outbound_queue,
+            token_ttl_secs,
+            sqlite_synchronous,
+            presence_interval_ms,
+            max_batch,
+            log
+        );
+        if self.database_url.is_some() {
+            c.database_url = self.database_url;
+        }
+        if self.stomp_listen.is_some() {
+            c.stomp_listen = self.stomp_listen;
+        }
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Layers the file named by the flags/env (if any) under the flags/env.
+/// (clap already resolved flag-over-env per option.)
+pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+    let layered = match &args.config {
+        Some(path) => read_file(path)?.overlay(args),
+        None => args,
+    };
+    let mut c = Config::default();
+    layered.apply(&mut c);
+    if c.max_frame_bytes < 1024 {
+        anyhow::bail!("max_frame_bytes must be at least 1024");
+    }
+    if c.outbound_queue < 16 {
+        anyhow::bail!("outbound_queue must be at least 16");
+    }
+    if c.max_batch == 0 {
+        anyhow::bail!("max_batch must be at least 1");
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nmax_frame_bytes = 2048\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let cli = ServeArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = resolve(cli).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.max_frame_bytes, 2048);
+        assert_eq!(c.log, "debug");
+        assert_eq!(c.outbound_queue, Config::default().outbound_queue);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = resolve(ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"));
+    }
+}

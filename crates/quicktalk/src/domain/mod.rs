@@ -1,0 +1,9 @@
+//! Domain services: accounts, rooms and the message pipeline. They know nothing of
+//! HTTP or STOMP; the `http` and `realtime` adapters call them and map
+//! [`crate::error::AppError`] to their wire.
+
+pub mod accounts;
+pub mod pipeline;
+pub mod rooms;
+pub mod tokens;
+pub mod validate;

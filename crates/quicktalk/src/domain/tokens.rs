@@ -1,0 +1,133 @@
+//! Signed bearer tokens (JWT, HS256) with expiry. The signing key is generated on
+//! first start and kept in `<data_dir>/token.key`, so tokens survive a restart.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, AppResult};
+use crate::model::UserId;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: i64,
+    exp: i64,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: u64,
+}
+
+impl TokenKeys {
+    /// Loads the key from `dir/token.key`, creating it (mode 0600) on first start.
+    pub fn load_or_create(dir: &Path, ttl_secs: u64) -> anyhow::Result<Self> {
+        let path = dir.join("token.key");
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(s) => hex::decode(s.trim())
+                .with_context(|| format!("{} is not a hex key", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut key);
+                write_private(&path, &hex::encode(&key))?;
+                key
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "{} holds a key shorter than 32 bytes",
+            path.display()
+        );
+        Ok(Self::from_secret(&secret, ttl_secs))
+    }
+
+    pub fn from_secret(secret: &[u8], ttl_secs: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_secs,
+        }
+    }
+
+    pub fn issue(&self, user: UserId) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user.to_string(),
+            iat: now,
+            exp: now + self.ttl_secs as i64,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
+    }
+
+    /// The user id a valid token names.
+    pub fn verify(&self, token: &str) -> AppResult<UserId> {
+        if token.len() > 4096 {
+            return Err(AppError::unauthorized("invalid_token", "invalid token"));
+        }
+        match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => data
+                .claims
+                .sub
+                .parse()
+                .map_err(|_| AppError::unauthorized("invalid_token", "invalid token")),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
+                Err(AppError::unauthorized("token_expired", "token has expired"))
+            }
+            Err(_) => Err(AppError::unauthorized("invalid_token", "invalid token")),
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_forged_and_expired() {
+        let keys = TokenKeys::from_secret(&[7; 32], 60);
+        let t = keys.issue(42);
+        assert_eq!(keys.verify(&t).unwrap(), 42);
+        let other = TokenKeys::from_secret(&[8; 32], 60);
+        assert_eq!(other.verify(&t).unwrap_err().code(), "invalid_token");
+        assert_eq!(keys.verify("garbage").unwrap_err().code(), "invalid_token");
+        let expired = TokenKeys::from_secret(&[7; 32], 0);
+        let t = expired.issue(1);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(keys.verify(&t).unwrap_err().code(), "token_expired");
+    }
+
+    #[test]
+    fn key_persists_across_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TokenKeys::load_or_create(dir.path(), 60).unwrap();
+        let t = a.issue(5);
+        let b = TokenKeys::load_or_create(dir.path(), 60).unwrap();
+        assert_eq!(b.verify(&t).unwrap(), 5);
+    }
+}

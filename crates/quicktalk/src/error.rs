@@ -1,0 +1,116 @@
+//! The domain error type: one enum for every rejection a service can make.
+//!
+//! Adapters map it once: `http::error` to status + JSON, `realtime` to
+//! `/user/queue/errors` payloads. Internal causes are logged, never shown.
+
+use std::borrow::Cow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input: `code` is the snake_case reason.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
+    /// No, bad or expired credentials: `code` is e.g. `unauthorized`, `invalid_token`.
+    #[error("{message}")]
+    Unauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
+    #[error("{0}")]
+    TooLarge(Cow<'static, str>),
+    #[error("{0}")]
+    RateLimited(Cow<'static, str>),
+    /// The server is shutting down or a queue is full; the client may retry.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// Something broke inside; the cause is logged, the client sees a generic text.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        AppError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        AppError::Forbidden {
+            code: "forbidden",
+            message: message.into(),
+        }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        AppError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn unauthorized(code: &'static str, message: &'static str) -> Self {
+        AppError::Unauthorized { code, message }
+    }
+    pub fn internal(e: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(e.into())
+    }
+
+    /// The snake_case code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Invalid { code, .. }
+            | AppError::Forbidden { code, .. }
+            | AppError::Conflict { code, .. } => code,
+            AppError::Unauthorized { code, .. } => code,
+            AppError::NotFound(_) => "not_found",
+            AppError::TooLarge(_) => "too_large",
+            AppError::RateLimited(_) => "rate_limited",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The human text clients may show. Never contains internals.
+    pub fn public_message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::UsernameTaken => {
+                AppError::conflict("username_taken", "username is already taken")
+            }
+            crate::store::StoreError::Backend(e) => AppError::Internal(e),
+        }
+    }
+}
+
+impl From<crate::model::AppendRejected> for AppError {
+    fn from(e: crate::model::AppendRejected) -> Self {
+        match e {
+            crate::model::AppendRejected::RoomNotFound => AppError::NotFound("room"),
+            crate::model::AppendRejected::NotMember => AppError::Forbidden {
+                code: "not_member",
+                message: "you are not a member of this room".into(),
+            },
+        }
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,329 @@
+//! The fan-out core: who is subscribed to what on this node, and delivery into
+//! each connection's bounded outbound queue.
+//!
+//! Invariants:
+//! - An event's JSON body is built once ([`Event`]) and shared by every
+//!   subscriber (`Arc`); each connection's writer adds only its own headers.
+//! - Delivery never blocks and never buffers without bound: a full outbound
+//!   queue disconnects that subscriber ([`Outlet::push`]) with an ERROR saying why.
+//! - Per subscription, stored messages are delivered in `seq` order, each once:
+//!   a subscription that is replaying history buffers live events and hands over
+//!   with de-duplication by `seq` ([`RoomSubscription::finish_replay`]).
+//! - Presence (who is subscribed to a room) is tracked here; changes mark the room
+//!   dirty and [`Hub::flush_presence`] broadcasts one snapshot per dirty room, so a
+//!   burst of joins in a big room costs one message, not one per join.
+
+mod outlet;
+mod presence;
+
+pub use outlet::{Event, Outbound, Outlet};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use serde_json::json;
+
+use crate::bus::{BusEvent, BusSink};
+use crate::metrics::Metrics;
+use crate::model::{RoomId, UserId, UserRef};
+
+/// Most live events a replaying subscription buffers before it is dropped as too slow.
+const REPLAY_BUFFER_CAP: usize = 10_000;
+
+pub fn room_destination(room: RoomId) -> String {
+    format!("/topic/rooms.{room}")
+}
+pub const USER_EVENTS: &str = "/user/queue/events";
+pub const USER_ERRORS: &str = "/user/queue/errors";
+
+enum SubState {
+    Replaying(Vec<Arc<Event>>),
+    Live { last_seq: i64 },
+}
+
+/// One STOMP subscription to a room's topic.
+pub struct RoomSubscription {
+    pub room: RoomId,
+    pub user: UserRef,
+    sub_id: Arc<str>,
+    outlet: Arc<Outlet>,
+    state: Mutex<SubState>,
+}
+
+impl RoomSubscription {
+    fn deliver(&self, ev: &Arc<Event>) {
+        let mut st = self.state.lock();
+        match &mut *st {
+            SubState::Replaying(buf) => {
+                if buf.len() >= REPLAY_BUFFER_CAP {
+                    drop(st);
+                    self.outlet
+                        .kill("slow consumer: too many messages arrived during history replay");
+                } else {
+                    buf.push(ev.clone());
+                }
+            }
+            SubState::Live { last_seq } => {
+                if let Some(seq) = ev.seq {
+                    if seq <= *last_seq {
+                        return;
+                    }
+                    *last_seq = seq;
+                }
+                self.outlet.push(Outbound::Event {
+                    sub: self.sub_id.clone(),
+                    event: ev.clone(),
+                });
+            }
+        }
+    }
+
+    /// Ends a history replay that delivered everything up to `replayed_seq`: buffered
+    /// live events newer than that are delivered, and the subscription goes live.
+    pub fn finish_replay(&self, replayed_seq: i64) {
+        let mut st = self.state.lock();
+        let buffered = match std::mem::replace(
+            &mut *st,
+            SubState::Live {
+                last_seq: replayed_seq,
+            },
+        ) {
+            SubState::Replaying(buf) => buf,
+            SubState::Live { .. } => Vec::new(),
+        };
+        let SubState::Live { last_seq } = &mut *st else {
+            unreachable!()
+        };
+        for ev in buffered {
+            if let Some(seq) = ev.seq {
+                if seq <= *last_seq {
+                    continue;
+                }
+                *last_seq = seq;
+            }
+            self.outlet.push(Outbound::Event {
+                sub: self.sub_id.clone(),
+                event: ev,
+            });
+        }
+    }
+
+    pub fn sub_id(&self) -> &Arc<str> {
+        &self.sub_id
+    }
+}
+
+/// One subscription to `/user/queue/events`.
+pub struct UserSubscription {
+    pub user: UserId,
+    sub_id: Arc<str>,
+    outlet: Arc<Outlet>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    subs: Vec<Arc<RoomSubscription>>,
+    /// user id -> (display name, number of subscriptions on this node)
+    online: HashMap<UserId, (String, usize)>,
+}
+
+pub struct Hub {
+    rooms: RwLock<HashMap<RoomId, Arc<RwLock<RoomState>>>>,
+    users: RwLock<HashMap<UserId, Vec<Arc<UserSubscription>>>>,
+    presence_dirty: Mutex<HashSet<RoomId>>,
+    next_event: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Hub {
+            rooms: RwLock::default(),
+            users: RwLock::default(),
+            presence_dirty: Mutex::default(),
+            next_event: AtomicU64::new(1),
+            metrics,
+        }
+    }
+
+    /// A fresh id for an event that has no stored id.
+    pub fn event_id(&self) -> u64 {
+        self.next_event.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Builds a one-off event (errors, replayed history) for `destination`.
+    pub fn event(&self, destination: Arc<str>, seq: Option<i64>, body: Bytes) -> Arc<Event> {
+        Arc::new(Event {
+            seq,
+            destination,
+            message_id: format!("e{}", self.event_id()).into(),
+            body,
+        })
+    }
+
+    /// Registers a room subscription. With `replay`, live events are held back until
+    /// [`RoomSubscription::finish_replay`].
+    pub fn subscribe_room(
+        &self,
+        room: RoomId,
+        user: UserRef,
+        sub_id: Arc<str>,
+        outlet: Arc<Outlet>,
+        replay: bool,
+    ) -> Arc<RoomSubscription> {
+        let sub = Arc::new(RoomSubscription {
+            room,
+            user: user.clone(),
+            sub_id,
+            outlet,
+            state: Mutex::new(if replay {
+                SubState::Replaying(Vec::new())
+            } else {
+                SubState::Live { last_seq: 0 }
+            }),
+        });
+        let state = self.rooms.write().entry(room).or_default().clone();
+        let mut st = state.write();
+        st.subs.push(sub.clone());
+        let entry = st.online.entry(user.id).or_insert((user.name, 0));
+        entry.1 += 1;
+        if entry.1 == 1 {
+            self.presence_dirty.lock().insert(room);
+        }
+        sub
+    }
+
+    pub fn unsubscribe_room(&self, sub: &Arc<RoomSubscription>) {
+        let mut rooms = self.rooms.write();
+        let Some(state) = rooms.get(&sub.room).cloned() else {
+            return;
+        };
+        let mut st = state.write();
+        let Some(pos) = st.subs.iter().position(|s| Arc::ptr_eq(s, sub)) else {
+            return;
+        };
+        st.subs.swap_remove(pos);
+        if let Some(entry) = st.online.get_mut(&sub.user.id) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                st.online.remove(&sub.user.id);
+                self.presence_dirty.lock().insert(sub.room);
+            }
+        }
+        if st.subs.is_empty() {
+            rooms.remove(&sub.room);
+        }
+    }
+
+    pub fn subscribe_user(
+        &self,
+        user: UserId,
+        sub_id: Arc<str>,
+        outlet: Arc<Outlet>,
+    ) -> Arc<UserSubscription> {
+        let sub = Arc::new(UserSubscription {
+            user,
+            sub_id,
+            outlet,
+        });
+        self.users
+            .write()
+            .entry(user)
+            .or_default()
+            .push(sub.clone());
+        sub
+    }
+
+    pub fn unsubscribe_user(&self, sub: &Arc<UserSubscription>) {
+        let mut users = self.users.write();
+        if let Some(list) = users.get_mut(&sub.user) {
+            list.retain(|s| !Arc::ptr_eq(s, sub));
+            if list.is_empty() {
+                users.remove(&sub.user);
+            }
+        }
+    }
+
+    /// Users subscribed to `room` on this node.
+    pub fn online(&self, room: RoomId) -> Vec<UserRef> {
+        let Some(state) = self.rooms.read().get(&room).cloned() else {
+            return Vec::new();
+        };
+        let st = state.read();
+        let mut v: Vec<UserRef> = st
+            .online
+            .iter()
+            .map(|(id, (name, _))| UserRef {
+                id: *id,
+                name: name.clone(),
+            })
+            .collect();
+        v.sort_by_key(|u| u.id);
+        v
+    }
+
+    fn room_subs(&self, room: RoomId) -> Option<Arc<RwLock<RoomState>>> {
+        self.rooms.read().get(&room).cloned()
+    }
+
+    fn fan_out_room(&self, room: RoomId, ev: Arc<Event>, skip_user: Option<UserId>) {
+        let Some(state) = self.room_subs(room) else {
+            return;
+        };
+        let st = state.read();
+        for sub in &st.subs {
+            if Some(sub.user.id) != skip_user {
+                sub.deliver(&ev);
+            }
+        }
+        self.metrics.fanout_events.inc();
+    }
+
+    /// The presence event of `room` as it is now.
+    pub fn presence_event(&self, room: RoomId) -> Arc<Event> {
+        let body = json!({"type": "presence", "room_id": room, "online": self.online(room)});
+        self.event(
+            room_destination(room).into(),
+            None,
+            Bytes::from(body.to_string()),
+        )
+    }
+}
+
+impl BusSink for Hub {
+    fn deliver(&self, event: BusEvent) {
+        match event {
+            BusEvent::Message(m) => {
+                let ev = Arc::new(Event {
+                    seq: Some(m.seq),
+                    destination: room_destination(m.room_id).into(),
+                    message_id: format!("m{}", m.id).into(),
+                    body: Bytes::from(m.to_json_bytes()),
+                });
+                self.fan_out_room(m.room_id, ev, None);
+            }
+            BusEvent::Typing { room_id, user } => {
+                let body = json!({"type": "typing", "room_id": room_id, "user": user});
+                let ev = self.event(
+                    room_destination(room_id).into(),
+                    None,
+                    Bytes::from(body.to_string()),
+                );
+                self.fan_out_room(room_id, ev, Some(user.id));
+            }
+            BusEvent::User { user_id, body } => {
+                let subs = self.users.read().get(&user_id).cloned();
+                let ev = self.event(USER_EVENTS.into(), None, body);
+                for sub in subs.iter().flatten() {
+                    sub.outlet.push(Outbound::Event {
+                        sub: sub.sub_id.clone(),
+                        event: ev.clone(),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `/api/v1/auth/*` and `/api/v1/me`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::{ApiResult, Json};
+
+use crate::domain::accounts::Session;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct Signup {
+    username: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Login {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct Guest {
+    nickname: Option<String>,
+}
+
+fn session_json(s: Session) -> axum::Json<Value> {
+    axum::Json(json!({"user": s.user, "token": s.token}))
+}
+
+pub async fn signup(
+    State(state): State<Arc<AppState>>,
+    Json(b): Json<Signup>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let s = state
+        .accounts
+        .signup(&b.username, &b.password, b.display_name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, session_json(s)))
+}
+
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    Json(b): Json<Login>,
+) -> ApiResult<axum::Json<Value>> {
+    Ok(session_json(
+        state.accounts.login(&b.username, &b.password).await?,
+    ))
+}
+
+pub async fn guest(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    // The body is optional here: none at all means "no nickname".
+    let nickname = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<Guest>(&body)
+            .map_err(|e| {
+                super::ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string())
+            })?
+            .nickname
+    };
+    let s = state.accounts.guest(nickname.as_deref()).await?;
+    Ok((StatusCode::CREATED, session_json(s)))
+}
+
+pub async fn me(Caller(user): Caller) -> axum::Json<crate::model::User> {
+    axum::Json(user)
+}

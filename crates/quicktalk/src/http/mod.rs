@@ -1,0 +1,55 @@
+//! The JSON REST API and ops endpoints (contract §2): thin axum handlers over the
+//! domain services. Errors are mapped to `{"error":{"code","message"}}` in one
+//! place (`error`); every body, path and query input has a limit and a typed error.
+
+mod accounts;
+mod auth;
+mod error;
+mod ops;
+mod rooms;
+
+pub use auth::bearer;
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/auth/signup", post(accounts::signup))
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/guest", post(accounts::guest))
+        .route("/me", get(accounts::me))
+        .route("/rooms", get(rooms::list).post(rooms::create))
+        .route("/rooms/{id}", get(rooms::get))
+        .route("/rooms/{id}/join", post(rooms::join))
+        .route("/rooms/{id}/leave", post(rooms::leave))
+        .route("/rooms/{id}/members", get(rooms::members))
+        .route(
+            "/rooms/{id}/messages",
+            get(rooms::messages).post(rooms::post_message),
+        )
+        .route("/rooms/{id}/read", post(rooms::read))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/ws", get(crate::realtime::ws::upgrade))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::count_responses,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+        .with_state(state)
+}

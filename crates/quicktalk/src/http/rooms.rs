@@ -1,0 +1,142 @@
+//! `/api/v1/rooms/*`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::{ApiResult, Json, Path, Query};
+use crate::domain::rooms::history_query;
+use crate::error::AppError;
+use crate::model::{Appended, RoomId, RoomView, Visibility};
+use crate::state::AppState;
+
+type S = State<Arc<AppState>>;
+
+#[derive(Deserialize)]
+pub struct CreateRoom {
+    name: String,
+    visibility: Option<String>,
+}
+
+pub async fn list(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
+    let rooms = state.rooms.list(&user).await?;
+    Ok(axum::Json(json!({ "rooms": rooms })))
+}
+
+pub async fn create(
+    State(state): S,
+    Caller(user): Caller,
+    Json(b): Json<CreateRoom>,
+) -> ApiResult<(StatusCode, axum::Json<RoomView>)> {
+    let visibility = match b.visibility.as_deref() {
+        None => Visibility::Public,
+        Some(v) => Visibility::parse(v).ok_or(AppError::invalid(
+            "invalid_visibility",
+            "visibility must be \"public\" or \"private\"",
+        ))?,
+    };
+    let room = state.rooms.create(&user, &b.name, visibility).await?;
+    Ok((StatusCode::CREATED, axum::Json(room)))
+}
+
+pub async fn get(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+) -> ApiResult<axum::Json<RoomView>> {
+    Ok(axum::Json(state.rooms.get(&user, id).await?))
+}
+
+pub async fn join(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+) -> ApiResult<axum::Json<RoomView>> {
+    Ok(axum::Json(state.rooms.join(&user, id).await?))
+}
+
+pub async fn leave(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+) -> ApiResult<axum::Json<Value>> {
+    state.rooms.leave(&user, id).await?;
+    Ok(axum::Json(json!({"left": id})))
+}
+
+pub async fn members(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+) -> ApiResult<axum::Json<Value>> {
+    let members = state.rooms.members(&user, id).await?;
+    Ok(axum::Json(json!({ "members": members })))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryParams {
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+pub async fn messages(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+    Query(p): Query<HistoryParams>,
+) -> ApiResult<axum::Json<Value>> {
+    let q = history_query(p.before_seq, p.after_seq, p.limit)?;
+    let (messages, has_more) = state.rooms.history(&user, id, q).await?;
+    Ok(axum::Json(
+        json!({"messages": messages, "has_more": has_more}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PostMessage {
+    text: String,
+    client_id: Option<String>,
+}
+
+/// Posts a text message over REST (for clients without a socket); 201 once stored.
+pub async fn post_message(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+    Json(b): Json<PostMessage>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let appended = state
+        .rooms
+        .post_and_wait(user.as_ref(), id, &b.text, b.client_id)
+        .await?;
+    match appended {
+        Appended::New(m) => Ok((StatusCode::CREATED, axum::Json(m.to_json_value()))),
+        Appended::Duplicate(m) => Ok((StatusCode::OK, axum::Json(m.to_json_value()))),
+        Appended::Unchanged => {
+            Err(AppError::internal(anyhow::anyhow!("text message unchanged")).into())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Read {
+    seq: i64,
+}
+
+pub async fn read(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+    Json(b): Json<Read>,
+) -> ApiResult<axum::Json<Value>> {
+    if b.seq < 0 {
+        return Err(AppError::invalid("invalid_seq", "seq must be >= 0").into());
+    }
+    let unread = state.rooms.mark_read(&user, id, b.seq).await?;
+    Ok(axum::Json(json!({"room_id": id, "unread": unread})))
+}

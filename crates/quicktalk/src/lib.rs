@@ -1,0 +1,23 @@
+//! QuickTalk: a small, fast, self-hosted real-time chat server.
+//!
+//! Layers, outermost first (see ARCHITECTURE.md):
+//! - [`http`] and [`realtime`]: adapters (REST + STOMP over WebSocket/TCP);
+//! - [`domain`]: accounts, rooms, the message pipeline;
+//! - [`fanout`]: who is subscribed where, and delivery to connections;
+//! - [`store`] and [`bus`]: storage and event distribution behind narrow traits.
+
+pub mod bus;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod fanout;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod realtime;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::Application;

@@ -1,0 +1,112 @@
+//! Prometheus metrics, one registry per server instance (no globals, so tests can
+//! run several servers in one process). Rendered at `GET /metrics`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_total: IntCounter,
+    pub frames_in: IntCounter,
+    pub frames_out: IntCounter,
+    pub messages_stored: IntCounter,
+    pub commit_seconds: Histogram,
+    pub commit_batch: Histogram,
+    pub outbound_drops: IntCounter,
+    pub fanout_events: IntCounter,
+    pub protocol_errors: IntCounterVec,
+    pub http_requests: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("quicktalk".into()), None).expect("registry");
+        fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+            r.register(Box::new(c.clone())).expect("unique metric");
+            c
+        }
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("metric");
+        Metrics {
+            connections: reg(
+                &registry,
+                IntGauge::new("connections", "Open STOMP connections").expect("metric"),
+            ),
+            connections_total: reg(
+                &registry,
+                counter("connections_total", "STOMP connections accepted"),
+            ),
+            frames_in: reg(
+                &registry,
+                counter("frames_in_total", "STOMP frames received"),
+            ),
+            frames_out: reg(&registry, counter("frames_out_total", "STOMP frames sent")),
+            messages_stored: reg(
+                &registry,
+                counter("messages_stored_total", "Room messages durably stored"),
+            ),
+            commit_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("commit_seconds", "Time to durably commit one batch")
+                        .buckets(
+                            prometheus::exponential_buckets(0.0001, 2.0, 16).expect("buckets"),
+                        ),
+                )
+                .expect("metric"),
+            ),
+            commit_batch: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("commit_batch_size", "Messages per committed batch")
+                        .buckets(prometheus::exponential_buckets(1.0, 2.0, 14).expect("buckets")),
+                )
+                .expect("metric"),
+            ),
+            outbound_drops: reg(
+                &registry,
+                counter(
+                    "outbound_queue_drops_total",
+                    "Connections closed because their outbound queue was full",
+                ),
+            ),
+            fanout_events: reg(
+                &registry,
+                counter("fanout_events_total", "Room events fanned out on this node"),
+            ),
+            protocol_errors: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("protocol_errors_total", "STOMP protocol errors by kind"),
+                    &["kind"],
+                )
+                .expect("metric"),
+            ),
+            http_requests: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("http_responses_total", "HTTP API responses by status class"),
+                    &["class"],
+                )
+                .expect("metric"),
+            ),
+            registry,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

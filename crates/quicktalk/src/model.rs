@@ -1,0 +1,307 @@
+//! The domain's data types and their JSON shapes (contract §2 and §3).
+//!
+//! Everything here is plain data: no I/O, no locking. Ids are 64-bit integers
+//! assigned by the store; times are UTC milliseconds, rendered as RFC 3339.
+
+use serde::{Deserialize, Serialize};
+
+pub type UserId = i64;
+pub type RoomId = i64;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 UTC with millisecond precision, e.g. `2026-11-22T01:02:03.456Z`.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    /// `None` for guests.
+    pub username: Option<String>,
+    pub display_name: String,
+    pub guest: bool,
+}
+
+impl User {
+    pub fn as_ref(&self) -> UserRef {
+        UserRef {
+            id: self.id,
+            name: self.display_name.clone(),
+        }
+    }
+}
+
+/// The short form of a user inside messages and events: `{"id","name"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: UserId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomKind {
+    Group,
+    Random,
+    Direct,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Group => "group",
+            RoomKind::Random => "random",
+            RoomKind::Direct => "direct",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "group" => Some(RoomKind::Group),
+            "random" => Some(RoomKind::Random),
+            "direct" => Some(RoomKind::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// A room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: RoomId,
+    pub name: String,
+    pub visibility: Visibility,
+    pub kind: RoomKind,
+    pub member_count: i64,
+    pub last_seq: i64,
+    pub created_at: i64,
+    /// Time of the newest message, if any.
+    pub last_message_at: Option<i64>,
+}
+
+/// A room as the API shows it, optionally with the caller's unread count.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    pub id: RoomId,
+    pub name: String,
+    pub visibility: Visibility,
+    pub kind: RoomKind,
+    pub member_count: i64,
+    pub last_seq: i64,
+    pub created_at: String,
+    pub last_message_at: Option<String>,
+    /// Present when the caller is a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<i64>,
+    /// Whether the caller is a member.
+    pub member: bool,
+}
+
+impl RoomView {
+    pub fn new(room: &Room, membership: Option<i64>) -> Self {
+        RoomView {
+            id: room.id,
+            name: room.name.clone(),
+            visibility: room.visibility,
+            kind: room.kind,
+            member_count: room.member_count,
+            last_seq: room.last_seq,
+            created_at: rfc3339(room.created_at),
+            last_message_at: room.last_message_at.map(rfc3339),
+            unread: membership,
+            member: membership.is_some(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Text,
+    Join,
+    Leave,
+    System,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Join => "join",
+            MessageKind::Leave => "leave",
+            MessageKind::System => "system",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(MessageKind::Text),
+            "join" => Some(MessageKind::Join),
+            "leave" => Some(MessageKind::Leave),
+            "system" => Some(MessageKind::System),
+            _ => None,
+        }
+    }
+}
+
+/// A stored room message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    pub room_id: RoomId,
+    pub seq: i64,
+    pub kind: MessageKind,
+    pub sender: UserRef,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub sent_at: i64,
+}
+
+/// The JSON body of a stored message (contract §3, `"type":"message"`).
+#[derive(Serialize)]
+struct MessageJson<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    id: i64,
+    room_id: RoomId,
+    seq: i64,
+    kind: MessageKind,
+    sender: &'a UserRef,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    sent_at: String,
+}
+
+impl Message {
+    pub fn to_json_value(&self) -> serde_json::Value {
+        serde_json::to_value(self.json()).expect("message serializes")
+    }
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.json()).expect("message serializes")
+    }
+    fn json(&self) -> MessageJson<'_> {
+        MessageJson {
+            ty: "message",
+            id: self.id,
+            room_id: self.room_id,
+            seq: self.seq,
+            kind: self.kind,
+            sender: &self.sender,
+            text: &self.text,
+            client_id: self.client_id.as_deref(),
+            sent_at: rfc3339(self.sent_at),
+        }
+    }
+}
+
+impl Serialize for Message {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json().serialize(s)
+    }
+}
+
+/// A message accepted from a client (or a membership change) that still has to be
+/// sequenced and stored. This is what travels through the message pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMessage {
+    pub room_id: RoomId,
+    pub kind: MessageKind,
+    pub sender: UserRef,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub sent_at: i64,
+}
+
+/// The result of appending one [`NewMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now with the next `seq`.
+    New(Message),
+    /// The same `client_id` was already stored by this sender in this room: the earlier message.
+    Duplicate(Message),
+    /// A `join` by a member or a `leave` by a non-member: nothing to store.
+    Unchanged,
+}
+
+/// Why one message of a batch was not stored (the rest of the batch is unaffected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppendRejected {
+    #[error("room not found")]
+    RoomNotFound,
+    #[error("not a member of this room")]
+    NotMember,
+}
+
+/// One row of `GET /rooms/{id}/members`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub id: UserId,
+    pub name: String,
+    pub online: bool,
+}
+
+/// Filters of a history page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub before_seq: Option<i64>,
+    pub after_seq: Option<i64>,
+    pub limit: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_json_has_contract_fields() {
+        let m = Message {
+            id: 7,
+            room_id: 3,
+            seq: 1,
+            kind: MessageKind::Text,
+            sender: UserRef {
+                id: 1,
+                name: "민수".into(),
+            },
+            text: "안녕".into(),
+            client_id: None,
+            sent_at: 0,
+        };
+        let v = m.to_json_value();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["kind"], "text");
+        assert_eq!(v["sender"]["name"], "민수");
+        assert_eq!(v["sent_at"], "1970-01-01T00:00:00.000Z");
+        assert!(v.get("client_id").is_none());
+    }
+}

@@ -1,0 +1,59 @@
+//! CONNECT / STOMP: version and heart-beat negotiation, authentication.
+
+use std::time::Duration;
+
+use quicktalk_stomp::{negotiate_heartbeat, Command, Frame, HeartBeat, Version};
+
+use super::{Flow, Handled, ProtocolError, Session};
+use crate::http::bearer;
+
+impl Session {
+    pub(super) async fn connect(&mut self, frame: Frame) -> Handled {
+        let Some(version) = Version::negotiate(frame.header("accept-version")) else {
+            let mut err =
+                ProtocolError::new("supported protocol versions are 1.0, 1.1, 1.2", &frame);
+            err.message.insert_str(0, "unsupported version: ");
+            return Err(err);
+        };
+        let hb = HeartBeat::parse(frame.header("heart-beat"))
+            .map_err(|e| ProtocolError::new(e.to_string(), &frame))?;
+        let token = frame
+            .header("Authorization")
+            .or_else(|| frame.header("authorization"))
+            .and_then(bearer)
+            .or_else(|| frame.header("passcode").filter(|p| !p.is_empty()))
+            .map(str::to_owned)
+            .or_else(|| self.url_token.take());
+        let Some(token) = token else {
+            return Err(ProtocolError::new("unauthorized", &frame));
+        };
+        let user = match self.state.accounts.authenticate(&token).await {
+            Ok(u) => u,
+            Err(crate::error::AppError::Unauthorized { .. }) => {
+                return Err(ProtocolError::new("unauthorized", &frame))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "authentication failed");
+                return Err(ProtocolError::new("server error", &frame));
+            }
+        };
+        let cfg = &self.state.config;
+        let (send_every, expect_every) =
+            negotiate_heartbeat(hb, (cfg.heartbeat_send_ms, cfg.heartbeat_recv_ms));
+        self.read_timeout =
+            (expect_every > 0).then(|| Duration::from_millis(expect_every as u64 * 2));
+        self.version = version;
+        self.wire.set(version, send_every);
+        tracing::debug!(user = user.id, version = version.as_str(), "connected");
+        self.replier.frame(
+            Frame::new(Command::Connected)
+                .with_header("version", version.as_str())
+                .with_header("heart-beat", format!("{send_every},{expect_every}"))
+                .with_header("server", concat!("QuickTalk/", env!("CARGO_PKG_VERSION")))
+                .with_header("session", self.replier.outlet.id.to_string())
+                .with_header("user-name", user.id.to_string()),
+        );
+        self.user = Some(user);
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,164 @@
+//! One STOMP session's state and the dispatch of client frames to the command
+//! modules (`connect`, `subscribe`, `send`). Transport-free: frames in, outbound
+//! items and domain calls out.
+
+mod connect;
+mod send;
+mod subscribe;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quicktalk_stomp::{Command, Frame, Version};
+
+use super::replier::Replier;
+use super::writer::WireState;
+use crate::fanout::{RoomSubscription, UserSubscription};
+use crate::model::{RoomId, User};
+use crate::state::AppState;
+
+/// Most subscriptions one connection may hold.
+const MAX_SUBSCRIPTIONS: usize = 256;
+
+/// A protocol violation: ERROR frame, then close.
+#[derive(Debug)]
+pub struct ProtocolError {
+    pub message: String,
+    pub receipt: Option<String>,
+}
+
+impl ProtocolError {
+    pub fn new(message: impl Into<String>, frame: &Frame) -> Self {
+        ProtocolError {
+            message: message.into(),
+            receipt: frame.header("receipt").map(str::to_owned),
+        }
+    }
+}
+
+pub type Handled = Result<Flow, ProtocolError>;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The client sent DISCONNECT: stop reading.
+    Disconnect,
+}
+
+enum Sub {
+    Room(Arc<RoomSubscription>),
+    Events(Arc<UserSubscription>),
+    Errors,
+}
+
+pub struct Session {
+    state: Arc<AppState>,
+    replier: Replier,
+    wire: Arc<WireState>,
+    url_token: Option<String>,
+    user: Option<User>,
+    version: Version,
+    /// How long the client may stay silent before it is dropped (2x its heart-beat).
+    read_timeout: Option<Duration>,
+    subs: HashMap<String, Sub>,
+    typing_sent: HashMap<RoomId, tokio::time::Instant>,
+}
+
+impl Session {
+    pub fn new(
+        state: Arc<AppState>,
+        replier: Replier,
+        wire: Arc<WireState>,
+        url_token: Option<String>,
+    ) -> Self {
+        Session {
+            state,
+            replier,
+            wire,
+            url_token,
+            user: None,
+            version: Version::V1_2,
+            read_timeout: None,
+            subs: HashMap::new(),
+            typing_sent: HashMap::new(),
+        }
+    }
+
+    pub fn connected(&self) -> bool {
+        self.user.is_some()
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
+    }
+
+    pub async fn handle(&mut self, frame: Frame) -> Handled {
+        let Some(user) = self.user.clone() else {
+            return match frame.command {
+                Command::Connect | Command::Stomp => self.connect(frame).await,
+                _ => Err(ProtocolError::new(
+                    "expected CONNECT or STOMP first",
+                    &frame,
+                )),
+            };
+        };
+        let receipt = frame.header("receipt").map(str::to_owned);
+        match frame.command {
+            Command::Send => self.send(&user, frame).await,
+            Command::Subscribe => self.subscribe(&user, frame).await,
+            Command::Unsubscribe => self.unsubscribe(frame),
+            Command::Disconnect => {
+                self.replier.receipt(receipt.as_deref());
+                Ok(Flow::Disconnect)
+            }
+            // Subscriptions are auto-acknowledged: ACK/NACK have nothing to do.
+            Command::Ack | Command::Nack => {
+                self.replier.receipt(receipt.as_deref());
+                Ok(Flow::Continue)
+            }
+            Command::Begin | Command::Commit | Command::Abort => {
+                self.replier.app_error(
+                    &crate::error::AppError::invalid(
+                        "unsupported",
+                        "STOMP transactions are not supported",
+                    ),
+                    frame.header("transaction").unwrap_or(""),
+                    receipt.as_deref(),
+                );
+                Ok(Flow::Continue)
+            }
+            Command::Connect | Command::Stomp => {
+                Err(ProtocolError::new("already connected", &frame))
+            }
+            Command::Connected | Command::Message | Command::Receipt | Command::Error => {
+                Err(ProtocolError::new(
+                    format!("{} is a server frame", frame.command.as_str()),
+                    &frame,
+                ))
+            }
+        }
+    }
+
+    /// Removes every subscription (the connection is closing).
+    pub fn close(&mut self) {
+        for (_, sub) in self.subs.drain() {
+            match sub {
+                Sub::Room(s) => self.state.hub.unsubscribe_room(&s),
+                Sub::Events(s) => self.state.hub.unsubscribe_user(&s),
+                Sub::Errors => self.replier.set_errors_sub(None),
+            }
+        }
+    }
+}
+
+/// The first header of `name`, or a protocol error naming it.
+fn required<'f>(frame: &'f Frame, name: &str) -> Result<&'f str, ProtocolError> {
+    frame
+        .header(name)
+        .ok_or_else(|| ProtocolError::new(format!("missing header: {name}"), frame))
+}

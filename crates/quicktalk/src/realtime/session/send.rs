@@ -1,0 +1,96 @@
+//! SEND: room messages (RECEIPT only once durable) and typing events.
+
+use std::time::Duration;
+
+use quicktalk_stomp::Frame;
+use serde::Deserialize;
+
+use super::{required, Flow, Handled, Session};
+use crate::domain::pipeline::settle;
+use crate::error::AppError;
+use crate::model::{RoomId, User};
+use crate::realtime::destination::{self, SendTo};
+
+/// Typing events from one session to one room are forwarded at most this often.
+const TYPING_EVERY: Duration = Duration::from_millis(1000);
+
+#[derive(Deserialize)]
+struct PostBody {
+    text: String,
+    client_id: Option<String>,
+}
+
+impl Session {
+    pub(super) async fn send(&mut self, user: &User, frame: Frame) -> Handled {
+        let dest = required(&frame, "destination")?.to_owned();
+        let receipt = frame.header("receipt").map(str::to_owned);
+        let result = match destination::send(&dest) {
+            Some(SendTo::Room(room)) => {
+                return Ok(self.post(user, room, &dest, frame, receipt).await)
+            }
+            Some(SendTo::Typing(room)) => self.typing(user, room).await,
+            None => Err(AppError::invalid(
+                "unknown_destination",
+                format!("cannot send to {dest}"),
+            )),
+        };
+        match result {
+            Ok(()) => self.replier.receipt(receipt.as_deref()),
+            Err(e) => self.replier.app_error(&e, &dest, receipt.as_deref()),
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn post(
+        &mut self,
+        user: &User,
+        room: RoomId,
+        dest: &str,
+        frame: Frame,
+        receipt: Option<String>,
+    ) -> Flow {
+        let body: PostBody = match serde_json::from_slice(&frame.body) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = AppError::invalid("invalid_json", format!("invalid message body: {e}"));
+                self.replier.app_error(&err, dest, receipt.as_deref());
+                return Flow::Continue;
+            }
+        };
+        // Enqueued here, in frame order; the RECEIPT waits for the commit elsewhere.
+        match self
+            .state
+            .rooms
+            .post(user.as_ref(), room, &body.text, body.client_id)
+            .await
+        {
+            Ok(ticket) => {
+                let replier = self.replier.clone();
+                let dest = dest.to_owned();
+                tokio::spawn(async move {
+                    match settle(ticket).await {
+                        Ok(_) => replier.receipt(receipt.as_deref()),
+                        Err(e) => replier.app_error(&e, &dest, receipt.as_deref()),
+                    }
+                });
+            }
+            Err(e) => self.replier.app_error(&e, dest, receipt.as_deref()),
+        }
+        Flow::Continue
+    }
+
+    async fn typing(&mut self, user: &User, room: RoomId) -> Result<(), AppError> {
+        let now = tokio::time::Instant::now();
+        if let Some(last) = self.typing_sent.get(&room) {
+            if now.duration_since(*last) < TYPING_EVERY {
+                return Ok(());
+            }
+        }
+        self.state.rooms.typing(user, room).await?;
+        if self.typing_sent.len() > 64 {
+            self.typing_sent.clear();
+        }
+        self.typing_sent.insert(room, now);
+        Ok(())
+    }
+}

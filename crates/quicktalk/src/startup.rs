@@ -1,0 +1,166 @@
+//! Building and running one server instance: [`Application::build`] wires the
+//! services together and binds the listeners; [`Application::run_until_stopped`]
+//! serves until the shutdown future resolves, then shuts down in order: stop
+//! accepting, close connections, commit every accepted message, return.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::local::LocalBus;
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::domain::accounts::Accounts;
+use crate::domain::pipeline::LocalPipeline;
+use crate::domain::rooms::Rooms;
+use crate::domain::tokens::TokenKeys;
+use crate::fanout::Hub;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+pub struct Application {
+    listener: TcpListener,
+    stomp_listener: Option<TcpListener>,
+    state: Arc<AppState>,
+    pipeline_stop: CancellationToken,
+    pipeline_task: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let db_path = config.sqlite_path()?;
+        let sync = config.sqlite_synchronous;
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&db_path, sync)).await??,
+        );
+        let tokens = TokenKeys::load_or_create(&config.data_dir, config.token_ttl_secs)?;
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+        let pipeline_stop = CancellationToken::new();
+        let (pipeline, pipeline_task) = LocalPipeline::start(
+            store.clone(),
+            bus.clone(),
+            metrics.clone(),
+            config.max_batch,
+            pipeline_stop.clone(),
+        );
+        let accounts = Accounts::new(store.clone(), tokens);
+        let rooms = Rooms::new(store, pipeline, bus, hub.clone());
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let stomp_listener = match config.stomp_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding STOMP listener {addr}"))?,
+            ),
+            None => None,
+        };
+        let shutdown = CancellationToken::new();
+        let presence_every = Duration::from_millis(config.presence_interval_ms.max(10));
+        hub.spawn_presence_flusher(presence_every, shutdown.clone());
+        let state = Arc::new(AppState::new(
+            config, accounts, rooms, hub, metrics, shutdown,
+        ));
+        Ok(Application {
+            listener,
+            stomp_listener,
+            state,
+            pipeline_stop,
+            pipeline_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn stomp_addr(&self) -> Option<SocketAddr> {
+        self.stomp_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener"))
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let shutdown = state.shutdown.clone();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                stop.await;
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            }
+        });
+        if let Some(l) = self.stomp_listener {
+            tokio::spawn(crate::realtime::tcp::serve(
+                l,
+                state.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let app =
+            crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let server = tokio::spawn(async move { serve.await });
+        shutdown.cancelled().await;
+        // In-flight HTTP requests get a moment; sockets close on `shutdown` by themselves.
+        match tokio::time::timeout(Duration::from_secs(4), server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+            Err(_) => tracing::warn!("HTTP connections still open at shutdown"),
+        }
+        // Every message accepted so far is committed before we return.
+        self.pipeline_stop.cancel();
+        if tokio::time::timeout(Duration::from_secs(5), self.pipeline_task)
+            .await
+            .is_err()
+        {
+            anyhow::bail!("message pipeline did not drain within 5 s");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,48 @@
+//! The services one server instance is made of, shared by every adapter.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::domain::accounts::Accounts;
+use crate::domain::rooms::Rooms;
+use crate::fanout::Hub;
+use crate::metrics::Metrics;
+
+pub struct AppState {
+    pub config: Config,
+    pub accounts: Accounts,
+    pub rooms: Rooms,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server starts shutting down: connections close.
+    pub shutdown: CancellationToken,
+    next_conn: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        accounts: Accounts,
+        rooms: Rooms,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        AppState {
+            config,
+            accounts,
+            rooms,
+            hub,
+            metrics,
+            shutdown,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,88 @@
+//! Durable storage behind one narrow trait, [`Store`], with one module per backend.
+//!
+//! The store owns users, rooms, memberships with read cursors, and messages. It is
+//! also the authority for message sequencing: [`Store::append`] assigns each room's
+//! next `seq` inside the same transaction that stores the message, so `seq` is
+//! gapless whatever writes it, and a batch is one transaction (one fsync).
+//! The same contract test suite (`tests/store_contract.rs`) runs against every backend.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind, User,
+    UserId, Visibility,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("username is already taken")]
+    UsernameTaken,
+    #[error("storage failure: {0}")]
+    Backend(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user to create. `username`/`password_hash` are `None` for guests.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Option<String>,
+    pub password_hash: Option<String>,
+    pub display_name: String,
+    pub guest: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub name: String,
+    pub visibility: Visibility,
+    pub kind: RoomKind,
+    pub created_by: UserId,
+}
+
+/// A room together with the caller's membership, for listings.
+#[derive(Debug, Clone)]
+pub struct RoomWithUnread {
+    pub room: Room,
+    /// `Some(unread)` when the caller is a member.
+    pub unread: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a user; `UsernameTaken` if the username exists (case-insensitive).
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user and their password hash, looked up case-insensitively.
+    async fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+
+    /// Creates a room with no members (membership comes with the `join` message).
+    async fn create_room(&self, room: NewRoom) -> StoreResult<Room>;
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
+    /// Public group rooms and the rooms `user` is a member of, most recently active first.
+    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>>;
+    async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
+    /// `(user id, display name)` of every member, in join order.
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>>;
+    /// Messages of kind `text`/`system` from others with `seq` above the read cursor;
+    /// `None` if `user` is not a member.
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>>;
+    /// Moves the read cursor forward to `seq` (clamped to the room's `last_seq`; never
+    /// backwards). Returns the new unread count, `None` if not a member.
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>>;
+
+    /// Sequences and stores a batch in one transaction, in order. For each item:
+    /// `text`/`system` need membership; `join` adds the membership (and sets the read
+    /// cursor to the join message) unless already a member; `leave` removes it unless
+    /// not a member. A repeated `client_id` (same room and sender) returns the stored
+    /// original. Nothing is acknowledged before the transaction is durable.
+    async fn append(
+        &self,
+        batch: Vec<NewMessage>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>>;
+    /// A page of history ascending by `seq`, and whether more exist beyond it
+    /// (older ones for a "newest"/`before_seq` page, newer ones for an `after_seq` page).
+    async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)>;
+}

@@ -1,0 +1,423 @@
+//! SQLite backend: the embedded default (`sqlite://PATH`, under the data dir).
+//!
+//! One dedicated writer thread owns the only write connection, so every write is
+//! serialized without lock contention and a whole [`Store::append`] batch is one
+//! transaction (WAL, `synchronous=FULL` by default: one fsync per batch). Reads use
+//! a small pool of read-only connections on the blocking thread pool; WAL lets them
+//! run while the writer commits. The writer caches each room's `last_seq`: it is the
+//! only process writing this file.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::oneshot;
+
+use super::{NewRoom, NewUser, RoomWithUnread, Store, StoreError, StoreResult};
+use crate::model::{
+    AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
+    RoomKind, User, UserId, UserRef, Visibility,
+};
+use writer::Writer;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MAX_IDLE_READERS: usize = 8;
+
+/// How hard SQLite syncs a commit. `Full` survives power loss; `Normal` survives a
+/// process crash only (in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+pub struct SqliteStore {
+    jobs: std::sync::mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs migrations.
+    pub fn open(path: &Path, sync: Synchronous) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match sync {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            },
+        )?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || {
+                let mut w = Writer::new(conn);
+                while let Ok(job) = rx.recv() {
+                    job(&mut w);
+                }
+            })
+            .context("spawning the SQLite writer thread")?;
+        Ok(SqliteStore {
+            jobs: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Runs `f` on the writer thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |w| {
+                let _ = tx.send(f(w));
+            }))
+            .map_err(|_| anyhow::anyhow!("SQLite writer thread is gone"))?;
+        let r = rx
+            .await
+            .map_err(|_| anyhow::anyhow!("SQLite writer dropped a job"))?;
+        r.map_err(map_err)
+    }
+
+    /// Runs `f` on a pooled read-only connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || -> StoreResult<T> {
+            let pooled = readers.lock().pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&path).map_err(map_err)?,
+            };
+            let r = f(&conn).map_err(map_err);
+            let mut pool = readers.lock();
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Backend(anyhow::anyhow!("read task failed: {e}")))?
+    }
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(anyhow::Error::new(e).context("SQLite"))
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("running migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+const USER_COLS: &str = "id, username, display_name, guest";
+const ROOM_COLS: &str =
+    "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at";
+const MESSAGE_COLS: &str =
+    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at";
+
+fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        guest: r.get(3)?,
+    })
+}
+
+fn bad_enum(col: usize, v: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        col,
+        rusqlite::types::Type::Text,
+        format!("unknown value {v:?}").into(),
+    )
+}
+
+fn room_row(r: &Row<'_>) -> rusqlite::Result<Room> {
+    let vis: String = r.get(2)?;
+    let kind: String = r.get(3)?;
+    Ok(Room {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        visibility: Visibility::parse(&vis).ok_or_else(|| bad_enum(2, &vis))?,
+        kind: RoomKind::parse(&kind).ok_or_else(|| bad_enum(3, &kind))?,
+        member_count: r.get(4)?,
+        last_seq: r.get(5)?,
+        created_at: r.get(6)?,
+        last_message_at: r.get(7)?,
+    })
+}
+
+pub(crate) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    let kind: String = r.get(3)?;
+    Ok(Message {
+        id: r.get(0)?,
+        room_id: r.get(1)?,
+        seq: r.get(2)?,
+        kind: MessageKind::parse(&kind).ok_or_else(|| bad_enum(3, &kind))?,
+        sender: UserRef {
+            id: r.get(4)?,
+            name: r.get(5)?,
+        },
+        text: r.get(6)?,
+        client_id: r.get(7)?,
+        sent_at: r.get(8)?,
+    })
+}
+
+fn unread_count(
+    c: &Connection,
+    room: RoomId,
+    user: UserId,
+    read_seq: i64,
+) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT COUNT(*) FROM messages WHERE room_id = ?1 AND seq > ?2 AND sender_id <> ?3 \
+         AND kind IN ('text', 'system')",
+    )?
+    .query_row(params![room, read_seq, user], |r| r.get(0))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, u: NewUser) -> StoreResult<User> {
+        let res = self
+            .write(move |w| {
+                let now = crate::model::now_ms();
+                w.conn
+                    .prepare_cached(
+                        "INSERT INTO users (username, password_hash, display_name, guest, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![u.username, u.password_hash, u.display_name, u.guest, now])?;
+                Ok(User {
+                    id: w.conn.last_insert_rowid(),
+                    username: u.username,
+                    display_name: u.display_name,
+                    guest: u.guest,
+                })
+            })
+            .await;
+        match res {
+            Err(StoreError::Backend(e)) if is_unique_violation(&e) => {
+                Err(StoreError::UsernameTaken)
+            }
+            other => other,
+        }
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?
+                .query_row([id], user_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        let username = username.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1 AND password_hash IS NOT NULL"
+            ))?
+            .query_row([username], |r| Ok((user_row(r)?, r.get(4)?)))
+            .optional()
+        })
+        .await
+    }
+
+    async fn create_room(&self, n: NewRoom) -> StoreResult<Room> {
+        self.write(move |w| {
+            let now = crate::model::now_ms();
+            w.conn
+                .prepare_cached(
+                    "INSERT INTO rooms (name, visibility, kind, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![n.name, n.visibility.as_str(), n.kind.as_str(), n.created_by, now])?;
+            let id = w.conn.last_insert_rowid();
+            w.last_seq.insert(id, 0);
+            Ok(Room {
+                id,
+                name: n.name,
+                visibility: n.visibility,
+                kind: n.kind,
+                member_count: 0,
+                last_seq: 0,
+                created_at: now,
+                last_message_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = ?1"))?
+                .query_row([id], room_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {ROOM_COLS}, m.read_seq FROM rooms r \
+                 LEFT JOIN members m ON m.room_id = r.id AND m.user_id = ?1 \
+                 WHERE (r.visibility = 'public' AND r.kind = 'group') OR m.user_id IS NOT NULL \
+                 ORDER BY COALESCE(r.last_message_at, r.created_at) DESC, r.id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt
+                .query_map(params![user, limit as i64], |r| {
+                    Ok((room_row(r)?, r.get::<_, Option<i64>>(8)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(room, read_seq)| {
+                    let unread = match read_seq {
+                        Some(s) => Some(unread_count(c, room.id, user, s)?),
+                        None => None,
+                    };
+                    Ok(RoomWithUnread { room, unread })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2")?
+                .exists(params![room, user])
+        })
+        .await
+    }
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT u.id, u.display_name FROM members m JOIN users u ON u.id = m.user_id \
+                 WHERE m.room_id = ?1 ORDER BY m.joined_at, u.id",
+            )?
+            .query_map([room], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>> {
+        self.read(move |c| {
+            let read_seq: Option<i64> = c
+                .prepare_cached("SELECT read_seq FROM members WHERE room_id = ?1 AND user_id = ?2")?
+                .query_row(params![room, user], |r| r.get(0))
+                .optional()?;
+            read_seq.map(|s| unread_count(c, room, user, s)).transpose()
+        })
+        .await
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>> {
+        self.write(move |w| {
+            let n = w
+                .conn
+                .prepare_cached(
+                    "UPDATE members SET read_seq = MAX(read_seq, MIN(?3, (SELECT last_seq FROM rooms WHERE id = ?1))) \
+                     WHERE room_id = ?1 AND user_id = ?2",
+                )?
+                .execute(params![room, user, seq])?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let read_seq: i64 = w
+                .conn
+                .prepare_cached("SELECT read_seq FROM members WHERE room_id = ?1 AND user_id = ?2")?
+                .query_row(params![room, user], |r| r.get(0))?;
+            Ok(Some(unread_count(&w.conn, room, user, read_seq)?))
+        })
+        .await
+    }
+
+    async fn append(
+        &self,
+        batch: Vec<NewMessage>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
+        self.write(move |w| w.append(batch)).await
+    }
+
+    async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
+        self.read(move |c| {
+            let after = q.after_seq.unwrap_or(0);
+            let before = q.before_seq.unwrap_or(i64::MAX);
+            let ascending = q.after_seq.is_some();
+            let sql = format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE room_id = ?1 AND seq > ?2 AND seq < ?3 \
+                 ORDER BY seq {} LIMIT ?4",
+                if ascending { "ASC" } else { "DESC" }
+            );
+            let mut rows: Vec<Message> = c
+                .prepare_cached(&sql)?
+                .query_map(
+                    params![room, after, before, q.limit as i64 + 1],
+                    message_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let has_more = rows.len() > q.limit;
+            rows.truncate(q.limit);
+            if !ascending {
+                rows.reverse();
+            }
+            Ok((rows, has_more))
+        })
+        .await
+    }
+}
+
+fn is_unique_violation(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        )
+    })
+}

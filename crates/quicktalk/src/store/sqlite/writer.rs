@@ -1,0 +1,159 @@
+//! The SQLite writer thread's state and the sequencing transaction.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{message_row, MESSAGE_COLS};
+use crate::model::{AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId};
+
+pub struct Writer {
+    pub conn: Connection,
+    /// `rooms.last_seq` as committed; valid because this thread is the only writer.
+    pub last_seq: HashMap<RoomId, i64>,
+}
+
+/// What a batch changed in one room, applied to `rooms` once at the end.
+struct RoomDelta {
+    last_seq: i64,
+    last_at: i64,
+    members: i64,
+}
+
+impl Writer {
+    pub fn new(conn: Connection) -> Self {
+        Writer {
+            conn,
+            last_seq: HashMap::new(),
+        }
+    }
+
+    pub fn append(
+        &mut self,
+        batch: Vec<NewMessage>,
+    ) -> rusqlite::Result<Vec<Result<Appended, AppendRejected>>> {
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(batch.len());
+        let mut deltas: HashMap<RoomId, RoomDelta> = HashMap::new();
+        for m in batch {
+            let last = match deltas.get(&m.room_id) {
+                Some(d) => Some(d.last_seq),
+                None => match self.last_seq.get(&m.room_id) {
+                    Some(s) => Some(*s),
+                    None => tx
+                        .prepare_cached("SELECT last_seq FROM rooms WHERE id = ?1")?
+                        .query_row([m.room_id], |r| r.get(0))
+                        .optional()?,
+                },
+            };
+            let Some(last) = last else {
+                out.push(Err(AppendRejected::RoomNotFound));
+                continue;
+            };
+            let seq = last + 1;
+            let mut member_change = 0;
+            match m.kind {
+                MessageKind::Text | MessageKind::System => {
+                    let member = tx
+                        .prepare_cached(
+                            "SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2",
+                        )?
+                        .exists(params![m.room_id, m.sender.id])?;
+                    if !member {
+                        out.push(Err(AppendRejected::NotMember));
+                        continue;
+                    }
+                    if let Some(cid) = &m.client_id {
+                        let earlier: Option<Message> = tx
+                            .prepare_cached(&format!(
+                                "SELECT {MESSAGE_COLS} FROM messages \
+                                 WHERE room_id = ?1 AND sender_id = ?2 AND client_id = ?3"
+                            ))?
+                            .query_row(params![m.room_id, m.sender.id, cid], message_row)
+                            .optional()?;
+                        if let Some(earlier) = earlier {
+                            out.push(Ok(Appended::Duplicate(earlier)));
+                            continue;
+                        }
+                    }
+                }
+                MessageKind::Join => {
+                    let n = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO members (room_id, user_id, joined_at, read_seq) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![m.room_id, m.sender.id, m.sent_at, seq])?;
+                    if n == 0 {
+                        out.push(Ok(Appended::Unchanged));
+                        continue;
+                    }
+                    member_change = 1;
+                }
+                MessageKind::Leave => {
+                    let n = tx
+                        .prepare_cached("DELETE FROM members WHERE room_id = ?1 AND user_id = ?2")?
+                        .execute(params![m.room_id, m.sender.id])?;
+                    if n == 0 {
+                        out.push(Ok(Appended::Unchanged));
+                        continue;
+                    }
+                    member_change = -1;
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                m.room_id,
+                seq,
+                m.kind.as_str(),
+                m.sender.id,
+                m.sender.name,
+                m.text,
+                m.client_id,
+                m.sent_at
+            ])?;
+            let id = tx.last_insert_rowid();
+            let d = deltas.entry(m.room_id).or_insert(RoomDelta {
+                last_seq: seq,
+                last_at: m.sent_at,
+                members: 0,
+            });
+            d.last_seq = seq;
+            d.last_at = m.sent_at;
+            d.members += member_change;
+            out.push(Ok(Appended::New(Message {
+                id,
+                room_id: m.room_id,
+                seq,
+                kind: m.kind,
+                sender: m.sender,
+                text: m.text,
+                client_id: m.client_id,
+                sent_at: m.sent_at,
+            })));
+        }
+        for (room, d) in &deltas {
+            tx.prepare_cached(
+                "UPDATE rooms SET last_seq = ?2, last_message_at = ?3, member_count = member_count + ?4 \
+                 WHERE id = ?1",
+            )?
+            .execute(params![room, d.last_seq, d.last_at, d.members])?;
+        }
+        let committed = tx.commit();
+        match committed {
+            Ok(()) => {
+                for (room, d) in deltas {
+                    self.last_seq.insert(room, d.last_seq);
+                }
+                Ok(out)
+            }
+            Err(e) => {
+                self.last_seq.clear();
+                Err(e)
+            }
+        }
+    }
+}
