@@ -101,42 +101,41 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
-        let shutdown = state.shutdown.clone();
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                stop.await;
-                tracing::info!("shutting down");
-                shutdown.cancel();
-            }
-        });
+        // Three steps, in order: stop accepting; commit every accepted message (so
+        // its RECEIPT is queued); then close the connections, which flush first.
+        let stop_accepting = CancellationToken::new();
         if let Some(l) = self.stomp_listener {
             tokio::spawn(crate::realtime::tcp::serve(
                 l,
                 state.clone(),
-                shutdown.clone(),
+                stop_accepting.clone(),
             ));
         }
         let app =
             crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let server = tokio::spawn(async move { serve.await });
-        shutdown.cancelled().await;
-        // In-flight HTTP requests get a moment; sockets close on `shutdown` by themselves.
-        match tokio::time::timeout(Duration::from_secs(4), server).await {
+        stop.await;
+        tracing::info!("shutting down");
+        stop_accepting.cancel();
+        match tokio::time::timeout(Duration::from_secs(3), server).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error"),
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
-            Err(_) => tracing::warn!("HTTP connections still open at shutdown"),
+            Err(_) => tracing::warn!("HTTP requests still running at shutdown"),
         }
-        // Every message accepted so far is committed before we return.
         self.pipeline_stop.cancel();
         if tokio::time::timeout(Duration::from_secs(5), self.pipeline_task)
             .await
             .is_err()
         {
             anyhow::bail!("message pipeline did not drain within 5 s");
+        }
+        state.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while state.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tracing::info!("stopped");
         Ok(())

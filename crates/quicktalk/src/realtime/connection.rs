@@ -68,7 +68,10 @@ async fn serve<R: WireRead, W: WireWrite>(
             }
             _ = outlet.closing().cancelled() => break,
             _ = state.shutdown.cancelled() => {
-                outlet.kill("server is shutting down");
+                // Queued RECEIPTs and messages go out first, then the ERROR.
+                if outlet.push(Outbound::Frame(error_frame("server is shutting down", None))) {
+                    outlet.push(Outbound::Close);
+                }
                 break;
             }
         };
@@ -122,7 +125,7 @@ async fn serve<R: WireRead, W: WireWrite>(
         }
     }
     session.close();
-    if tokio::time::timeout(Duration::from_secs(5), writer)
+    if tokio::time::timeout(Duration::from_secs(12), writer)
         .await
         .is_err()
     {

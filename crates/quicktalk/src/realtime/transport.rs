@@ -35,22 +35,19 @@ pub struct WsWrite(pub SplitSink<WebSocket, Message>);
 
 impl WireRead for WsRead {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
-        loop {
-            match self.0.next().await {
-                None => return Ok(false),
-                Some(Err(e)) => return Err(ws_err(e)),
-                Some(Ok(Message::Text(t))) => {
-                    buf.extend_from_slice(t.as_bytes());
-                    return Ok(true);
-                }
-                Some(Ok(Message::Binary(b))) => {
-                    buf.extend_from_slice(&b);
-                    return Ok(true);
-                }
-                // Pings are answered by the WebSocket layer; they still prove liveness.
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(true),
-                Some(Ok(Message::Close(_))) => return Ok(false),
+        match self.0.next().await {
+            None | Some(Ok(Message::Close(_))) => Ok(false),
+            Some(Err(e)) => Err(ws_err(e)),
+            Some(Ok(Message::Text(t))) => {
+                buf.extend_from_slice(t.as_bytes());
+                Ok(true)
             }
+            Some(Ok(Message::Binary(b))) => {
+                buf.extend_from_slice(&b);
+                Ok(true)
+            }
+            // Pings are answered by the WebSocket layer; they still prove liveness.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(true),
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::metrics::Metrics;
 
 /// Most queued items written before one flush.
 const WRITE_BATCH: usize = 64;
+/// How long a closing connection may take to write its ERROR and close.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
 
 /// What the session negotiates and the writer needs: version and heart-beat.
 #[derive(Default)]
@@ -81,7 +83,7 @@ pub async fn run<W: WireWrite>(
     let mut buf = BytesMut::with_capacity(1024);
     let mut last_write = Instant::now();
     let mut error = false;
-    'outer: loop {
+    loop {
         let heartbeat_at = state
             .send_every()
             .map(|every| last_write + every)
@@ -91,44 +93,35 @@ pub async fn run<W: WireWrite>(
             _ = outlet.closing().cancelled() => {
                 if let Some(reason) = outlet.take_reason() {
                     error = true;
+                    buf.clear();
                     error_frame(&reason, None).encode(state.version(), &mut buf);
-                    let _ = wire.frame(buf.split().freeze()).await;
-                    let _ = wire.flush().await;
+                    let bytes = buf.split().freeze();
+                    let _ = tokio::time::timeout(GIVE_UP_AFTER, async {
+                        let _ = wire.frame(bytes).await;
+                        let _ = wire.flush().await;
+                    })
+                    .await;
                 }
                 break;
             }
             item = rx.recv() => {
-                let Some(mut item) = item else { break };
-                let mut n = 0;
-                loop {
-                    if matches!(item, Outbound::Close) {
-                        let _ = wire.flush().await;
-                        break 'outer;
+                let Some(item) = item else { break };
+                // A peer that stops reading blocks the write; a kill must still win.
+                let wrote = tokio::select! {
+                    r = write_batch(&mut wire, item, &mut rx, &state, &metrics, &mut buf, &mut error) => r,
+                    _ = outlet.closing().cancelled() => continue,
+                };
+                match wrote {
+                    Batch::Written => {
+                        last_write = Instant::now();
+                        outlet.notify_drained();
                     }
-                    if let Outbound::Frame(f) = &item {
-                        error |= f.command == Command::Error;
-                    }
-                    encode(&item, state.version(), &mut buf);
-                    if wire.frame(buf.split().freeze()).await.is_err() {
+                    Batch::Close => break,
+                    Batch::Failed => {
                         outlet.close();
-                        break 'outer;
-                    }
-                    metrics.frames_out.inc();
-                    n += 1;
-                    if n >= WRITE_BATCH {
                         break;
                     }
-                    match rx.try_recv() {
-                        Ok(next) => item = next,
-                        Err(_) => break,
-                    }
                 }
-                if wire.flush().await.is_err() {
-                    outlet.close();
-                    break;
-                }
-                last_write = Instant::now();
-                outlet.notify_drained();
             }
             _ = tokio::time::sleep_until(heartbeat_at) => {
                 if wire.heartbeat().await.is_err() || wire.flush().await.is_err() {
@@ -139,6 +132,52 @@ pub async fn run<W: WireWrite>(
             }
         }
     }
-    wire.close(error).await;
+    let _ = tokio::time::timeout(GIVE_UP_AFTER, wire.close(error)).await;
     outlet.close();
+}
+
+enum Batch {
+    Written,
+    Close,
+    Failed,
+}
+
+/// Writes `first` and whatever else is queued (up to [`WRITE_BATCH`]), then flushes.
+async fn write_batch<W: WireWrite>(
+    wire: &mut W,
+    first: Outbound,
+    rx: &mut mpsc::Receiver<Outbound>,
+    state: &WireState,
+    metrics: &Metrics,
+    buf: &mut BytesMut,
+    error: &mut bool,
+) -> Batch {
+    let mut item = first;
+    let mut n = 0;
+    loop {
+        if matches!(item, Outbound::Close) {
+            let _ = wire.flush().await;
+            return Batch::Close;
+        }
+        if let Outbound::Frame(f) = &item {
+            *error |= f.command == Command::Error;
+        }
+        encode(&item, state.version(), buf);
+        if wire.frame(buf.split().freeze()).await.is_err() {
+            return Batch::Failed;
+        }
+        metrics.frames_out.inc();
+        n += 1;
+        if n >= WRITE_BATCH {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(next) => item = next,
+            Err(_) => break,
+        }
+    }
+    if wire.flush().await.is_err() {
+        return Batch::Failed;
+    }
+    Batch::Written
 }

@@ -134,7 +134,18 @@ async fn replay(
     receipt: Option<String>,
 ) {
     let destination: Arc<str> = room_destination(room).into();
-    let mut after = since;
+    // A client cannot have seen more than the room holds: clamp, so that live
+    // messages above the real end are not mistaken for ones already delivered.
+    let last_seq = match state.rooms.store().room(room).await {
+        Ok(Some(r)) => r.last_seq,
+        Ok(None) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, room, "history replay failed");
+            replier.outlet.kill("server error during history replay");
+            return;
+        }
+    };
+    let mut after = since.min(last_seq);
     loop {
         let q = HistoryQuery {
             before_seq: None,

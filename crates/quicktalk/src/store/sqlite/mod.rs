@@ -337,7 +337,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT u.id, u.display_name FROM members m JOIN users u ON u.id = m.user_id \
-                 WHERE m.room_id = ?1 ORDER BY m.joined_at, u.id",
+                 WHERE m.room_id = ?1 ORDER BY m.join_seq",
             )?
             .query_map([room], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()

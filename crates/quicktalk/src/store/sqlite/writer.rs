@@ -80,8 +80,8 @@ impl Writer {
                 MessageKind::Join => {
                     let n = tx
                         .prepare_cached(
-                            "INSERT OR IGNORE INTO members (room_id, user_id, joined_at, read_seq) \
-                             VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT OR IGNORE INTO members (room_id, user_id, joined_at, join_seq, read_seq) \
+                             VALUES (?1, ?2, ?3, ?4, ?4)",
                         )?
                         .execute(params![m.room_id, m.sender.id, m.sent_at, seq])?;
                     if n == 0 {

@@ -25,6 +25,8 @@ CREATE TABLE members (
     room_id   INTEGER NOT NULL REFERENCES rooms(id),
     user_id   INTEGER NOT NULL REFERENCES users(id),
     joined_at INTEGER NOT NULL,
+    -- seq of the join message: orders members by when they joined
+    join_seq  INTEGER NOT NULL,
     read_seq  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (room_id, user_id)
 ) WITHOUT ROWID;

@@ -1,0 +1,368 @@
+//! Backend-independent checks of the `Store` trait.
+
+use std::sync::Arc;
+
+use quicktalk::model::{
+    AppendRejected, Appended, HistoryQuery, MessageKind, NewMessage, RoomKind, UserRef, Visibility,
+};
+use quicktalk::store::{NewRoom, NewUser, Store, StoreError};
+
+type S = Arc<dyn Store>;
+
+async fn user(s: &S, name: &str) -> UserRef {
+    let u = s
+        .create_user(NewUser {
+            username: Some(name.into()),
+            password_hash: Some("hash".into()),
+            display_name: format!("{name}!"),
+            guest: false,
+        })
+        .await
+        .unwrap();
+    UserRef {
+        id: u.id,
+        name: u.display_name,
+    }
+}
+
+async fn room(s: &S, by: &UserRef, vis: Visibility) -> i64 {
+    s.create_room(NewRoom {
+        name: "room".into(),
+        visibility: vis,
+        kind: RoomKind::Group,
+        created_by: by.id,
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+fn msg(
+    room: i64,
+    who: &UserRef,
+    kind: MessageKind,
+    text: &str,
+    client_id: Option<&str>,
+) -> NewMessage {
+    NewMessage {
+        room_id: room,
+        kind,
+        sender: who.clone(),
+        text: text.into(),
+        client_id: client_id.map(Into::into),
+        sent_at: 1_700_000_000_000,
+    }
+}
+
+fn text(room: i64, who: &UserRef, t: &str) -> NewMessage {
+    msg(room, who, MessageKind::Text, t, None)
+}
+
+async fn join(s: &S, room: i64, who: &UserRef) -> i64 {
+    match s
+        .append(vec![msg(room, who, MessageKind::Join, "", None)])
+        .await
+        .unwrap()
+        .remove(0)
+    {
+        Ok(Appended::New(m)) => m.seq,
+        other => panic!("join: {other:?}"),
+    }
+}
+
+fn seq_of(r: &Result<Appended, AppendRejected>) -> i64 {
+    match r {
+        Ok(Appended::New(m)) | Ok(Appended::Duplicate(m)) => m.seq,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+pub async fn users_are_unique_case_insensitively(s: S) {
+    let a = user(&s, "Alice").await;
+    let err = s
+        .create_user(NewUser {
+            username: Some("aLICE".into()),
+            password_hash: Some("x".into()),
+            display_name: "x".into(),
+            guest: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UsernameTaken));
+    let (found, hash) = s.credentials("ALICE").await.unwrap().unwrap();
+    assert_eq!(found.id, a.id);
+    assert_eq!(found.username.as_deref(), Some("Alice"));
+    assert_eq!(hash, "hash");
+    assert!(s.credentials("bob").await.unwrap().is_none());
+    assert_eq!(s.user(a.id).await.unwrap().unwrap().display_name, "Alice!");
+    assert!(s.user(a.id + 1000).await.unwrap().is_none());
+}
+
+pub async fn guests_have_no_username(s: S) {
+    for _ in 0..3 {
+        let g = s
+            .create_user(NewUser {
+                username: None,
+                password_hash: None,
+                display_name: "손님".into(),
+                guest: true,
+            })
+            .await
+            .unwrap();
+        assert!(g.guest);
+        assert_eq!(g.username, None);
+        assert_eq!(s.user(g.id).await.unwrap().unwrap(), g);
+    }
+}
+
+pub async fn rooms_start_empty(s: S) {
+    let a = user(&s, "alice").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    let r = s.room(id).await.unwrap().unwrap();
+    assert_eq!((r.last_seq, r.member_count), (0, 0));
+    assert_eq!(r.kind, RoomKind::Group);
+    assert_eq!(r.visibility, Visibility::Public);
+    assert!(s.room(id + 100).await.unwrap().is_none());
+    assert!(!s.is_member(id, a.id).await.unwrap());
+}
+
+pub async fn join_and_leave_change_membership(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    assert_eq!(join(&s, id, &a).await, 1);
+    assert_eq!(join(&s, id, &b).await, 2);
+    let again = s
+        .append(vec![msg(id, &b, MessageKind::Join, "", None)])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![Ok(Appended::Unchanged)]);
+    assert!(s.is_member(id, b.id).await.unwrap());
+    assert_eq!(s.room(id).await.unwrap().unwrap().member_count, 2);
+    let left = s
+        .append(vec![msg(id, &b, MessageKind::Leave, "", None)])
+        .await
+        .unwrap();
+    assert_eq!(seq_of(&left[0]), 3);
+    let again = s
+        .append(vec![msg(id, &b, MessageKind::Leave, "", None)])
+        .await
+        .unwrap();
+    assert_eq!(again, vec![Ok(Appended::Unchanged)]);
+    assert!(!s.is_member(id, b.id).await.unwrap());
+    let r = s.room(id).await.unwrap().unwrap();
+    assert_eq!((r.member_count, r.last_seq), (1, 3));
+    assert!(r.last_message_at.is_some());
+}
+
+pub async fn text_needs_membership_and_a_room(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    join(&s, id, &a).await;
+    let out = s
+        .append(vec![
+            text(id, &b, "no"),
+            text(id + 99, &a, "no"),
+            text(id, &a, "yes"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0], Err(AppendRejected::NotMember));
+    assert_eq!(out[1], Err(AppendRejected::RoomNotFound));
+    assert_eq!(seq_of(&out[2]), 2, "rejected items use no seq");
+}
+
+pub async fn seq_is_gapless_per_room_within_and_across_batches(s: S) {
+    let a = user(&s, "alice").await;
+    let r1 = room(&s, &a, Visibility::Public).await;
+    let r2 = room(&s, &a, Visibility::Private).await;
+    join(&s, r1, &a).await;
+    join(&s, r2, &a).await;
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        batch.push(text(if i % 3 == 0 { r2 } else { r1 }, &a, &format!("{i}")));
+    }
+    let out = s.append(batch).await.unwrap();
+    let r1_seqs: Vec<i64> = out
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, r)| seq_of(r))
+        .collect();
+    let r2_seqs: Vec<i64> = out
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0)
+        .map(|(_, r)| seq_of(r))
+        .collect();
+    assert_eq!(r1_seqs, (2..2 + r1_seqs.len() as i64).collect::<Vec<_>>());
+    assert_eq!(r2_seqs, (2..2 + r2_seqs.len() as i64).collect::<Vec<_>>());
+    let next = s.append(vec![text(r1, &a, "next")]).await.unwrap();
+    assert_eq!(seq_of(&next[0]), 2 + r1_seqs.len() as i64);
+    assert_eq!(
+        s.room(r1).await.unwrap().unwrap().last_seq,
+        seq_of(&next[0])
+    );
+    // Concurrent appenders still produce one gapless sequence.
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let s = s.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                s.append(vec![text(r2, &a, &format!("{t}-{i}"))])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (all, more) = s
+        .messages(
+            r2,
+            HistoryQuery {
+                before_seq: None,
+                after_seq: Some(0),
+                limit: 200,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!more);
+    let seqs: Vec<i64> = all.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=all.len() as i64).collect::<Vec<_>>());
+    assert_eq!(all.len(), 1 + r2_seqs.len() + 100);
+}
+
+pub async fn client_id_deduplicates_per_sender_and_room(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    join(&s, id, &a).await;
+    join(&s, id, &b).await;
+    let out = s
+        .append(vec![
+            msg(id, &a, MessageKind::Text, "first", Some("k")),
+            msg(id, &a, MessageKind::Text, "second", Some("k")),
+            msg(id, &b, MessageKind::Text, "bob", Some("k")),
+        ])
+        .await
+        .unwrap();
+    let Ok(Appended::New(first)) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(out[1], Ok(Appended::Duplicate(first.clone())));
+    assert_eq!(seq_of(&out[2]), first.seq + 1);
+    let later = s
+        .append(vec![msg(id, &a, MessageKind::Text, "third", Some("k"))])
+        .await
+        .unwrap();
+    assert_eq!(later[0], Ok(Appended::Duplicate(first.clone())));
+    assert_eq!(s.room(id).await.unwrap().unwrap().last_seq, first.seq + 1);
+}
+
+pub async fn history_pages(s: S) {
+    let a = user(&s, "alice").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    join(&s, id, &a).await;
+    let batch: Vec<_> = (0..29).map(|i| text(id, &a, &format!("m{i}"))).collect();
+    s.append(batch).await.unwrap();
+    let q = |before, after, limit| HistoryQuery {
+        before_seq: before,
+        after_seq: after,
+        limit,
+    };
+    let seqs = |v: &[quicktalk::model::Message]| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let (p, more) = s.messages(id, q(None, None, 10)).await.unwrap();
+    assert_eq!(seqs(&p), (21..=30).collect::<Vec<_>>());
+    assert!(more);
+    let (p, more) = s.messages(id, q(Some(5), None, 10)).await.unwrap();
+    assert_eq!(seqs(&p), [1, 2, 3, 4]);
+    assert!(!more);
+    let (p, more) = s.messages(id, q(None, Some(25), 10)).await.unwrap();
+    assert_eq!(seqs(&p), [26, 27, 28, 29, 30]);
+    assert!(!more);
+    let (p, more) = s.messages(id, q(Some(20), Some(10), 5)).await.unwrap();
+    assert_eq!(seqs(&p), [11, 12, 13, 14, 15]);
+    assert!(more);
+    assert_eq!(p[0].text, "m9");
+    assert_eq!(p[0].kind, MessageKind::Text);
+    assert_eq!(p[0].sender, a);
+    let (p, more) = s.messages(id + 7, q(None, None, 10)).await.unwrap();
+    assert!(p.is_empty() && !more);
+}
+
+pub async fn listing_shows_public_and_own_rooms_with_unread(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let public = room(&s, &a, Visibility::Public).await;
+    let mine = room(&s, &b, Visibility::Private).await;
+    let theirs = room(&s, &a, Visibility::Private).await;
+    join(&s, public, &a).await;
+    join(&s, mine, &b).await;
+    join(&s, theirs, &a).await;
+    join(&s, public, &b).await;
+    s.append(vec![
+        text(public, &a, "1"),
+        text(public, &a, "2"),
+        text(public, &b, "mine"),
+    ])
+    .await
+    .unwrap();
+    let listed = s.rooms_for(b.id, 100).await.unwrap();
+    let ids: Vec<i64> = listed.iter().map(|r| r.room.id).collect();
+    assert!(ids.contains(&public) && ids.contains(&mine) && !ids.contains(&theirs));
+    let unread = listed.iter().find(|r| r.room.id == public).unwrap().unread;
+    assert_eq!(unread, Some(2), "others' texts after bob's join");
+    let c = user(&s, "carol").await;
+    let listed = s.rooms_for(c.id, 100).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].unread, None);
+    // Most recently active first.
+    s.append(vec![text(mine, &b, "latest")]).await.unwrap();
+    let listed = s.rooms_for(b.id, 100).await.unwrap();
+    assert_eq!(listed[0].room.id, mine);
+}
+
+pub async fn read_cursor_is_clamped_and_monotonic(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    join(&s, id, &a).await;
+    join(&s, id, &b).await;
+    let batch: Vec<_> = (0..5).map(|i| text(id, &a, &format!("{i}"))).collect();
+    s.append(batch).await.unwrap();
+    assert_eq!(s.unread(id, b.id).await.unwrap(), Some(5));
+    assert_eq!(s.mark_read(id, b.id, 4).await.unwrap(), Some(3));
+    assert_eq!(
+        s.mark_read(id, b.id, 2).await.unwrap(),
+        Some(3),
+        "never backwards"
+    );
+    assert_eq!(s.mark_read(id, b.id, 999).await.unwrap(), Some(0));
+    s.append(vec![text(id, &a, "new")]).await.unwrap();
+    assert_eq!(
+        s.unread(id, b.id).await.unwrap(),
+        Some(1),
+        "clamped to last_seq at the time"
+    );
+    let c = user(&s, "carol").await;
+    assert_eq!(s.mark_read(id, c.id, 3).await.unwrap(), None);
+    assert_eq!(s.unread(id, c.id).await.unwrap(), None);
+}
+
+pub async fn members_in_join_order(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let c = user(&s, "carol").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    for u in [&b, &a, &c] {
+        join(&s, id, u).await;
+    }
+    let m = s.members(id).await.unwrap();
+    let names: Vec<_> = m.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["bob!", "alice!", "carol!"]);
+}
