@@ -26,8 +26,11 @@ async fn main() -> anyhow::Result<()> {
             let (mut sent, mut acked) = (0usize, 0usize);
             while acked < per {
                 while sent < per && sent - acked < window {
-                    let body = serde_json::json!({"text": format!("c{c} m{sent} {}", "x".repeat(60))});
-                    client.send_json(&dest, &body, Some(&sent.to_string())).await?;
+                    let body =
+                        serde_json::json!({"text": format!("c{c} m{sent} {}", "x".repeat(60))});
+                    client
+                        .send_json(&dest, &body, Some(&sent.to_string()))
+                        .await?;
                     sent += 1;
                 }
                 match client.recv().await? {
@@ -45,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
         total += t.await??;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{total} receipts in {secs:.2} s = {:.0} messages/s stored", total as f64 / secs);
+    println!(
+        "{total} receipts in {secs:.2} s = {:.0} messages/s stored",
+        total as f64 / secs
+    );
     Ok(())
 }
