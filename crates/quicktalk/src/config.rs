@@ -30,6 +30,12 @@ pub struct Config {
     pub presence_interval_ms: u64,
     pub max_batch: usize,
     pub log: String,
+    /// Random matching: how long interests/language are honoured.
+    pub match_window_ms: u64,
+    /// Random matching: how long a dropped user's match is kept.
+    pub match_grace_ms: u64,
+    /// Random matching: least time between two `match.next` of one user.
+    pub match_next_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -49,6 +55,9 @@ impl Default for Config {
             presence_interval_ms: 250,
             max_batch: 4096,
             log: "info".into(),
+            match_window_ms: 3_000,
+            match_grace_ms: 10_000,
+            match_next_interval_ms: 1_000,
         }
     }
 }
@@ -138,6 +147,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `quicktalk=debug`.
     #[arg(long, env = "QUICKTALK_LOG")]
     pub log: Option<String>,
+    /// Random matching: ms during which interests/language are preferred.
+    #[arg(long, env = "QUICKTALK_MATCH_WINDOW_MS")]
+    pub match_window_ms: Option<u64>,
+    /// Random matching: ms a dropped user's match is kept for them.
+    #[arg(long, env = "QUICKTALK_MATCH_GRACE_MS")]
+    pub match_grace_ms: Option<u64>,
+    /// Random matching: least ms between two `match.next` of one user.
+    #[arg(long, env = "QUICKTALK_MATCH_NEXT_INTERVAL_MS")]
+    pub match_next_interval_ms: Option<u64>,
 }
 
 fn parse_sync(s: &str) -> Result<Synchronous, String> {
@@ -167,6 +185,9 @@ impl ServeArgs {
             presence_interval_ms: other.presence_interval_ms.or(self.presence_interval_ms),
             max_batch: other.max_batch.or(self.max_batch),
             log: other.log.or(self.log),
+            match_window_ms: other.match_window_ms.or(self.match_window_ms),
+            match_grace_ms: other.match_grace_ms.or(self.match_grace_ms),
+            match_next_interval_ms: other.match_next_interval_ms.or(self.match_next_interval_ms),
         }
     }
 
@@ -186,7 +207,10 @@ impl ServeArgs {
             sqlite_synchronous,
             presence_interval_ms,
             max_batch,
-            log
+            log,
+            match_window_ms,
+            match_grace_ms,
+            match_next_interval_ms
         );
         if self.database_url.is_some() {
             c.database_url = self.database_url;

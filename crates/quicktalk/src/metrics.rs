@@ -19,6 +19,9 @@ pub struct Metrics {
     pub fanout_events: IntCounter,
     pub protocol_errors: IntCounterVec,
     pub http_requests: IntCounterVec,
+    pub match_queue_length: IntGauge,
+    pub match_wait_seconds: Histogram,
+    pub matches: IntCounter,
 }
 
 impl Metrics {
@@ -92,6 +95,20 @@ impl Metrics {
                 )
                 .expect("metric"),
             ),
+            match_queue_length: reg(
+                &registry,
+                IntGauge::new("match_queue_length", "Users waiting for a random match")
+                    .expect("metric"),
+            ),
+            match_wait_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new("match_wait_seconds", "Time from queueing to a match")
+                        .buckets(prometheus::exponential_buckets(0.005, 2.0, 14).expect("buckets")),
+                )
+                .expect("metric"),
+            ),
+            matches: reg(&registry, counter("matches_total", "Random matches made")),
             registry,
         }
     }

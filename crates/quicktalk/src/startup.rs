@@ -16,6 +16,7 @@ use crate::bus::local::LocalBus;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
+use crate::domain::matching::{LocalMatchEngine, MatchService, MatcherConfig};
 use crate::domain::pipeline::LocalPipeline;
 use crate::domain::rooms::Rooms;
 use crate::domain::tokens::TokenKeys;
@@ -55,6 +56,23 @@ impl Application {
             pipeline_stop.clone(),
         );
         let accounts = Accounts::new(store.clone(), tokens);
+        let engine = LocalMatchEngine::new(
+            MatcherConfig {
+                window: config.match_window_ms,
+                grace: config.match_grace_ms,
+                ..MatcherConfig::default()
+            },
+            store.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("loading matching state: {e:#}"))?;
+        let matching = Arc::new(MatchService::new(
+            Arc::new(engine),
+            bus.clone(),
+            store.clone(),
+            metrics.clone(),
+            Duration::from_millis(config.match_next_interval_ms),
+        ));
         let rooms = Rooms::new(store, pipeline, bus, hub.clone());
         let listener = TcpListener::bind(config.listen)
             .await
@@ -70,8 +88,10 @@ impl Application {
         let shutdown = CancellationToken::new();
         let presence_every = Duration::from_millis(config.presence_interval_ms.max(10));
         hub.spawn_presence_flusher(presence_every, shutdown.clone());
+        let tick = (config.match_window_ms.min(config.match_grace_ms) / 4).clamp(10, 250);
+        matching.spawn_ticker(Duration::from_millis(tick), shutdown.clone());
         let state = Arc::new(AppState::new(
-            config, accounts, rooms, hub, metrics, shutdown,
+            config, accounts, rooms, matching, hub, metrics, shutdown,
         ));
         Ok(Application {
             listener,

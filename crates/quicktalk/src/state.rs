@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
+use crate::domain::matching::MatchService;
 use crate::domain::rooms::Rooms;
 use crate::fanout::Hub;
 use crate::metrics::Metrics;
@@ -15,6 +16,7 @@ pub struct AppState {
     pub config: Config,
     pub accounts: Accounts,
     pub rooms: Rooms,
+    pub matching: Arc<MatchService>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     /// Cancelled when the server starts shutting down: connections close.
@@ -27,6 +29,7 @@ impl AppState {
         config: Config,
         accounts: Accounts,
         rooms: Rooms,
+        matching: Arc<MatchService>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
@@ -35,6 +38,7 @@ impl AppState {
             config,
             accounts,
             rooms,
+            matching,
             hub,
             metrics,
             shutdown,

@@ -3,6 +3,7 @@
 //! [`crate::error::AppError`] to their wire.
 
 pub mod accounts;
+pub mod matching;
 pub mod pipeline;
 pub mod rooms;
 pub mod tokens;

@@ -63,17 +63,20 @@ impl Rooms {
         visibility: Visibility,
     ) -> AppResult<RoomView> {
         let name = validate::name(name, "invalid_room_name", "room name")?;
-        let room = self
+        // The room and the creator's join (message 1) are one transaction.
+        let (room, _) = self
             .store
-            .create_room(NewRoom {
-                name,
-                visibility,
-                kind: RoomKind::Group,
-                created_by: user.id,
-            })
+            .create_room_with(
+                NewRoom {
+                    name,
+                    visibility,
+                    kind: RoomKind::Group,
+                    created_by: user.id,
+                },
+                vec![user.as_ref()],
+            )
             .await?;
-        self.membership(user, room.id, MessageKind::Join).await?;
-        self.get(user, room.id).await
+        Ok(RoomView::new(&room, Some(0)))
     }
 
     pub async fn list(&self, user: &User) -> AppResult<Vec<RoomView>> {

@@ -5,6 +5,7 @@
 mod accounts;
 mod auth;
 mod error;
+mod matching;
 mod ops;
 mod rooms;
 
@@ -35,6 +36,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(rooms::messages).post(rooms::post_message),
         )
         .route("/rooms/{id}/read", post(rooms::read))
+        .route("/match", get(matching::get))
+        .route("/match/connect", post(matching::connect))
+        .route("/match/next", post(matching::next))
+        .route("/match/disconnect", post(matching::disconnect))
+        .route("/match/report", post(matching::report))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     Router::new()

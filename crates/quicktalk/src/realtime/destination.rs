@@ -13,6 +13,14 @@ pub enum SubscribeTo {
 pub enum SendTo {
     Room(RoomId),
     Typing(RoomId),
+    Match(MatchOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    Connect,
+    Next,
+    Disconnect,
 }
 
 fn room_id(s: &str) -> Option<RoomId> {
@@ -34,6 +42,12 @@ pub fn subscribe(dest: &str) -> Option<SubscribeTo> {
 }
 
 pub fn send(dest: &str) -> Option<SendTo> {
+    match dest {
+        "/app/match.connect" => return Some(SendTo::Match(MatchOp::Connect)),
+        "/app/match.next" => return Some(SendTo::Match(MatchOp::Next)),
+        "/app/match.disconnect" => return Some(SendTo::Match(MatchOp::Disconnect)),
+        _ => {}
+    }
     let rest = dest.strip_prefix("/app/rooms.")?;
     match rest.strip_suffix(".typing") {
         Some(id) => room_id(id).map(SendTo::Typing),
@@ -59,5 +73,6 @@ mod tests {
         assert_eq!(send("/app/rooms.5.typing"), Some(SendTo::Typing(5)));
         assert_eq!(send("/app/rooms.x.typing"), None);
         assert_eq!(send("/app/other"), None);
+        assert_eq!(send("/app/match.next"), Some(SendTo::Match(MatchOp::Next)));
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::model::{
     AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind, User,
-    UserId, Visibility,
+    UserId, UserRef, Visibility,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,15 @@ pub struct NewRoom {
     pub created_by: UserId,
 }
 
+/// A report of one user by another, from a room they shared.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub room_id: RoomId,
+    pub reporter: UserId,
+    pub reported: UserId,
+    pub reason: String,
+}
+
 /// A room together with the caller's membership, for listings.
 #[derive(Debug, Clone)]
 pub struct RoomWithUnread {
@@ -60,6 +69,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates a room with no members (membership comes with the `join` message).
     async fn create_room(&self, room: NewRoom) -> StoreResult<Room>;
+    /// Creates a room with `members` already joined, in one transaction: each gets
+    /// a `join` message (seq 1, 2, …), returned in order.
+    async fn create_room_with(
+        &self,
+        room: NewRoom,
+        members: Vec<UserRef>,
+    ) -> StoreResult<(Room, Vec<Message>)>;
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
     /// Public group rooms and the rooms `user` is a member of, most recently active first.
     async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>>;
@@ -82,6 +98,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         batch: Vec<NewMessage>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>>;
+    /// Stores a report; the two users are never matched again.
+    async fn add_report(&self, report: NewReport) -> StoreResult<()>;
+    /// Every (reporter, reported) pair ever reported.
+    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>>;
+
     /// A page of history ascending by `seq`, and whether more exist beyond it
     /// (older ones for a "newest"/`before_seq` page, newer ones for an `after_seq` page).
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)>;

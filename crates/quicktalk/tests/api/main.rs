@@ -4,6 +4,7 @@
 mod accounts;
 mod backpressure;
 mod helpers;
+mod matching;
 mod messaging;
 mod presence;
 mod protocol;

@@ -53,6 +53,7 @@ impl Session {
                 .with_header("session", self.replier.outlet.id.to_string())
                 .with_header("user-name", user.id.to_string()),
         );
+        self.state.matching.socket_opened(user.id).await;
         self.user = Some(user);
         Ok(Flow::Continue)
     }

@@ -146,6 +146,10 @@ impl Session {
 
     /// Removes every subscription (the connection is closing).
     pub fn close(&mut self) {
+        if let Some(user) = self.user.take() {
+            let matching = self.state.matching.clone();
+            tokio::spawn(async move { matching.socket_closed(user.id).await });
+        }
         for (_, sub) in self.subs.drain() {
             match sub {
                 Sub::Room(s) => self.state.hub.unsubscribe_room(&s),

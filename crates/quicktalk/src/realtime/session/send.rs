@@ -6,10 +6,11 @@ use quicktalk_stomp::Frame;
 use serde::Deserialize;
 
 use super::{required, Flow, Handled, Session};
+use crate::domain::matching::PrefsInput;
 use crate::domain::pipeline::settle;
 use crate::error::AppError;
 use crate::model::{RoomId, User};
-use crate::realtime::destination::{self, SendTo};
+use crate::realtime::destination::{self, MatchOp, SendTo};
 
 /// Typing events from one session to one room are forwarded at most this often.
 const TYPING_EVERY: Duration = Duration::from_millis(1000);
@@ -29,6 +30,7 @@ impl Session {
                 return Ok(self.post(user, room, &dest, frame, receipt).await)
             }
             Some(SendTo::Typing(room)) => self.typing(user, room).await,
+            Some(SendTo::Match(op)) => self.matching(user, op, &frame).await,
             None => Err(AppError::invalid(
                 "unknown_destination",
                 format!("cannot send to {dest}"),
@@ -77,6 +79,33 @@ impl Session {
             Err(e) => self.replier.app_error(&e, dest, receipt.as_deref()),
         }
         Flow::Continue
+    }
+
+    /// `/app/match.*`: the outcome arrives on `/user/queue/events`.
+    async fn matching(&mut self, user: &User, op: MatchOp, frame: &Frame) -> Result<(), AppError> {
+        let m = &self.state.matching;
+        match op {
+            MatchOp::Connect => {
+                let input = if frame.body.iter().all(u8::is_ascii_whitespace) {
+                    PrefsInput::default()
+                } else {
+                    serde_json::from_slice(&frame.body).map_err(|e| {
+                        AppError::invalid(
+                            "invalid_json",
+                            format!("invalid match.connect body: {e}"),
+                        )
+                    })?
+                };
+                m.connect(user, input).await?;
+            }
+            MatchOp::Next => {
+                m.next(user).await?;
+            }
+            MatchOp::Disconnect => {
+                m.disconnect(user).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn typing(&mut self, user: &User, room: RoomId) -> Result<(), AppError> {

@@ -62,6 +62,8 @@ impl Session {
                 let s = hub.subscribe_user(user.id, sub_id, self.replier.outlet.clone());
                 self.subs.insert(id, Sub::Events(s));
                 self.replier.receipt(receipt.as_deref());
+                // A reconnecting user learns where they stand (a kept match resumes).
+                self.state.matching.sync(user.id).await;
                 Ok(Flow::Continue)
             }
             Some(SubscribeTo::UserErrors) => {

@@ -18,14 +18,17 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
-use super::{NewRoom, NewUser, RoomWithUnread, Store, StoreError, StoreResult};
+use super::{NewReport, NewRoom, NewUser, RoomWithUnread, Store, StoreError, StoreResult};
 use crate::model::{
     AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
     RoomKind, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_reports.sql"),
+];
 const MAX_IDLE_READERS: usize = 8;
 
 /// How hard SQLite syncs a commit. `Full` survives power loss; `Normal` survives a
@@ -267,27 +270,17 @@ impl Store for SqliteStore {
     }
 
     async fn create_room(&self, n: NewRoom) -> StoreResult<Room> {
-        self.write(move |w| {
-            let now = crate::model::now_ms();
-            w.conn
-                .prepare_cached(
-                    "INSERT INTO rooms (name, visibility, kind, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![n.name, n.visibility.as_str(), n.kind.as_str(), n.created_by, now])?;
-            let id = w.conn.last_insert_rowid();
-            w.last_seq.insert(id, 0);
-            Ok(Room {
-                id,
-                name: n.name,
-                visibility: n.visibility,
-                kind: n.kind,
-                member_count: 0,
-                last_seq: 0,
-                created_at: now,
-                last_message_at: None,
-            })
-        })
-        .await
+        self.create_room_with(n, Vec::new())
+            .await
+            .map(|(room, _)| room)
+    }
+
+    async fn create_room_with(
+        &self,
+        n: NewRoom,
+        members: Vec<UserRef>,
+    ) -> StoreResult<(Room, Vec<Message>)> {
+        self.write(move |w| w.create_room(n, members)).await
     }
 
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
@@ -382,6 +375,34 @@ impl Store for SqliteStore {
         batch: Vec<NewMessage>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
         self.write(move |w| w.append(batch)).await
+    }
+
+    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+        self.write(move |w| {
+            w.conn
+                .prepare_cached(
+                    "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    r.room_id,
+                    r.reporter,
+                    r.reported,
+                    r.reason,
+                    crate::model::now_ms()
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT DISTINCT reporter_id, reported_id FROM reports")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
     }
 
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {

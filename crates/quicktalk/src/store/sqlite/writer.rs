@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{message_row, MESSAGE_COLS};
-use crate::model::{AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId};
+use crate::model::{
+    now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, UserRef,
+};
+use crate::store::NewRoom;
 
 pub struct Writer {
     pub conn: Connection,
@@ -26,6 +29,63 @@ impl Writer {
             conn,
             last_seq: HashMap::new(),
         }
+    }
+
+    /// Inserts a room and joins `members` to it (join messages 1, 2, …), one transaction.
+    pub fn create_room(
+        &mut self,
+        n: NewRoom,
+        members: Vec<UserRef>,
+    ) -> rusqlite::Result<(Room, Vec<Message>)> {
+        let now = now_ms();
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO rooms (name, visibility, kind, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![n.name, n.visibility.as_str(), n.kind.as_str(), n.created_by, now])?;
+        let id = tx.last_insert_rowid();
+        let mut joins = Vec::with_capacity(members.len());
+        for (i, user) in members.into_iter().enumerate() {
+            let seq = i as i64 + 1;
+            tx.prepare_cached(
+                "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![id, user.id, now, seq])?;
+            tx.prepare_cached(
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
+                 VALUES (?1, ?2, 'join', ?3, ?4, '', NULL, ?5)",
+            )?
+            .execute(params![id, seq, user.id, user.name, now])?;
+            joins.push(Message {
+                id: tx.last_insert_rowid(),
+                room_id: id,
+                seq,
+                kind: MessageKind::Join,
+                sender: user,
+                text: String::new(),
+                client_id: None,
+                sent_at: now,
+            });
+        }
+        let n_members = joins.len() as i64;
+        let last_at = (n_members > 0).then_some(now);
+        tx.prepare_cached(
+            "UPDATE rooms SET last_seq = ?2, member_count = ?2, last_message_at = ?3 WHERE id = ?1",
+        )?
+        .execute(params![id, n_members, last_at])?;
+        tx.commit()?;
+        self.last_seq.insert(id, n_members);
+        let room = Room {
+            id,
+            name: n.name,
+            visibility: n.visibility,
+            kind: n.kind,
+            member_count: n_members,
+            last_seq: n_members,
+            created_at: now,
+            last_message_at: last_at,
+        };
+        Ok((room, joins))
     }
 
     pub fn append(

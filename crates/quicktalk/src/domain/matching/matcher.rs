@@ -1,0 +1,488 @@
+//! The matching core: a pure state machine (no I/O, no clock: time is passed in as
+//! milliseconds), so it can be property-tested with virtual time.
+//!
+//! Rules:
+//! - FIFO by waiting time. A *preferred* partner (overlapping interests, same
+//!   language when both gave one) is taken first; once both sides are *flexible*
+//!   (no preferences, or waited at least `window`), anyone eligible will do.
+//! - Never: the same user twice in the queue, in two matches, with themselves,
+//!   with a blocked user, or with someone they were matched with in the last
+//!   `memory` ms.
+//! - A dropped user keeps the match for `grace` ms; coming back resumes it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::model::{RoomId, UserId, UserRef};
+
+pub type Ms = u64;
+
+/// Matching preferences: lower-cased, de-duplicated, sorted interests and a language.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prefs {
+    pub interests: Vec<String>,
+    pub lang: Option<String>,
+}
+
+impl Prefs {
+    pub fn is_empty(&self) -> bool {
+        self.interests.is_empty() && self.lang.is_none()
+    }
+
+    /// Same language (when both gave one) and overlapping interests (when either
+    /// gave some).
+    pub fn preferred_with(&self, other: &Prefs) -> bool {
+        let lang_ok = match (&self.lang, &other.lang) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        let interests_ok = (self.interests.is_empty() && other.interests.is_empty())
+            || self.interests.iter().any(|i| other.interests.contains(i));
+        lang_ok && interests_ok
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MatcherConfig {
+    /// How long preferences are honoured before anyone will do.
+    pub window: Ms,
+    /// How long a dropped user's match is kept for them.
+    pub grace: Ms,
+    /// How long a past partner is not matched again.
+    pub memory: Ms,
+    /// How many past partners are remembered per user.
+    pub memory_len: usize,
+}
+
+impl Default for MatcherConfig {
+    fn default() -> Self {
+        MatcherConfig {
+            window: 3_000,
+            grace: 10_000,
+            memory: 10 * 60_000,
+            memory_len: 16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    PartnerLeft,
+    PartnerDisconnected,
+    YouLeft,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::PartnerLeft => "partner_left",
+            EndReason::PartnerDisconnected => "partner_disconnected",
+            EndReason::YouLeft => "you_left",
+        }
+    }
+}
+
+/// What happened, for the caller to act on (create rooms, notify users).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `user` is (still) in the queue.
+    Waiting { user: UserId },
+    /// A new pair: the caller creates the room and calls [`Matcher::set_room`].
+    Paired {
+        a: UserRef,
+        b: UserRef,
+        waited_a: Ms,
+        waited_b: Ms,
+    },
+    /// `user`'s match ended.
+    Ended {
+        user: UserId,
+        room: Option<RoomId>,
+        reason: EndReason,
+    },
+    /// Nothing to do: `user` was neither queued nor matched.
+    Idle { user: UserId },
+}
+
+/// A user's state as shown to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Waiting,
+    Matched {
+        partner: UserRef,
+        room: Option<RoomId>,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct AlreadyMatched;
+
+#[derive(Clone, Debug)]
+enum Entry {
+    Waiting {
+        name: String,
+        since: Ms,
+        prefs: Prefs,
+    },
+    Matched {
+        name: String,
+        partner: UserId,
+        room: Option<RoomId>,
+        prefs: Prefs,
+        dropped_at: Option<Ms>,
+    },
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::Waiting { name, .. } | Entry::Matched { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Matcher {
+    cfg: MatcherConfig,
+    entries: HashMap<UserId, Entry>,
+    /// Waiting users, oldest first.
+    queue: VecDeque<UserId>,
+    blocked: HashSet<(UserId, UserId)>,
+    recent: HashMap<UserId, VecDeque<(UserId, Ms)>>,
+}
+
+fn pair_key(a: UserId, b: UserId) -> (UserId, UserId) {
+    (a.min(b), a.max(b))
+}
+
+impl Matcher {
+    pub fn new(cfg: MatcherConfig) -> Self {
+        Matcher {
+            cfg,
+            ..Matcher::default()
+        }
+    }
+
+    pub fn config(&self) -> MatcherConfig {
+        self.cfg
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn state(&self, user: UserId) -> State {
+        match self.entries.get(&user) {
+            None => State::Idle,
+            Some(Entry::Waiting { .. }) => State::Waiting,
+            Some(Entry::Matched { partner, room, .. }) => State::Matched {
+                partner: UserRef {
+                    id: *partner,
+                    name: self.entries[partner].name().to_owned(),
+                },
+                room: *room,
+            },
+        }
+    }
+
+    /// Never match these two again.
+    pub fn block(&mut self, a: UserId, b: UserId) {
+        self.blocked.insert(pair_key(a, b));
+    }
+
+    /// Enters the queue. Already waiting: a no-op (keeps the place, takes the new
+    /// preferences). Matched: an error.
+    pub fn connect(
+        &mut self,
+        user: UserRef,
+        prefs: Prefs,
+        now: Ms,
+    ) -> Result<Vec<Event>, AlreadyMatched> {
+        match self.entries.get_mut(&user.id) {
+            Some(Entry::Matched { .. }) => Err(AlreadyMatched),
+            Some(Entry::Waiting { prefs: p, .. }) => {
+                *p = prefs;
+                let mut out = vec![Event::Waiting { user: user.id }];
+                out.extend(self.try_pair(user.id, now));
+                Ok(out)
+            }
+            None => Ok(self.enqueue(user, prefs, now)),
+        }
+    }
+
+    /// Leaves the current match (if any) and queues again with the same preferences.
+    pub fn next(&mut self, user: &UserRef, now: Ms) -> Vec<Event> {
+        match self.entries.get(&user.id) {
+            Some(Entry::Matched { prefs, .. }) => {
+                let prefs = prefs.clone();
+                let mut out = self.end(user.id, EndReason::YouLeft, EndReason::PartnerLeft, now);
+                out.extend(self.enqueue(user.clone(), prefs, now));
+                out
+            }
+            Some(Entry::Waiting { .. }) => vec![Event::Waiting { user: user.id }],
+            None => vec![Event::Idle { user: user.id }],
+        }
+    }
+
+    /// Leaves the queue and/or the current match.
+    pub fn disconnect(&mut self, user: UserId, now: Ms) -> Vec<Event> {
+        match self.entries.get(&user) {
+            Some(Entry::Matched { .. }) => {
+                self.end(user, EndReason::YouLeft, EndReason::PartnerLeft, now)
+            }
+            Some(Entry::Waiting { .. }) => {
+                self.dequeue(user);
+                vec![Event::Idle { user }]
+            }
+            None => vec![Event::Idle { user }],
+        }
+    }
+
+    /// The user's last socket closed: leave the queue; keep a match for `grace`.
+    pub fn offline(&mut self, user: UserId, now: Ms) {
+        match self.entries.get_mut(&user) {
+            Some(Entry::Waiting { .. }) => self.dequeue(user),
+            Some(Entry::Matched { dropped_at, .. }) => {
+                dropped_at.get_or_insert(now);
+            }
+            None => {}
+        }
+    }
+
+    /// The user is back: a match kept for them resumes. Returns whether it did.
+    pub fn online(&mut self, user: UserId) -> bool {
+        match self.entries.get_mut(&user) {
+            Some(Entry::Matched { dropped_at, .. }) => dropped_at.take().is_some(),
+            _ => false,
+        }
+    }
+
+    pub fn set_room(&mut self, a: UserId, b: UserId, room_id: RoomId) {
+        for (u, p) in [(a, b), (b, a)] {
+            if let Some(Entry::Matched { partner, room, .. }) = self.entries.get_mut(&u) {
+                if *partner == p {
+                    *room = Some(room_id);
+                }
+            }
+        }
+    }
+
+    /// Time-driven work: ends matches whose grace ran out, and pairs users whose
+    /// preference window has passed.
+    pub fn tick(&mut self, now: Ms) -> Vec<Event> {
+        let mut out = Vec::new();
+        let expired: Vec<UserId> = self
+            .entries
+            .iter()
+            .filter_map(|(u, e)| match e {
+                Entry::Matched {
+                    dropped_at: Some(t),
+                    ..
+                } if now >= t + self.cfg.grace => Some(*u),
+                _ => None,
+            })
+            .collect();
+        for u in expired {
+            if matches!(self.entries.get(&u), Some(Entry::Matched { .. })) {
+                out.extend(self.end(u, EndReason::YouLeft, EndReason::PartnerDisconnected, now));
+            }
+        }
+        let waiting: Vec<UserId> = self.queue.iter().copied().collect();
+        for u in waiting {
+            if matches!(self.entries.get(&u), Some(Entry::Waiting { .. })) {
+                out.extend(self.try_pair(u, now));
+            }
+        }
+        out
+    }
+
+    fn enqueue(&mut self, user: UserRef, prefs: Prefs, now: Ms) -> Vec<Event> {
+        self.entries.insert(
+            user.id,
+            Entry::Waiting {
+                name: user.name,
+                since: now,
+                prefs,
+            },
+        );
+        self.queue.push_back(user.id);
+        let mut out = vec![Event::Waiting { user: user.id }];
+        out.extend(self.try_pair(user.id, now));
+        out
+    }
+
+    fn dequeue(&mut self, user: UserId) {
+        self.entries.remove(&user);
+        self.queue.retain(|u| *u != user);
+    }
+
+    fn waiting(&self, u: UserId) -> Option<(Ms, &Prefs)> {
+        match self.entries.get(&u) {
+            Some(Entry::Waiting { since, prefs, .. }) => Some((*since, prefs)),
+            _ => None,
+        }
+    }
+
+    fn flexible(&self, since: Ms, prefs: &Prefs, now: Ms) -> bool {
+        prefs.is_empty() || now >= since + self.cfg.window
+    }
+
+    fn recently_matched(&self, a: UserId, b: UserId, now: Ms) -> bool {
+        self.recent.get(&a).is_some_and(|r| {
+            r.iter()
+                .any(|(p, at)| *p == b && now < at + self.cfg.memory)
+        })
+    }
+
+    /// May `a` and `b` ever be paired now (ignoring preferences)?
+    pub fn eligible(&self, a: UserId, b: UserId, now: Ms) -> bool {
+        a != b
+            && !self.blocked.contains(&pair_key(a, b))
+            && !self.recently_matched(a, b, now)
+            && !self.recently_matched(b, a, now)
+    }
+
+    /// Would `a` and `b` (both waiting) be paired at `now`?
+    pub fn compatible(&self, a: UserId, b: UserId, now: Ms) -> bool {
+        let (Some((sa, pa)), Some((sb, pb))) = (self.waiting(a), self.waiting(b)) else {
+            return false;
+        };
+        self.eligible(a, b, now)
+            && (pa.preferred_with(pb) || (self.flexible(sa, pa, now) && self.flexible(sb, pb, now)))
+    }
+
+    /// Users currently waiting, oldest first.
+    pub fn waiting_users(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.queue.iter().copied()
+    }
+
+    /// Pairs `u` with the longest-waiting preferred partner, else with the
+    /// longest-waiting one when both are flexible.
+    fn try_pair(&mut self, u: UserId, now: Ms) -> Option<Event> {
+        let (su, pu) = self.waiting(u)?;
+        let flex_u = self.flexible(su, pu, now);
+        let mut fallback = None;
+        for &c in &self.queue {
+            if c == u || !self.eligible(u, c, now) {
+                continue;
+            }
+            let Some((sc, pc)) = self.waiting(c) else {
+                continue;
+            };
+            if pu.preferred_with(pc) {
+                fallback = Some(c);
+                break;
+            }
+            if fallback.is_none() && flex_u && self.flexible(sc, pc, now) {
+                fallback = Some(c);
+            }
+        }
+        let c = fallback?;
+        Some(self.pair(u, c, now))
+    }
+
+    fn pair(&mut self, a: UserId, b: UserId, now: Ms) -> Event {
+        self.queue.retain(|u| *u != a && *u != b);
+        let mut refs = Vec::with_capacity(2);
+        for (u, p) in [(a, b), (b, a)] {
+            let Some(Entry::Waiting { name, since, prefs }) = self.entries.remove(&u) else {
+                unreachable!("pairing a user who is not waiting")
+            };
+            refs.push((
+                UserRef {
+                    id: u,
+                    name: name.clone(),
+                },
+                now.saturating_sub(since),
+            ));
+            self.entries.insert(
+                u,
+                Entry::Matched {
+                    name,
+                    partner: p,
+                    room: None,
+                    prefs,
+                    dropped_at: None,
+                },
+            );
+        }
+        let (rb, wb) = refs.pop().expect("two");
+        let (ra, wa) = refs.pop().expect("two");
+        Event::Paired {
+            a: ra,
+            b: rb,
+            waited_a: wa,
+            waited_b: wb,
+        }
+    }
+
+    /// Ends `user`'s match: `user` hears `for_user`, the partner `for_partner`;
+    /// both become idle and remember each other.
+    fn end(
+        &mut self,
+        user: UserId,
+        for_user: EndReason,
+        for_partner: EndReason,
+        now: Ms,
+    ) -> Vec<Event> {
+        let Some(Entry::Matched { partner, room, .. }) = self.entries.remove(&user) else {
+            return Vec::new();
+        };
+        self.entries.remove(&partner);
+        for (a, b) in [(user, partner), (partner, user)] {
+            let r = self.recent.entry(a).or_default();
+            r.retain(|(_, at)| now < at + self.cfg.memory);
+            r.push_back((b, now));
+            while r.len() > self.cfg.memory_len {
+                r.pop_front();
+            }
+        }
+        vec![
+            Event::Ended {
+                user,
+                room,
+                reason: for_user,
+            },
+            Event::Ended {
+                user: partner,
+                room,
+                reason: for_partner,
+            },
+        ]
+    }
+
+    /// Checks the structural invariants (for tests).
+    #[cfg(test)]
+    pub(crate) fn check_invariants(&self) {
+        let mut seen = HashSet::new();
+        for u in &self.queue {
+            assert!(seen.insert(*u), "user {u} queued twice");
+            assert!(
+                matches!(self.entries.get(u), Some(Entry::Waiting { .. })),
+                "queued user {u} is not waiting"
+            );
+        }
+        for (u, e) in &self.entries {
+            match e {
+                Entry::Waiting { .. } => assert!(seen.contains(u), "waiting user {u} not queued"),
+                Entry::Matched { partner, room, .. } => {
+                    assert_ne!(u, partner, "matched with themselves");
+                    match self.entries.get(partner) {
+                        Some(Entry::Matched {
+                            partner: back,
+                            room: r2,
+                            ..
+                        }) => {
+                            assert_eq!(back, u, "asymmetric match");
+                            assert_eq!(room, r2, "pair in two rooms");
+                        }
+                        _ => panic!("partner of {u} is not matched"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+//! `/api/v1/match/*`: REST mirrors of random matching, for clients that cannot hold
+//! a socket open while queuing (they poll `GET /api/v1/match`).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::{ApiResult, Json};
+use crate::domain::matching::{state_json, PrefsInput};
+use crate::model::RoomId;
+use crate::state::AppState;
+
+type S = State<Arc<AppState>>;
+
+pub async fn get(State(state): S, Caller(user): Caller) -> axum::Json<Value> {
+    axum::Json(state_json(&state.matching.state(&user).await))
+}
+
+pub async fn connect(
+    State(state): S,
+    Caller(user): Caller,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<Value>> {
+    let input: PrefsInput = if body.iter().all(u8::is_ascii_whitespace) {
+        PrefsInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            super::ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string())
+        })?
+    };
+    let s = state.matching.connect(&user, input).await?;
+    Ok(axum::Json(state_json(&s)))
+}
+
+pub async fn next(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(state_json(&state.matching.next(&user).await?)))
+}
+
+pub async fn disconnect(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(state_json(
+        &state.matching.disconnect(&user).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct Report {
+    room_id: RoomId,
+    reason: String,
+}
+
+pub async fn report(
+    State(state): S,
+    Caller(user): Caller,
+    Json(b): Json<Report>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    state.matching.report(&user, b.room_id, &b.reason).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({"reported": true}))))
+}
