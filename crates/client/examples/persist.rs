@@ -24,6 +24,8 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut client = StompClient::connect(&url, &token).await?;
             let (mut sent, mut acked) = (0usize, 0usize);
+            let mut sent_at = std::collections::VecDeque::new();
+            let mut lat = Vec::with_capacity(per);
             while acked < per {
                 while sent < per && sent - acked < window {
                     let body =
@@ -32,13 +34,29 @@ async fn main() -> anyhow::Result<()> {
                         .send_json(&dest, &body, Some(&sent.to_string()))
                         .await?;
                     sent += 1;
+                    sent_at.push_back(Instant::now());
                 }
                 match client.recv().await? {
-                    Some(f) if f.command == Command::Receipt => acked += 1,
+                    Some(f) if f.command == Command::Receipt => {
+                        acked += 1;
+                        if let Some(t) = sent_at.pop_front() {
+                            lat.push(t.elapsed());
+                        }
+                    }
                     Some(f) if f.command == Command::Error => anyhow::bail!("ERROR: {f:?}"),
                     Some(_) => {}
                     None => anyhow::bail!("closed"),
                 }
+            }
+            lat.sort();
+            if c == 0 && !lat.is_empty() {
+                let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+                println!(
+                    "connection 0 receipt latency: p50 {:?} p99 {:?} max {:?}",
+                    p(0.5),
+                    p(0.99),
+                    lat[lat.len() - 1]
+                );
             }
             anyhow::Ok(acked)
         }));

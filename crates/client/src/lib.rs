@@ -38,7 +38,8 @@ impl StompClient {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("v12.stomp, v11.stomp, v10.stomp"),
         );
-        let (ws, _resp) = tokio_tungstenite::connect_async(req)
+        // Nagle off: small frames go out at once (a chat client is latency-bound).
+        let (ws, _resp) = tokio_tungstenite::connect_async_with_config(req, None, true)
             .await
             .with_context(|| format!("connecting to {url}"))?;
         Ok(StompClient {

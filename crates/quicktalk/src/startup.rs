@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -133,7 +134,11 @@ impl Application {
         }
         let app =
             crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, app)
+        // Nagle off: chat frames are small and latency-bound.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, app)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let server = tokio::spawn(async move { serve.await });
         stop.await;

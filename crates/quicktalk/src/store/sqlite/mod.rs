@@ -5,7 +5,9 @@
 //! transaction (WAL, `synchronous=FULL` by default: one fsync per batch). Reads use
 //! a small pool of read-only connections on the blocking thread pool; WAL lets them
 //! run while the writer commits. The writer caches each room's `last_seq`: it is the
-//! only process writing this file.
+//! only process writing this file. WAL checkpoints run on their own thread and
+//! connection (PASSIVE, never blocking the writer), so their fsyncs stay off the
+//! commit path.
 
 mod writer;
 
@@ -46,6 +48,36 @@ pub struct SqliteStore {
     jobs: std::sync::mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpoints
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn spawn_checkpointer(
+    path: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
+    let conn = Connection::open(&path)?;
+    conn.busy_timeout(std::time::Duration::from_millis(100))?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -66,8 +98,12 @@ impl SqliteStore {
             },
         )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints are the checkpointer thread's job, not the committing writer's.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
+        let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        spawn_checkpointer(path.to_owned(), stop_checkpoints.clone())?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -82,6 +118,7 @@ impl SqliteStore {
             jobs: tx,
             readers: Arc::new(Mutex::new(Vec::new())),
             path: path.to_owned(),
+            stop_checkpoints,
         })
     }
 
