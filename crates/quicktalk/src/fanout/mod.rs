@@ -28,7 +28,7 @@ use serde_json::json;
 
 use crate::bus::{BusEvent, BusSink};
 use crate::metrics::Metrics;
-use crate::model::{RoomId, UserId, UserRef};
+use crate::model::{MessageKind, RoomId, UserId, UserRef};
 
 /// Most live events a replaying subscription buffers before it is dropped as too slow.
 const REPLAY_BUFFER_CAP: usize = 10_000;
@@ -247,6 +247,23 @@ impl Hub {
         }
     }
 
+    /// Removes every subscription `user` holds to `room` on this node.
+    pub fn drop_user_from_room(&self, room: RoomId, user: UserId) {
+        let Some(state) = self.room_subs(room) else {
+            return;
+        };
+        let subs: Vec<_> = state
+            .read()
+            .subs
+            .iter()
+            .filter(|s| s.user.id == user)
+            .cloned()
+            .collect();
+        for s in subs {
+            self.unsubscribe_room(&s);
+        }
+    }
+
     /// Users subscribed to `room` on this node.
     pub fn online(&self, room: RoomId) -> Vec<UserRef> {
         let Some(state) = self.rooms.read().get(&room).cloned() else {
@@ -304,6 +321,11 @@ impl BusSink for Hub {
                     body: Bytes::from(m.to_json_bytes()),
                 });
                 self.fan_out_room(m.room_id, ev, None);
+                if m.kind == MessageKind::Leave {
+                    // Leaving ends the leaver's subscriptions (after they saw the notice):
+                    // a private room's traffic must stop reaching a non-member.
+                    self.drop_user_from_room(m.room_id, m.sender.id);
+                }
             }
             BusEvent::Typing { room_id, user } => {
                 let body = json!({"type": "typing", "room_id": room_id, "user": user});

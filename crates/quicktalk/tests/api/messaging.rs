@@ -313,3 +313,37 @@ async fn max_length_text_in_korean_is_accepted() {
     let ids: HashSet<_> = history.iter().map(|m| m["id"].as_i64().unwrap()).collect();
     assert_eq!(ids.len(), history.len());
 }
+
+#[tokio::test]
+async fn leaving_a_room_ends_its_subscriptions() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let room = app.create_room(&alice, "open", "public").await;
+    app.join(&bob, room).await;
+    let mut b = app.stomp(&bob).await;
+    b.subscribe_sync("b", &format!("/topic/rooms.{room}"), &[])
+        .await
+        .unwrap();
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/leave"),
+            &bob.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK);
+    let leave = b.next_of_type("b", "message").await.unwrap();
+    assert_eq!(
+        leave["kind"], "leave",
+        "the leaver sees their own leave notice"
+    );
+    let mut a = app.stomp(&alice).await;
+    say(&mut a, room, "after bob left").await;
+    let got =
+        tokio::time::timeout(Duration::from_millis(500), b.next_of_type("b", "message")).await;
+    assert!(
+        got.is_err() || got.unwrap().is_err(),
+        "no more messages after leaving"
+    );
+}
