@@ -1,11 +1,17 @@
 //! A connection's bounded outbound queue, as seen by everything that sends to it.
+//!
+//! Hand-written rather than a tokio `mpsc` channel because idle connections are
+//! the common case: this queue allocates nothing until something is queued and
+//! gives its memory back once drained (an `mpsc` channel allocates a block of 32
+//! slots per connection up front).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -27,67 +33,82 @@ pub enum Outbound {
     /// A MESSAGE for subscription `sub`.
     Event { sub: Arc<str>, event: Arc<Event> },
     /// Any other frame (CONNECTED, RECEIPT, ERROR).
-    Frame(quicktalk_stomp::Frame),
+    Frame(Box<quicktalk_stomp::Frame>),
     /// Close the connection once everything queued before it is written.
     Close,
 }
 
+impl Outbound {
+    pub fn frame(f: quicktalk_stomp::Frame) -> Self {
+        Outbound::Frame(Box::new(f))
+    }
+}
+
+/// A drained queue keeps at most this many slots allocated.
+const KEEP_SLOTS: usize = 16;
+
 /// The sending side of one connection: a bounded queue plus a kill switch.
 pub struct Outlet {
     pub id: u64,
-    tx: mpsc::Sender<Outbound>,
+    queue: Mutex<VecDeque<Outbound>>,
     capacity: usize,
+    /// Wakes the writer when something was queued.
+    queued: Notify,
+    /// Wakes bulk senders when the writer made room.
+    drained: Notify,
     closing: CancellationToken,
     reason: Mutex<Option<String>>,
-    drained: Notify,
     metrics: Arc<Metrics>,
 }
 
 impl Outlet {
-    pub fn new(
-        id: u64,
-        capacity: usize,
-        metrics: Arc<Metrics>,
-    ) -> (Arc<Outlet>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let outlet = Arc::new(Outlet {
+    pub fn new(id: u64, capacity: usize, metrics: Arc<Metrics>) -> Arc<Outlet> {
+        Arc::new(Outlet {
             id,
-            tx,
+            queue: Mutex::new(VecDeque::new()),
             capacity,
+            queued: Notify::new(),
+            drained: Notify::new(),
             closing: CancellationToken::new(),
             reason: Mutex::new(None),
-            drained: Notify::new(),
             metrics,
-        });
-        (outlet, rx)
+        })
     }
 
     /// Queues without waiting. A full queue means the client cannot keep up: the
     /// connection is closed with an ERROR rather than buffering without bound.
     pub fn push(&self, item: Outbound) -> bool {
-        match self.tx.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        if self.closing.is_cancelled() {
+            return false;
+        }
+        {
+            let mut q = self.queue.lock();
+            if q.len() >= self.capacity {
+                drop(q);
                 self.metrics.outbound_drops.inc();
                 self.kill("slow consumer: outbound queue is full");
-                false
+                return false;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            q.push_back(item);
         }
+        self.queued.notify_one();
+        true
     }
 
     /// Queues bulk traffic (history replay): waits until at least half the queue is
     /// free, so live traffic keeps its headroom. `false` if the connection is closing.
-    pub async fn push_bulk(&self, mut item: Outbound) -> bool {
+    pub async fn push_bulk(&self, item: Outbound) -> bool {
         loop {
             if self.closing.is_cancelled() {
                 return false;
             }
-            if self.tx.capacity() > self.capacity / 2 {
-                match self.tx.try_send(item) {
-                    Ok(()) => return true,
-                    Err(mpsc::error::TrySendError::Full(back)) => item = back,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            {
+                let mut q = self.queue.lock();
+                if q.len() < self.capacity / 2 {
+                    q.push_back(item);
+                    drop(q);
+                    self.queued.notify_one();
+                    return true;
                 }
             }
             tokio::select! {
@@ -95,6 +116,23 @@ impl Outlet {
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 _ = self.closing.cancelled() => return false,
             }
+        }
+    }
+
+    /// Waits until something is queued (or returns at once if something is).
+    pub async fn wait_queued(&self) {
+        if self.queue.lock().is_empty() {
+            self.queued.notified().await;
+        }
+    }
+
+    /// Moves up to `max` queued items into `out` (for the writer).
+    pub fn take(&self, out: &mut Vec<Outbound>, max: usize) {
+        let mut q = self.queue.lock();
+        let n = q.len().min(max);
+        out.extend(q.drain(..n));
+        if q.is_empty() && q.capacity() > KEEP_SLOTS {
+            q.shrink_to(KEEP_SLOTS);
         }
     }
 
@@ -125,5 +163,50 @@ impl Outlet {
 
     pub fn take_reason(&self) -> Option<String> {
         self.reason.lock().take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> Outbound {
+        Outbound::Close
+    }
+
+    #[tokio::test]
+    async fn bounded_and_gives_memory_back() {
+        let o = Outlet::new(1, 100, Arc::new(Metrics::new()));
+        for _ in 0..100 {
+            assert!(o.push(ev()));
+        }
+        assert!(!o.push(ev()), "the 101st item is refused");
+        assert!(o.closing().is_cancelled(), "and the connection is killed");
+        assert!(o.take_reason().unwrap().contains("slow consumer"));
+        let mut out = Vec::new();
+        o.take(&mut out, 64);
+        assert_eq!(out.len(), 64);
+        out.clear();
+        o.take(&mut out, 64);
+        assert_eq!(out.len(), 36);
+        assert!(o.queue.lock().capacity() <= KEEP_SLOTS);
+    }
+
+    #[tokio::test]
+    async fn the_writer_is_woken() {
+        let o = Outlet::new(1, 10, Arc::new(Metrics::new()));
+        let o2 = o.clone();
+        let waiter = tokio::spawn(async move { o2.wait_queued().await });
+        tokio::task::yield_now().await;
+        o.push(ev());
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        // A push before waiting is not lost either.
+        o.push(ev());
+        tokio::time::timeout(Duration::from_secs(1), o.wait_queued())
+            .await
+            .unwrap();
     }
 }

@@ -1,23 +1,32 @@
-//! The per-connection loop, the same for WebSocket and TCP: read bytes, decode
-//! frames, dispatch them to the session, enforce the heart-beat deadline; a
-//! separate writer task owns the sending half.
+//! The per-connection loop, the same for WebSocket and TCP, in one task: read
+//! bytes, decode frames, dispatch them to the session; drain the outbound queue
+//! onto the wire; send heart-beats when idle; enforce the client's heart-beat.
+//!
+//! One task per connection (not a reader and a writer) keeps an idle
+//! connection's memory small. Writing has priority over reading, so a client that
+//! floods us while not reading is slowed down by its own socket.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use quicktalk_stomp::{Decoder, Item, Limits};
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::replier::Replier;
 use super::session::{Flow, ProtocolError, Session};
 use super::transport::{WireRead, WireWrite};
-use super::writer::{self, error_frame, WireState};
+use super::writer::{error_frame, write_batch, Written, WRITE_BATCH};
 use crate::fanout::{Outbound, Outlet};
 use crate::state::AppState;
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection may take to write its last frames.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
+/// "Never", for deadlines that are off.
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub async fn run<R: WireRead, W: WireWrite>(
     state: Arc<AppState>,
@@ -33,105 +42,170 @@ pub async fn run<R: WireRead, W: WireWrite>(
         .await
 }
 
+enum End {
+    /// Killed (slow consumer, heart-beat timeout…): send the reason as ERROR.
+    Killed,
+    /// Everything queued was written (DISCONNECT, protocol error, shutdown).
+    Drained,
+    /// The peer went away or the wire failed.
+    Gone,
+}
+
 async fn serve<R: WireRead, W: WireWrite>(
     state: Arc<AppState>,
     mut read: R,
-    write: W,
+    mut write: W,
     url_token: Option<String>,
     id: u64,
 ) {
     let metrics = state.metrics.clone();
     metrics.connections.inc();
     metrics.connections_total.inc();
-    let (outlet, rx) = Outlet::new(id, state.config.outbound_queue, metrics.clone());
-    let wire = Arc::new(WireState::default());
-    let writer = tokio::spawn(
-        writer::run(write, rx, outlet.clone(), wire.clone(), metrics.clone()).in_current_span(),
-    );
+    let outlet = Outlet::new(id, state.config.outbound_queue, metrics.clone());
     let replier = Replier::new(outlet.clone(), state.hub.clone());
-    let mut session = Session::new(state.clone(), replier, wire, url_token);
+    let mut session = Session::new(state.clone(), replier, url_token);
     let mut decoder = Decoder::new(Limits {
         max_frame_bytes: state.config.max_frame_bytes,
         ..Limits::default()
     });
-    let mut buf = BytesMut::new();
-    let mut deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    let mut inbuf = BytesMut::new();
+    let mut outbuf = BytesMut::new();
+    let mut batch = Vec::new();
+    let mut read_deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut last_write = Instant::now();
+    let mut reading = true;
+    let mut error_sent = false;
 
-    'read: loop {
-        let got = tokio::select! {
-            r = read.read(&mut buf) => r,
-            _ = tokio::time::sleep_until(deadline) => {
+    let end = loop {
+        let heartbeat_at = session
+            .send_every()
+            .map_or_else(|| Instant::now() + FAR, |every| last_write + every);
+        tokio::select! {
+            biased;
+            _ = outlet.closing().cancelled() => break End::Killed,
+            _ = state.shutdown.cancelled(), if reading => {
+                // Queued RECEIPTs and messages go out first, then the ERROR.
+                reading = false;
+                finish(&outlet, "server is shutting down", None);
+            }
+            _ = outlet.wait_queued() => {
+                outlet.take(&mut batch, WRITE_BATCH);
+                // A peer that stops reading blocks the write; a kill must still win.
+                let written = tokio::select! {
+                    w = write_batch(&mut write, &mut batch, session.version(), &mut outbuf, &metrics, &mut error_sent) => w,
+                    _ = outlet.closing().cancelled() => break End::Killed,
+                };
+                match written {
+                    Written::Ok => {
+                        last_write = Instant::now();
+                        outlet.notify_drained();
+                    }
+                    Written::Close => break End::Drained,
+                    Written::Failed => break End::Gone,
+                }
+            }
+            got = read.read(&mut inbuf), if reading => {
+                match got {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => break End::Gone,
+                }
+                let now = Instant::now();
+                let ok = handle_input(&mut session, &mut decoder, &mut inbuf, &outlet, &state).await;
+                // Any bytes (frames or heart-beat EOLs) prove the client is alive.
+                read_deadline = match (session.read_timeout(), session.connected()) {
+                    (Some(t), _) => now + t,
+                    (None, true) => now + FAR,
+                    (None, false) => read_deadline,
+                };
+                if !ok {
+                    // Stop reading; the queue (ending in Close) drains.
+                    reading = false;
+                } else if inbuf.is_empty() && inbuf.capacity() > 4096 {
+                    inbuf = BytesMut::new();
+                }
+            }
+            _ = tokio::time::sleep_until(read_deadline), if reading => {
                 let why = if session.connected() { "heart-beat timeout: nothing received" } else { "no CONNECT frame in time" };
                 tracing::debug!(why, "dropping silent client");
                 outlet.kill(why);
-                break;
             }
-            _ = outlet.closing().cancelled() => break,
-            _ = state.shutdown.cancelled() => {
-                // Queued RECEIPTs and messages go out first, then the ERROR.
-                if outlet.push(Outbound::Frame(error_frame("server is shutting down", None))) {
-                    outlet.push(Outbound::Close);
+            _ = tokio::time::sleep_until(heartbeat_at) => {
+                if write.heartbeat().await.is_err() || write.flush().await.is_err() {
+                    break End::Gone;
                 }
-                break;
-            }
-        };
-        match got {
-            Ok(true) => {}
-            Ok(false) | Err(_) => {
-                outlet.close();
-                break;
+                last_write = Instant::now();
             }
         }
-        if let Some(t) = session.read_timeout() {
-            deadline = tokio::time::Instant::now() + t;
-        } else if session.connected() {
-            deadline = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
-        }
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(None) => break,
-                Ok(Some(Item::Heartbeat)) => {}
-                Ok(Some(Item::Frame(frame))) => {
-                    metrics.frames_in.inc();
-                    let was_connected = session.connected();
-                    match session.handle(frame).await {
-                        Ok(Flow::Continue) => {}
-                        Ok(Flow::Disconnect) => {
-                            outlet.push(Outbound::Close);
-                            break 'read;
-                        }
-                        Err(e) => {
-                            protocol_error(&outlet, &state, "frame", e);
-                            break 'read;
-                        }
-                    }
-                    if !was_connected && session.connected() {
-                        decoder.set_version(session.version());
-                        deadline = tokio::time::Instant::now()
-                            + session
-                                .read_timeout()
-                                .unwrap_or(Duration::from_secs(365 * 24 * 3600));
-                    }
-                }
-                Err(e) => {
-                    let err = ProtocolError {
-                        message: e.to_string(),
-                        receipt: None,
-                    };
-                    protocol_error(&outlet, &state, "decode", err);
-                    break 'read;
-                }
-            }
+    };
+
+    if let End::Killed = end {
+        if let Some(reason) = outlet.take_reason() {
+            error_sent = true;
+            error_frame(&reason, None).encode(session.version(), &mut outbuf);
+            let bytes = outbuf.split().freeze();
+            let _ = tokio::time::timeout(GIVE_UP_AFTER, async {
+                let _ = write.frame(bytes).await;
+                let _ = write.flush().await;
+            })
+            .await;
         }
     }
+    if !matches!(end, End::Gone) {
+        let _ = tokio::time::timeout(GIVE_UP_AFTER, write.close(error_sent)).await;
+    }
+    outlet.close();
     session.close();
-    if tokio::time::timeout(Duration::from_secs(12), writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!("writer did not finish in time");
-    }
     metrics.connections.dec();
+}
+
+/// Decodes and handles every complete frame in `inbuf`. `false` once the
+/// connection is ending (DISCONNECT or a protocol error): stop reading.
+async fn handle_input(
+    session: &mut Session,
+    decoder: &mut Decoder,
+    inbuf: &mut BytesMut,
+    outlet: &Outlet,
+    state: &AppState,
+) -> bool {
+    loop {
+        match decoder.decode(inbuf) {
+            Ok(None) => return true,
+            Ok(Some(Item::Heartbeat)) => {}
+            Ok(Some(Item::Frame(frame))) => {
+                state.metrics.frames_in.inc();
+                let was_connected = session.connected();
+                match session.handle(frame).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Disconnect) => {
+                        outlet.push(Outbound::Close);
+                        return false;
+                    }
+                    Err(e) => {
+                        protocol_error(outlet, state, "frame", e);
+                        return false;
+                    }
+                }
+                if !was_connected && session.connected() {
+                    decoder.set_version(session.version());
+                }
+            }
+            Err(e) => {
+                let err = ProtocolError {
+                    message: e.to_string(),
+                    receipt: None,
+                };
+                protocol_error(outlet, state, "decode", err);
+                return false;
+            }
+        }
+    }
+}
+
+/// Queues an ERROR and then the close.
+fn finish(outlet: &Outlet, message: &str, receipt: Option<&str>) {
+    if outlet.push(Outbound::frame(error_frame(message, receipt))) {
+        outlet.push(Outbound::Close);
+    }
 }
 
 fn protocol_error(outlet: &Outlet, state: &AppState, kind: &str, e: ProtocolError) {
@@ -141,10 +215,5 @@ fn protocol_error(outlet: &Outlet, state: &AppState, kind: &str, e: ProtocolErro
         .protocol_errors
         .with_label_values(&[kind])
         .inc();
-    if outlet.push(Outbound::Frame(error_frame(
-        &e.message,
-        e.receipt.as_deref(),
-    ))) {
-        outlet.push(Outbound::Close);
-    }
+    finish(outlet, &e.message, e.receipt.as_deref());
 }

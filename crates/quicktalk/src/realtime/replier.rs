@@ -37,7 +37,7 @@ impl Replier {
     }
 
     pub fn frame(&self, f: Frame) {
-        self.outlet.push(Outbound::Frame(f));
+        self.outlet.push(Outbound::frame(f));
     }
 
     pub fn receipt(&self, receipt: Option<&str>) {

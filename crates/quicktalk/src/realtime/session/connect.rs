@@ -43,7 +43,7 @@ impl Session {
         self.read_timeout =
             (expect_every > 0).then(|| Duration::from_millis(expect_every as u64 * 2));
         self.version = version;
-        self.wire.set(version, send_every);
+        self.send_every = (send_every > 0).then(|| Duration::from_millis(send_every as u64));
         tracing::debug!(user = user.id, version = version.as_str(), "connected");
         self.replier.frame(
             Frame::new(Command::Connected)

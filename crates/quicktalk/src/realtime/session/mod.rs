@@ -13,7 +13,6 @@ use std::time::Duration;
 use quicktalk_stomp::{Command, Frame, Version};
 
 use super::replier::Replier;
-use super::writer::WireState;
 use crate::fanout::{RoomSubscription, UserSubscription};
 use crate::model::{RoomId, User};
 use crate::state::AppState;
@@ -55,31 +54,27 @@ enum Sub {
 pub struct Session {
     state: Arc<AppState>,
     replier: Replier,
-    wire: Arc<WireState>,
     url_token: Option<String>,
     user: Option<User>,
     version: Version,
     /// How long the client may stay silent before it is dropped (2x its heart-beat).
     read_timeout: Option<Duration>,
+    /// How often we must send something (negotiated heart-beat).
+    send_every: Option<Duration>,
     subs: HashMap<String, Sub>,
     typing_sent: HashMap<RoomId, tokio::time::Instant>,
 }
 
 impl Session {
-    pub fn new(
-        state: Arc<AppState>,
-        replier: Replier,
-        wire: Arc<WireState>,
-        url_token: Option<String>,
-    ) -> Self {
+    pub fn new(state: Arc<AppState>, replier: Replier, url_token: Option<String>) -> Self {
         Session {
             state,
             replier,
-            wire,
             url_token,
             user: None,
             version: Version::V1_2,
             read_timeout: None,
+            send_every: None,
             subs: HashMap::new(),
             typing_sent: HashMap::new(),
         }
@@ -95,6 +90,10 @@ impl Session {
 
     pub fn read_timeout(&self) -> Option<Duration> {
         self.read_timeout
+    }
+
+    pub fn send_every(&self) -> Option<Duration> {
+        self.send_every
     }
 
     pub async fn handle(&mut self, frame: Frame) -> Handled {
