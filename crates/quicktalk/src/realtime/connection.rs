@@ -92,7 +92,8 @@ async fn serve<R: WireRead, W: WireWrite>(
                 outlet.take(&mut batch, WRITE_BATCH);
                 // A peer that stops reading blocks the write; a kill must still win.
                 let written = tokio::select! {
-                    w = write_batch(&mut write, &mut batch, session.version(), &mut outbuf, &metrics, &mut error_sent) => w,
+                    // Boxed: keeps the idle connection's future small.
+                    w = Box::pin(write_batch(&mut write, &mut batch, session.version(), &mut outbuf, &metrics, &mut error_sent)) => w,
                     _ = outlet.closing().cancelled() => break End::Killed,
                 };
                 match written {
@@ -110,7 +111,9 @@ async fn serve<R: WireRead, W: WireWrite>(
                     Ok(false) | Err(_) => break End::Gone,
                 }
                 let now = Instant::now();
-                let ok = handle_input(&mut session, &mut decoder, &mut inbuf, &outlet, &state).await;
+                // Boxed: frame handling awaits deep call chains; an idle connection
+                // should not carry their state around.
+                let ok = Box::pin(handle_input(&mut session, &mut decoder, &mut inbuf, &outlet, &state)).await;
                 // Any bytes (frames or heart-beat EOLs) prove the client is alive.
                 read_deadline = match (session.read_timeout(), session.connected()) {
                     (Some(t), _) => now + t,
@@ -120,7 +123,8 @@ async fn serve<R: WireRead, W: WireWrite>(
                 if !ok {
                     // Stop reading; the queue (ending in Close) drains.
                     reading = false;
-                } else if inbuf.is_empty() && inbuf.capacity() > 4096 {
+                } else if inbuf.is_empty() {
+                    // Give the buffer back between frames: idle connections hold none.
                     inbuf = BytesMut::new();
                 }
             }
@@ -130,7 +134,8 @@ async fn serve<R: WireRead, W: WireWrite>(
                 outlet.kill(why);
             }
             _ = tokio::time::sleep_until(heartbeat_at) => {
-                if write.heartbeat().await.is_err() || write.flush().await.is_err() {
+                let sent = Box::pin(async { write.heartbeat().await?; write.flush().await }).await;
+                if sent.is_err() {
                     break End::Gone;
                 }
                 last_write = Instant::now();
