@@ -58,6 +58,7 @@ mod version;
 
 pub use command::Command;
 pub use decode::{Decoder, Item, Limits};
+pub use encode::encode_parts;
 pub use error::DecodeError;
 pub use frame::Frame;
 pub use version::{negotiate_heartbeat, HeartBeat, Version};

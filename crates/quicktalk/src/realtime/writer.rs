@@ -2,7 +2,7 @@
 //! shared event bodies, other frames as they are) and writes them in batches.
 
 use bytes::BytesMut;
-use quicktalk_stomp::{Command, Frame, Version};
+use quicktalk_stomp::{encode_parts, Command, Frame, Version};
 
 use super::transport::WireWrite;
 use crate::fanout::Outbound;
@@ -24,15 +24,19 @@ pub fn error_frame(message: &str, receipt: Option<&str>) -> Frame {
 
 fn encode(item: &Outbound, version: Version, out: &mut BytesMut) {
     match item {
-        Outbound::Event { sub, event } => {
-            Frame::new(Command::Message)
-                .with_header("destination", &*event.destination)
-                .with_header("subscription", &**sub)
-                .with_header("message-id", &*event.message_id)
-                .with_header("content-type", "application/json")
-                .with_body(event.body.clone())
-                .encode(version, out);
-        }
+        // The hot path: shared body, borrowed headers, no allocation.
+        Outbound::Event { sub, event } => encode_parts(
+            out,
+            Command::Message,
+            version,
+            &[
+                ("destination", &event.destination),
+                ("subscription", sub),
+                ("message-id", &event.message_id),
+                ("content-type", "application/json"),
+            ],
+            &event.body,
+        ),
         Outbound::Frame(f) => f.encode(version, out),
         Outbound::Close => {}
     }
