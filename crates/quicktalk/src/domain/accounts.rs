@@ -34,9 +34,15 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Users kept in memory for authentication; cleared when it grows past this.
+const USER_CACHE_MAX: usize = 200_000;
+
 pub struct Accounts {
     store: Arc<dyn Store>,
     tokens: TokenKeys,
+    /// Users never change after creation (no profile edits yet), so every
+    /// connect need not read the store. Invalidate here once they can.
+    users: parking_lot::RwLock<std::collections::HashMap<crate::model::UserId, User>>,
 }
 
 /// A user and a fresh token for them.
@@ -47,7 +53,11 @@ pub struct Session {
 
 impl Accounts {
     pub fn new(store: Arc<dyn Store>, tokens: TokenKeys) -> Self {
-        Accounts { store, tokens }
+        Accounts {
+            store,
+            tokens,
+            users: Default::default(),
+        }
     }
 
     pub async fn signup(
@@ -127,10 +137,20 @@ impl Accounts {
     /// The user a bearer token names.
     pub async fn authenticate(&self, token: &str) -> AppResult<User> {
         let id = self.tokens.verify(token)?;
-        self.store
+        if let Some(u) = self.users.read().get(&id) {
+            return Ok(u.clone());
+        }
+        let user = self
+            .store
             .user(id)
             .await?
-            .ok_or(AppError::unauthorized("invalid_token", "invalid token"))
+            .ok_or(AppError::unauthorized("invalid_token", "invalid token"))?;
+        let mut cache = self.users.write();
+        if cache.len() >= USER_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(id, user.clone());
+        Ok(user)
     }
 
     fn session(&self, user: User) -> Session {

@@ -20,7 +20,14 @@ pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_PAGE: usize = 50;
 const MAX_LISTED_ROOMS: usize = 500;
 
+/// What never changes about a room: enough for access checks without the store.
+#[derive(Clone, Copy)]
+struct RoomMeta {
+    visibility: Visibility,
+}
+
 pub struct Rooms {
+    meta: parking_lot::RwLock<std::collections::HashMap<RoomId, RoomMeta>>,
     store: Arc<dyn Store>,
     pipeline: Arc<dyn Pipeline>,
     bus: Arc<dyn Bus>,
@@ -35,6 +42,7 @@ impl Rooms {
         hub: Arc<Hub>,
     ) -> Self {
         Rooms {
+            meta: Default::default(),
             store,
             pipeline,
             bus,
@@ -44,6 +52,27 @@ impl Rooms {
 
     async fn room(&self, id: RoomId) -> AppResult<Room> {
         self.store.room(id).await?.ok_or(AppError::NotFound("room"))
+    }
+
+    /// May `user` read (subscribe to) room `id`? Cheap: room metadata is cached
+    /// (it never changes), and only private rooms need a membership lookup.
+    pub async fn check_readable(&self, user: &User, id: RoomId) -> AppResult<()> {
+        let cached = self.meta.read().get(&id).copied();
+        let meta = match cached {
+            Some(m) => m,
+            None => {
+                let room = self.room(id).await?;
+                let m = RoomMeta {
+                    visibility: room.visibility,
+                };
+                self.meta.write().insert(id, m);
+                m
+            }
+        };
+        if meta.visibility == Visibility::Private && !self.store.is_member(id, user.id).await? {
+            return Err(AppError::forbidden("this room is private"));
+        }
+        Ok(())
     }
 
     /// The room if `user` may read it, with `Some(unread)` when a member.

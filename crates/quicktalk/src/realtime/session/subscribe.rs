@@ -73,7 +73,7 @@ impl Session {
                 Ok(Flow::Continue)
             }
             Some(SubscribeTo::Room(room)) => {
-                if let Err(e) = self.state.rooms.readable(user, room).await {
+                if let Err(e) = self.state.rooms.check_readable(user, room).await {
                     return reject(e);
                 }
                 let s = hub.subscribe_room(
