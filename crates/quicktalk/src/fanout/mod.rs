@@ -18,7 +18,7 @@ mod presence;
 
 pub use outlet::{Event, Outbound, Outlet};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -29,6 +29,9 @@ use serde_json::json;
 use crate::bus::{BusEvent, BusSink};
 use crate::metrics::Metrics;
 use crate::model::{MessageKind, RoomId, UserId, UserRef};
+
+/// Most users listed in one presence event (`count` has the total).
+pub const PRESENCE_LIST_MAX: usize = 100;
 
 /// Most live events a replaying subscription buffers before it is dropped as too slow.
 const REPLAY_BUFFER_CAP: usize = 10_000;
@@ -126,8 +129,8 @@ pub struct UserSubscription {
 #[derive(Default)]
 struct RoomState {
     subs: Vec<Arc<RoomSubscription>>,
-    /// user id -> (display name, number of subscriptions on this node)
-    online: HashMap<UserId, (String, usize)>,
+    /// user id -> (display name, number of subscriptions on this node), in id order
+    online: BTreeMap<UserId, (String, usize)>,
 }
 
 pub struct Hub {
@@ -264,22 +267,27 @@ impl Hub {
         }
     }
 
-    /// Users subscribed to `room` on this node.
+    /// Users subscribed to `room` on this node, by id.
     pub fn online(&self, room: RoomId) -> Vec<UserRef> {
+        self.online_snapshot(room, usize::MAX).0
+    }
+
+    /// The first `max` online users of `room` by id, and how many there are.
+    pub fn online_snapshot(&self, room: RoomId, max: usize) -> (Vec<UserRef>, usize) {
         let Some(state) = self.rooms.read().get(&room).cloned() else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
         let st = state.read();
-        let mut v: Vec<UserRef> = st
+        let list = st
             .online
             .iter()
+            .take(max)
             .map(|(id, (name, _))| UserRef {
                 id: *id,
                 name: name.clone(),
             })
             .collect();
-        v.sort_by_key(|u| u.id);
-        v
+        (list, st.online.len())
     }
 
     fn room_subs(&self, room: RoomId) -> Option<Arc<RwLock<RoomState>>> {
@@ -299,9 +307,12 @@ impl Hub {
         self.metrics.fanout_events.inc();
     }
 
-    /// The presence event of `room` as it is now.
+    /// The presence event of `room` as it is now. In a big room the list is cut at
+    /// [`PRESENCE_LIST_MAX`] users (lowest ids first); `count` is always the total,
+    /// so a join in a room of N costs O(N) once per interval, not O(N²).
     pub fn presence_event(&self, room: RoomId) -> Arc<Event> {
-        let body = json!({"type": "presence", "room_id": room, "online": self.online(room)});
+        let (online, count) = self.online_snapshot(room, PRESENCE_LIST_MAX);
+        let body = json!({"type": "presence", "room_id": room, "online": online, "count": count});
         self.event(
             room_destination(room).into(),
             None,

@@ -78,3 +78,23 @@ async fn a_burst_of_joins_is_coalesced() {
         "{snapshots} presence messages for 20 joins: not coalesced"
     );
 }
+
+#[tokio::test]
+async fn big_rooms_list_a_bounded_number_of_users_with_the_total() {
+    let app = crate::helpers::spawn_app().await;
+    let owner = app.signup("owner").await;
+    let room = app.create_room(&owner, "big", "public").await;
+    let dest = format!("/topic/rooms.{room}");
+    let mut clients = Vec::new();
+    for i in 0..120 {
+        let u = app.guest(&format!("g{i}")).await;
+        let mut c = app.stomp(&u).await;
+        c.subscribe_sync("s", &dest, &[]).await.unwrap();
+        clients.push(c);
+    }
+    let mut o = app.stomp(&owner).await;
+    o.subscribe_sync("o", &dest, &[]).await.unwrap();
+    let p = o.next_of_type("o", "presence").await.unwrap();
+    assert_eq!(p["count"], 121);
+    assert_eq!(p["online"].as_array().unwrap().len(), 100);
+}
