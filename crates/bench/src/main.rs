@@ -1,0 +1,567 @@
+//! `quicktalk-bench`: a load generator comparing QuickTalk with RabbitMQ's
+//! Web-STOMP on the same machine.
+//!
+//! ```text
+//! quicktalk-bench compare [--quick]                 # every scenario, both targets
+//! quicktalk-bench idle    --target quicktalk|rabbitmq [--quick] [--levels 1000,5000]
+//! quicktalk-bench fanout  --target ... [--rooms R --members M --publishers P --rates 500,1000]
+//! quicktalk-bench connect --target ... [--concurrency C]
+//! quicktalk-bench persist --target ... [--connections N --window W]
+//! ```
+//!
+//! Modules: `target` (servers, auth, destinations), `scenario::{idle, fanout,
+//! connect, persist}`, `report` (markdown, SVG, ratio line), `proc` (`/proc`
+//! readers), `stats` (HDR histograms), `payload` (stamped bodies), `clock`
+//! (the shared monotonic epoch).
+
+mod clock;
+mod payload;
+mod proc;
+mod report;
+mod scenario;
+mod stats;
+mod target;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use report::{Outcome, TargetRun};
+use scenario::connect::ConnectParams;
+use scenario::fanout::FanoutParams;
+use scenario::idle::IdleParams;
+use scenario::persist::PersistParams;
+use target::{Kind, Server, TargetOpts};
+
+#[derive(Parser)]
+#[command(
+    name = "quicktalk-bench",
+    version,
+    about = "Load generator: QuickTalk vs RabbitMQ Web-STOMP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct ServerArgs {
+    /// Smaller, faster parameters (the whole `compare` in under 3 minutes).
+    #[arg(long)]
+    quick: bool,
+    /// QuickTalk binary (default: <repo>/target/release/quicktalk, built if missing).
+    #[arg(long)]
+    quicktalk_bin: Option<PathBuf>,
+    /// Extra flag for `quicktalk serve` (repeatable), e.g. --quicktalk-arg=--outbound-queue=4096.
+    #[arg(long = "quicktalk-arg", allow_hyphen_values = true)]
+    quicktalk_args: Vec<String>,
+    /// RabbitMQ Web-STOMP endpoint.
+    #[arg(long, default_value = "ws://127.0.0.1:15674/ws")]
+    rabbitmq_ws: String,
+}
+
+impl ServerArgs {
+    fn opts(&self) -> TargetOpts {
+        TargetOpts {
+            quicktalk_bin: self.quicktalk_bin.clone(),
+            quicktalk_args: self.quicktalk_args.clone(),
+            rabbitmq_ws: self.rabbitmq_ws.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every scenario against both targets, interleaved; writes bench/results/<date>.md and
+    /// <date>-latency.svg and ends with the ratio line.
+    Compare {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Where results go (default: <repo>/bench/results).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+    },
+    /// Idle connections: server RSS and kernel socket memory per connection.
+    Idle {
+        #[arg(long, value_enum)]
+        target: Kind,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Connection counts, ascending (cumulative).
+        #[arg(long, value_delimiter = ',')]
+        levels: Option<Vec<usize>>,
+        /// Connections per worker process.
+        #[arg(long)]
+        per_worker: Option<usize>,
+        /// Settle time before reading memory (ms).
+        #[arg(long)]
+        settle_ms: Option<u64>,
+    },
+    /// R rooms × M members, P publishers at rising rates until saturation.
+    Fanout {
+        #[arg(long, value_enum)]
+        target: Kind,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        rooms: Option<usize>,
+        #[arg(long)]
+        members: Option<usize>,
+        #[arg(long)]
+        publishers: Option<usize>,
+        #[arg(long)]
+        body_bytes: Option<usize>,
+        /// Offered publish rates (msgs/s, total), e.g. 500,1000,2000.
+        #[arg(long, value_delimiter = ',')]
+        rates: Option<Vec<f64>>,
+        #[arg(long)]
+        warmup_ms: Option<u64>,
+        #[arg(long)]
+        measure_ms: Option<u64>,
+    },
+    /// Connects/s (WebSocket + CONNECT + SUBSCRIBE with receipt) and latency.
+    Connect {
+        #[arg(long, value_enum)]
+        target: Kind,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(long)]
+        warmup_ms: Option<u64>,
+        #[arg(long)]
+        measure_ms: Option<u64>,
+    },
+    /// SENDs with receipts (durable): receipts/s and receipt latency.
+    Persist {
+        #[arg(long, value_enum)]
+        target: Kind,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long)]
+        connections: Option<usize>,
+        /// Receipts in flight per connection.
+        #[arg(long)]
+        window: Option<usize>,
+        #[arg(long)]
+        body_bytes: Option<usize>,
+        #[arg(long)]
+        warmup_ms: Option<u64>,
+        #[arg(long)]
+        measure_ms: Option<u64>,
+    },
+    /// Internal: hold idle connections for `idle` (spec on stdin).
+    #[command(hide = true)]
+    WorkerIdle,
+}
+
+/// Parameters of all scenarios for one mode.
+struct Preset {
+    idle: IdleParams,
+    fanout: FanoutParams,
+    connect: ConnectParams,
+    persist: PersistParams,
+    /// Upper bound on one scenario on one target.
+    scenario_limit: Duration,
+}
+
+impl Preset {
+    fn new(quick: bool) -> Preset {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        if quick {
+            Preset {
+                idle: IdleParams {
+                    levels: vec![400, 800, 2000],
+                    per_worker: 5000,
+                    settle: ms(1500),
+                    rooms: 4,
+                    users: 16,
+                    concurrency: 64,
+                },
+                fanout: FanoutParams {
+                    rooms: 4,
+                    members: 25,
+                    publishers: 4,
+                    body_bytes: 100,
+                    rates: FanoutParams::geometric(250.0, 2.0, 8),
+                    warmup: s(1),
+                    measure: s(2),
+                    drain: s(2),
+                    users: 16,
+                },
+                connect: ConnectParams {
+                    concurrency: 8,
+                    warmup: s(1),
+                    measure: s(3),
+                    max_connects: 20_000,
+                    users: 16,
+                },
+                persist: PersistParams {
+                    connections: 4,
+                    window: 64,
+                    body_bytes: 100,
+                    warmup: s(1),
+                    measure: s(3),
+                },
+                scenario_limit: s(120),
+            }
+        } else {
+            Preset {
+                idle: IdleParams {
+                    levels: vec![800, 1000, 5000, 10000],
+                    per_worker: 5000,
+                    settle: s(3),
+                    rooms: 10,
+                    users: 64,
+                    concurrency: 64,
+                },
+                fanout: FanoutParams {
+                    rooms: 10,
+                    members: 75,
+                    publishers: 10,
+                    body_bytes: 100,
+                    rates: FanoutParams::geometric(500.0, 2.0, 10),
+                    warmup: s(2),
+                    measure: s(5),
+                    drain: s(3),
+                    users: 64,
+                },
+                connect: ConnectParams {
+                    concurrency: 32,
+                    warmup: s(2),
+                    measure: s(10),
+                    max_connects: 25_000,
+                    users: 64,
+                },
+                persist: PersistParams {
+                    connections: 8,
+                    window: 256,
+                    body_bytes: 100,
+                    warmup: s(2),
+                    measure: s(10),
+                },
+                scenario_limit: s(600),
+            }
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    clock::epoch();
+    let cli = Cli::parse();
+    // The server child and the idle workers inherit this limit.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cli.cmd))
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::WorkerIdle => scenario::idle::worker_main().await,
+        Cmd::Compare {
+            server,
+            results_dir,
+        } => compare(&server, results_dir).await,
+        Cmd::Idle {
+            target,
+            server,
+            levels,
+            per_worker,
+            settle_ms,
+        } => {
+            let preset = Preset::new(server.quick);
+            let mut p = preset.idle;
+            if let Some(l) = levels {
+                p.levels = l;
+            }
+            p.levels.sort_unstable();
+            if let Some(w) = per_worker {
+                p.per_worker = w.clamp(1, scenario::MAX_CONNS_PER_PROCESS);
+            }
+            if let Some(s) = settle_ms {
+                p.settle = Duration::from_millis(s);
+            }
+            let mut r = TargetRun::new(target);
+            r.idle = Some(
+                one(
+                    target,
+                    &server.opts(),
+                    preset.scenario_limit,
+                    &mut r.notes,
+                    |s| {
+                        let p = p.clone();
+                        async move { scenario::idle::run(&s, &p).await }
+                    },
+                )
+                .await,
+            );
+            print!("{}", report::idle_table(&[&r]));
+            print_notes(&r);
+            Ok(())
+        }
+        Cmd::Fanout {
+            target,
+            server,
+            rooms,
+            members,
+            publishers,
+            body_bytes,
+            rates,
+            warmup_ms,
+            measure_ms,
+        } => {
+            let preset = Preset::new(server.quick);
+            let mut p = preset.fanout;
+            p.rooms = rooms.unwrap_or(p.rooms).max(1);
+            p.members = members.unwrap_or(p.members).max(1);
+            p.publishers = publishers.unwrap_or(p.publishers).max(1);
+            p.body_bytes = body_bytes.unwrap_or(p.body_bytes);
+            p.rates = rates.unwrap_or(p.rates);
+            p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
+            p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
+            let mut r = TargetRun::new(target);
+            r.fanout = Some(
+                one(
+                    target,
+                    &server.opts(),
+                    preset.scenario_limit,
+                    &mut r.notes,
+                    |s| {
+                        let p = p.clone();
+                        async move { scenario::fanout::run(&s, &p).await }
+                    },
+                )
+                .await,
+            );
+            print!("{}", report::fanout_table(&[&r]));
+            print_notes(&r);
+            Ok(())
+        }
+        Cmd::Connect {
+            target,
+            server,
+            concurrency,
+            warmup_ms,
+            measure_ms,
+        } => {
+            let preset = Preset::new(server.quick);
+            let mut p = preset.connect;
+            p.concurrency = concurrency.unwrap_or(p.concurrency).max(1);
+            p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
+            p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
+            let mut r = TargetRun::new(target);
+            r.connect = Some(
+                one(
+                    target,
+                    &server.opts(),
+                    preset.scenario_limit,
+                    &mut r.notes,
+                    |s| {
+                        let p = p.clone();
+                        async move { scenario::connect::run(&s, &p).await }
+                    },
+                )
+                .await,
+            );
+            print!("{}", report::connect_table(&[&r]));
+            print_notes(&r);
+            Ok(())
+        }
+        Cmd::Persist {
+            target,
+            server,
+            connections,
+            window,
+            body_bytes,
+            warmup_ms,
+            measure_ms,
+        } => {
+            let preset = Preset::new(server.quick);
+            let mut p = preset.persist;
+            p.connections = connections.unwrap_or(p.connections).max(1);
+            p.window = window.unwrap_or(p.window).max(1);
+            p.body_bytes = body_bytes.unwrap_or(p.body_bytes);
+            p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
+            p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
+            let mut r = TargetRun::new(target);
+            r.persist = Some(
+                one(
+                    target,
+                    &server.opts(),
+                    preset.scenario_limit,
+                    &mut r.notes,
+                    |s| {
+                        let p = p.clone();
+                        async move { scenario::persist::run(&s, &p).await }
+                    },
+                )
+                .await,
+            );
+            print!("{}", report::persist_table(&[&r]));
+            print_notes(&r);
+            Ok(())
+        }
+    }
+}
+
+fn print_notes(r: &TargetRun) {
+    let p = report::problems(&[r]);
+    if !p.is_empty() {
+        println!("\n{}", p.trim_end());
+    }
+}
+
+fn push_note(notes: &mut Vec<String>, n: String) {
+    if !notes.contains(&n) {
+        notes.push(n);
+    }
+}
+
+/// Starts (or locates) the target, runs one scenario within `limit`, stops the
+/// server, and files setup facts and server stderr under `notes`.
+async fn one<T, F, Fut>(
+    kind: Kind,
+    opts: &TargetOpts,
+    limit: Duration,
+    notes: &mut Vec<String>,
+    scenario: F,
+) -> Result<T, String>
+where
+    F: FnOnce(std::sync::Arc<Server>) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let server = match Server::start(kind, opts).await {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => return Err(format!("starting {}: {e:#}", kind.name())),
+    };
+    for n in &server.notes {
+        push_note(notes, n.clone());
+    }
+    let result = match tokio::time::timeout(limit, scenario(server.clone())).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!("scenario exceeded its {limit:?} bound")),
+    };
+    let log = server.log.lock().unwrap().summary();
+    if let Some(l) = log {
+        push_note(
+            notes,
+            format!("server stderr ({kind:?}): {l}", kind = kind.name()),
+        );
+    }
+    match std::sync::Arc::try_unwrap(server) {
+        Ok(s) => {
+            if let Some(n) = s.stop().await {
+                push_note(notes, n);
+            }
+        }
+        Err(_) => push_note(notes, "server handle still shared; dropped (killed)".into()),
+    }
+    result
+}
+
+async fn compare(server: &ServerArgs, results_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let machine = proc::Machine::describe();
+    let preset = Preset::new(server.quick);
+    let opts = server.opts();
+    let mut qt = TargetRun::new(Kind::Quicktalk);
+    let mut rmq = TargetRun::new(Kind::Rabbitmq);
+    let limit = preset.scenario_limit;
+    for name in ["idle", "fanout", "connect", "persist"] {
+        for run in [&mut qt, &mut rmq] {
+            let kind = run.kind;
+            eprintln!(
+                "# {name} on {} ({:.0} s in)",
+                kind.name(),
+                t0.elapsed().as_secs_f64()
+            );
+            let notes = &mut run.notes;
+            match name {
+                "idle" => {
+                    let p = preset.idle.clone();
+                    run.idle = Some(
+                        one(kind, &opts, limit, notes, |s| async move {
+                            scenario::idle::run(&s, &p).await
+                        })
+                        .await,
+                    );
+                    log_failure(kind, name, &run.idle);
+                }
+                "fanout" => {
+                    let p = preset.fanout.clone();
+                    run.fanout = Some(
+                        one(kind, &opts, limit, notes, |s| async move {
+                            scenario::fanout::run(&s, &p).await
+                        })
+                        .await,
+                    );
+                    log_failure(kind, name, &run.fanout);
+                }
+                "connect" => {
+                    let p = preset.connect.clone();
+                    run.connect = Some(
+                        one(kind, &opts, limit, notes, |s| async move {
+                            scenario::connect::run(&s, &p).await
+                        })
+                        .await,
+                    );
+                    log_failure(kind, name, &run.connect);
+                }
+                _ => {
+                    let p = preset.persist.clone();
+                    run.persist = Some(
+                        one(kind, &opts, limit, notes, |s| async move {
+                            scenario::persist::run(&s, &p).await
+                        })
+                        .await,
+                    );
+                    log_failure(kind, name, &run.persist);
+                }
+            }
+        }
+    }
+    let total = t0.elapsed().as_secs_f64();
+    let ratios = report::ratios(&qt, &rmq);
+    let date = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let dir = results_dir.unwrap_or_else(|| target::repo_root().join("bench/results"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let svg_name = format!("{date}-latency.svg");
+    let command = format!(
+        "quicktalk-bench compare{}",
+        if server.quick { " --quick" } else { "" }
+    );
+    let runs = [&qt, &rmq];
+    let md = report::markdown(&date, &command, total, &machine, &runs, &ratios, &svg_name);
+    let md_path = dir.join(format!("{date}.md"));
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    let svg = report::latency_svg(
+        &runs,
+        &format!("fan-out latency vs delivered rate ({date}; p99 thick, p50 thin)"),
+    )?;
+    let svg_path = dir.join(&svg_name);
+    std::fs::write(&svg_path, svg).with_context(|| format!("writing {}", svg_path.display()))?;
+    // The report without its ratio section, then the ratio line once, last.
+    let body = md.split("\n## Ratios").next().unwrap_or(&md);
+    let rest = md
+        .split_once("## Notes and problems observed")
+        .map(|(_, r)| format!("\n\n## Notes and problems observed{r}"))
+        .unwrap_or_default();
+    println!("{}{}", body.trim_end(), rest.trim_end());
+    println!();
+    println!("wrote {} and {}", md_path.display(), svg_path.display());
+    println!("{}", report::ratio_line(&ratios));
+    Ok(())
+}
+
+fn log_failure<T>(kind: Kind, name: &str, o: &Outcome<T>) {
+    if let Some(Err(e)) = o {
+        eprintln!("#   {name} on {} failed: {e}", kind.name());
+    }
+}

@@ -1,0 +1,458 @@
+//! `fanout`: R rooms × M subscribers, P publishers at a target total rate, at
+//! rising offered rates until saturation.
+//!
+//! Subscribers stay connected for the whole run; each step starts P fresh
+//! publisher connections that send on a fixed schedule (message k of a
+//! publisher is due at `start + k / rate`). The stamp in a body is the message's
+//! *scheduled* time, so a publisher held back by the server (TCP back-pressure)
+//! shows as latency instead of hiding it (no coordinated omission). A step runs
+//! `warmup + measure`; only deliveries received inside the measure window count
+//! toward delivered/s and the latency histogram. After the publishers stop, the
+//! bench waits for stragglers (bounded) to count lost messages. A step is
+//! saturated when delivered < 90 % of offered, p99 > 1 s, or a subscriber was
+//! disconnected; the run stops after the first saturated step.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use quicktalk_client::StompClient;
+use quicktalk_stomp::{Command, Frame};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{open_subscriber, partition, run_bounded, MAX_CONNS_PER_PROCESS};
+use crate::proc::{CpuMeter, CpuUse};
+use crate::stats::{new_hist, record_ns, Percentiles};
+use crate::target::{self, Fixture, Kind, Server};
+use crate::{clock, payload};
+
+#[derive(Debug, Clone)]
+pub struct FanoutParams {
+    pub rooms: usize,
+    pub members: usize,
+    pub publishers: usize,
+    pub body_bytes: usize,
+    /// Offered publish rates (messages/s, all publishers together), in order.
+    pub rates: Vec<f64>,
+    pub warmup: Duration,
+    pub measure: Duration,
+    /// Longest wait for stragglers after a step.
+    pub drain: Duration,
+    /// Distinct QuickTalk subscriber users (round-robin).
+    pub users: usize,
+}
+
+impl FanoutParams {
+    /// Geometric rates: `start, start*factor, ...` (`steps` of them).
+    pub fn geometric(start: f64, factor: f64, steps: usize) -> Vec<f64> {
+        (0..steps).map(|i| start * factor.powi(i as i32)).collect()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FanoutStep {
+    /// Offered publish rate (msgs/s).
+    pub offered: f64,
+    /// Offered deliveries/s (`offered × members`).
+    pub offered_deliveries: f64,
+    /// Publishes actually completed per second in the window.
+    pub sent_rate: f64,
+    /// Deliveries received per second in the window.
+    pub delivered: f64,
+    pub latency: Percentiles,
+    /// Messages sent in the step that never arrived (after the drain wait), in
+    /// deliveries.
+    pub lost: u64,
+    pub cpu: CpuUse,
+    /// Why the step counts as saturated (`None`: sustained).
+    pub saturated: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FanoutResult {
+    pub params: FanoutParams,
+    pub steps: Vec<FanoutStep>,
+    /// First subscriber error (e.g. the server's ERROR message), if any.
+    pub first_error: Option<String>,
+}
+
+impl FanoutResult {
+    pub fn peak_delivered(&self) -> Option<f64> {
+        self.steps.iter().map(|s| s.delivered).reduce(f64::max)
+    }
+}
+
+/// What every subscriber reads to know which step and window it is in.
+struct Control {
+    step: AtomicU32,
+    win_start: AtomicU64,
+    win_end: AtomicU64,
+    disconnects: AtomicUsize,
+    first_error: Mutex<Option<String>>,
+}
+
+struct SubStats {
+    hist: Histogram<u64>,
+    in_window: u64,
+    /// Deliveries of the current step, whenever received.
+    total: u64,
+}
+
+pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResult> {
+    let subs = p.rooms * p.members;
+    anyhow::ensure!(
+        subs + p.publishers <= MAX_CONNS_PER_PROCESS,
+        "{subs} subscribers + {} publishers exceed {MAX_CONNS_PER_PROCESS} connections per process",
+        p.publishers
+    );
+    if let Some(cap) = server.conn_cap {
+        anyhow::ensure!(
+            subs + p.publishers <= cap,
+            "{subs} subscribers + {} publishers exceed the {cap} connections {} can take",
+            p.publishers,
+            server.kind.title()
+        );
+    }
+    let fx = Arc::new(server.fixture(p.rooms, p.users.min(subs)).await?);
+    let require_type = server.kind == Kind::Quicktalk;
+    let ctl = Arc::new(Control {
+        step: AtomicU32::new(u32::MAX),
+        win_start: AtomicU64::new(u64::MAX),
+        win_end: AtomicU64::new(0),
+        disconnects: AtomicUsize::new(0),
+        first_error: Mutex::new(None),
+    });
+
+    eprintln!("#   fanout: opening {subs} subscribers");
+    let fx2 = fx.clone();
+    let opened = run_bounded(subs, 64, move |i| {
+        let fx = fx2.clone();
+        async move {
+            open_subscriber(
+                &fx.ws_url,
+                fx.subscriber(i),
+                &fx.sub_dests[i % fx.sub_dests.len()],
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    })
+    .await;
+    let (clients, failed, first) = partition(opened);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut stats = Vec::with_capacity(clients.len());
+    let mut tasks: Vec<JoinHandle<()>> = Vec::with_capacity(clients.len());
+    for c in clients {
+        let s = Arc::new(Mutex::new(SubStats {
+            hist: new_hist(),
+            in_window: 0,
+            total: 0,
+        }));
+        stats.push(s.clone());
+        tasks.push(tokio::spawn(subscriber(
+            c,
+            ctl.clone(),
+            s,
+            require_type,
+            stop_rx.clone(),
+        )));
+    }
+    let result = if failed > 0 {
+        Err(anyhow::anyhow!(
+            "{failed} of {subs} subscribers failed to connect: {}",
+            first.unwrap_or_default()
+        ))
+    } else {
+        // Let subscription side effects (presence) settle before measuring.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(steps(server, &fx, p, &ctl, &stats).await)
+    };
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let steps = result?;
+    let first_error = ctl.first_error.lock().unwrap().clone();
+    Ok(FanoutResult {
+        params: p.clone(),
+        steps,
+        first_error,
+    })
+}
+
+async fn steps(
+    server: &Server,
+    fx: &Arc<Fixture>,
+    p: &FanoutParams,
+    ctl: &Arc<Control>,
+    stats: &[Arc<Mutex<SubStats>>],
+) -> Vec<FanoutStep> {
+    let mut out = Vec::new();
+    for (k, &rate) in p.rates.iter().enumerate() {
+        let step = k as u32;
+        for s in stats {
+            let mut s = s.lock().unwrap();
+            s.hist.reset();
+            s.in_window = 0;
+            s.total = 0;
+        }
+        let disc0 = ctl.disconnects.load(Ordering::Relaxed);
+        // Publishers connect first; the schedule starts once they all are in.
+        let pubs = run_bounded(p.publishers, 64, {
+            let fx = fx.clone();
+            move |_| {
+                let fx = fx.clone();
+                async move { target::connect(&fx.ws_url, &fx.publisher).await }
+            }
+        })
+        .await;
+        let (clients, failed, first) = partition(pubs);
+        if failed > 0 {
+            out.push(FanoutStep {
+                offered: rate,
+                offered_deliveries: rate * p.members as f64,
+                saturated: Some(format!(
+                    "{failed} publishers failed to connect: {}",
+                    first.unwrap_or_default()
+                )),
+                ..FanoutStep::default()
+            });
+            break;
+        }
+        let start = Instant::now() + Duration::from_millis(50);
+        let win_start = start + p.warmup;
+        let end = win_start + p.measure;
+        ctl.win_start
+            .store(clock::ns_of(win_start), Ordering::Relaxed);
+        ctl.win_end.store(clock::ns_of(end), Ordering::Relaxed);
+        ctl.step.store(step, Ordering::Release);
+        let per_pub = rate / p.publishers as f64;
+        let dests = Arc::new(fx.pub_dests.clone());
+        let counters = Arc::new(Sent::default());
+        let handles: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let sched = Schedule {
+                    index: i,
+                    publishers: p.publishers,
+                    rate: per_pub,
+                    step,
+                    body_bytes: p.body_bytes,
+                    start,
+                    win_start,
+                    end,
+                };
+                tokio::spawn(publish(c, dests.clone(), sched, counters.clone()))
+            })
+            .collect();
+        tokio::time::sleep_until(win_start.into()).await;
+        let cpu = CpuMeter::start(server.pid);
+        tokio::time::sleep_until(end.into()).await;
+        let cpu = cpu.stop();
+        let mut pub_error = None;
+        for mut h in handles {
+            // A publisher still blocked by back-pressure 1 s later is aborted.
+            match tokio::time::timeout(Duration::from_secs(1), &mut h).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    pub_error.get_or_insert(format!("publisher: {e:#}"));
+                }
+                Ok(Err(e)) => {
+                    pub_error.get_or_insert(format!("publisher task: {e}"));
+                }
+                Err(_) => {
+                    h.abort();
+                    pub_error.get_or_insert("publisher still blocked 1 s after its window".into());
+                }
+            }
+        }
+        let sent_total = counters.sent.load(Ordering::Relaxed);
+        let sent_in_window = counters.in_window.load(Ordering::Relaxed);
+        // Stragglers: wait until every expected delivery arrived or nothing moved
+        // for 500 ms (bounded by `drain`).
+        let expected = sent_total * p.members as u64;
+        let drain_end = Instant::now() + p.drain;
+        let mut last = (u64::MAX, Instant::now());
+        let received = loop {
+            let got: u64 = stats.iter().map(|s| s.lock().unwrap().total).sum();
+            if got >= expected || Instant::now() >= drain_end {
+                break got;
+            }
+            if got != last.0 {
+                last = (got, Instant::now());
+            } else if last.1.elapsed() > Duration::from_millis(500) {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut hist = new_hist();
+        let mut in_window = 0u64;
+        for s in stats {
+            let s = s.lock().unwrap();
+            hist.add(&s.hist).expect("same bounds");
+            in_window += s.in_window;
+        }
+        let secs = p.measure.as_secs_f64();
+        let latency = Percentiles::of(&hist);
+        let delivered = in_window as f64 / secs;
+        let offered_deliveries = rate * p.members as f64;
+        let disconnects = ctl.disconnects.load(Ordering::Relaxed) - disc0;
+        let saturated = if disconnects > 0 {
+            Some(format!("{disconnects} subscribers disconnected"))
+        } else if let Some(e) = pub_error {
+            Some(e)
+        } else if delivered < 0.9 * offered_deliveries {
+            Some(format!(
+                "delivered {:.0}% of offered",
+                delivered / offered_deliveries * 100.0
+            ))
+        } else if latency.p99 > 1_000.0 {
+            Some(format!("p99 {:.0} ms > 1 s", latency.p99))
+        } else {
+            None
+        };
+        let s = FanoutStep {
+            offered: rate,
+            offered_deliveries,
+            sent_rate: sent_in_window as f64 / secs,
+            delivered,
+            latency,
+            lost: expected.saturating_sub(received),
+            cpu,
+            saturated,
+        };
+        eprintln!(
+            "#   {} offered {:.0}/s ({:.0} deliveries/s): delivered {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, lost {}, cpu server {:.0}% bench {:.0}%{}",
+            server.kind.name(),
+            s.offered,
+            s.offered_deliveries,
+            s.delivered,
+            s.latency.p50,
+            s.latency.p99,
+            s.lost,
+            s.cpu.server_pct,
+            s.cpu.bench_pct,
+            s.saturated
+                .as_deref()
+                .map(|r| format!(" — saturated: {r}"))
+                .unwrap_or_default()
+        );
+        let stop = s.saturated.is_some();
+        out.push(s);
+        // Let queues empty before the next step.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stop {
+            break;
+        }
+    }
+    out
+}
+
+async fn subscriber(
+    mut c: StompClient,
+    ctl: Arc<Control>,
+    stats: Arc<Mutex<SubStats>>,
+    require_type: bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let why = loop {
+        let frame = tokio::select! {
+            _ = stop.changed() => {
+                let _ = c.close().await;
+                return;
+            }
+            r = c.recv_timeout(Duration::from_secs(3600)) => r,
+        };
+        match frame {
+            Ok(Some(f)) if f.command == Command::Message => {
+                let now = clock::now_ns();
+                let Some((ts, step)) = payload::parse_stamp(&f.body, require_type) else {
+                    continue;
+                };
+                if step != ctl.step.load(Ordering::Acquire) {
+                    continue;
+                }
+                let (ws, we) = (
+                    ctl.win_start.load(Ordering::Relaxed),
+                    ctl.win_end.load(Ordering::Relaxed),
+                );
+                let mut s = stats.lock().unwrap();
+                s.total += 1;
+                if now >= ws && now < we {
+                    s.in_window += 1;
+                    record_ns(&mut s.hist, now.saturating_sub(ts));
+                }
+            }
+            Ok(Some(f)) if f.command == Command::Error => {
+                break format!(
+                    "ERROR {}",
+                    f.header("message")
+                        .unwrap_or(&String::from_utf8_lossy(&f.body))
+                );
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break "socket closed by the server".to_owned(),
+            Err(e) => break format!("{e:#}"),
+        }
+    };
+    ctl.disconnects.fetch_add(1, Ordering::Relaxed);
+    ctl.first_error.lock().unwrap().get_or_insert(why);
+}
+
+struct Schedule {
+    index: usize,
+    publishers: usize,
+    /// This publisher's rate (msgs/s).
+    rate: f64,
+    step: u32,
+    body_bytes: usize,
+    start: Instant,
+    win_start: Instant,
+    end: Instant,
+}
+
+#[derive(Default)]
+struct Sent {
+    sent: AtomicU64,
+    in_window: AtomicU64,
+}
+
+/// Sends on schedule until `end`; message k goes to room `(index + k·P) mod R`.
+async fn publish(
+    mut c: StompClient,
+    dests: Arc<Vec<String>>,
+    s: Schedule,
+    n: Arc<Sent>,
+) -> anyhow::Result<()> {
+    let interval = 1.0 / s.rate;
+    let mut k: u64 = 0;
+    loop {
+        let due = s.start + Duration::from_secs_f64(k as f64 * interval);
+        if due >= s.end {
+            break;
+        }
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let room = (s.index + k as usize * s.publishers) % dests.len();
+        let f = Frame::new(Command::Send)
+            .with_header("destination", dests[room].as_str())
+            .with_header("content-type", "application/json")
+            .with_body(payload::body(clock::ns_of(due), s.step, s.body_bytes));
+        c.send(&f).await?;
+        k += 1;
+        n.sent.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        if now >= s.win_start && now < s.end {
+            n.in_window.fetch_add(1, Ordering::Relaxed);
+        }
+        if now >= s.end {
+            break;
+        }
+    }
+    let _ = c.close().await;
+    Ok(())
+}
