@@ -23,10 +23,39 @@ use crate::store::Store;
 /// Resolves when the message is stored (or rejected).
 pub type Ticket = oneshot::Receiver<AppResult<Appended>>;
 
+/// Called once the message is stored (or rejected), on the pipeline's task: must
+/// not block. Cheaper than a [`Ticket`] for the hot path (no task to await it).
+pub type Done = Box<dyn FnOnce(AppResult<Appended>) + Send>;
+
+/// How the submitter hears the outcome.
+pub enum Reply {
+    Ticket(oneshot::Sender<AppResult<Appended>>),
+    Callback(Done),
+}
+
+impl Reply {
+    fn send(self, outcome: AppResult<Appended>) {
+        match self {
+            Reply::Ticket(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Callback(done) => done(outcome),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Pipeline: Send + Sync + 'static {
-    /// Accepts a message. Messages submitted by one caller keep their order.
-    async fn submit(&self, message: NewMessage) -> AppResult<Ticket>;
+    /// Accepts a message; `reply` hears the outcome once it is stored or rejected.
+    /// Messages submitted by one caller keep their order.
+    async fn submit_with(&self, message: NewMessage, reply: Reply) -> AppResult<()>;
+
+    /// Accepts a message; the ticket resolves once it is stored or rejected.
+    async fn submit(&self, message: NewMessage) -> AppResult<Ticket> {
+        let (tx, ticket) = oneshot::channel();
+        self.submit_with(message, Reply::Ticket(tx)).await?;
+        Ok(ticket)
+    }
 }
 
 /// Waits for a ticket.
@@ -36,7 +65,7 @@ pub async fn settle(ticket: Ticket) -> AppResult<Appended> {
         .unwrap_or(Err(AppError::Unavailable("server is shutting down")))
 }
 
-type Item = (NewMessage, oneshot::Sender<AppResult<Appended>>);
+type Item = (NewMessage, Reply);
 
 pub struct LocalPipeline {
     tx: mpsc::Sender<Item>,
@@ -60,13 +89,11 @@ impl LocalPipeline {
 
 #[async_trait]
 impl Pipeline for LocalPipeline {
-    async fn submit(&self, message: NewMessage) -> AppResult<Ticket> {
-        let (reply, ticket) = oneshot::channel();
+    async fn submit_with(&self, message: NewMessage, reply: Reply) -> AppResult<()> {
         self.tx
             .send((message, reply))
             .await
-            .map_err(|_| AppError::Unavailable("server is shutting down"))?;
-        Ok(ticket)
+            .map_err(|_| AppError::Unavailable("server is shutting down"))
     }
 }
 
@@ -122,13 +149,13 @@ async fn commit(batch: Vec<Item>, store: &dyn Store, bus: &dyn Bus, metrics: &Me
                     metrics.messages_stored.inc();
                     bus.publish(BusEvent::Message(Arc::new(m.clone())));
                 }
-                let _ = reply.send(outcome);
+                reply.send(outcome);
             }
         }
         Err(e) => {
             tracing::error!(error = %e, batch = n, "commit failed; batch rejected");
             for reply in replies {
-                let _ = reply.send(Err(AppError::Unavailable(
+                reply.send(Err(AppError::Unavailable(
                     "message could not be stored; retry",
                 )));
             }

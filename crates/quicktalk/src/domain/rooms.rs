@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::pipeline::{settle, Pipeline, Ticket};
+use super::pipeline::{settle, Pipeline, Reply, Ticket};
 use super::validate;
 use crate::bus::{Bus, BusEvent};
 use crate::error::{AppError, AppResult};
@@ -190,8 +190,36 @@ impl Rooms {
             })
     }
 
-    /// Accepts a text message for storage; the ticket resolves once it is durable.
+    /// Accepts a text message for storage; `reply` hears once it is durable.
     /// Membership and the room's existence are checked in the storing transaction.
+    pub async fn post_with(
+        &self,
+        sender: UserRef,
+        room: RoomId,
+        text: &str,
+        client_id: Option<String>,
+        reply: Reply,
+    ) -> AppResult<()> {
+        let text = validate::text(text)?;
+        if let Some(c) = &client_id {
+            validate::client_id(c)?;
+        }
+        self.pipeline
+            .submit_with(
+                NewMessage {
+                    room_id: room,
+                    kind: MessageKind::Text,
+                    sender,
+                    text,
+                    client_id,
+                    sent_at: now_ms(),
+                },
+                reply,
+            )
+            .await
+    }
+
+    /// Accepts a text message; the ticket resolves once it is durable.
     pub async fn post(
         &self,
         sender: UserRef,
@@ -199,20 +227,10 @@ impl Rooms {
         text: &str,
         client_id: Option<String>,
     ) -> AppResult<Ticket> {
-        let text = validate::text(text)?;
-        if let Some(c) = &client_id {
-            validate::client_id(c)?;
-        }
-        self.pipeline
-            .submit(NewMessage {
-                room_id: room,
-                kind: MessageKind::Text,
-                sender,
-                text,
-                client_id,
-                sent_at: now_ms(),
-            })
-            .await
+        let (tx, ticket) = tokio::sync::oneshot::channel();
+        self.post_with(sender, room, text, client_id, Reply::Ticket(tx))
+            .await?;
+        Ok(ticket)
     }
 
     /// Posts and waits until stored.

@@ -366,3 +366,37 @@ pub async fn members_in_join_order(s: S) {
     let names: Vec<_> = m.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["bob!", "alice!", "carol!"]);
 }
+
+pub async fn membership_changes_apply_within_a_batch(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let id = room(&s, &a, Visibility::Public).await;
+    join(&s, id, &a).await;
+    join(&s, id, &b).await;
+    // Bob is known to be a member (a text of his was stored), then leaves and
+    // tries again in the same batch; Carol joins and talks in one batch.
+    s.append(vec![text(id, &b, "hi")]).await.unwrap();
+    let c = user(&s, "carol").await;
+    let out = s
+        .append(vec![
+            text(id, &b, "still here"),
+            msg(id, &b, MessageKind::Leave, "", None),
+            text(id, &b, "gone"),
+            msg(id, &c, MessageKind::Join, "", None),
+            text(id, &c, "hello"),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(out[0], Ok(Appended::New(_))));
+    assert!(matches!(out[1], Ok(Appended::New(_))));
+    assert_eq!(out[2], Err(AppendRejected::NotMember));
+    assert!(matches!(out[3], Ok(Appended::New(_))));
+    assert!(matches!(out[4], Ok(Appended::New(_))));
+    // And across batches.
+    let out = s
+        .append(vec![text(id, &b, "later"), text(id, &c, "later")])
+        .await
+        .unwrap();
+    assert_eq!(out[0], Err(AppendRejected::NotMember));
+    assert!(matches!(out[1], Ok(Appended::New(_))));
+}

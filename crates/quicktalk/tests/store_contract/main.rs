@@ -45,5 +45,6 @@ contract_tests!(
         listing_shows_public_and_own_rooms_with_unread,
         read_cursor_is_clamped_and_monotonic,
         members_in_join_order,
+        membership_changes_apply_within_a_batch,
     ]
 );

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{required, Flow, Handled, Session};
 use crate::domain::matching::PrefsInput;
-use crate::domain::pipeline::settle;
+use crate::domain::pipeline::{Done, Reply};
 use crate::error::AppError;
 use crate::model::{RoomId, User};
 use crate::realtime::destination::{self, MatchOp, SendTo};
@@ -59,24 +59,28 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        // Enqueued here, in frame order; the RECEIPT waits for the commit elsewhere.
-        match self
+        // Enqueued here, in frame order; the pipeline sends the RECEIPT (or the
+        // rejection) right after the commit, with no task of ours waiting for it.
+        let replier = self.replier.clone();
+        let dest_owned = dest.to_owned();
+        let done: Done = Box::new(move |outcome| match outcome {
+            Ok(_) => replier.receipt(receipt.as_deref()),
+            Err(e) => replier.app_error(&e, &dest_owned, receipt.as_deref()),
+        });
+        // (On an immediate rejection the callback was dropped unused: answer here.)
+        if let Err(e) = self
             .state
             .rooms
-            .post(user.as_ref(), room, &body.text, body.client_id)
+            .post_with(
+                user.as_ref(),
+                room,
+                &body.text,
+                body.client_id,
+                Reply::Callback(done),
+            )
             .await
         {
-            Ok(ticket) => {
-                let replier = self.replier.clone();
-                let dest = dest.to_owned();
-                tokio::spawn(async move {
-                    match settle(ticket).await {
-                        Ok(_) => replier.receipt(receipt.as_deref()),
-                        Err(e) => replier.app_error(&e, &dest, receipt.as_deref()),
-                    }
-                });
-            }
-            Err(e) => self.replier.app_error(&e, dest, receipt.as_deref()),
+            self.replier.app_error(&e, dest, frame.header("receipt"));
         }
         Flow::Continue
     }

@@ -59,7 +59,7 @@ impl Drop for SqliteStore {
 }
 
 /// How often the checkpointer copies the WAL back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5000);
 
 fn spawn_checkpointer(
     path: PathBuf,
@@ -98,8 +98,10 @@ impl SqliteStore {
             },
         )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Checkpoints are the checkpointer thread's job, not the committing writer's.
+        // Checkpoints are the checkpointer thread's job, not the committing writer's;
+        // after one, a WAL grown by a burst is cut back to this size.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));

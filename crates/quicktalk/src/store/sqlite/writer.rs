@@ -1,12 +1,13 @@
 //! The SQLite writer thread's state and the sequencing transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{message_row, MESSAGE_COLS};
 use crate::model::{
-    now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, UserRef,
+    now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, UserId,
+    UserRef,
 };
 use crate::store::NewRoom;
 
@@ -14,7 +15,12 @@ pub struct Writer {
     pub conn: Connection,
     /// `rooms.last_seq` as committed; valid because this thread is the only writer.
     pub last_seq: HashMap<RoomId, i64>,
+    /// Memberships known to exist (committed); valid for the same reason. Saves a
+    /// lookup per stored message. Cleared when it grows past [`MEMBER_CACHE_MAX`].
+    members: HashSet<(RoomId, UserId)>,
 }
+
+const MEMBER_CACHE_MAX: usize = 1_000_000;
 
 /// What a batch changed in one room, applied to `rooms` once at the end.
 struct RoomDelta {
@@ -28,6 +34,7 @@ impl Writer {
         Writer {
             conn,
             last_seq: HashMap::new(),
+            members: HashSet::new(),
         }
     }
 
@@ -75,6 +82,9 @@ impl Writer {
         .execute(params![id, n_members, last_at])?;
         tx.commit()?;
         self.last_seq.insert(id, n_members);
+        for m in &joins {
+            self.members.insert((id, m.sender.id));
+        }
         let room = Room {
             id,
             name: n.name,
@@ -95,6 +105,10 @@ impl Writer {
         let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(batch.len());
         let mut deltas: HashMap<RoomId, RoomDelta> = HashMap::new();
+        // Joins and leaves of this batch, applied to the cache only after commit.
+        let mut member_changes: HashMap<(RoomId, UserId), bool> = HashMap::new();
+        // Memberships confirmed by this batch (cached after commit).
+        let mut known_members: Vec<(RoomId, UserId)> = Vec::new();
         for m in batch {
             let last = match deltas.get(&m.room_id) {
                 Some(d) => Some(d.last_seq),
@@ -114,11 +128,20 @@ impl Writer {
             let mut member_change = 0;
             match m.kind {
                 MessageKind::Text | MessageKind::System => {
-                    let member = tx
-                        .prepare_cached(
-                            "SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2",
-                        )?
-                        .exists(params![m.room_id, m.sender.id])?;
+                    let key = (m.room_id, m.sender.id);
+                    let member =
+                        match member_changes.get(&key) {
+                            Some(now_member) => *now_member,
+                            None => self.members.contains(&key)
+                                || tx
+                                    .prepare_cached(
+                                        "SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2",
+                                    )?
+                                    .exists(params![m.room_id, m.sender.id])?,
+                        };
+                    if member {
+                        known_members.push(key);
+                    }
                     if !member {
                         out.push(Err(AppendRejected::NotMember));
                         continue;
@@ -148,6 +171,7 @@ impl Writer {
                         out.push(Ok(Appended::Unchanged));
                         continue;
                     }
+                    member_changes.insert((m.room_id, m.sender.id), true);
                     member_change = 1;
                 }
                 MessageKind::Leave => {
@@ -158,6 +182,7 @@ impl Writer {
                         out.push(Ok(Appended::Unchanged));
                         continue;
                     }
+                    member_changes.insert((m.room_id, m.sender.id), false);
                     member_change = -1;
                 }
             }
@@ -208,10 +233,26 @@ impl Writer {
                 for (room, d) in deltas {
                     self.last_seq.insert(room, d.last_seq);
                 }
+                if self.members.len() > MEMBER_CACHE_MAX {
+                    self.members.clear();
+                }
+                self.members.extend(
+                    known_members
+                        .into_iter()
+                        .filter(|k| !member_changes.contains_key(k)),
+                );
+                for (key, member) in member_changes {
+                    if member {
+                        self.members.insert(key);
+                    } else {
+                        self.members.remove(&key);
+                    }
+                }
                 Ok(out)
             }
             Err(e) => {
                 self.last_seq.clear();
+                self.members.clear();
                 Err(e)
             }
         }
