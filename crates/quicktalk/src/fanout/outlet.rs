@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
@@ -56,7 +56,9 @@ pub struct Outlet {
     queued: Notify,
     /// Wakes bulk senders when the writer made room.
     drained: Notify,
-    closing: CancellationToken,
+    /// Set once the connection is closing; `closed_wake` tells the waiters.
+    closing: AtomicBool,
+    closed_wake: Notify,
     reason: Mutex<Option<String>>,
     metrics: Arc<Metrics>,
 }
@@ -69,7 +71,8 @@ impl Outlet {
             capacity,
             queued: Notify::new(),
             drained: Notify::new(),
-            closing: CancellationToken::new(),
+            closing: AtomicBool::new(false),
+            closed_wake: Notify::new(),
             reason: Mutex::new(None),
             metrics,
         })
@@ -78,7 +81,7 @@ impl Outlet {
     /// Queues without waiting. A full queue means the client cannot keep up: the
     /// connection is closed with an ERROR rather than buffering without bound.
     pub fn push(&self, item: Outbound) -> bool {
-        if self.closing.is_cancelled() {
+        if self.is_closing() {
             return false;
         }
         {
@@ -99,7 +102,7 @@ impl Outlet {
     /// free, so live traffic keeps its headroom. `false` if the connection is closing.
     pub async fn push_bulk(&self, item: Outbound) -> bool {
         loop {
-            if self.closing.is_cancelled() {
+            if self.is_closing() {
                 return false;
             }
             {
@@ -114,7 +117,7 @@ impl Outlet {
             tokio::select! {
                 _ = self.drained.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                _ = self.closing.cancelled() => return false,
+                _ = self.closed() => return false,
             }
         }
     }
@@ -149,16 +152,29 @@ impl Outlet {
                 *r = Some(reason.to_owned());
             }
         }
-        self.closing.cancel();
+        self.close();
     }
 
     /// Closes the connection without an ERROR (client went away, server shutdown).
     pub fn close(&self) {
-        self.closing.cancel();
+        self.closing.store(true, Ordering::Release);
+        self.closed_wake.notify_waiters();
     }
 
-    pub fn closing(&self) -> &CancellationToken {
-        &self.closing
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the connection is closing.
+    pub async fn closed(&self) {
+        let notified = self.closed_wake.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a close in between is not missed.
+        notified.as_mut().enable();
+        if self.is_closing() {
+            return;
+        }
+        notified.await;
     }
 
     pub fn take_reason(&self) -> Option<String> {
@@ -181,7 +197,7 @@ mod tests {
             assert!(o.push(ev()));
         }
         assert!(!o.push(ev()), "the 101st item is refused");
-        assert!(o.closing().is_cancelled(), "and the connection is killed");
+        assert!(o.is_closing(), "and the connection is killed");
         assert!(o.take_reason().unwrap().contains("slow consumer"));
         let mut out = Vec::new();
         o.take(&mut out, 64);
@@ -190,6 +206,23 @@ mod tests {
         o.take(&mut out, 64);
         assert_eq!(out.len(), 36);
         assert!(o.queue.lock().capacity() <= KEEP_SLOTS);
+    }
+
+    #[tokio::test]
+    async fn closing_wakes_waiters_and_later_callers() {
+        let o = Outlet::new(1, 10, Arc::new(Metrics::new()));
+        let o2 = o.clone();
+        let waiter = tokio::spawn(async move { o2.closed().await });
+        tokio::task::yield_now().await;
+        o.close();
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(1), o.closed())
+            .await
+            .unwrap();
+        assert!(!o.push(ev()), "nothing is queued once closing");
     }
 
     #[tokio::test]

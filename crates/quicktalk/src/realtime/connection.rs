@@ -82,7 +82,7 @@ async fn serve<R: WireRead, W: WireWrite>(
             .map_or_else(|| Instant::now() + FAR, |every| last_write + every);
         tokio::select! {
             biased;
-            _ = outlet.closing().cancelled() => break End::Killed,
+            _ = outlet.closed() => break End::Killed,
             _ = state.shutdown.cancelled(), if reading => {
                 // Queued RECEIPTs and messages go out first, then the ERROR.
                 reading = false;
@@ -94,7 +94,7 @@ async fn serve<R: WireRead, W: WireWrite>(
                 let written = tokio::select! {
                     // Boxed: keeps the idle connection's future small.
                     w = Box::pin(write_batch(&mut write, &mut batch, session.version(), &mut outbuf, &metrics, &mut error_sent)) => w,
-                    _ = outlet.closing().cancelled() => break End::Killed,
+                    _ = outlet.closed() => break End::Killed,
                 };
                 match written {
                     Written::Ok => {

@@ -34,7 +34,7 @@ pub async fn upgrade(
     ws.protocols(["v12.stomp", "v11.stomp", "v10.stomp"])
         .max_message_size(max)
         .max_frame_size(max)
-        .read_buffer_size(512)
+        .read_buffer_size(256)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();

@@ -45,6 +45,27 @@ pub enum Flow {
     Disconnect,
 }
 
+/// A connection's subscriptions by id: a short list (a handful per connection,
+/// at most [`MAX_SUBSCRIPTIONS`]), so a vector beats a hash map in memory.
+#[derive(Default)]
+struct Subs(Vec<(Box<str>, Sub)>);
+
+impl Subs {
+    fn contains_key(&self, id: &str) -> bool {
+        self.0.iter().any(|(k, _)| &**k == id)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn insert(&mut self, id: String, sub: Sub) {
+        self.0.push((id.into_boxed_str(), sub));
+    }
+    fn remove(&mut self, id: &str) -> Option<Sub> {
+        let pos = self.0.iter().position(|(k, _)| &**k == id)?;
+        Some(self.0.swap_remove(pos).1)
+    }
+}
+
 enum Sub {
     Room(Arc<RoomSubscription>),
     Events(Arc<UserSubscription>),
@@ -61,7 +82,7 @@ pub struct Session {
     read_timeout: Option<Duration>,
     /// How often we must send something (negotiated heart-beat).
     send_every: Option<Duration>,
-    subs: HashMap<String, Sub>,
+    subs: Subs,
     typing_sent: HashMap<RoomId, tokio::time::Instant>,
 }
 
@@ -75,7 +96,7 @@ impl Session {
             version: Version::V1_2,
             read_timeout: None,
             send_every: None,
-            subs: HashMap::new(),
+            subs: Subs::default(),
             typing_sent: HashMap::new(),
         }
     }
@@ -149,7 +170,7 @@ impl Session {
             let matching = self.state.matching.clone();
             tokio::spawn(async move { matching.socket_closed(user.id).await });
         }
-        for (_, sub) in self.subs.drain() {
+        for (_, sub) in self.subs.0.drain(..) {
             match sub {
                 Sub::Room(s) => self.state.hub.unsubscribe_room(&s),
                 Sub::Events(s) => self.state.hub.unsubscribe_user(&s),
