@@ -418,7 +418,7 @@ pub fn markdown(
             |f: &FanoutResult| {
                 format!(
             "{} rooms × {} subscribers, {} publishers, {}-byte SEND bodies; warm-up {:.1} s, window {:.1} s per step. \
-             Latency = receive time − scheduled send time (stamped in the body, same process clock). \
+             Latency = receive time − send stamp (same process clock; a publisher behind schedule stamps the scheduled time, so back-pressure counts as latency). \
              Saturated: delivered < 90 % of offered, p99 > 1 s, or a subscriber disconnected. Plot: `{svg_name}`.",
             f.params.rooms,
             f.params.members,
