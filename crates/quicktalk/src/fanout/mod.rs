@@ -311,13 +311,23 @@ impl Hub {
     /// [`PRESENCE_LIST_MAX`] users (lowest ids first); `count` is always the total,
     /// so a join in a room of N costs O(N) once per interval, not O(N²).
     pub fn presence_event(&self, room: RoomId) -> Arc<Event> {
+        #[derive(serde::Serialize)]
+        struct Presence<'a> {
+            #[serde(rename = "type")]
+            ty: &'static str,
+            room_id: RoomId,
+            online: &'a [UserRef],
+            count: usize,
+        }
         let (online, count) = self.online_snapshot(room, PRESENCE_LIST_MAX);
-        let body = json!({"type": "presence", "room_id": room, "online": online, "count": count});
-        self.event(
-            room_destination(room).into(),
-            None,
-            Bytes::from(body.to_string()),
-        )
+        let body = serde_json::to_vec(&Presence {
+            ty: "presence",
+            room_id: room,
+            online: &online,
+            count,
+        })
+        .expect("presence serializes");
+        self.event(room_destination(room).into(), None, Bytes::from(body))
     }
 }
 

@@ -1,5 +1,6 @@
 //! CONNECT / STOMP: version and heart-beat negotiation, authentication.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use quicktalk_stomp::{negotiate_heartbeat, Command, Frame, HeartBeat, Version};
@@ -54,7 +55,7 @@ impl Session {
                 .with_header("user-name", user.id.to_string()),
         );
         self.state.matching.socket_opened(user.id).await;
-        self.user = Some(user);
+        self.user = Some(Arc::new(user));
         Ok(Flow::Continue)
     }
 }

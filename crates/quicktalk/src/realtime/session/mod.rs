@@ -76,7 +76,8 @@ pub struct Session {
     state: Arc<AppState>,
     replier: Replier,
     url_token: Option<String>,
-    user: Option<User>,
+    /// Shared, so handling a frame does not copy the user's strings.
+    user: Option<Arc<User>>,
     version: Version,
     /// How long the client may stay silent before it is dropped (2x its heart-beat).
     read_timeout: Option<Duration>,
