@@ -19,6 +19,8 @@ use crate::store::{NewRoom, Store};
 pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_PAGE: usize = 50;
 const MAX_LISTED_ROOMS: usize = 500;
+/// Rooms whose metadata is kept in memory; cleared when it grows past this.
+const ROOM_META_CACHE_MAX: usize = 500_000;
 
 /// What never changes about a room: enough for access checks without the store.
 #[derive(Clone, Copy)]
@@ -65,7 +67,11 @@ impl Rooms {
                 let m = RoomMeta {
                     visibility: room.visibility,
                 };
-                self.meta.write().insert(id, m);
+                let mut meta = self.meta.write();
+                if meta.len() >= ROOM_META_CACHE_MAX {
+                    meta.clear();
+                }
+                meta.insert(id, m);
                 m
             }
         };

@@ -149,6 +149,8 @@ pub struct Matcher {
     queue: VecDeque<UserId>,
     blocked: HashSet<(UserId, UserId)>,
     recent: HashMap<UserId, VecDeque<(UserId, Ms)>>,
+    /// When `recent` was last swept of expired entries.
+    swept_at: Ms,
 }
 
 fn pair_key(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -286,6 +288,16 @@ impl Matcher {
             if matches!(self.entries.get(&u), Some(Entry::Matched { .. })) {
                 out.extend(self.end(u, EndReason::YouLeft, EndReason::PartnerDisconnected, now));
             }
+        }
+        // Forget partners past the memory now and then, so users who never come
+        // back do not stay in memory.
+        if now >= self.swept_at + self.cfg.memory.min(60_000) {
+            let memory = self.cfg.memory;
+            self.recent.retain(|_, r| {
+                r.retain(|(_, at)| now < at + memory);
+                !r.is_empty()
+            });
+            self.swept_at = now;
         }
         let waiting: Vec<UserId> = self.queue.iter().copied().collect();
         for u in waiting {

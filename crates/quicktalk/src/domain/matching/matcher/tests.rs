@@ -174,6 +174,17 @@ fn dropped_user_gets_a_grace_period() {
 }
 
 #[test]
+fn old_partners_are_forgotten() {
+    let mut m = Matcher::new(cfg());
+    m.connect(u(1), Prefs::default(), 0).unwrap();
+    m.connect(u(2), Prefs::default(), 0).unwrap();
+    m.disconnect(1, 10);
+    assert_eq!(m.recent.len(), 2);
+    m.tick(cfg().memory + 11);
+    assert!(m.recent.is_empty(), "expired memories are swept");
+}
+
+#[test]
 fn blocked_pairs_never_meet() {
     let mut m = Matcher::new(cfg());
     m.block(1, 2);
