@@ -80,6 +80,14 @@ async fn serve<R: WireRead, W: WireWrite>(
         let heartbeat_at = session
             .send_every()
             .map_or_else(|| Instant::now() + FAR, |every| last_write + every);
+        // One timer for both deadlines (a timer is the biggest part of an idle
+        // connection's future); which one fired is decided when it does.
+        let read_expires = if reading {
+            read_deadline
+        } else {
+            Instant::now() + FAR
+        };
+        let wake_at = read_expires.min(heartbeat_at);
         tokio::select! {
             biased;
             _ = outlet.closed() => break End::Killed,
@@ -128,17 +136,19 @@ async fn serve<R: WireRead, W: WireWrite>(
                     inbuf = BytesMut::new();
                 }
             }
-            _ = tokio::time::sleep_until(read_deadline), if reading => {
-                let why = if session.connected() { "heart-beat timeout: nothing received" } else { "no CONNECT frame in time" };
-                tracing::debug!(why, "dropping silent client");
-                outlet.kill(why);
-            }
-            _ = tokio::time::sleep_until(heartbeat_at) => {
-                let sent = Box::pin(async { write.heartbeat().await?; write.flush().await }).await;
-                if sent.is_err() {
-                    break End::Gone;
+            _ = tokio::time::sleep_until(wake_at) => {
+                let now = Instant::now();
+                if reading && now >= read_deadline {
+                    let why = if session.connected() { "heart-beat timeout: nothing received" } else { "no CONNECT frame in time" };
+                    tracing::debug!(why, "dropping silent client");
+                    outlet.kill(why);
+                } else if now >= heartbeat_at {
+                    let sent = Box::pin(async { write.heartbeat().await?; write.flush().await }).await;
+                    if sent.is_err() {
+                        break End::Gone;
+                    }
+                    last_write = Instant::now();
                 }
-                last_write = Instant::now();
             }
         }
     };
