@@ -44,8 +44,9 @@ impl Outbound {
     }
 }
 
-/// A drained queue keeps at most this many slots allocated.
-const KEEP_SLOTS: usize = 16;
+/// A drained queue keeps at most this many slots allocated (none: most
+/// connections are idle most of the time).
+const KEEP_SLOTS: usize = 0;
 
 /// The sending side of one connection: a bounded queue plus a kill switch.
 pub struct Outlet {

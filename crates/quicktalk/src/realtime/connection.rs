@@ -108,6 +108,9 @@ async fn serve<R: WireRead, W: WireWrite>(
                     Written::Ok => {
                         last_write = Instant::now();
                         outlet.notify_drained();
+                        // Idle connections hold no write buffers.
+                        batch = Vec::new();
+                        outbuf = BytesMut::new();
                     }
                     Written::Close => break End::Drained,
                     Written::Failed => break End::Gone,

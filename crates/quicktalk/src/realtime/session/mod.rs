@@ -58,6 +58,8 @@ impl Subs {
         self.0.len()
     }
     fn insert(&mut self, id: String, sub: Sub) {
+        // Grow one slot at a time: most connections hold one to three.
+        self.0.reserve_exact(1);
         self.0.push((id.into_boxed_str(), sub));
     }
     fn remove(&mut self, id: &str) -> Option<Sub> {
