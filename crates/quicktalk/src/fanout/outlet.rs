@@ -44,10 +44,6 @@ impl Outbound {
     }
 }
 
-/// A drained queue keeps at most this many slots allocated (none: most
-/// connections are idle most of the time).
-const KEEP_SLOTS: usize = 0;
-
 /// The sending side of one connection: a bounded queue plus a kill switch.
 pub struct Outlet {
     pub id: u64,
@@ -135,8 +131,9 @@ impl Outlet {
         let mut q = self.queue.lock();
         let n = q.len().min(max);
         out.extend(q.drain(..n));
-        if q.is_empty() && q.capacity() > KEEP_SLOTS {
-            q.shrink_to(KEEP_SLOTS);
+        // A drained queue gives its memory back: most connections are idle.
+        if q.is_empty() {
+            q.shrink_to_fit();
         }
     }
 
@@ -206,7 +203,7 @@ mod tests {
         out.clear();
         o.take(&mut out, 64);
         assert_eq!(out.len(), 36);
-        assert!(o.queue.lock().capacity() <= KEEP_SLOTS);
+        assert_eq!(o.queue.lock().capacity(), 0, "drained: no memory held");
     }
 
     #[tokio::test]
