@@ -126,6 +126,10 @@ impl Outlet {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.queue.lock().is_empty()
+    }
+
     /// Moves up to `max` queued items into `out` (for the writer).
     pub fn take(&self, out: &mut Vec<Outbound>, max: usize) {
         let mut q = self.queue.lock();

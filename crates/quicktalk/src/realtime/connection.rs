@@ -108,9 +108,11 @@ async fn serve<R: WireRead, W: WireWrite>(
                     Written::Ok => {
                         last_write = Instant::now();
                         outlet.notify_drained();
-                        // Idle connections hold no write buffers.
-                        batch = Vec::new();
-                        outbuf = BytesMut::new();
+                        // Idle connections hold no write buffers (busy ones keep theirs).
+                        if outlet.is_empty() {
+                            batch = Vec::new();
+                            outbuf = BytesMut::new();
+                        }
                     }
                     Written::Close => break End::Drained,
                     Written::Failed => break End::Gone,
