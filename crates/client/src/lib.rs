@@ -27,6 +27,8 @@ pub struct StompClient {
     stash: VecDeque<Frame>,
     /// Heart-beat EOLs received so far.
     pub heartbeats: u64,
+    /// WebSocket pongs received so far.
+    pub pongs: u64,
     closed: bool,
 }
 
@@ -51,6 +53,7 @@ impl StompClient {
             buf: BytesMut::new(),
             stash: VecDeque::new(),
             heartbeats: 0,
+            pongs: 0,
             closed: false,
         })
     }
@@ -99,6 +102,12 @@ impl StompClient {
     /// Sends one WebSocket text message as is.
     pub async fn send_text(&mut self, text: impl Into<String>) -> anyhow::Result<()> {
         self.ws.send(Message::Text(text.into().into())).await?;
+        Ok(())
+    }
+
+    /// Sends a WebSocket ping (the server must answer with a pong).
+    pub async fn ping(&mut self, payload: &[u8]) -> anyhow::Result<()> {
+        self.ws.send(Message::Ping(payload.to_vec().into())).await?;
         Ok(())
     }
 
@@ -189,6 +198,7 @@ impl StompClient {
                 }
                 Some(Ok(Message::Text(t))) => self.buf.extend_from_slice(t.as_bytes()),
                 Some(Ok(Message::Binary(b))) => self.buf.extend_from_slice(&b),
+                Some(Ok(Message::Pong(_))) => self.pongs += 1,
                 Some(Ok(_)) => {}
             }
         }

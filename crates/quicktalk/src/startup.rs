@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -132,23 +131,18 @@ impl Application {
                 stop_accepting.clone(),
             ));
         }
-        let app =
-            crate::http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        // Nagle off: chat frames are small and latency-bound.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let server = tokio::spawn(async move { serve.await });
+        let router = crate::http::router(state.clone());
+        let server = tokio::spawn(crate::http::server::serve(
+            self.listener,
+            router,
+            stop_accepting.clone(),
+            Duration::from_secs(3),
+        ));
         stop.await;
         tracing::info!("shutting down");
         stop_accepting.cancel();
-        match tokio::time::timeout(Duration::from_secs(3), server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server error"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
-            Err(_) => tracing::warn!("HTTP requests still running at shutdown"),
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "HTTP server task failed");
         }
         self.pipeline_stop.cancel();
         if tokio::time::timeout(Duration::from_secs(5), self.pipeline_task)

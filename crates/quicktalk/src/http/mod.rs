@@ -8,6 +8,7 @@ mod error;
 mod matching;
 mod ops;
 mod rooms;
+pub mod server;
 
 pub use auth::bearer;
 pub use error::ApiError;

@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 
 use super::replier::Replier;
 use super::session::{Flow, ProtocolError, Session};
-use super::transport::{WireRead, WireWrite};
+use super::transport::{Input, WireRead, WireWrite};
 use super::writer::{error_frame, write_batch, Written, WRITE_BATCH};
 use crate::fanout::{Outbound, Outlet};
 use crate::state::AppState;
@@ -120,8 +120,14 @@ async fn serve<R: WireRead, W: WireWrite>(
             }
             got = read.read(&mut inbuf), if reading => {
                 match got {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => break End::Gone,
+                    Ok(Input::Data) => {}
+                    Ok(Input::Ping(payload)) => {
+                        if Box::pin(write.pong(payload)).await.is_err() {
+                            break End::Gone;
+                        }
+                        continue;
+                    }
+                    Ok(Input::Eof) | Err(_) => break End::Gone,
                 }
                 let now = Instant::now();
                 // Boxed: frame handling awaits deep call chains; an idle connection

@@ -16,5 +16,6 @@ mod replier;
 mod session;
 pub mod tcp;
 mod transport;
+pub mod websocket;
 mod writer;
 pub mod ws;

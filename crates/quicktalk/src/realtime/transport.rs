@@ -1,82 +1,173 @@
 //! The two wires, WebSocket and raw TCP, behind one pair of traits. Both feed raw
-//! bytes to the same STOMP decoder and take encoded frames.
+//! STOMP bytes to the same decoder and take encoded frames.
 
 use std::future::Future;
 use std::io;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::websocket::{self, Control};
+
+/// What one read produced.
+#[derive(Debug)]
+pub enum Input {
+    /// STOMP bytes were appended to the buffer.
+    Data,
+    /// The peer closed (or the wire failed).
+    Eof,
+    /// A WebSocket ping to answer with [`WireWrite::pong`].
+    Ping(Bytes),
+}
+
 pub trait WireRead: Send + 'static {
-    /// Appends received bytes to `buf`. `Ok(false)` when the peer closed.
-    fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<bool>> + Send;
+    /// Appends received STOMP bytes to `buf`.
+    fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<Input>> + Send;
 }
 
 pub trait WireWrite: Send + 'static {
-    /// Queues one encoded frame (flushed by `flush`).
+    /// Queues one encoded frame (sent by `flush`).
     fn frame(&mut self, bytes: Bytes) -> impl Future<Output = io::Result<()>> + Send;
     /// Queues a heart-beat EOL.
     fn heartbeat(&mut self) -> impl Future<Output = io::Result<()>> + Send;
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Answers a WebSocket ping (and flushes).
+    fn pong(&mut self, payload: Bytes) -> impl Future<Output = io::Result<()>> + Send;
     /// Closes the wire; `error` says whether it ends after a STOMP ERROR.
     fn close(&mut self, error: bool) -> impl Future<Output = ()> + Send;
 }
 
-fn ws_err(e: axum::Error) -> io::Error {
-    io::Error::other(e)
+/// How much a WebSocket read asks the kernel for at once.
+const WS_READ_CHUNK: usize = 4096;
+
+/// A reading half that can wait for data before any buffer is allocated, so an
+/// idle connection holds none.
+pub trait ReadReady: Send + 'static {
+    /// Waits for data and appends what is there to `buf` (0 at end of stream).
+    fn read_ready(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>> + Send;
 }
 
-pub struct WsRead(pub SplitStream<WebSocket>);
-pub struct WsWrite(pub SplitSink<WebSocket, Message>);
-
-impl WireRead for WsRead {
-    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
-        match self.0.next().await {
-            None | Some(Ok(Message::Close(_))) => Ok(false),
-            Some(Err(e)) => Err(ws_err(e)),
-            Some(Ok(Message::Text(t))) => {
-                buf.extend_from_slice(t.as_bytes());
-                Ok(true)
+impl ReadReady for OwnedReadHalf {
+    async fn read_ready(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        loop {
+            self.readable().await?;
+            buf.reserve(WS_READ_CHUNK);
+            match self.try_read_buf(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
+                Err(e) => return Err(e),
             }
-            Some(Ok(Message::Binary(b))) => {
-                buf.extend_from_slice(&b);
-                Ok(true)
-            }
-            // Pings are answered by the WebSocket layer; they still prove liveness.
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(true),
         }
     }
 }
 
-impl WireWrite for WsWrite {
+impl<T: AsyncRead + Send + 'static> ReadReady for tokio::io::ReadHalf<T> {
+    async fn read_ready(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        buf.reserve(WS_READ_CHUNK);
+        self.read_buf(buf).await
+    }
+}
+
+/// The reading half of a WebSocket: frames are unmasked straight into the STOMP
+/// buffer. Holds no buffer while idle.
+pub struct WsRead<R> {
+    io: R,
+    /// Bytes of an incomplete frame.
+    raw: BytesMut,
+    decoder: websocket::Decoder,
+}
+
+impl<R> WsRead<R> {
+    /// `leftover`: bytes that arrived with the HTTP upgrade request.
+    pub fn new(io: R, leftover: BytesMut, max_frame: usize) -> Self {
+        WsRead {
+            io,
+            raw: leftover,
+            decoder: websocket::Decoder::new(max_frame),
+        }
+    }
+}
+
+impl<R: ReadReady> WireRead for WsRead<R> {
+    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Input> {
+        loop {
+            let before = buf.len();
+            let decoded = self
+                .decoder
+                .decode(&mut self.raw, buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if self.raw.is_empty() {
+                self.raw = BytesMut::new();
+            }
+            match decoded {
+                Some(Control::Ping(p)) => return Ok(Input::Ping(p)),
+                Some(Control::Close(_)) => return Ok(Input::Eof),
+                Some(Control::Pong) => continue,
+                None if buf.len() > before => return Ok(Input::Data),
+                None => {}
+            }
+            if self.io.read_ready(&mut self.raw).await? == 0 {
+                return Ok(Input::Eof);
+            }
+        }
+    }
+}
+
+/// The writing half of a WebSocket: each STOMP frame is one text message.
+pub struct WsWrite<W> {
+    io: W,
+    out: BytesMut,
+}
+
+impl<W> WsWrite<W> {
+    pub fn new(io: W) -> Self {
+        WsWrite {
+            io,
+            out: BytesMut::new(),
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> WireWrite for WsWrite<W> {
     async fn frame(&mut self, bytes: Bytes) -> io::Result<()> {
-        let msg = if std::str::from_utf8(&bytes).is_ok() {
-            Message::Text(Utf8Bytes::try_from(bytes).map_err(io::Error::other)?)
-        } else {
-            Message::Binary(bytes)
-        };
-        self.0.feed(msg).await.map_err(ws_err)
+        websocket::encode_text(&mut self.out, &bytes);
+        Ok(())
     }
     async fn heartbeat(&mut self) -> io::Result<()> {
-        self.0
-            .feed(Message::Text(Utf8Bytes::from_static("\n")))
-            .await
-            .map_err(ws_err)
+        websocket::encode_text(&mut self.out, b"\n");
+        Ok(())
     }
     async fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().await.map_err(ws_err)
+        // `write_buf` advances past what was written, so a flush cancelled half-way
+        // (a kill while the peer is not reading) resumes where it stopped: the
+        // WebSocket stream is never corrupted by writing bytes twice.
+        while !self.out.is_empty() {
+            if self.io.write_buf(&mut self.out).await? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        // Nothing kept while idle.
+        self.out = BytesMut::new();
+        self.io.flush().await
+    }
+    async fn pong(&mut self, payload: Bytes) -> io::Result<()> {
+        websocket::encode_pong(&mut self.out, &payload);
+        self.flush().await
     }
     async fn close(&mut self, error: bool) {
-        let frame = CloseFrame {
-            code: if error { 1008 } else { 1000 },
-            reason: Utf8Bytes::from_static(""),
+        let code = if error {
+            websocket::CLOSE_POLICY
+        } else {
+            websocket::CLOSE_NORMAL
         };
-        let _ = self.0.send(Message::Close(Some(frame))).await;
-        let _ = self.0.close().await;
+        websocket::encode_close(&mut self.out, code);
+        let _ = self.flush().await;
+        let _ = self.io.shutdown().await;
     }
 }
 
@@ -84,9 +175,13 @@ pub struct TcpRead(pub OwnedReadHalf);
 pub struct TcpWrite(pub BufWriter<OwnedWriteHalf>);
 
 impl WireRead for TcpRead {
-    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
+    async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Input> {
         buf.reserve(4096);
-        Ok(self.0.read_buf(buf).await? > 0)
+        Ok(if self.0.read_buf(buf).await? > 0 {
+            Input::Data
+        } else {
+            Input::Eof
+        })
     }
 }
 
@@ -99,6 +194,9 @@ impl WireWrite for TcpWrite {
     }
     async fn flush(&mut self) -> io::Result<()> {
         self.0.flush().await
+    }
+    async fn pong(&mut self, _payload: Bytes) -> io::Result<()> {
+        Ok(())
     }
     async fn close(&mut self, _error: bool) {
         let _ = self.0.flush().await;

@@ -349,3 +349,36 @@ async fn a_silent_client_is_dropped_after_its_heartbeat_window() {
         "no frame, no close"
     );
 }
+
+#[tokio::test]
+async fn websocket_pings_are_answered_and_fragments_reassembled() {
+    let app = spawn_app().await;
+    let user = app.signup("alice").await;
+    let room = app.create_room(&user, "r", "public").await;
+    let mut c = app.stomp(&user).await;
+    c.ping(b"are you there").await.unwrap();
+    c.subscribe_sync("s", &format!("/topic/rooms.{room}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(c.pongs, 1, "the ping was answered before the receipt");
+    // A frame split over several WebSocket messages still parses.
+    let frame =
+        format!("SEND\ndestination:/app/rooms.{room}\nreceipt:r\n\n{{\"text\":\"split\"}}\0");
+    let (a, b) = frame.split_at(20);
+    c.send_text(a).await.unwrap();
+    c.send_text(b).await.unwrap();
+    c.expect_receipt("r").await.unwrap();
+    assert_eq!(
+        c.next_of_type("s", "message").await.unwrap()["text"],
+        "split"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_on_the_websocket_endpoint_is_refused_clearly() {
+    let app = spawn_app().await;
+    let res = app.http.get(app.url("/ws")).send().await.unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::UPGRADE_REQUIRED);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "upgrade_required");
+}
