@@ -80,6 +80,9 @@ pub struct WsRead<R> {
     /// Bytes of an incomplete frame.
     raw: BytesMut,
     decoder: websocket::Decoder,
+    /// A control frame that followed data in the same read: reported after the
+    /// data, so nothing sent before a close (or ping) is lost.
+    pending: Option<Control>,
 }
 
 impl<R> WsRead<R> {
@@ -89,22 +92,34 @@ impl<R> WsRead<R> {
             io,
             raw: leftover,
             decoder: websocket::Decoder::new(max_frame),
+            pending: None,
         }
     }
 }
 
 impl<R: ReadReady> WireRead for WsRead<R> {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Input> {
+        let before = buf.len();
         loop {
-            let before = buf.len();
-            let decoded = self
-                .decoder
-                .decode(&mut self.raw, buf)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            if self.raw.is_empty() {
-                self.raw = BytesMut::new();
-            }
-            match decoded {
+            let control = match self.pending.take() {
+                Some(c) => Some(c),
+                None => {
+                    let decoded = self
+                        .decoder
+                        .decode(&mut self.raw, buf)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    if self.raw.is_empty() {
+                        self.raw = BytesMut::new();
+                    }
+                    decoded
+                }
+            };
+            match control {
+                // Data first: the control frame waits for the next call.
+                Some(c) if buf.len() > before => {
+                    self.pending = Some(c);
+                    return Ok(Input::Data);
+                }
                 Some(Control::Ping(p)) => return Ok(Input::Ping(p)),
                 Some(Control::Close(_)) => return Ok(Input::Eof),
                 Some(Control::Pong) => continue,

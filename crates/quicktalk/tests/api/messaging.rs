@@ -347,3 +347,39 @@ async fn leaving_a_room_ends_its_subscriptions() {
         "no more messages after leaving"
     );
 }
+
+#[tokio::test]
+async fn a_send_right_before_the_close_is_not_lost() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let room = app.create_room(&alice, "r", "public").await;
+    for i in 0..20 {
+        let mut c = app.stomp(&alice).await;
+        // No receipt, then the WebSocket close at once: often one TCP read.
+        c.send_json(
+            &format!("/app/rooms.{room}"),
+            &json!({"text": format!("last words {i}")}),
+            None,
+        )
+        .await
+        .unwrap();
+        c.close().await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let texts: usize = app
+            .history(&alice, room)
+            .await
+            .iter()
+            .filter(|m| m["kind"] == "text")
+            .count();
+        if texts == 20 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {texts} of 20 stored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
