@@ -187,7 +187,7 @@ impl Preset {
                     members: 25,
                     publishers: 4,
                     body_bytes: 100,
-                    rates: FanoutParams::geometric(250.0, 2.0, 8),
+                    rates: FanoutParams::geometric(250.0, 2.0, 9),
                     warmup: s(1),
                     measure: s(2),
                     drain: s(2),
