@@ -288,22 +288,19 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 p.settle = Duration::from_millis(s);
             }
             let mut r = TargetRun::new(target);
+            let run =
+                move |s: std::sync::Arc<Server>| async move { scenario::idle::run(&s, &p).await };
             r.idle = Some(
                 one(
                     target,
                     &server.opts(),
                     preset.scenario_limit,
                     &mut r.notes,
-                    |s| {
-                        let p = p.clone();
-                        async move { scenario::idle::run(&s, &p).await }
-                    },
+                    run,
                 )
                 .await,
             );
-            print!("{}", report::idle_table(&[&r]));
-            print_notes(&r);
-            Ok(())
+            print_single(&r, report::idle_table)
         }
         Cmd::Fanout {
             target,
@@ -326,22 +323,19 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
             p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
             let mut r = TargetRun::new(target);
+            let run =
+                move |s: std::sync::Arc<Server>| async move { scenario::fanout::run(&s, &p).await };
             r.fanout = Some(
                 one(
                     target,
                     &server.opts(),
                     preset.scenario_limit,
                     &mut r.notes,
-                    |s| {
-                        let p = p.clone();
-                        async move { scenario::fanout::run(&s, &p).await }
-                    },
+                    run,
                 )
                 .await,
             );
-            print!("{}", report::fanout_table(&[&r]));
-            print_notes(&r);
-            Ok(())
+            print_single(&r, report::fanout_table)
         }
         Cmd::Connect {
             target,
@@ -356,22 +350,20 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
             p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
             let mut r = TargetRun::new(target);
+            let run = move |s: std::sync::Arc<Server>| async move {
+                scenario::connect::run(&s, &p).await
+            };
             r.connect = Some(
                 one(
                     target,
                     &server.opts(),
                     preset.scenario_limit,
                     &mut r.notes,
-                    |s| {
-                        let p = p.clone();
-                        async move { scenario::connect::run(&s, &p).await }
-                    },
+                    run,
                 )
                 .await,
             );
-            print!("{}", report::connect_table(&[&r]));
-            print_notes(&r);
-            Ok(())
+            print_single(&r, report::connect_table)
         }
         Cmd::Persist {
             target,
@@ -390,24 +382,29 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
             p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
             let mut r = TargetRun::new(target);
+            let run = move |s: std::sync::Arc<Server>| async move {
+                scenario::persist::run(&s, &p).await
+            };
             r.persist = Some(
                 one(
                     target,
                     &server.opts(),
                     preset.scenario_limit,
                     &mut r.notes,
-                    |s| {
-                        let p = p.clone();
-                        async move { scenario::persist::run(&s, &p).await }
-                    },
+                    run,
                 )
                 .await,
             );
-            print!("{}", report::persist_table(&[&r]));
-            print_notes(&r);
-            Ok(())
+            print_single(&r, report::persist_table)
         }
     }
+}
+
+/// Prints one scenario's table for a single target, then its notes.
+fn print_single(r: &TargetRun, table: fn(&[&TargetRun]) -> String) -> anyhow::Result<()> {
+    print!("{}", table(&[r]));
+    print_notes(r);
+    Ok(())
 }
 
 fn print_notes(r: &TargetRun) {
