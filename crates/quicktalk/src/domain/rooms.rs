@@ -159,7 +159,7 @@ impl Rooms {
     }
 
     pub async fn members(&self, user: &User, id: RoomId) -> AppResult<Vec<Member>> {
-        self.readable(user, id).await?;
+        self.check_readable(user, id).await?;
         let online: HashSet<_> = self.hub.online(id).into_iter().map(|u| u.id).collect();
         Ok(self
             .store
@@ -180,7 +180,7 @@ impl Rooms {
         id: RoomId,
         q: HistoryQuery,
     ) -> AppResult<(Vec<Message>, bool)> {
-        self.readable(user, id).await?;
+        self.check_readable(user, id).await?;
         Ok(self.store.messages(id, q).await?)
     }
 
