@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use tokio::io::BufWriter;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +23,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: Cancellati
                 tokio::spawn(connection::run(
                     state.clone(),
                     TcpRead(r),
-                    TcpWrite(BufWriter::new(w)),
+                    TcpWrite::new(w),
                     None,
                     peer.to_string(),
                 ));

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::websocket::{self, Control};
@@ -158,17 +158,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> WireWrite for WsWrite<W> {
         Ok(())
     }
     async fn flush(&mut self) -> io::Result<()> {
-        // `write_buf` advances past what was written, so a flush cancelled half-way
-        // (a kill while the peer is not reading) resumes where it stopped: the
-        // WebSocket stream is never corrupted by writing bytes twice.
-        while !self.out.is_empty() {
-            if self.io.write_buf(&mut self.out).await? == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-        }
-        // Nothing kept while idle.
-        self.out = BytesMut::new();
-        self.io.flush().await
+        flush_out(&mut self.io, &mut self.out).await
     }
     async fn pong(&mut self, payload: Bytes) -> io::Result<()> {
         websocket::encode_pong(&mut self.out, &payload);
@@ -186,13 +176,39 @@ impl<W: AsyncWrite + Unpin + Send + 'static> WireWrite for WsWrite<W> {
     }
 }
 
+/// Writes all of `out`, then releases it (nothing kept while idle). `write_buf`
+/// advances past what was written, so a flush cancelled half-way (a kill while
+/// the peer is not reading) resumes where it stopped: no byte is written twice.
+async fn flush_out<W: AsyncWrite + Unpin>(io: &mut W, out: &mut BytesMut) -> io::Result<()> {
+    while !out.is_empty() {
+        if io.write_buf(out).await? == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+    }
+    *out = BytesMut::new();
+    io.flush().await
+}
+
+/// Raw STOMP over TCP: the same readiness-based reads and released buffers.
 pub struct TcpRead(pub OwnedReadHalf);
-pub struct TcpWrite(pub BufWriter<OwnedWriteHalf>);
+
+pub struct TcpWrite {
+    io: OwnedWriteHalf,
+    out: BytesMut,
+}
+
+impl TcpWrite {
+    pub fn new(io: OwnedWriteHalf) -> Self {
+        TcpWrite {
+            io,
+            out: BytesMut::new(),
+        }
+    }
+}
 
 impl WireRead for TcpRead {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Input> {
-        buf.reserve(4096);
-        Ok(if self.0.read_buf(buf).await? > 0 {
+        Ok(if self.0.read_ready(buf).await? > 0 {
             Input::Data
         } else {
             Input::Eof
@@ -202,19 +218,21 @@ impl WireRead for TcpRead {
 
 impl WireWrite for TcpWrite {
     async fn frame(&mut self, bytes: Bytes) -> io::Result<()> {
-        self.0.write_all(&bytes).await
+        self.out.extend_from_slice(&bytes);
+        Ok(())
     }
     async fn heartbeat(&mut self) -> io::Result<()> {
-        self.0.write_all(b"\n").await
+        self.out.extend_from_slice(b"\n");
+        Ok(())
     }
     async fn flush(&mut self) -> io::Result<()> {
-        self.0.flush().await
+        flush_out(&mut self.io, &mut self.out).await
     }
     async fn pong(&mut self, _payload: Bytes) -> io::Result<()> {
         Ok(())
     }
     async fn close(&mut self, _error: bool) {
-        let _ = self.0.flush().await;
-        let _ = self.0.shutdown().await;
+        let _ = self.flush().await;
+        let _ = self.io.shutdown().await;
     }
 }
