@@ -175,7 +175,7 @@ impl Preset {
         if quick {
             Preset {
                 idle: IdleParams {
-                    levels: vec![400, 800, 2000],
+                    levels: vec![400, 800, 2000, 8000],
                     per_worker: 5000,
                     settle: ms(1500),
                     rooms: 4,
@@ -197,7 +197,7 @@ impl Preset {
                     concurrency: 8,
                     warmup: s(1),
                     measure: s(3),
-                    max_connects: 20_000,
+                    max_connects: 60_000,
                     users: 16,
                 },
                 persist: PersistParams {
@@ -234,7 +234,7 @@ impl Preset {
                     concurrency: 32,
                     warmup: s(2),
                     measure: s(10),
-                    max_connects: 25_000,
+                    max_connects: 120_000,
                     users: 64,
                 },
                 persist: PersistParams {

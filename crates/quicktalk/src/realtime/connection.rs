@@ -28,18 +28,18 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
 /// "Never", for deadlines that are off.
 const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
-pub async fn run<R: WireRead, W: WireWrite>(
+/// The connection's future, to be spawned as its own task. A plain `fn`: an
+/// `async fn` wrapper would hold the inner future and its arguments side by side.
+pub fn run<R: WireRead, W: WireWrite>(
     state: Arc<AppState>,
     read: R,
     write: W,
     url_token: Option<String>,
     peer: String,
-) {
+) -> impl std::future::Future<Output = ()> + Send {
     let id = state.next_connection_id();
     let span = tracing::info_span!("conn", id, %peer);
-    serve(state, read, write, url_token, id)
-        .instrument(span)
-        .await
+    serve(state, read, write, url_token, id).instrument(span)
 }
 
 enum End {
@@ -164,10 +164,35 @@ async fn serve<R: WireRead, W: WireWrite>(
         }
     };
 
+    // Boxed: the closing writes happen once; an idle connection's future should
+    // not reserve room for them.
+    Box::pin(close_wire(
+        end,
+        &mut write,
+        &outlet,
+        session.version(),
+        outbuf,
+        error_sent,
+    ))
+    .await;
+    outlet.close();
+    session.close();
+    metrics.connections.dec();
+}
+
+/// Sends the kill reason (if any) and closes the wire, each bounded in time.
+async fn close_wire<W: WireWrite>(
+    end: End,
+    write: &mut W,
+    outlet: &Outlet,
+    version: quicktalk_stomp::Version,
+    mut outbuf: BytesMut,
+    mut error_sent: bool,
+) {
     if let End::Killed = end {
         if let Some(reason) = outlet.take_reason() {
             error_sent = true;
-            error_frame(&reason, None).encode(session.version(), &mut outbuf);
+            error_frame(&reason, None).encode(version, &mut outbuf);
             let bytes = outbuf.split().freeze();
             let _ = tokio::time::timeout(GIVE_UP_AFTER, async {
                 let _ = write.frame(bytes).await;
@@ -179,9 +204,6 @@ async fn serve<R: WireRead, W: WireWrite>(
     if !matches!(end, End::Gone) {
         let _ = tokio::time::timeout(GIVE_UP_AFTER, write.close(error_sent)).await;
     }
-    outlet.close();
-    session.close();
-    metrics.connections.dec();
 }
 
 /// Decodes and handles every complete frame in `inbuf`. `false` once the

@@ -101,7 +101,7 @@ pub async fn upgrade(
     let max_frame = state.config.max_frame_bytes * 4;
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => serve(state, upgraded, token, peer, max_frame).await,
+            Ok(upgraded) => serve(state, upgraded, token, peer, max_frame),
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
     });
@@ -119,7 +119,11 @@ pub async fn upgrade(
     res
 }
 
-async fn serve(
+/// Starts the connection's own task. The connection future is spawned by itself
+/// rather than awaited inside the upgrade task: nesting it there would store it
+/// twice over (async state machines copy the futures they await), doubling every
+/// connection's memory.
+fn serve(
     state: Arc<AppState>,
     upgraded: hyper::upgrade::Upgraded,
     token: Option<String>,
@@ -135,26 +139,24 @@ async fn serve(
             let leftover = BytesMut::from(&parts.read_buf[..]);
             let (r, w) = parts.io.into_inner().into_split();
             drop(parts.read_buf);
-            connection::run(
+            tokio::spawn(connection::run(
                 state,
                 WsRead::new(r, leftover, max_frame),
                 WsWrite::new(w),
                 token,
                 peer,
-            )
-            .await
+            ));
         }
         Err(upgraded) => {
             tracing::debug!("upgraded connection is not a plain TCP stream; using a split");
             let (r, w) = tokio::io::split(TokioIo::new(upgraded));
-            connection::run(
+            tokio::spawn(connection::run(
                 state,
                 WsRead::new(r, BytesMut::new(), max_frame),
                 WsWrite::new(w),
                 token,
                 peer,
-            )
-            .await
+            ));
         }
     }
 }
