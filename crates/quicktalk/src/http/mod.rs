@@ -9,6 +9,7 @@ mod matching;
 mod ops;
 mod rooms;
 pub mod server;
+mod web;
 
 pub use auth::bearer;
 pub use error::ApiError;
@@ -49,6 +50,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/ws", get(crate::realtime::ws::upgrade))
+        .route("/", get(web::index))
+        .route("/assets/{*path}", get(web::asset))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,6 +1,6 @@
 //! Process-level tests: the real `quicktalk` binary, started, killed, signalled and
 //! restarted on the same data dir, driven over HTTP, WebSocket STOMP, raw TCP
-//! STOMP and (when installed) the stock stomp.js client.
+//! STOMP, (when installed) the stock stomp.js client, and the web UI in chromium.
 
 mod harness;
 
@@ -8,3 +8,4 @@ mod crash;
 mod heartbeat;
 mod stompjs;
 mod tcp;
+mod web_ui;

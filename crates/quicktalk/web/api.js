@@ -1,0 +1,75 @@
+// The JSON REST API (contract §2): one fetch wrapper that adds the bearer token
+// and turns `{"error":{"code","message"}}` replies into ApiError.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let token = localStorage.getItem("qt.token");
+
+export function getToken() {
+  return token;
+}
+
+export function setToken(t) {
+  token = t;
+  if (t) localStorage.setItem("qt.token", t);
+  else localStorage.removeItem("qt.token");
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, "network", String(e));
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = data && data.error;
+    throw new ApiError(res.status, err ? err.code : "http_" + res.status, err ? err.message : res.statusText);
+  }
+  return data;
+}
+
+export const Api = {
+  guest: (nickname) => api("POST", "/auth/guest", nickname ? { nickname } : {}),
+  login: (username, password) => api("POST", "/auth/login", { username, password }),
+  signup: (username, password, display_name) =>
+    api("POST", "/auth/signup", display_name ? { username, password, display_name } : { username, password }),
+  me: () => api("GET", "/me"),
+  rooms: () => api("GET", "/rooms"),
+  room: (id) => api("GET", `/rooms/${id}`),
+  createRoom: (name, visibility) => api("POST", "/rooms", { name, visibility }),
+  join: (id) => api("POST", `/rooms/${id}/join`),
+  leave: (id) => api("POST", `/rooms/${id}/leave`),
+  members: (id) => api("GET", `/rooms/${id}/members`),
+  messages: (id, params) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null) q.set(k, String(v));
+    const qs = q.toString();
+    return api("GET", `/rooms/${id}/messages${qs ? "?" + qs : ""}`);
+  },
+  read: (id, seq) => api("POST", `/rooms/${id}/read`, { seq }),
+  matchState: () => api("GET", "/match"),
+  report: (room_id, reason) => api("POST", "/match/report", { room_id, reason }),
+};

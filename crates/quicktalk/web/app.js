@@ -1,0 +1,635 @@
+// QuickTalk web app: entry (guest / log in / sign up), the shell (header with
+// connection status and language, rooms sidebar), routing by location hash
+// (#/, #/rooms/ID, #/random), and random chat. Rooms' conversations live in
+// chat.js, the socket in live.js, REST in api.js, strings in i18n.js.
+
+import { Api, ApiError, getToken, setToken } from "./api.js";
+import { ChatView, formatTime } from "./chat.js";
+import { h, clear } from "./dom.js";
+import { t, setLanguage, initialLanguage, language, LANGUAGES } from "./i18n.js";
+import { Live } from "./live.js";
+
+const root = document.getElementById("app");
+
+const app = {
+  me: null,
+  live: null,
+  status: "connecting",
+  rooms: new Map(),
+  chat: null, // the mounted ChatView
+  route: { name: "none" },
+  match: { state: "idle", roomId: null, partner: null, reason: null, reported: false },
+  matchPrefs: { interests: "", lang: "" },
+  roomsTimer: null,
+};
+
+// ---------- boot ----------
+
+setLanguage(initialLanguage());
+window.addEventListener("hashchange", () => route());
+document.addEventListener("visibilitychange", () => app.chat?.maybeRead());
+window.addEventListener("focus", () => app.me && refreshRooms());
+boot();
+
+async function boot() {
+  if (!getToken()) return renderEntry();
+  try {
+    app.me = await Api.me();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      setToken(null);
+      return renderEntry();
+    }
+    return renderEntry(t("error_network"));
+  }
+  start();
+}
+
+function start() {
+  app.live = new Live(getToken(), {
+    onStatus: (s) => {
+      app.status = s;
+      renderStatus();
+    },
+    onRoomEvent,
+    onUserEvent,
+    onError: onAppError,
+    onReceipt: () => {},
+    onAuthFailed: () => logout(),
+  });
+  app.route = { name: "none" };
+  renderShell();
+  refreshRooms();
+  clearInterval(app.roomsTimer);
+  app.roomsTimer = setInterval(refreshRooms, 30000);
+  route();
+}
+
+function logout() {
+  app.live?.stop();
+  app.live = null;
+  clearInterval(app.roomsTimer);
+  app.chat?.destroy();
+  app.chat = null;
+  app.me = null;
+  app.rooms.clear();
+  app.match = { state: "idle", roomId: null, partner: null, reason: null, reported: false };
+  setToken(null);
+  history.replaceState(null, "", "#/");
+  renderEntry();
+}
+
+// ---------- entry ----------
+
+function renderEntry(error) {
+  let tab = "guest";
+  const body = h("div.entry-body");
+  const tabs = h("div.tabs", { role: "tablist" });
+  const err = h("p.form-error", { role: "alert", "data-testid": "entry-error" }, error || "");
+  const show = (name) => {
+    tab = name;
+    for (const b of tabs.children) b.setAttribute("aria-selected", String(b.dataset.tab === tab));
+    clear(body, tab === "guest" ? guestForm() : accountForm(tab));
+    err.textContent = "";
+  };
+  for (const name of ["guest", "login", "signup"]) {
+    tabs.append(
+      h("button", { type: "button", role: "tab", dataset: { tab: name }, "data-testid": `tab-${name}`, onclick: () => show(name) }, t(`tab_${name}`)),
+    );
+  }
+  const submitting = async (form, fn) => {
+    const btn = form.querySelector("button[type=submit]");
+    btn.disabled = true;
+    err.textContent = "";
+    try {
+      const res = await fn();
+      setToken(res.token);
+      app.me = res.user;
+      start();
+    } catch (e) {
+      err.textContent = e.status === 0 ? t("error_network") : e.message;
+      btn.disabled = false;
+    }
+  };
+  const guestForm = () => {
+    const nick = h("input", { id: "nickname", name: "nickname", maxlength: "64", autocomplete: "nickname", "data-testid": "nickname" });
+    const form = h(
+      "form.entry-form",
+      { onsubmit: (e) => (e.preventDefault(), submitting(form, () => Api.guest(nick.value.trim()))) },
+      h("h2", t("guest_title")),
+      h("p.hint", t("guest_hint")),
+      h("label", { for: "nickname" }, t("nickname")),
+      nick,
+      h("button.primary.wide", { type: "submit", "data-testid": "guest-submit" }, t("continue_guest")),
+    );
+    return form;
+  };
+  const accountForm = (kind) => {
+    const user = h("input", { id: "username", name: "username", required: true, autocomplete: "username", minlength: "3", maxlength: "32", "data-testid": "username" });
+    const pass = h("input", {
+      id: "password",
+      name: "password",
+      type: "password",
+      required: true,
+      minlength: kind === "signup" ? "8" : undefined,
+      maxlength: "128",
+      autocomplete: kind === "signup" ? "new-password" : "current-password",
+      "data-testid": "password",
+    });
+    const display = kind === "signup" ? h("input", { id: "display", name: "display_name", maxlength: "64", autocomplete: "name", "data-testid": "display-name" }) : null;
+    const form = h(
+      "form.entry-form",
+      {
+        onsubmit: (e) => {
+          e.preventDefault();
+          submitting(form, () =>
+            kind === "signup" ? Api.signup(user.value.trim(), pass.value, display.value.trim()) : Api.login(user.value.trim(), pass.value),
+          );
+        },
+      },
+      h("label", { for: "username" }, t("username")),
+      user,
+      kind === "signup" ? h("p.hint", t("username_hint")) : null,
+      h("label", { for: "password" }, t("password")),
+      pass,
+      kind === "signup" ? h("p.hint", t("password_hint")) : null,
+      display ? [h("label", { for: "display" }, t("display_name")), display] : null,
+      h("button.primary.wide", { type: "submit", "data-testid": `${kind}-submit` }, t(kind)),
+    );
+    return form;
+  };
+  clear(
+    root,
+    h(
+      "main.entry",
+      { "data-testid": "entry" },
+      h(
+        "div.entry-card",
+        h("div.entry-top", h("h1.brand", logo(), t("app_name")), languageSelect(() => renderEntry())),
+        h("p.tagline", t("tagline")),
+        tabs,
+        err,
+        body,
+      ),
+    ),
+  );
+  show(tab);
+}
+
+function logo() {
+  return h("span.logo", { "aria-hidden": "true" }, "●");
+}
+
+function languageSelect(onChange) {
+  const sel = h(
+    "select.lang",
+    { "aria-label": t("language"), "data-testid": "language" },
+    LANGUAGES.map((l) => h("option", { value: l, selected: l === language() }, t(`lang_${l}`))),
+  );
+  sel.addEventListener("change", () => {
+    setLanguage(sel.value);
+    onChange();
+  });
+  return sel;
+}
+
+// ---------- shell ----------
+
+let els = {};
+
+function renderShell() {
+  els.status = h("span.status", { role: "status", "data-testid": "status" });
+  els.roomList = h("ul.room-list", { "data-testid": "room-list", "aria-label": t("rooms") });
+  els.createSlot = h("div.create-slot");
+  els.main = h("div.main", { "data-testid": "main" });
+  els.toasts = h("div.toasts", { role: "alert", "aria-live": "assertive" });
+  const me = app.me;
+  clear(
+    root,
+    h(
+      "div.app",
+      { "data-testid": "app" },
+      h(
+        "header.topbar",
+        h("a.brand", { href: "#/", "aria-label": t("app_name") }, logo(), h("span.brand-text", t("app_name"))),
+        els.status,
+        h("div.spacer"),
+        languageSelect(() => rerender()),
+        h(
+          "span.me",
+          { title: t("signed_in_as", { name: me.display_name }), "data-testid": "me" },
+          me.display_name,
+          me.guest ? h("span.badge", t("guest_badge")) : null,
+        ),
+        h("button.ghost", { type: "button", "data-testid": "logout", onclick: () => logout() }, t("logout")),
+      ),
+      h(
+        "nav.sidebar",
+        { "aria-label": t("rooms") },
+        h(
+          "a.random-entry",
+          { href: "#/random", "data-testid": "nav-random" },
+          h("span.random-icon", { "aria-hidden": "true" }, "⚡"),
+          h("span", h("strong", t("random_chat")), h("small", t("random_sub"))),
+        ),
+        h(
+          "div.rooms-head",
+          h("h2", t("rooms")),
+          h("button.ghost", { type: "button", "data-testid": "new-room", onclick: () => showCreate() }, "+ " + t("create_room")),
+        ),
+        els.createSlot,
+        els.roomList,
+      ),
+      els.main,
+      els.toasts,
+    ),
+  );
+  renderStatus();
+  renderRooms();
+}
+
+function rerender() {
+  renderShell();
+  const keep = app.route;
+  app.route = { name: "none" };
+  app.chat?.destroy();
+  app.chat = null;
+  route(keep);
+}
+
+function renderStatus() {
+  if (!els.status) return;
+  els.status.dataset.status = app.status;
+  els.status.textContent = t(`status_${app.status}`);
+}
+
+function toast(text) {
+  const el = h("div.toast", text);
+  els.toasts?.append(el);
+  setTimeout(() => el.remove(), 5000);
+}
+
+// ---------- rooms ----------
+
+async function refreshRooms() {
+  if (!app.me) return;
+  try {
+    const res = await Api.rooms();
+    const seen = new Set();
+    for (const r of res.rooms) {
+      seen.add(r.id);
+      const old = app.rooms.get(r.id);
+      // Live counts are newer than a list fetched before they arrived.
+      if (old && old.last_seq > r.last_seq) Object.assign(r, { last_seq: old.last_seq, unread: old.unread, last_message_at: old.last_message_at });
+      app.rooms.set(r.id, r);
+      if (r.member) app.live.watch(r.id, r.last_seq);
+    }
+    for (const id of [...app.rooms.keys()]) if (!seen.has(id)) app.rooms.delete(id);
+    renderRooms();
+  } catch (e) {
+    if (e.status === 401) logout();
+  }
+}
+
+function renderRooms() {
+  if (!els.roomList) return;
+  const open = app.route.name === "room" ? app.route.id : null;
+  const rooms = [...app.rooms.values()]
+    .filter((r) => r.kind !== "random")
+    .sort((a, b) => String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
+  if (!rooms.length) return clear(els.roomList, h("li.empty", t("no_rooms")));
+  clear(
+    els.roomList,
+    rooms.map((r) => {
+      const unread = r.member && r.id !== open ? r.unread || 0 : 0;
+      const last = r.last_message_at ? formatTime(new Date(r.last_message_at)) : "";
+      return h(
+        "li",
+        h(
+          "a.room-item" + (r.id === open ? ".active" : ""),
+          { href: `#/rooms/${r.id}`, "aria-current": r.id === open ? "page" : undefined, "data-testid": "room-item", dataset: { roomId: r.id } },
+          h(
+            "span.room-line",
+            h("span.room-name", r.name),
+            r.visibility === "private" ? h("span.badge", t("private_badge")) : null,
+            h("span.room-time", last),
+          ),
+          h(
+            "span.room-line.sub",
+            h("span", t("members_count", { n: r.member_count })),
+            unread ? h("span.unread", { "aria-label": t("unread_label", { n: unread }), "data-testid": "unread" }, String(unread)) : null,
+          ),
+        ),
+      );
+    }),
+  );
+}
+
+function showCreate() {
+  if (els.createSlot.firstChild) return clear(els.createSlot);
+  const name = h("input", { id: "room-name", required: true, maxlength: "64", "data-testid": "room-name" });
+  const vis = (v) =>
+    h("label.radio", h("input", { type: "radio", name: "visibility", value: v, checked: v === "public", "data-testid": `vis-${v}` }), t(v));
+  const form = h(
+    "form.create-room",
+    {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const visibility = form.querySelector("input[name=visibility]:checked").value;
+        try {
+          const room = await Api.createRoom(name.value.trim(), visibility);
+          clear(els.createSlot);
+          roomChanged({ ...room, member: true, unread: 0 });
+          location.hash = `#/rooms/${room.id}`;
+        } catch (err) {
+          toast(t("error_generic", { message: err.message }));
+        }
+      },
+    },
+    h("label", { for: "room-name" }, t("room_name")),
+    name,
+    h("fieldset", h("legend", t("visibility")), vis("public"), vis("private")),
+    h(
+      "div.row",
+      h("button.primary", { type: "submit", "data-testid": "create-submit" }, t("create")),
+      h("button.ghost", { type: "button", onclick: () => clear(els.createSlot) }, t("cancel")),
+    ),
+  );
+  clear(els.createSlot, form);
+  name.focus();
+}
+
+function roomChanged(room) {
+  const old = app.rooms.get(room.id) || {};
+  const merged = { ...old, ...room };
+  app.rooms.set(room.id, merged);
+  if (merged.member) app.live.watch(room.id, merged.last_seq || 0);
+  renderRooms();
+}
+
+function roomLeft(id) {
+  app.live.unwatch(id);
+  const r = app.rooms.get(id);
+  if (r) {
+    if (r.visibility === "private") app.rooms.delete(id);
+    else Object.assign(r, { member: false, unread: undefined });
+  }
+  location.hash = "#/";
+  refreshRooms();
+}
+
+function markedRead(id, seq) {
+  const r = app.rooms.get(id);
+  if (r && seq >= (r.last_seq || 0)) {
+    r.unread = 0;
+    renderRooms();
+  }
+}
+
+// ---------- live events ----------
+
+function onRoomEvent(roomId, ev) {
+  if (ev.type === "message") {
+    const r = app.rooms.get(roomId);
+    if (r) {
+      r.last_seq = Math.max(r.last_seq || 0, ev.seq);
+      if (ev.kind === "join") r.member_count = (r.member_count || 0) + 1;
+      if (ev.kind === "leave") r.member_count = Math.max(0, (r.member_count || 1) - 1);
+      r.last_message_at = ev.sent_at;
+      const viewing = app.chat && app.chat.room.id === roomId && document.visibilityState === "visible" && app.chat.atBottom();
+      const mine = ev.sender && ev.sender.id === app.me.id;
+      if (r.member && !mine && !viewing) r.unread = (r.unread || 0) + 1;
+      renderRooms();
+    }
+  }
+  if (app.chat && app.chat.room.id === roomId) app.chat.onEvent(ev);
+}
+
+function onAppError(err) {
+  const rid = err.receipt_id || "";
+  if (rid.startsWith("r-")) {
+    const clientId = rid.slice(2);
+    app.live.drop(clientId);
+    app.chat?.failed(clientId, err.message);
+    return;
+  }
+  toast(err.code === "rate_limited" ? t("rate_limited") : t("error_generic", { message: err.message }));
+}
+
+function onUserEvent(ev) {
+  const m = app.match;
+  switch (ev.type) {
+    case "match.waiting":
+      Object.assign(m, { state: "waiting", roomId: null, partner: null, reason: null, reported: false });
+      break;
+    case "match.found":
+      Object.assign(m, { state: "matched", roomId: ev.room_id, partner: ev.partner, reason: null, reported: false });
+      app.live.watch(ev.room_id, 0);
+      if (app.route.name !== "random") location.hash = "#/random";
+      break;
+    case "match.ended":
+      if (m.roomId === ev.room_id || m.state === "matched") {
+        Object.assign(m, { state: "ended", roomId: ev.room_id, reason: ev.reason });
+      }
+      break;
+    case "match.idle":
+      if (m.state !== "ended") Object.assign(m, { state: "idle", roomId: null, partner: null });
+      break;
+    default:
+      return;
+  }
+  if (app.route.name === "random") renderRandom();
+}
+
+// ---------- routing ----------
+
+function route(next) {
+  if (!app.me) return;
+  const hash = location.hash || "#/";
+  let r = next;
+  if (!r) {
+    const m = hash.match(/^#\/rooms\/(\d+)$/);
+    r = m ? { name: "room", id: Number(m[1]) } : hash === "#/random" ? { name: "random" } : { name: "home" };
+  }
+  if (app.route.name === r.name && app.route.id === r.id && r.name !== "random") return;
+  app.route = r;
+  root.querySelector(".app")?.setAttribute("data-view", r.name);
+  if (r.name !== "random" || (app.chat && app.chat.room.id !== app.match.roomId)) {
+    app.chat?.destroy();
+    app.chat = null;
+  }
+  renderRooms();
+  if (r.name === "room") openRoom(r.id);
+  else if (r.name === "random") renderRandom();
+  else clear(els.main, h("div.placeholder", h("p", t("pick_room"))));
+}
+
+function reopen(id) {
+  app.chat?.destroy();
+  app.chat = null;
+  openRoom(id);
+}
+
+async function openRoom(id) {
+  clear(els.main, h("div.placeholder", h("p", "…")));
+  let room = app.rooms.get(id);
+  try {
+    if (!room || room.member === undefined) {
+      room = { ...(room || {}), ...(await Api.room(id)) };
+      app.rooms.set(id, room);
+    }
+  } catch (e) {
+    clear(els.main, h("div.placeholder", h("p", t("error_generic", { message: e.message }))));
+    return;
+  }
+  if (app.route.name !== "room" || app.route.id !== id) return;
+  const chat = new ChatView(chatContext(), room);
+  app.chat = chat;
+  clear(els.main, chat.el);
+  try {
+    await chat.load();
+  } catch (e) {
+    toast(t("error_generic", { message: e.message }));
+  }
+}
+
+function chatContext() {
+  return {
+    me: app.me,
+    live: app.live,
+    toast,
+    navigate: (hash) => (location.hash = hash),
+    roomChanged,
+    roomLeft,
+    markedRead,
+    reopen,
+  };
+}
+
+// ---------- random chat ----------
+
+function renderRandom() {
+  const m = app.match;
+  if (m.state === "matched" || m.state === "ended") return renderMatchChat();
+  app.chat?.destroy();
+  app.chat = null;
+  const waiting = m.state === "waiting";
+  const interests = h("input", {
+    id: "interests",
+    value: app.matchPrefs.interests,
+    placeholder: t("interests_placeholder"),
+    maxlength: "200",
+    disabled: waiting || undefined,
+    "data-testid": "interests",
+  });
+  const langSel = h(
+    "select",
+    { id: "match-lang", disabled: waiting || undefined, "data-testid": "match-lang" },
+    h("option", { value: "", selected: app.matchPrefs.lang === "" }, t("any_language")),
+    LANGUAGES.map((l) => h("option", { value: l, selected: app.matchPrefs.lang === l }, t(`lang_${l}`))),
+  );
+  const connect = () => {
+    app.matchPrefs = { interests: interests.value, lang: langSel.value };
+    if (!app.live.match("connect", prefsBody())) toast(t("error_network"));
+  };
+  clear(
+    els.main,
+    h(
+      "section.random",
+      { "data-testid": "random", "data-state": m.state },
+      h("header.chat-header", h("button.back", { type: "button", "aria-label": t("back"), onclick: () => (location.hash = "#/") }, "‹"), h("div.titles", h("h2", t("random_title")))),
+      h(
+        "div.random-card",
+        h("p", t("random_intro")),
+        h("label", { for: "interests" }, t("interests")),
+        interests,
+        h("label", { for: "match-lang" }, t("chat_language")),
+        langSel,
+        waiting
+          ? h(
+              "div.looking",
+              { "data-testid": "looking" },
+              h("span.spinner", { "aria-hidden": "true" }),
+              h("div", h("strong", t("looking")), h("p.hint", t("looking_hint"))),
+              h("button.ghost", { type: "button", "data-testid": "match-stop", onclick: () => app.live.match("disconnect") }, t("stop")),
+            )
+          : h("button.primary.wide", { type: "button", "data-testid": "match-connect", onclick: connect }, t("connect")),
+      ),
+    ),
+  );
+}
+
+function renderMatchChat() {
+  const m = app.match;
+  const partnerName = m.partner ? m.partner.name : "?";
+  const ended = m.state === "ended";
+  const notice = ended
+    ? h(
+        "div.match-notice",
+        { role: "status", "data-testid": "match-ended", dataset: { reason: m.reason } },
+        t(`ended_${m.reason}`, { name: partnerName }),
+      )
+    : null;
+  const reportForm = h("form.report", { hidden: true, "data-testid": "report-form" });
+  const reason = h("input", { id: "report-reason", maxlength: "500", required: true, "data-testid": "report-reason" });
+  reportForm.append(
+    h("label", { for: "report-reason" }, t("report_reason")),
+    reason,
+    h("div.row", h("button.primary", { type: "submit" }, t("report_send")), h("button.ghost", { type: "button", onclick: () => (reportForm.hidden = true) }, t("cancel"))),
+  );
+  reportForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await Api.report(m.roomId, reason.value.trim());
+      m.reported = true;
+      if (m.state === "matched") app.live.match("disconnect");
+      toast(t("reported"));
+      reportForm.hidden = true;
+    } catch (err) {
+      toast(t("error_generic", { message: err.message }));
+    }
+  });
+  const buttons = ended
+    ? [h("button.primary", { type: "button", "data-testid": "match-new", onclick: () => app.live.match("connect", prefsBody()) }, t("find_new"))]
+    : [
+        h("button.primary", { type: "button", "data-testid": "match-next", onclick: () => app.live.match("next") }, t("next")),
+        h("button.ghost", { type: "button", "data-testid": "match-disconnect", onclick: () => app.live.match("disconnect") }, t("disconnect")),
+      ];
+  if (!m.reported) {
+    buttons.push(h("button.ghost.danger", { type: "button", "data-testid": "match-report", onclick: () => ((reportForm.hidden = false), reason.focus()) }, t("report")));
+  }
+  const header = h(
+    "header.chat-header",
+    h("button.back", { type: "button", "aria-label": t("back"), onclick: () => (location.hash = "#/") }, "‹"),
+    h("div.titles", h("h2", { "data-testid": "partner" }, partnerName), h("span.subtitle", t("matched_with", { name: partnerName }))),
+    h("div.actions", buttons),
+  );
+  if (app.chat && app.chat.room.id === m.roomId) {
+    // Same conversation: swap the header and the notice, keep the history.
+    app.chat.setReadOnly(ended);
+    const section = els.main.querySelector("section.random-chat");
+    if (section) {
+      clear(section, header, reportForm, notice, app.chat.el);
+      section.dataset.state = m.state;
+      return;
+    }
+  }
+  app.chat?.destroy();
+  const room = { id: m.roomId, name: partnerName, kind: "random", visibility: "private", member: true, member_count: 2, last_seq: 0 };
+  const chat = new ChatView(chatContext(), room, { header: h("div"), readOnly: ended });
+  app.chat = chat;
+  clear(els.main, h("section.random-chat", { "data-testid": "random-chat", "data-state": m.state }, header, reportForm, notice, chat.el));
+  chat.load().catch((e) => toast(t("error_generic", { message: e.message })));
+}
+
+function prefsBody() {
+  const list = app.matchPrefs.interests
+    .split(/[,，、]/)
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .slice(0, 10);
+  const body = {};
+  if (list.length) body.interests = list;
+  if (app.matchPrefs.lang) body.lang = app.matchPrefs.lang;
+  return body;
+}

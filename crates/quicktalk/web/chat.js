@@ -1,0 +1,391 @@
+// One room's conversation: history with scroll-back, live messages (merged by
+// seq, so replay and live never double), join/leave notices, typing, the read
+// cursor, the members panel and the composer. Used for rooms and random chats.
+
+import { Api } from "./api.js";
+import { h, clear, uid } from "./dom.js";
+import { t, locale } from "./i18n.js";
+
+const PAGE = 50;
+const MAX_TEXT = 4000;
+const TYPING_SHOWN_MS = 4000;
+// Above the server's one-per-second limit, so none is dropped.
+const TYPING_SEND_EVERY_MS = 1500;
+
+export class ChatView {
+  /**
+   * @param {object} app   {me, live, room(id), roomChanged(room), toast(text), navigate(hash)}
+   * @param {object} room  room JSON
+   * @param {object} opts  {header: Node|null (replaces the default header), readOnly: bool, onLeft()}
+   */
+  constructor(app, room, opts = {}) {
+    this.app = app;
+    this.room = room;
+    this.opts = opts;
+    this.bySeq = new Map();
+    this.firstSeq = null;
+    this.hasMore = false;
+    this.loadingOlder = false;
+    this.loaded = false;
+    this.typing = new Map(); // userId -> {name, until}
+    this.lastTypingSent = 0;
+    this.readSent = 0;
+    this.online = new Set();
+    this.members = null;
+    this.membersOpen = false;
+    this.el = this.build();
+  }
+
+  // ---------- structure ----------
+
+  build() {
+    const r = this.room;
+    this.list = h("ol.messages", { "aria-live": "polite", "aria-label": r.name, "data-testid": "messages" });
+    this.scroller = h("div.scroller", { tabindex: "0", "data-testid": "scroller" }, h("div.history-edge"), this.list);
+    this.edge = this.scroller.firstChild;
+    this.scroller.addEventListener("scroll", () => this.onScroll());
+    this.typingLine = h("div.typing", { "aria-live": "polite", "data-testid": "typing" });
+    this.newBtn = h("button.new-messages", { type: "button", hidden: true, onclick: () => this.scrollToBottom() }, t("new_messages"));
+    this.composer = this.buildComposer();
+    this.membersPanel = h("aside.members", { hidden: true, "aria-label": t("members"), "data-testid": "members" });
+    const header = this.opts.header || this.buildHeader();
+    return h(
+      "section.chat",
+      { "data-room": r.id, "data-testid": "chat" },
+      header,
+      h("div.chat-body", h("div.chat-main", this.scroller, this.newBtn, this.typingLine, this.composer), this.membersPanel),
+    );
+  }
+
+  buildHeader() {
+    const r = this.room;
+    this.subtitle = h("span.subtitle", t("members_count", { n: r.member_count }));
+    const actions = h("div.actions");
+    this.membersBtn = h(
+      "button.ghost",
+      { type: "button", "aria-expanded": "false", "data-testid": "members-toggle", onclick: () => this.toggleMembers() },
+      t("members"),
+    );
+    actions.append(this.membersBtn);
+    if (r.member && r.kind === "group") {
+      actions.append(h("button.ghost", { type: "button", "data-testid": "leave", onclick: () => this.leave() }, t("leave")));
+    }
+    return h(
+      "header.chat-header",
+      h("button.back", { type: "button", "aria-label": t("back"), onclick: () => this.app.navigate("#/") }, "‹"),
+      h("div.titles", h("h2", { "data-testid": "room-title" }, r.name), this.subtitle),
+      actions,
+    );
+  }
+
+  buildComposer() {
+    const r = this.room;
+    if (!r.member) {
+      return h(
+        "div.composer.join-bar",
+        h("span", t("join_to_write")),
+        h("button.primary", { type: "button", "data-testid": "join", onclick: () => this.join() }, t("join")),
+      );
+    }
+    this.input = h("textarea", {
+      rows: "1",
+      placeholder: t("message_placeholder"),
+      "aria-label": t("message_label"),
+      "data-testid": "composer",
+      disabled: this.opts.readOnly || undefined,
+    });
+    this.counter = h("span.counter", { "aria-live": "polite" }, "");
+    this.sendBtn = h("button.primary", { type: "submit", "data-testid": "send", disabled: true }, t("send"));
+    this.input.addEventListener("input", () => this.onInput());
+    this.input.addEventListener("keydown", (e) => {
+      // Enter sends; Shift+Enter is a new line; never while an IME is composing (Korean).
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        this.submit();
+      }
+    });
+    return h(
+      "form.composer",
+      { onsubmit: (e) => (e.preventDefault(), this.submit()) },
+      this.input,
+      h("div.composer-side", this.counter, this.sendBtn),
+    );
+  }
+
+  setReadOnly(ro) {
+    this.opts.readOnly = ro;
+    if (this.input) {
+      this.input.disabled = ro;
+      this.onInput();
+    }
+  }
+
+  // ---------- history ----------
+
+  async load() {
+    const page = await Api.messages(this.room.id, { limit: PAGE });
+    this.hasMore = page.has_more;
+    for (const m of page.messages) this.bySeq.set(m.seq, m);
+    this.loaded = true;
+    this.renderAll();
+    this.scrollToBottom();
+    const last = page.messages.length ? page.messages[page.messages.length - 1].seq : 0;
+    this.app.live.watch(this.room.id, last);
+    this.maybeRead();
+  }
+
+  async loadOlder() {
+    if (!this.hasMore || this.loadingOlder || this.firstSeq === null) return;
+    this.loadingOlder = true;
+    this.edge.textContent = t("loading_older");
+    try {
+      const page = await Api.messages(this.room.id, { before_seq: this.firstSeq, limit: PAGE });
+      const before = this.scroller.scrollHeight;
+      for (const m of page.messages) this.bySeq.set(m.seq, m);
+      this.hasMore = page.has_more;
+      this.renderAll();
+      // Keep what the reader was looking at in place.
+      this.scroller.scrollTop += this.scroller.scrollHeight - before;
+    } catch (e) {
+      this.app.toast(t("error_generic", { message: e.message }));
+    } finally {
+      this.loadingOlder = false;
+      this.renderEdge();
+    }
+  }
+
+  onScroll() {
+    if (this.scroller.scrollTop < 120) this.loadOlder();
+    if (this.atBottom()) {
+      this.newBtn.hidden = true;
+      this.maybeRead();
+    }
+  }
+
+  atBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.newBtn.hidden = true;
+    this.maybeRead();
+  }
+
+  renderEdge() {
+    this.edge.textContent = this.hasMore ? "" : this.bySeq.size ? t("start_of_history") : t("no_messages_yet");
+  }
+
+  renderAll() {
+    const seqs = [...this.bySeq.keys()].sort((a, b) => a - b);
+    this.firstSeq = seqs.length ? seqs[0] : null;
+    const pendings = [...this.list.querySelectorAll("li.pending")];
+    clear(this.list);
+    let prev = null;
+    for (const s of seqs) {
+      const m = this.bySeq.get(s);
+      this.list.append(this.renderMessage(m, prev));
+      prev = m;
+    }
+    for (const p of pendings) this.list.append(p);
+    this.renderEdge();
+  }
+
+  renderMessage(m, prev) {
+    const mine = m.sender && m.sender.id === this.app.me.id;
+    if (m.kind === "join" || m.kind === "leave" || m.kind === "system") {
+      const text = m.kind === "system" ? m.text : t(m.kind === "join" ? "joined" : "left", { name: m.sender.name });
+      return h("li.notice", { dataset: { seq: m.seq, kind: m.kind } }, text);
+    }
+    const sameAuthor = prev && prev.kind === "text" && prev.sender.id === m.sender.id;
+    const when = new Date(m.sent_at);
+    return h(
+      "li.msg" + (mine ? ".mine" : ".theirs"),
+      { dataset: { seq: m.seq, kind: m.kind } },
+      !mine && !sameAuthor ? h("span.author", m.sender.name) : null,
+      h("div.bubble", h("p.text", m.text), h("time", { datetime: m.sent_at, title: when.toLocaleString(locale()) }, formatTime(when))),
+    );
+  }
+
+  // ---------- live ----------
+
+  /** A room event from the live connection (already de-duplicated by seq). */
+  onEvent(ev) {
+    if (ev.type === "message") {
+      if (this.bySeq.has(ev.seq)) return;
+      const wasBottom = this.atBottom();
+      this.bySeq.set(ev.seq, ev);
+      if (ev.client_id) this.list.querySelector(`li.pending[data-client-id="${CSS.escape(ev.client_id)}"]`)?.remove();
+      if (!this.loaded) return;
+      const last = this.list.querySelector("li[data-seq]:last-of-type");
+      const lastSeq = last ? Number(last.dataset.seq) : -1;
+      if (ev.seq > lastSeq) {
+        const prev = lastSeq >= 0 ? this.bySeq.get(lastSeq) : null;
+        const node = this.renderMessage(ev, prev);
+        const firstPending = this.list.querySelector("li.pending");
+        this.list.insertBefore(node, firstPending);
+        this.renderEdge();
+      } else {
+        this.renderAll();
+      }
+      if (ev.sender) this.typing.delete(ev.sender.id);
+      this.renderTyping();
+      const mine = ev.sender && ev.sender.id === this.app.me.id;
+      if (wasBottom || mine) this.scrollToBottom();
+      else this.newBtn.hidden = false;
+      if (ev.kind === "join" || ev.kind === "leave") this.refreshMembers();
+    } else if (ev.type === "typing") {
+      if (ev.user.id === this.app.me.id) return;
+      this.typing.set(ev.user.id, { name: ev.user.name, until: Date.now() + TYPING_SHOWN_MS });
+      this.renderTyping();
+      setTimeout(() => this.renderTyping(), TYPING_SHOWN_MS + 50);
+    } else if (ev.type === "presence") {
+      this.online = new Set(ev.online.map((u) => u.id));
+      this.renderMembers();
+    }
+  }
+
+  renderTyping() {
+    const now = Date.now();
+    for (const [id, v] of this.typing) if (v.until <= now) this.typing.delete(id);
+    const names = [...this.typing.values()].map((v) => v.name);
+    this.typingLine.textContent =
+      names.length === 0 ? "" : names.length === 1 ? t("typing_single", { name: names[0] }) : t("typing_many", { names: names.join(", ") });
+  }
+
+  // ---------- read cursor ----------
+
+  maybeRead() {
+    if (!this.loaded || !this.room.member || document.visibilityState !== "visible" || !this.atBottom()) return;
+    const seqs = [...this.bySeq.keys()];
+    const top = seqs.length ? Math.max(...seqs) : 0;
+    if (top <= this.readSent) return;
+    this.readSent = top;
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => {
+      Api.read(this.room.id, this.readSent).catch(() => {});
+      this.app.markedRead(this.room.id, this.readSent);
+    }, 250);
+  }
+
+  // ---------- composer ----------
+
+  onInput() {
+    const n = [...this.input.value.trim()].length;
+    const over = n > MAX_TEXT;
+    this.counter.textContent = n ? (over ? `${t("too_long")} · ` : "") + t("chars", { n, max: MAX_TEXT }) : "";
+    this.counter.classList.toggle("over", over);
+    this.sendBtn.disabled = this.opts.readOnly || n === 0 || over;
+    if (n) this.sendTyping();
+  }
+
+  /** At most one typing event per interval; a burst inside one still gets a
+   * (trailing) event, so the other side always sees it. */
+  sendTyping() {
+    const wait = this.lastTypingSent + TYPING_SEND_EVERY_MS - Date.now();
+    if (wait <= 0) {
+      this.lastTypingSent = Date.now();
+      this.app.live.typing(this.room.id);
+    } else if (!this.typingTimer) {
+      this.typingTimer = setTimeout(() => {
+        this.typingTimer = null;
+        if (this.input && this.input.value.trim()) this.sendTyping();
+      }, wait + 10);
+    }
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text || [...text].length > MAX_TEXT || this.opts.readOnly) return;
+    const clientId = uid();
+    this.list.append(
+      h(
+        "li.msg.mine.pending",
+        { dataset: { clientId } },
+        h("div.bubble", h("p.text", text), h("time", t("pending"))),
+      ),
+    );
+    this.app.live.send(this.room.id, text, clientId);
+    this.input.value = "";
+    this.onInput();
+    this.scrollToBottom();
+    this.input.focus();
+  }
+
+  /** The server rejected a SEND (its RECEIPT id names the client_id). */
+  failed(clientId, message) {
+    const li = this.list.querySelector(`li.pending[data-client-id="${CSS.escape(clientId)}"]`);
+    if (!li) return;
+    li.classList.add("failed");
+    li.querySelector("time").textContent = t("failed", { reason: message });
+  }
+
+  // ---------- membership ----------
+
+  async join() {
+    try {
+      const room = await Api.join(this.room.id);
+      this.app.roomChanged({ ...room, member: true });
+      this.app.reopen(this.room.id);
+    } catch (e) {
+      this.app.toast(t("error_generic", { message: e.message }));
+    }
+  }
+
+  async leave() {
+    try {
+      await Api.leave(this.room.id);
+      this.app.roomLeft(this.room.id);
+    } catch (e) {
+      this.app.toast(t("error_generic", { message: e.message }));
+    }
+  }
+
+  toggleMembers() {
+    this.membersOpen = !this.membersOpen;
+    this.membersPanel.hidden = !this.membersOpen;
+    this.membersBtn?.setAttribute("aria-expanded", String(this.membersOpen));
+    if (this.membersOpen) this.refreshMembers();
+  }
+
+  async refreshMembers() {
+    if (!this.membersOpen) return;
+    try {
+      const res = await Api.members(this.room.id);
+      this.members = res.members;
+      for (const m of res.members) if (m.online) this.online.add(m.id);
+      this.renderMembers();
+    } catch (e) {
+      this.app.toast(t("error_generic", { message: e.message }));
+    }
+  }
+
+  renderMembers() {
+    if (!this.members) return;
+    const items = this.members.map((m) => {
+      const on = this.online.has(m.id);
+      return h(
+        "li",
+        { dataset: { online: String(on) } },
+        h("span.dot" + (on ? ".on" : ""), { "aria-hidden": "true" }),
+        h("span.name", m.name),
+        h("span.sr", on ? t("online") : t("offline")),
+      );
+    });
+    clear(this.membersPanel, h("h3", t("members")), h("ul", items));
+    if (this.subtitle) this.subtitle.textContent = t("members_count", { n: this.members.length });
+  }
+
+  destroy() {
+    clearTimeout(this.readTimer);
+    clearTimeout(this.typingTimer);
+  }
+}
+
+export function formatTime(d) {
+  const now = new Date();
+  const sameDay = d.toDateString() === now.toDateString();
+  const opts = sameDay ? { hour: "numeric", minute: "2-digit" } : { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" };
+  return new Intl.DateTimeFormat(locale(), opts).format(d);
+}
