@@ -18,16 +18,17 @@ export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
 export class Server {
-  constructor(dataDir) {
-    this.dataDir = dataDir || mkdtempSync(path.join(tmpdir(), "qt-e2e-"));
-    this.ownsDir = !dataDir;
+  /** `args`: extra server flags, kept across restarts. */
+  constructor(args = []) {
+    this.args = args;
+    this.dataDir = mkdtempSync(path.join(tmpdir(), "qt-e2e-"));
     this.proc = null;
     this.url = null;
   }
 
   /** Starts the binary; `port` 0 picks a free one (a restart reuses the same). */
   async start(port = 0) {
-    const proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", this.dataDir, "--log", "warn"], {
+    const proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", this.dataDir, "--log", "warn", ...this.args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     this.proc = proc;
@@ -59,7 +60,7 @@ export class Server {
 
   async cleanup() {
     await this.stop();
-    if (this.ownsDir) rmSync(this.dataDir, { recursive: true, force: true });
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 
   async api(method, p, body, token) {

@@ -62,3 +62,27 @@ test("390 px: entry, lists and random chat fit without sideways scrolling", asyn
   assert.deepEqual(p.problems, []);
   await p.context.close();
 });
+
+test("a wrong password is explained; log out forgets the session", async () => {
+  await server.api("POST", "/auth/signup", { username: "forgetful", password: "the right password" });
+  const p = await openPage(browser, server);
+  await p.page.getByTestId("tab-login").click();
+  await p.page.getByTestId("username").fill("forgetful");
+  await p.page.getByTestId("password").fill("the wrong password");
+  // The failed login is a 401: the browser logs the failed request itself.
+  p.allow(/status of 401/);
+  await p.page.getByTestId("login-submit").click();
+  await p.page.locator("[data-testid=entry-error]", { hasText: /password/i }).waitFor();
+  await p.page.getByTestId("password").fill("the right password");
+  await p.page.getByTestId("login-submit").click();
+  await p.page.locator("[data-testid=status][data-status=live]").waitFor();
+  await p.page.reload();
+  await p.page.locator("[data-testid=status][data-status=live]").waitFor();
+  await p.page.getByTestId("logout").click();
+  await p.page.getByTestId("entry").waitFor();
+  await p.page.reload();
+  await p.page.getByTestId("entry").waitFor();
+  assert.equal(await p.page.evaluate(() => localStorage.getItem("qt.token")), null);
+  assert.deepEqual(p.problems, []);
+  await p.context.close();
+});

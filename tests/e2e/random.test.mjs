@@ -9,7 +9,8 @@ let server;
 let browser;
 
 before(async () => {
-  server = await new Server().start();
+  // A short grace period, so a dropped partner is noticed within the test.
+  server = await new Server(["--match-grace-ms", "1500"]).start();
   browser = await launch();
 });
 
@@ -86,4 +87,23 @@ test("two guests match, chat both ways, and Next tells the partner", async () =>
     assert.deepEqual(p.problems, []);
     await p.context.close();
   }
+});
+
+test("a partner whose connection drops is reported as dropped after the grace period", async () => {
+  const d = await openPage(browser, server);
+  const e = await openPage(browser, server);
+  await asGuest(d.page, "Dana");
+  await asGuest(e.page, "Eun");
+  for (const p of [d, e]) {
+    await p.page.getByTestId("nav-random").click();
+    await p.page.getByTestId("match-connect").click();
+  }
+  await d.page.locator("[data-testid=random-chat][data-state=matched]").waitFor();
+  await e.page.locator("[data-testid=random-chat][data-state=matched]").waitFor();
+  await e.context.close(); // the tab is gone: no Disconnect was pressed
+  await d.page.locator("[data-testid=match-ended][data-reason=partner_disconnected]", { hasText: "Eun" }).waitFor();
+  assert.ok(await d.page.getByTestId("composer").isDisabled());
+  assert.deepEqual(d.problems, []);
+  assert.deepEqual(e.problems, []);
+  await d.context.close();
 });

@@ -455,6 +455,9 @@ function route(next) {
   app.route = r;
   root.querySelector(".app")?.setAttribute("data-view", r.name);
   if (r.name !== "random" || (app.chat && app.chat.room.id !== app.match.roomId)) {
+    // A public room looked at without joining is followed only while open.
+    const was = app.chat?.room;
+    if (was && !was.member && !app.rooms.get(was.id)?.member) app.live.unwatch(was.id);
     app.chat?.destroy();
     app.chat = null;
   }
