@@ -15,8 +15,16 @@ use crate::store::sqlite::Synchronous;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; `None` means `sqlite://<data_dir>/quicktalk.db`.
+    /// `sqlite://PATH` or `postgres://…`; `None` means `sqlite://<data_dir>/quicktalk.db`.
     pub database_url: Option<String>,
+    /// PostgreSQL connections per node.
+    pub database_pool: u32,
+    /// Kafka bootstrap servers (`HOST:PORT,…`): the multi-node message pipeline.
+    pub kafka_brokers: Option<String>,
+    /// Prefix of the Kafka topics QuickTalk creates and uses.
+    pub kafka_topic_prefix: String,
+    /// Partitions of the message topic (rooms are spread over them).
+    pub kafka_partitions: i32,
     /// Raw STOMP over TCP; off when `None`.
     pub stomp_listen: Option<SocketAddr>,
     pub max_frame_bytes: usize,
@@ -44,6 +52,10 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("valid"),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            database_pool: 16,
+            kafka_brokers: None,
+            kafka_topic_prefix: "quicktalk".into(),
+            kafka_partitions: 12,
             stomp_listen: None,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
@@ -62,20 +74,27 @@ impl Default for Config {
     }
 }
 
+/// Where the data lives, from `--database-url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
 impl Config {
-    /// The SQLite file this config points at.
-    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+    /// The database this config points at (SQLite under the data dir by default).
+    pub fn database(&self) -> anyhow::Result<Database> {
         match &self.database_url {
-            None => Ok(self.data_dir.join("quicktalk.db")),
+            None => Ok(Database::Sqlite(self.data_dir.join("quicktalk.db"))),
             Some(url) => {
                 if let Some(path) = url.strip_prefix("sqlite://") {
-                    Ok(PathBuf::from(path))
+                    Ok(Database::Sqlite(PathBuf::from(path)))
                 } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    anyhow::bail!(
-                        "--database-url postgres:// is not available in this build yet; use sqlite://PATH"
-                    )
+                    Ok(Database::Postgres(url.clone()))
                 } else {
-                    anyhow::bail!("unsupported --database-url {url:?}: expected sqlite://PATH")
+                    anyhow::bail!(
+                        "unsupported --database-url {url:?}: expected sqlite://PATH or postgres://…"
+                    )
                 }
             }
         }
@@ -111,9 +130,21 @@ pub struct ServeArgs {
     #[arg(long, env = "QUICKTALK_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// `sqlite://PATH` (default: under the data dir).
+    /// `sqlite://PATH` (default: under the data dir) or `postgres://…`.
     #[arg(long, env = "QUICKTALK_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// PostgreSQL connections per node.
+    #[arg(long, env = "QUICKTALK_DATABASE_POOL")]
+    pub database_pool: Option<u32>,
+    /// Kafka bootstrap servers `HOST:PORT[,…]`: run the multi-node message pipeline.
+    #[arg(long, env = "QUICKTALK_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Prefix of the Kafka topics QuickTalk creates and uses.
+    #[arg(long, env = "QUICKTALK_KAFKA_TOPIC_PREFIX")]
+    pub kafka_topic_prefix: Option<String>,
+    /// Partitions of the message topic, when QuickTalk creates it.
+    #[arg(long, env = "QUICKTALK_KAFKA_PARTITIONS")]
+    pub kafka_partitions: Option<i32>,
     /// Also serve raw STOMP over TCP on this address.
     #[arg(long, env = "QUICKTALK_STOMP_LISTEN")]
     pub stomp_listen: Option<SocketAddr>,
@@ -174,6 +205,10 @@ impl ServeArgs {
             data_dir: other.data_dir.or(self.data_dir),
             config: other.config.or(self.config),
             database_url: other.database_url.or(self.database_url),
+            database_pool: other.database_pool.or(self.database_pool),
+            kafka_brokers: other.kafka_brokers.or(self.kafka_brokers),
+            kafka_topic_prefix: other.kafka_topic_prefix.or(self.kafka_topic_prefix),
+            kafka_partitions: other.kafka_partitions.or(self.kafka_partitions),
             stomp_listen: other.stomp_listen.or(self.stomp_listen),
             max_frame_bytes: other.max_frame_bytes.or(self.max_frame_bytes),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
@@ -198,6 +233,9 @@ impl ServeArgs {
         set!(
             listen,
             data_dir,
+            database_pool,
+            kafka_topic_prefix,
+            kafka_partitions,
             max_frame_bytes,
             max_body_bytes,
             heartbeat_send_ms,
@@ -217,6 +255,9 @@ impl ServeArgs {
         }
         if self.stomp_listen.is_some() {
             c.stomp_listen = self.stomp_listen;
+        }
+        if self.kafka_brokers.is_some() {
+            c.kafka_brokers = self.kafka_brokers;
         }
     }
 }
@@ -241,6 +282,15 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if c.outbound_queue < 16 {
         anyhow::bail!("outbound_queue must be at least 16");
+    }
+    if c.database_pool == 0 {
+        anyhow::bail!("database_pool must be at least 1");
+    }
+    if c.kafka_partitions < 1 {
+        anyhow::bail!("kafka_partitions must be at least 1");
+    }
+    if c.kafka_brokers.is_some() && !matches!(c.database()?, Database::Postgres(_)) {
+        anyhow::bail!("--kafka-brokers needs a shared database: --database-url postgres://…");
     }
     if c.max_batch == 0 {
         anyhow::bail!("max_batch must be at least 1");

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::local::LocalBus;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::config::Database;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::{LocalMatchEngine, MatchService, MatcherConfig};
 use crate::domain::pipeline::LocalPipeline;
@@ -23,6 +24,7 @@ use crate::domain::tokens::TokenKeys;
 use crate::fanout::Hub;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -38,12 +40,27 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let db_path = config.sqlite_path()?;
-        let sync = config.sqlite_synchronous;
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open(&db_path, sync)).await??,
-        );
-        let tokens = TokenKeys::load_or_create(&config.data_dir, config.token_ttl_secs)?;
+        let (store, tokens): (Arc<dyn Store>, TokenKeys) = match config.database()? {
+            Database::Sqlite(path) => {
+                let sync = config.sqlite_synchronous;
+                let store =
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&path, sync)).await??;
+                let tokens = TokenKeys::load_or_create(&config.data_dir, config.token_ttl_secs)?;
+                (Arc::new(store), tokens)
+            }
+            Database::Postgres(url) => {
+                let store = PostgresStore::open(&url, config.database_pool).await?;
+                // Nodes share the database, so they share the signing key through it.
+                let secret = store
+                    .shared_secret("token_key", &TokenKeys::generate_secret())
+                    .await
+                    .context("loading the token signing key")?;
+                (
+                    Arc::new(store),
+                    TokenKeys::from_secret(&secret, config.token_ttl_secs),
+                )
+            }
+        };
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));

@@ -33,8 +33,7 @@ impl TokenKeys {
             Ok(s) => hex::decode(s.trim())
                 .with_context(|| format!("{} is not a hex key", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = vec![0u8; 32];
-                rand::thread_rng().fill_bytes(&mut key);
+                let key = Self::generate_secret();
                 write_private(&path, &hex::encode(&key))?;
                 key
             }
@@ -46,6 +45,13 @@ impl TokenKeys {
             path.display()
         );
         Ok(Self::from_secret(&secret, ttl_secs))
+    }
+
+    /// A fresh random 32-byte key.
+    pub fn generate_secret() -> Vec<u8> {
+        let mut key = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        key
     }
 
     pub fn from_secret(secret: &[u8], ttl_secs: u64) -> Self {

@@ -4,8 +4,10 @@
 //! also the authority for message sequencing: [`Store::append`] assigns each room's
 //! next `seq` inside the same transaction that stores the message, so `seq` is
 //! gapless whatever writes it, and a batch is one transaction (one fsync).
-//! The same contract test suite (`tests/store_contract.rs`) runs against every backend.
+//! The same contract test suite (`tests/store_contract/`) runs against every backend:
+//! `sqlite` (embedded, one node) and `postgres` (shared by any number of nodes).
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -5,15 +5,69 @@ mod contract;
 
 use std::sync::Arc;
 
+use quicktalk::store::postgres::PostgresStore;
 use quicktalk::store::sqlite::{SqliteStore, Synchronous};
 use quicktalk::store::Store;
 
-/// A fresh SQLite store in its own temp dir (kept alive by the returned guard).
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+/// Keeps a backend's scratch space alive for one test.
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Schema { url: String, schema: String },
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Schema { url, schema } = self {
+            let (url, schema) = (url.clone(), schema.clone());
+            // Dropped inside the test's runtime: clean up from a thread of our own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                            .execute(&pool)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A fresh SQLite store in its own temp dir.
+async fn sqlite() -> Option<(Arc<dyn Store>, Guard)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("contract.db");
     let store = SqliteStore::open(&path, Synchronous::Full).unwrap();
-    (Arc::new(store), dir)
+    Some((Arc::new(store), Guard::Dir(dir)))
+}
+
+/// A fresh PostgreSQL schema in `QUICKTALK_TEST_POSTGRES_URL`'s database. Without
+/// the variable the test says so and passes, except under CI, where it fails.
+async fn postgres() -> Option<(Arc<dyn Store>, Guard)> {
+    let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "QUICKTALK_TEST_POSTGRES_URL is not set: the PostgreSQL contract tests cannot run"
+            );
+        }
+        eprintln!("SKIPPED: PostgreSQL store contract (set QUICKTALK_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)");
+        return None;
+    };
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let schema = format!(
+        "qt_contract_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let store = PostgresStore::open_in_schema(&url, &schema)
+        .await
+        .expect("opening the PostgreSQL store");
+    Some((Arc::new(store), Guard::Schema { url, schema }))
 }
 
 macro_rules! contract_tests {
@@ -22,7 +76,7 @@ macro_rules! contract_tests {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let (store, _guard) = $make.await;
+                    let Some((store, _guard)) = $make.await else { return };
                     super::contract::$name(store).await;
                 }
             )*
@@ -48,3 +102,49 @@ contract_tests!(
         membership_changes_apply_within_a_batch,
     ]
 );
+
+contract_tests!(
+    postgres,
+    super::postgres(),
+    [
+        users_are_unique_case_insensitively,
+        guests_have_no_username,
+        rooms_start_empty,
+        join_and_leave_change_membership,
+        text_needs_membership_and_a_room,
+        seq_is_gapless_per_room_within_and_across_batches,
+        client_id_deduplicates_per_sender_and_room,
+        history_pages,
+        listing_shows_public_and_own_rooms_with_unread,
+        read_cursor_is_clamped_and_monotonic,
+        members_in_join_order,
+        membership_changes_apply_within_a_batch,
+    ]
+);
+
+mod concurrent {
+    use std::sync::Arc;
+
+    use quicktalk::store::postgres::PostgresStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_one_store_two_callers() {
+        let Some((store, _guard)) = super::sqlite().await else {
+            return;
+        };
+        super::contract::concurrent_writers_keep_seq_gapless(store.clone(), store).await;
+    }
+
+    /// Two stores on one schema: two nodes' connection pools.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_two_nodes() {
+        let Some((store, guard)) = super::postgres().await else {
+            return;
+        };
+        let super::Guard::Schema { url, schema } = &guard else {
+            unreachable!()
+        };
+        let other = PostgresStore::open_in_schema(url, schema).await.unwrap();
+        super::contract::concurrent_writers_keep_seq_gapless(store, Arc::new(other)).await;
+    }
+}
