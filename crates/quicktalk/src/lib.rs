@@ -7,6 +7,7 @@
 //! - [`store`] and [`bus`]: storage and event distribution behind narrow traits.
 
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;

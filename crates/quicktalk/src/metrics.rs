@@ -20,6 +20,8 @@ pub struct Metrics {
     pub protocol_errors: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub match_queue_length: IntGauge,
+    /// Multi-node mode: message-log partitions this node sequences.
+    pub partitions_owned: IntGauge,
     pub match_wait_seconds: Histogram,
     pub matches: IntCounter,
 }
@@ -109,6 +111,14 @@ impl Metrics {
                 .expect("metric"),
             ),
             matches: reg(&registry, counter("matches_total", "Random matches made")),
+            partitions_owned: reg(
+                &registry,
+                IntGauge::new(
+                    "pipeline_partitions_owned",
+                    "Message-log partitions this node sequences (multi-node mode)",
+                )
+                .expect("metric"),
+            ),
             registry,
         }
     }

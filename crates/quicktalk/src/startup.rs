@@ -14,11 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::local::LocalBus;
 use crate::bus::Bus;
+use crate::cluster::{Cluster, ClusterConfig, SharedMatchEngine};
 use crate::config::Config;
 use crate::config::Database;
 use crate::domain::accounts::Accounts;
-use crate::domain::matching::{LocalMatchEngine, MatchService, MatcherConfig};
-use crate::domain::pipeline::LocalPipeline;
+use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, MatcherConfig};
+use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
 use crate::domain::tokens::TokenKeys;
 use crate::fanout::Hub;
@@ -40,6 +41,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let mut shared_pg: Option<Arc<PostgresStore>> = None;
         let (store, tokens): (Arc<dyn Store>, TokenKeys) = match config.database()? {
             Database::Sqlite(path) => {
                 let sync = config.sqlite_synchronous;
@@ -55,36 +57,72 @@ impl Application {
                     .shared_secret("token_key", &TokenKeys::generate_secret())
                     .await
                     .context("loading the token signing key")?;
+                let store = Arc::new(store);
+                shared_pg = Some(store.clone());
                 (
-                    Arc::new(store),
+                    store,
                     TokenKeys::from_secret(&secret, config.token_ttl_secs),
                 )
             }
         };
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
         let pipeline_stop = CancellationToken::new();
-        let (pipeline, pipeline_task) = LocalPipeline::start(
-            store.clone(),
-            bus.clone(),
-            metrics.clone(),
-            config.max_batch,
-            pipeline_stop.clone(),
-        );
+        let (bus, pipeline, pipeline_task): (Arc<dyn Bus>, Arc<dyn Pipeline>, _) =
+            match (&config.kafka_brokers, shared_pg.clone()) {
+                (Some(brokers), Some(pg)) => {
+                    let cluster = Cluster::start(
+                        ClusterConfig {
+                            brokers: brokers.clone(),
+                            topic_prefix: config.kafka_topic_prefix.clone(),
+                            partitions: config.kafka_partitions,
+                            max_batch: config.max_batch,
+                        },
+                        pg,
+                        hub.clone(),
+                        metrics.clone(),
+                        pipeline_stop.clone(),
+                    )
+                    .await
+                    .context("joining the cluster (Kafka)")?;
+                    (cluster.bus, cluster.pipeline, cluster.task)
+                }
+                (Some(_), None) => {
+                    anyhow::bail!("--kafka-brokers needs --database-url postgres://…")
+                }
+                (None, _) => {
+                    let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(hub.clone()));
+                    let (pipeline, task) = LocalPipeline::start(
+                        store.clone(),
+                        bus.clone(),
+                        metrics.clone(),
+                        config.max_batch,
+                        pipeline_stop.clone(),
+                    );
+                    (bus, pipeline as Arc<dyn Pipeline>, task)
+                }
+            };
         let accounts = Accounts::new(store.clone(), tokens);
-        let engine = LocalMatchEngine::new(
-            MatcherConfig {
-                window: config.match_window_ms,
-                grace: config.match_grace_ms,
-                ..MatcherConfig::default()
-            },
-            store.clone(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("loading matching state: {e:#}"))?;
+        let matcher_cfg = MatcherConfig {
+            window: config.match_window_ms,
+            grace: config.match_grace_ms,
+            ..MatcherConfig::default()
+        };
+        // Several nodes share one matcher (in PostgreSQL); one node keeps it in memory.
+        let engine: Arc<dyn MatchEngine> = match (&config.kafka_brokers, shared_pg) {
+            (Some(_), Some(pg)) => Arc::new(
+                SharedMatchEngine::new(matcher_cfg, pg)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("loading matching state: {e:#}"))?,
+            ),
+            _ => Arc::new(
+                LocalMatchEngine::new(matcher_cfg, store.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("loading matching state: {e:#}"))?,
+            ),
+        };
         let matching = Arc::new(MatchService::new(
-            Arc::new(engine),
+            engine,
             bus.clone(),
             store.clone(),
             metrics.clone(),

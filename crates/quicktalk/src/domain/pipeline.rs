@@ -34,7 +34,7 @@ pub enum Reply {
 }
 
 impl Reply {
-    fn send(self, outcome: AppResult<Appended>) {
+    pub fn send(self, outcome: AppResult<Appended>) {
         match self {
             Reply::Ticket(tx) => {
                 let _ = tx.send(outcome);

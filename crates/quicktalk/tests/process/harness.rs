@@ -260,6 +260,22 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("create room {name}: no id in {body}"))
     }
 
+    /// A metric's value from `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.http_base()))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// The whole history of a room, paged through `after_seq` (200 at a time).
     pub async fn history(&self, token: &str, room: i64) -> Vec<Value> {
         let mut all: Vec<Value> = Vec::new();

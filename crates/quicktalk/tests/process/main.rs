@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod cluster;
 mod crash;
 mod heartbeat;
 mod stompjs;

@@ -70,55 +70,59 @@ impl LocalMatchEngine {
     fn now(&self) -> Ms {
         self.epoch.elapsed().as_millis() as Ms
     }
+}
 
-    /// Turns matcher events into outcomes, creating a room for every new pair.
-    async fn resolve(&self, m: &mut Matcher, events: Vec<Event>) -> AppResult<Vec<Outcome>> {
-        let mut out = Vec::with_capacity(events.len());
-        for e in events {
-            out.push(match e {
-                Event::Waiting { user } => Outcome::Waiting(user),
-                Event::Idle { user } => Outcome::Idle(user),
-                Event::Ended { user, room, reason } => Outcome::Ended { user, room, reason },
-                Event::Paired {
-                    a,
-                    b,
-                    waited_a,
-                    waited_b,
-                } => {
-                    let created = self
-                        .store
-                        .create_room_with(
-                            NewRoom {
-                                name: format!("{} · {}", a.name, b.name),
-                                visibility: Visibility::Private,
-                                kind: RoomKind::Random,
-                                created_by: a.id,
-                            },
-                            vec![a.clone(), b.clone()],
-                        )
-                        .await;
-                    match created {
-                        Ok((room, _)) => {
-                            m.set_room(a.id, b.id, room.id);
-                            Outcome::Found {
-                                a,
-                                b,
-                                room: room.id,
-                                waited_ms: [waited_a, waited_b],
-                            }
-                        }
-                        Err(e) => {
-                            // Undo the pair so nobody is stuck in a match without a room.
-                            let now = self.now();
-                            m.disconnect(a.id, now);
-                            return Err(e.into());
+/// Turns matcher events into outcomes, creating a room for every new pair (both
+/// joined in one transaction before anyone hears of it). Shared by every engine.
+pub async fn resolve(
+    store: &dyn Store,
+    m: &mut Matcher,
+    events: Vec<Event>,
+    now: Ms,
+) -> AppResult<Vec<Outcome>> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        out.push(match e {
+            Event::Waiting { user } => Outcome::Waiting(user),
+            Event::Idle { user } => Outcome::Idle(user),
+            Event::Ended { user, room, reason } => Outcome::Ended { user, room, reason },
+            Event::Paired {
+                a,
+                b,
+                waited_a,
+                waited_b,
+            } => {
+                let created = store
+                    .create_room_with(
+                        NewRoom {
+                            name: format!("{} · {}", a.name, b.name),
+                            visibility: Visibility::Private,
+                            kind: RoomKind::Random,
+                            created_by: a.id,
+                        },
+                        vec![a.clone(), b.clone()],
+                    )
+                    .await;
+                match created {
+                    Ok((room, _)) => {
+                        m.set_room(a.id, b.id, room.id);
+                        Outcome::Found {
+                            a,
+                            b,
+                            room: room.id,
+                            waited_ms: [waited_a, waited_b],
                         }
                     }
+                    Err(e) => {
+                        // Undo the pair so nobody is stuck in a match without a room.
+                        m.disconnect(a.id, now);
+                        return Err(e.into());
+                    }
                 }
-            });
-        }
-        Ok(out)
+            }
+        });
     }
+    Ok(out)
 }
 
 #[async_trait]
@@ -134,19 +138,19 @@ impl MatchEngine for LocalMatchEngine {
                     "you are already in a match; use next or disconnect",
                 )
             })?;
-        self.resolve(&mut m, events).await
+        resolve(&*self.store, &mut m, events, self.now()).await
     }
 
     async fn next(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {
         let mut m = self.matcher.lock().await;
         let events = m.next(user, self.now());
-        self.resolve(&mut m, events).await
+        resolve(&*self.store, &mut m, events, self.now()).await
     }
 
     async fn disconnect(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {
         let mut m = self.matcher.lock().await;
         let events = m.disconnect(user.id, self.now());
-        self.resolve(&mut m, events).await
+        resolve(&*self.store, &mut m, events, self.now()).await
     }
 
     async fn offline(&self, user: UserId) {
@@ -161,7 +165,7 @@ impl MatchEngine for LocalMatchEngine {
     async fn tick(&self) -> AppResult<Vec<Outcome>> {
         let mut m = self.matcher.lock().await;
         let events = m.tick(self.now());
-        self.resolve(&mut m, events).await
+        resolve(&*self.store, &mut m, events, self.now()).await
     }
 
     async fn state(&self, user: UserId) -> State {

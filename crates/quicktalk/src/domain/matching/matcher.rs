@@ -12,12 +12,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{RoomId, UserId, UserRef};
 
 pub type Ms = u64;
 
 /// Matching preferences: lower-cased, de-duplicated, sorted interests and a language.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prefs {
     pub interests: Vec<String>,
     pub lang: Option<String>,
@@ -117,7 +119,7 @@ pub enum State {
 #[derive(Debug, PartialEq, Eq)]
 pub struct AlreadyMatched;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Entry {
     Waiting {
         name: String,
@@ -141,8 +143,11 @@ impl Entry {
     }
 }
 
-#[derive(Default)]
+/// Serializable, so several nodes can share one matcher through a database row
+/// (the configuration is each node's own and is not part of it).
+#[derive(Default, Serialize, Deserialize)]
 pub struct Matcher {
+    #[serde(skip)]
     cfg: MatcherConfig,
     entries: HashMap<UserId, Entry>,
     /// Waiting users, oldest first.
@@ -163,6 +168,11 @@ impl Matcher {
             cfg,
             ..Matcher::default()
         }
+    }
+
+    /// Applies this node's configuration (after loading a shared state).
+    pub fn set_config(&mut self, cfg: MatcherConfig) {
+        self.cfg = cfg;
     }
 
     pub fn config(&self) -> MatcherConfig {

@@ -7,7 +7,7 @@
 //! - [`MatchService`]: what the adapters call: input checks, rate limits, room
 //!   creation, user events on the bus, metrics.
 
-mod engine;
+pub mod engine;
 pub mod matcher;
 mod service;
 

@@ -31,6 +31,23 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
+/// One record of the pipeline's log.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub message: NewMessage,
+}
+
+/// What [`PostgresStore::append_logged`] did with a record.
+#[derive(Debug, Clone)]
+pub enum Logged {
+    /// Applied now, like [`Store::append`].
+    Applied(Result<Appended, AppendRejected>),
+    /// Applied before; the message it stored, if it stored one.
+    Replayed(Option<Message>),
+}
+
 const USER_COLS: &str = "id, username, display_name, guest";
 const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at";
@@ -83,6 +100,126 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The next offset to apply, per partition of `topic`'s log.
+    pub async fn next_offsets(&self, topic: &str) -> StoreResult<HashMap<i32, i64>> {
+        Ok(
+            sqlx::query_as("SELECT partition, next_offset FROM pipeline_offsets WHERE topic = $1")
+                .bind(topic)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    /// Applies records of a log (the multi-node pipeline's topic) exactly once:
+    /// in one transaction, records below their partition's applied offset are
+    /// skipped (reported as [`Logged::Replayed`] with the message they stored, if
+    /// any), the rest are appended like [`Store::append`], and the partitions'
+    /// offsets move past the batch. The partition rows are locked, so a former and
+    /// a new owner of a partition (around a rebalance) cannot both apply a record.
+    pub async fn append_logged(
+        &self,
+        topic: &str,
+        records: Vec<LogRecord>,
+    ) -> StoreResult<Vec<Logged>> {
+        let mut parts: Vec<i32> = records.iter().map(|r| r.partition).collect();
+        parts.sort_unstable();
+        parts.dedup();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO pipeline_offsets (topic, partition, next_offset) \
+             SELECT $1, p, 0 FROM unnest($2::integer[]) AS p ON CONFLICT DO NOTHING",
+        )
+        .bind(topic)
+        .bind(&parts)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let applied: HashMap<i32, i64> = sqlx::query_as(
+            "SELECT partition, next_offset FROM pipeline_offsets \
+             WHERE topic = $1 AND partition = ANY($2) ORDER BY partition FOR UPDATE",
+        )
+        .bind(topic)
+        .bind(&parts)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+        let mut fresh = Vec::new();
+        let mut fresh_pos = Vec::new();
+        let mut fresh_at = Vec::new();
+        let mut replayed: Vec<(usize, i32, i64)> = Vec::new();
+        let mut next: HashMap<i32, i64> = applied.clone();
+        let n = records.len();
+        for (i, r) in records.into_iter().enumerate() {
+            let done = applied.get(&r.partition).copied().unwrap_or(0);
+            if r.offset < done {
+                replayed.push((i, r.partition, r.offset));
+                continue;
+            }
+            let e = next.entry(r.partition).or_insert(0);
+            *e = (*e).max(r.offset + 1);
+            fresh_at.push(i);
+            fresh_pos.push(Some((r.partition, r.offset)));
+            fresh.push(r.message);
+        }
+        let mut out: Vec<Option<Logged>> = (0..n).map(|_| None).collect();
+        if !fresh.is_empty() {
+            let results = Self::append_tx(&mut tx, fresh, fresh_pos).await?;
+            for (i, r) in fresh_at.into_iter().zip(results) {
+                out[i] = Some(Logged::Applied(r));
+            }
+        }
+        if !replayed.is_empty() {
+            let (rp, ro): (Vec<i32>, Vec<i64>) = replayed.iter().map(|(_, p, o)| (*p, *o)).unzip();
+            let sql = format!(
+                "SELECT {}, m.log_partition, m.log_offset FROM messages m \
+                 JOIN unnest($1::integer[], $2::bigint[]) AS k(p, o) \
+                 ON m.log_partition = k.p AND m.log_offset = k.o",
+                MESSAGE_COLS
+                    .split(", ")
+                    .map(|c| format!("m.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut stored: HashMap<(i32, i64), Message> = HashMap::new();
+            for row in sqlx::query(&sql)
+                .bind(&rp)
+                .bind(&ro)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?
+            {
+                let p: i32 = row.try_get(9).map_err(db)?;
+                let o: i64 = row.try_get(10).map_err(db)?;
+                stored.insert((p, o), message_row(&row)?);
+            }
+            for (i, p, o) in replayed {
+                out[i] = Some(Logged::Replayed(stored.remove(&(p, o))));
+            }
+        }
+        let (np, no): (Vec<i32>, Vec<i64>) = next.into_iter().unzip();
+        sqlx::query(
+            "UPDATE pipeline_offsets SET next_offset = k.o \
+             FROM unnest($2::integer[], $3::bigint[]) AS k(p, o) \
+             WHERE topic = $1 AND partition = k.p AND next_offset < k.o",
+        )
+        .bind(topic)
+        .bind(&np)
+        .bind(&no)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every record decided"))
+            .collect())
     }
 
     /// The secret `name`, set to `candidate` by whichever node asks first: every
@@ -167,6 +304,8 @@ struct MessageCols {
     text: Vec<String>,
     client_id: Vec<Option<String>>,
     sent_at: Vec<i64>,
+    log_partition: Vec<Option<i32>>,
+    log_offset: Vec<Option<i64>>,
 }
 
 /// What happened to one (room, user) membership over the batch.
@@ -186,9 +325,11 @@ struct RoomState {
 }
 
 impl PostgresStore {
+    /// `pos[i]` is item `i`'s place in the log (partition, offset), if it has one.
     async fn append_tx(
         tx: &mut Transaction<'_, Postgres>,
         batch: Vec<NewMessage>,
+        pos: Vec<Option<(i32, i64)>>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
         // 1. Lock the rooms (in id order: no deadlock between two batches).
         let mut room_ids: Vec<i64> = batch.iter().map(|m| m.room_id).collect();
@@ -286,7 +427,7 @@ impl PostgresStore {
         let mut changes: HashMap<(RoomId, UserId), MemberChange> = HashMap::new();
         // client_ids stored by this batch: a repeat inside it is a duplicate too.
         let mut batch_cids: HashMap<(RoomId, UserId, String), usize> = HashMap::new();
-        for m in batch {
+        for (m, p) in batch.into_iter().zip(pos) {
             let Some(room) = rooms.get_mut(&m.room_id) else {
                 out.push(Err(AppendRejected::RoomNotFound));
                 continue;
@@ -357,6 +498,8 @@ impl PostgresStore {
             cols.text.push(m.text.clone());
             cols.client_id.push(m.client_id.clone());
             cols.sent_at.push(m.sent_at);
+            cols.log_partition.push(p.map(|p| p.0));
+            cols.log_offset.push(p.map(|p| p.1));
             new_at.push(out.len());
             out.push(Ok(Appended::New(Message {
                 id: 0,
@@ -417,9 +560,10 @@ impl PostgresStore {
         if !cols.room.is_empty() {
             let kinds: Vec<String> = cols.kind.iter().map(|k| k.to_string()).collect();
             let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                       log_partition, log_offset) \
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
-                                      $6::text[], $7::text[], $8::bigint[]) \
+                                      $6::text[], $7::text[], $8::bigint[], $9::integer[], $10::bigint[]) \
                  RETURNING id, room_id, seq",
             )
             .bind(&cols.room)
@@ -430,6 +574,8 @@ impl PostgresStore {
             .bind(&cols.text)
             .bind(&cols.client_id)
             .bind(&cols.sent_at)
+            .bind(&cols.log_partition)
+            .bind(&cols.log_offset)
             .fetch_all(&mut **tx)
             .await
             .map_err(db)?;
@@ -725,7 +871,8 @@ impl Store for PostgresStore {
         batch: Vec<NewMessage>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let out = Self::append_tx(&mut tx, batch).await?;
+        let pos = vec![None; batch.len()];
+        let out = Self::append_tx(&mut tx, batch, pos).await?;
         tx.commit().await.map_err(db)?;
         Ok(out)
     }

@@ -1,0 +1,181 @@
+//! Random matching shared by every node: the pure [`Matcher`]'s state lives in
+//! one PostgreSQL row; each operation locks it (`SELECT … FOR UPDATE`), applies
+//! the change with this node's clock (wall time, the same on every node) and
+//! writes it back in the same transaction. Two guests on different nodes are in
+//! one queue; pairs get their room exactly as on a single node. Each operation
+//! reads and writes the whole state, which suits queues of thousands, not
+//! millions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::{Postgres, Transaction};
+
+use crate::domain::matching::engine::{resolve, MatchEngine, Outcome};
+use crate::domain::matching::matcher::{AlreadyMatched, Matcher, MatcherConfig, Ms, Prefs, State};
+use crate::error::{AppError, AppResult};
+use crate::model::{now_ms, UserId, UserRef};
+use crate::store::postgres::PostgresStore;
+use crate::store::Store;
+
+pub struct SharedMatchEngine {
+    store: Arc<PostgresStore>,
+    cfg: MatcherConfig,
+}
+
+fn db(e: sqlx::Error) -> AppError {
+    AppError::Internal(anyhow::Error::new(e).context("shared matcher"))
+}
+
+impl SharedMatchEngine {
+    /// The first node creates the state, with every reported pair blocked.
+    pub async fn new(cfg: MatcherConfig, store: Arc<PostgresStore>) -> AppResult<Self> {
+        let exists: Option<i32> = sqlx::query_scalar("SELECT id FROM match_state WHERE id = 1")
+            .fetch_optional(store.pool())
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            let mut m = Matcher::new(cfg);
+            for (a, b) in store.blocked_pairs().await? {
+                m.block(a, b);
+            }
+            let state = serde_json::to_string(&m)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding matcher state: {e}")))?;
+            sqlx::query(
+                "INSERT INTO match_state (id, state) VALUES (1, $1) ON CONFLICT DO NOTHING",
+            )
+            .bind(state)
+            .execute(store.pool())
+            .await
+            .map_err(db)?;
+        }
+        Ok(SharedMatchEngine { store, cfg })
+    }
+
+    async fn lock(&self) -> AppResult<(Transaction<'static, Postgres>, Matcher)> {
+        let mut tx = self.store.pool().begin().await.map_err(db)?;
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM match_state WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let mut m: Matcher = serde_json::from_str(&state)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("decoding matcher state: {e}")))?;
+        m.set_config(self.cfg);
+        Ok((tx, m))
+    }
+
+    async fn save(&self, mut tx: Transaction<'static, Postgres>, m: &Matcher) -> AppResult<()> {
+        let state = serde_json::to_string(m)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding matcher state: {e}")))?;
+        sqlx::query("UPDATE match_state SET state = $1 WHERE id = 1")
+            .bind(state)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// One operation under the lock; `op` returns the matcher's events.
+    async fn apply(
+        &self,
+        op: impl FnOnce(&mut Matcher, Ms) -> AppResult<Vec<crate::domain::matching::matcher::Event>>,
+    ) -> AppResult<Vec<Outcome>> {
+        let (tx, mut m) = self.lock().await?;
+        let now = now_ms() as Ms;
+        let events = op(&mut m, now)?;
+        let out = resolve(&*self.store as &dyn Store, &mut m, events, now).await;
+        // Saved even after a failed room creation: `resolve` undid that pair.
+        self.save(tx, &m).await?;
+        out
+    }
+}
+
+#[async_trait]
+impl MatchEngine for SharedMatchEngine {
+    async fn connect(&self, user: &UserRef, prefs: Prefs) -> AppResult<Vec<Outcome>> {
+        self.apply(|m, now| {
+            m.connect(user.clone(), prefs, now)
+                .map_err(|AlreadyMatched| {
+                    AppError::conflict(
+                        "already_matched",
+                        "you are already in a match; use next or disconnect",
+                    )
+                })
+        })
+        .await
+    }
+
+    async fn next(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {
+        self.apply(|m, now| Ok(m.next(user, now))).await
+    }
+
+    async fn disconnect(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {
+        self.apply(|m, now| Ok(m.disconnect(user.id, now))).await
+    }
+
+    async fn offline(&self, user: UserId) {
+        let r = self
+            .apply(|m, now| {
+                m.offline(user, now);
+                Ok(Vec::new())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, user, "marking a matcher user offline");
+        }
+    }
+
+    async fn online(&self, user: UserId) {
+        let r = self
+            .apply(|m, _| {
+                m.online(user);
+                Ok(Vec::new())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, user, "marking a matcher user online");
+        }
+    }
+
+    async fn tick(&self) -> AppResult<Vec<Outcome>> {
+        self.apply(|m, now| Ok(m.tick(now))).await
+    }
+
+    async fn state(&self, user: UserId) -> State {
+        match self.lock().await {
+            Ok((tx, m)) => {
+                let s = m.state(user);
+                let _ = tx.rollback().await;
+                s
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the shared matcher");
+                State::Idle
+            }
+        }
+    }
+
+    async fn block(&self, a: UserId, b: UserId) {
+        let r = self
+            .apply(|m, _| {
+                m.block(a, b);
+                Ok(Vec::new())
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "blocking a pair in the shared matcher");
+        }
+    }
+
+    async fn queue_len(&self) -> usize {
+        match self.lock().await {
+            Ok((tx, m)) => {
+                let n = m.queue_len();
+                let _ = tx.rollback().await;
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Multi-node mode: the [`Pipeline`](crate::domain::pipeline::Pipeline) and
+//! [`Bus`](crate::bus::Bus) over Kafka, with PostgreSQL as the shared store.
+//!
+//! ```text
+//! SEND ─► KafkaPipeline: produce {node, req, msg} to <prefix>.messages, partition = room % N
+//!      ─► sequencer (one node owns each partition: PostgreSQL advisory locks)
+//!         ─► PostgresStore::append_logged (seq + store + partition offset, one transaction)
+//!         ─► produce Message and Reply{node, req} events to <prefix>.events
+//! every node: events consumer ─► local hub (in seq order, gaps filled from the store)
+//!                             ─► Reply for this node ─► RECEIPT
+//! ```
+//!
+//! Exactly-once application does not rely on Kafka offsets or consumer groups:
+//! the store records, per partition, the next offset to apply in the same
+//! transaction as the messages; a new owner starts reading there, and a record
+//! delivered again is skipped (its stored message re-published). Partition
+//! ownership is a PostgreSQL advisory lock per partition (`ownership`), freed by
+//! PostgreSQL the moment a dead node's session closes. Topics are created at start-up with the
+//! admin API (a production Kafka has auto-create off). Typing and user events
+//! (matching) travel on the events topic too; the matcher's state is shared in
+//! PostgreSQL (`matching`).
+
+mod bus;
+mod matching;
+mod ownership;
+mod pipeline;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
+
+pub use bus::KafkaBus;
+pub use matching::SharedMatchEngine;
+pub use pipeline::KafkaPipeline;
+
+use crate::fanout::Hub;
+use crate::metrics::Metrics;
+use crate::store::postgres::PostgresStore;
+
+/// How a node reaches the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub brokers: String,
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub max_batch: usize,
+}
+
+impl ClusterConfig {
+    fn messages_topic(&self) -> String {
+        format!("{}.messages", self.topic_prefix)
+    }
+    fn events_topic(&self) -> String {
+        format!("{}.events", self.topic_prefix)
+    }
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("socket.nagle.disable", "true")
+            .set("log_level", "4");
+        // librdkafka's own tracing, e.g. QUICKTALK_KAFKA_DEBUG=cgrp,protocol.
+        if let Ok(d) = std::env::var("QUICKTALK_KAFKA_DEBUG") {
+            c.set("debug", d).set("log_level", "7");
+        }
+        c
+    }
+}
+
+/// The running multi-node plumbing of one node.
+pub struct Cluster {
+    pub bus: Arc<KafkaBus>,
+    pub pipeline: Arc<KafkaPipeline>,
+    /// Ends once the sequencer stopped (after `stop`).
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Cluster {
+    /// Creates the topics if needed, starts this node's events consumer and the
+    /// sequencer. Returns once the events consumer is positioned, so nothing
+    /// published after this returns is missed.
+    pub async fn start(
+        cfg: ClusterConfig,
+        store: Arc<PostgresStore>,
+        hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Cluster> {
+        let node: Arc<str> = format!("{:016x}", rand::random::<u64>()).into();
+        ensure_topics(&cfg).await?;
+        let producer: FutureProducer = cfg
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "10000")
+            .create()
+            .context("creating the Kafka producer")?;
+        let events_partitions = partition_count(&cfg, &cfg.events_topic()).await?;
+        let messages_partitions = partition_count(&cfg, &cfg.messages_topic()).await?;
+        let bus = KafkaBus::start(
+            &cfg,
+            node.clone(),
+            producer.clone(),
+            events_partitions,
+            store.clone(),
+            hub,
+        )
+        .await?;
+        let (pipeline, task) = KafkaPipeline::start(
+            &cfg,
+            node,
+            producer,
+            messages_partitions,
+            store,
+            bus.clone(),
+            metrics,
+            stop,
+        )?;
+        Ok(Cluster {
+            bus,
+            pipeline,
+            task,
+        })
+    }
+}
+
+async fn ensure_topics(cfg: &ClusterConfig) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = cfg
+        .client()
+        .create()
+        .context("creating the Kafka admin client")?;
+    let names = [cfg.messages_topic(), cfg.events_topic()];
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&topics, &opts)
+        .await
+        .context("creating the Kafka topics")?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating Kafka topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// The topic's partition count from the broker's metadata (it may predate us).
+async fn partition_count(cfg: &ClusterConfig, topic: &str) -> anyhow::Result<i32> {
+    let consumer: StreamConsumer = cfg
+        .client()
+        .set("group.id", "quicktalk-metadata")
+        .create()
+        .context("creating a Kafka metadata client")?;
+    let topic = topic.to_owned();
+    let n = tokio::task::spawn_blocking(move || -> anyhow::Result<i32> {
+        for _ in 0..50 {
+            let md = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                .context("fetching Kafka metadata")?;
+            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                if !t.partitions().is_empty() {
+                    return Ok(t.partitions().len() as i32);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        anyhow::bail!("Kafka topic {topic} has no partitions")
+    })
+    .await??;
+    Ok(n)
+}
+
+/// Kafka partition of a room or user id.
+fn partition_of(id: i64, partitions: i32) -> i32 {
+    id.rem_euclid(partitions as i64) as i32
+}

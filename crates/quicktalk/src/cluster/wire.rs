@@ -1,0 +1,108 @@
+//! What goes over Kafka, as JSON: requests on the messages topic, events (stored
+//! messages, typing, user events, replies to the submitting node) on the events
+//! topic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId, UserRef,
+};
+
+/// A message accepted by `node`, waiting to be sequenced.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub node: String,
+    pub req: u64,
+    pub msg: NewMessage,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Event {
+    /// A stored message, for every node's subscribers.
+    Message {
+        m: WireMessage,
+    },
+    Typing {
+        room_id: RoomId,
+        user: UserRef,
+    },
+    /// A JSON body for one user's `/user/queue/events`.
+    User {
+        user_id: UserId,
+        body: String,
+    },
+    /// The outcome of `node`'s request `req`.
+    Reply {
+        node: String,
+        req: u64,
+        outcome: Outcome,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    New(WireMessage),
+    Duplicate(WireMessage),
+    Unchanged,
+    RoomNotFound,
+    NotMember,
+    /// Could not be decided (e.g. replayed after a crash without a stored row).
+    Failed(String),
+}
+
+impl From<Result<Appended, AppendRejected>> for Outcome {
+    fn from(r: Result<Appended, AppendRejected>) -> Self {
+        match r {
+            Ok(Appended::New(m)) => Outcome::New(m.into()),
+            Ok(Appended::Duplicate(m)) => Outcome::Duplicate(m.into()),
+            Ok(Appended::Unchanged) => Outcome::Unchanged,
+            Err(AppendRejected::RoomNotFound) => Outcome::RoomNotFound,
+            Err(AppendRejected::NotMember) => Outcome::NotMember,
+        }
+    }
+}
+
+/// A stored message as the nodes exchange it (the client-facing JSON differs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireMessage {
+    pub id: i64,
+    pub room_id: RoomId,
+    pub seq: i64,
+    pub kind: MessageKind,
+    pub sender: UserRef,
+    pub text: String,
+    pub client_id: Option<String>,
+    pub sent_at: i64,
+}
+
+impl From<Message> for WireMessage {
+    fn from(m: Message) -> Self {
+        WireMessage {
+            id: m.id,
+            room_id: m.room_id,
+            seq: m.seq,
+            kind: m.kind,
+            sender: m.sender,
+            text: m.text,
+            client_id: m.client_id,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+impl From<WireMessage> for Message {
+    fn from(m: WireMessage) -> Self {
+        Message {
+            id: m.id,
+            room_id: m.room_id,
+            seq: m.seq,
+            kind: m.kind,
+            sender: m.sender,
+            text: m.text,
+            client_id: m.client_id,
+            sent_at: m.sent_at,
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Several nodes as one service: real binaries on one PostgreSQL database and one
+//! Kafka-protocol broker (`QUICKTALK_TEST_POSTGRES_URL`,
+//! `QUICKTALK_TEST_KAFKA_BROKERS`). Each test gets its own schema and topics.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use quicktalk_client::stomp::Command;
+use quicktalk_client::StompClient;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::harness::{data_dir, ServerProcess};
+
+struct Env {
+    db_url: String,
+    brokers: String,
+    schema: String,
+    prefix: String,
+}
+
+/// The cluster's services, or `None` (said loudly) when they are not configured;
+/// under CI a missing one fails the test.
+async fn env(tag: &str) -> Option<Env> {
+    let (Ok(pg), Ok(brokers)) = (
+        std::env::var("QUICKTALK_TEST_POSTGRES_URL"),
+        std::env::var("QUICKTALK_TEST_KAFKA_BROKERS"),
+    ) else {
+        let why = "set QUICKTALK_TEST_POSTGRES_URL and QUICKTALK_TEST_KAFKA_BROKERS";
+        if std::env::var_os("CI").is_some() {
+            panic!("multi-node tests cannot run: {why}");
+        }
+        eprintln!("SKIPPED: multi-node tests ({why})");
+        return None;
+    };
+    let id = format!("{tag}_{}_{:x}", std::process::id(), rand_u32());
+    let schema = format!("qt_cluster_{id}");
+    let pool = sqlx::PgPool::connect(&pg)
+        .await
+        .expect("connecting to PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("creating the test schema");
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    Some(Env {
+        db_url: format!("{pg}{sep}options=-c%20search_path%3D{schema}"),
+        brokers,
+        schema,
+        prefix: format!("qt{id}"),
+    })
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(13)
+}
+
+impl Env {
+    fn node(&self, dir: &std::path::Path) -> ServerProcess {
+        self.node_with(dir, 4)
+    }
+
+    fn node_with(&self, dir: &std::path::Path, partitions: usize) -> ServerProcess {
+        let partitions = partitions.to_string();
+        ServerProcess::start(
+            dir,
+            &[
+                "--database-url",
+                &self.db_url,
+                "--kafka-brokers",
+                &self.brokers,
+                "--kafka-topic-prefix",
+                &self.prefix,
+                "--kafka-partitions",
+                &partitions,
+                "--log",
+                "info,rdkafka=warn",
+            ],
+        )
+    }
+
+    async fn drop_schema(&self) {
+        if let Ok(pg) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") {
+            if let Ok(pool) = sqlx::PgPool::connect(&pg).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                    .execute(&pool)
+                    .await;
+            }
+        }
+    }
+}
+
+async fn subscribe(c: &mut StompClient, room: i64, since: Option<i64>) {
+    let dest = format!("/topic/rooms.{room}");
+    let since = since.map(|s| s.to_string());
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if let Some(s) = &since {
+        extra.push(("since-seq", s));
+    }
+    c.subscribe_sync("room", &dest, &extra)
+        .await
+        .expect("subscribe");
+}
+
+/// Reads room messages until `want` texts arrived (or `wait` passed); returns
+/// every stored message seen, in arrival order.
+async fn collect(c: &mut StompClient, want: usize, wait: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut texts = 0;
+    while texts < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let f = match c.recv_timeout(left).await {
+            Ok(Some(f)) => f,
+            _ => break,
+        };
+        if f.command != Command::Message || f.header("subscription") != Some("room") {
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&f.body).unwrap();
+        if v["type"] == "message" {
+            if v["kind"] == "text" {
+                texts += 1;
+            }
+            got.push(v);
+        }
+    }
+    got
+}
+
+fn assert_in_order_once(seen: &[Value], who: &str) {
+    let seqs: Vec<i64> = seen.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "{who}: seq not consecutive: {seqs:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_three_nodes_see_every_message_once_in_order() {
+    let Some(env) = env("order").await else {
+        return;
+    };
+    let dirs: Vec<_> = (0..3).map(|_| data_dir()).collect();
+    let nodes: Vec<ServerProcess> = dirs.iter().map(|d| env.node(d.path())).collect();
+
+    // A token from one node works on every node (shared signing key).
+    let (_, owner) = nodes[0].signup("owner").await;
+    let room = nodes[0].create_room(&owner, "cluster room").await;
+    let mut users = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let (id, token) = n.signup(&format!("member{i}")).await;
+        let (status, _) = n
+            .post(
+                &format!("/api/v1/rooms/{room}/join"),
+                Some(&token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        users.push((id, token));
+    }
+    let mut clients = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let mut c = StompClient::connect(&nodes[i].ws_url(), token)
+            .await
+            .unwrap();
+        subscribe(&mut c, room, Some(0)).await;
+        clients.push(c);
+    }
+
+    // Everyone sends at once, each through their own node, with receipts.
+    const EACH: usize = 40;
+    let mut senders = Vec::new();
+    for (i, (_, token)) in users.iter().enumerate() {
+        let url = nodes[i].ws_url();
+        let token = token.clone();
+        senders.push(tokio::spawn(async move {
+            let mut c = StompClient::connect(&url, &token).await.unwrap();
+            for k in 0..EACH {
+                let r = format!("r{k}");
+                c.send_json(
+                    &format!("/app/rooms.{room}"),
+                    &json!({"text": format!("node{i} msg{k}"), "client_id": format!("n{i}-{k}")}),
+                    Some(&r),
+                )
+                .await
+                .unwrap();
+                // Eight in flight; the last one is always waited for.
+                if k % 8 == 7 || k == EACH - 1 {
+                    c.expect_receipt(&r).await.unwrap();
+                }
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let total = 3 * EACH;
+    for (i, c) in clients.iter_mut().enumerate() {
+        let seen = collect(c, total, Duration::from_secs(20)).await;
+        let who = format!("member{i} on node{i}");
+        assert_in_order_once(&seen, &who);
+        let texts: Vec<&str> = seen
+            .iter()
+            .filter(|m| m["kind"] == "text")
+            .map(|m| m["text"].as_str().unwrap())
+            .collect();
+        let unique: BTreeSet<&&str> = texts.iter().collect();
+        assert_eq!(texts.len(), total, "{who} saw {} texts", texts.len());
+        assert_eq!(unique.len(), total, "{who} saw a repeat");
+        // Each sender's own messages in the order sent.
+        for s in 0..3 {
+            let mine: Vec<&&str> = texts
+                .iter()
+                .filter(|t| t.starts_with(&format!("node{s} ")))
+                .collect();
+            let want: Vec<String> = (0..EACH).map(|k| format!("node{s} msg{k}")).collect();
+            assert_eq!(
+                mine.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                want,
+                "{who}"
+            );
+        }
+    }
+    // And the store agrees: gapless from 1.
+    let history = nodes[2].history(&owner, room).await;
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    drop(nodes);
+    env.drop_schema().await;
+}
+
+/// Streams messages with one in flight until the connection fails or `stop` is
+/// set; returns the indexes acknowledged by a RECEIPT.
+async fn writer(
+    url: String,
+    token: String,
+    room: i64,
+    tag: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> BTreeSet<usize> {
+    let mut acked = BTreeSet::new();
+    let Ok(mut c) = StompClient::connect(&url, &token).await else {
+        return acked;
+    };
+    // A rejected SEND gets its RECEIPT too, after an error naming it here.
+    if c.subscribe_sync("errors", "/user/queue/errors", &[])
+        .await
+        .is_err()
+    {
+        return acked;
+    }
+    let mut k = 0usize;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let r = format!("r{k}");
+        let sent = c
+            .send_json(
+                &format!("/app/rooms.{room}"),
+                &json!({"text": format!("{tag} msg{k}"), "client_id": format!("{tag}{k}")}),
+                Some(&r),
+            )
+            .await;
+        // Long enough to ride out a partition moving to another node.
+        let ok = sent.is_ok()
+            && c.recv_until(Duration::from_secs(40), |f| {
+                f.command == Command::Receipt && f.header("receipt-id") == Some(r.as_str())
+                    || f.command == Command::Error
+                    || f.command == Command::Message
+                        && f.header("subscription") == Some("errors")
+                        && serde_json::from_slice::<Value>(&f.body)
+                            .is_ok_and(|v| v["receipt_id"] == r.as_str())
+            })
+            .await
+            .is_ok_and(|f| f.command == Command::Receipt);
+        if !ok {
+            return acked;
+        }
+        acked.insert(k);
+        k += 1;
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_sequencing_node_under_load_loses_no_acknowledged_message() {
+    let Some(env) = env("kill").await else { return };
+    let dirs: Vec<_> = (0..3).map(|_| data_dir()).collect();
+    // One partition: exactly one node sequences every room.
+    let mut nodes: Vec<ServerProcess> = dirs.iter().map(|d| env.node_with(d.path(), 1)).collect();
+    let (_, token) = nodes[0].signup("writer").await;
+    let room = nodes[0].create_room(&token, "crash room").await;
+    let (_, reader) = nodes[2].signup("reader").await;
+    let (status, _) = nodes[2]
+        .post(
+            &format!("/api/v1/rooms/{room}/join"),
+            Some(&reader),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut owner = None;
+    for _ in 0..100 {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.metric("quicktalk_pipeline_partitions_owned").await == 1.0 {
+                owner = Some(i);
+            }
+        }
+        if owner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let owner = owner.expect("one node owns the partition");
+    let other = (owner + 1) % 3;
+
+    // Writers on the sequencing node and on another node; the sequencing node dies.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_owner = tokio::spawn(writer(
+        nodes[owner].ws_url(),
+        token.clone(),
+        room,
+        "owner",
+        stop.clone(),
+    ));
+    let on_other = tokio::spawn(writer(
+        nodes[other].ws_url(),
+        token.clone(),
+        room,
+        "other",
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nodes[owner].kill9();
+    let killed_at = Instant::now();
+    let acked_owner = on_owner.await.unwrap();
+    assert!(
+        acked_owner.len() > 5,
+        "only {} acknowledged before the kill",
+        acked_owner.len()
+    );
+
+    // The owner's writer reconnects to a surviving node and is served again once
+    // the partition has moved (the group notices the dead member).
+    let mut c = StompClient::connect(&nodes[other].ws_url(), &token)
+        .await
+        .unwrap();
+    c.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": "after the crash", "client_id": "after"}),
+        Some("after"),
+    )
+    .await
+    .unwrap();
+    c.recv_until(Duration::from_secs(45), |f| {
+        f.command == Command::Receipt && f.header("receipt-id") == Some("after")
+    })
+    .await
+    .expect("a receipt once the partition moved");
+    let served_again = killed_at.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked_other = on_other.await.unwrap();
+    eprintln!(
+        "sequencing node killed: served again after {served_again:?}; acknowledged {} on it, {} on another node",
+        acked_owner.len(),
+        acked_other.len()
+    );
+
+    // Every acknowledged message is stored, exactly once, gapless.
+    let history = nodes[other].history(&token, room).await;
+    let mut by_text: BTreeMap<String, usize> = BTreeMap::new();
+    for m in history.iter().filter(|m| m["kind"] == "text") {
+        *by_text
+            .entry(m["text"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    for (tag, acked) in [("owner", &acked_owner), ("other", &acked_other)] {
+        for k in acked {
+            assert_eq!(
+                by_text.get(&format!("{tag} msg{k}")),
+                Some(&1),
+                "acknowledged {tag} msg{k}"
+            );
+        }
+    }
+    assert!(by_text.values().all(|n| *n == 1), "a message stored twice");
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+
+    // A reader recovers everything with since-seq on a surviving node.
+    let survivor = 3 - owner - other;
+    let mut r = StompClient::connect(&nodes[survivor].ws_url(), &reader)
+        .await
+        .unwrap();
+    subscribe(&mut r, room, Some(0)).await;
+    let texts = history.iter().filter(|m| m["kind"] == "text").count();
+    let seen = collect(&mut r, texts, Duration::from_secs(10)).await;
+    assert_in_order_once(&seen, "reader");
+    assert_eq!(seen.len(), history.len());
+    drop(nodes);
+    env.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_on_different_nodes_are_matched_and_chat() {
+    let Some(env) = env("match").await else {
+        return;
+    };
+    let dirs: Vec<_> = (0..2).map(|_| data_dir()).collect();
+    let nodes: Vec<ServerProcess> = dirs.iter().map(|d| env.node(d.path())).collect();
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let (status, body) = n
+            .post(
+                "/api/v1/auth/guest",
+                None,
+                &json!({"nickname": format!("guest{i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["user"]["id"].as_i64().unwrap());
+        let token = body["token"].as_str().unwrap().to_owned();
+        let mut c = StompClient::connect(&n.ws_url(), &token).await.unwrap();
+        c.subscribe_sync("ev", "/user/queue/events", &[])
+            .await
+            .unwrap();
+        clients.push(c);
+    }
+    for c in clients.iter_mut() {
+        c.send_json("/app/match.connect", &json!({}), None)
+            .await
+            .unwrap();
+    }
+    let mut rooms = Vec::new();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let found = c.next_of_type("ev", "match.found").await.unwrap();
+        assert_eq!(found["partner"]["id"].as_i64(), Some(ids[1 - i]), "{found}");
+        rooms.push(found["room_id"].as_i64().unwrap());
+    }
+    assert_eq!(rooms[0], rooms[1], "one room for the pair");
+    let room = rooms[0];
+
+    // They chat across nodes.
+    for c in clients.iter_mut() {
+        subscribe(c, room, Some(0)).await;
+    }
+    clients[0]
+        .send_json(
+            &format!("/app/rooms.{room}"),
+            &json!({"text": "hi from node 0"}),
+            Some("s0"),
+        )
+        .await
+        .unwrap();
+    clients[0].expect_receipt("s0").await.unwrap();
+    let got = collect(&mut clients[1], 1, Duration::from_secs(10)).await;
+    assert!(got.iter().any(|m| m["text"] == "hi from node 0"), "{got:?}");
+
+    // Next on node 1 tells the partner on node 0 at once.
+    clients[1]
+        .send_json("/app/match.next", &json!({}), None)
+        .await
+        .unwrap();
+    let ended = clients[0].next_of_type("ev", "match.ended").await.unwrap();
+    assert_eq!(ended["reason"], "partner_left", "{ended}");
+    drop(nodes);
+    env.drop_schema().await;
+}
