@@ -78,6 +78,18 @@ impl KafkaBus {
             producer,
             on_reply: Mutex::new(None),
         });
+        let announcer = bus.clone();
+        hub.set_presence_publisher(Box::new(move |room_id, online| {
+            let node = announcer.node().to_owned();
+            announcer.send(
+                room_id,
+                &Event::Presence {
+                    node,
+                    room_id,
+                    online,
+                },
+            );
+        }));
         let mut receiver = Receiver {
             bus: bus.clone(),
             hub,
@@ -182,6 +194,15 @@ impl Receiver {
                 user_id,
                 body: Bytes::from(body),
             }),
+            Event::Presence {
+                node,
+                room_id,
+                online,
+            } => {
+                if node != self.bus.node() {
+                    self.hub.remote_presence(&node, room_id, online);
+                }
+            }
             Event::Reply { node, req, outcome } => {
                 if node == self.bus.node() {
                     if let Some(f) = self.bus.on_reply.lock().as_ref() {

@@ -32,6 +32,12 @@ pub enum Event {
         user_id: UserId,
         body: String,
     },
+    /// The users of `room_id` connected to `node` (replaces what it said before).
+    Presence {
+        node: String,
+        room_id: RoomId,
+        online: Vec<UserRef>,
+    },
     /// The outcome of `node`'s request `req`.
     Reply {
         node: String,

@@ -137,6 +137,8 @@ pub struct Hub {
     rooms: RwLock<HashMap<RoomId, Arc<RwLock<RoomState>>>>,
     users: RwLock<HashMap<UserId, Vec<Arc<UserSubscription>>>>,
     presence_dirty: Mutex<HashSet<RoomId>>,
+    /// Other nodes' online users (multi-node mode); see `presence`.
+    remote: Mutex<presence::Remote>,
     next_event: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -147,6 +149,7 @@ impl Hub {
             rooms: RwLock::default(),
             users: RwLock::default(),
             presence_dirty: Mutex::default(),
+            remote: Mutex::default(),
             next_event: AtomicU64::new(1),
             metrics,
         }
@@ -272,22 +275,42 @@ impl Hub {
         self.online_snapshot(room, usize::MAX).0
     }
 
-    /// The first `max` online users of `room` by id, and how many there are.
+    /// The first `max` online users of `room` by id (on every node), and how many
+    /// there are.
     pub fn online_snapshot(&self, room: RoomId, max: usize) -> (Vec<UserRef>, usize) {
+        let local = self.local_online(room, usize::MAX);
+        let remote = self.remote.lock();
+        let Some(others) = remote.room(room) else {
+            let n = local.len();
+            return (local.into_iter().take(max).collect(), n);
+        };
+        let mut all: BTreeMap<UserId, String> = local.into_iter().map(|u| (u.id, u.name)).collect();
+        for u in others {
+            all.entry(u.id).or_insert_with(|| u.name.clone());
+        }
+        let n = all.len();
+        let list = all
+            .into_iter()
+            .take(max)
+            .map(|(id, name)| UserRef { id, name })
+            .collect();
+        (list, n)
+    }
+
+    /// Users subscribed to `room` on this node only, by id.
+    fn local_online(&self, room: RoomId, max: usize) -> Vec<UserRef> {
         let Some(state) = self.rooms.read().get(&room).cloned() else {
-            return (Vec::new(), 0);
+            return Vec::new();
         };
         let st = state.read();
-        let list = st
-            .online
+        st.online
             .iter()
             .take(max)
             .map(|(id, (name, _))| UserRef {
                 id: *id,
                 name: name.clone(),
             })
-            .collect();
-        (list, st.online.len())
+            .collect()
     }
 
     fn room_subs(&self, room: RoomId) -> Option<Arc<RwLock<RoomState>>> {

@@ -469,3 +469,85 @@ async fn guests_on_different_nodes_are_matched_and_chat() {
     drop(nodes);
     env.drop_schema().await;
 }
+
+/// Waits for a presence event on `room`'s subscription satisfying `pred`.
+async fn presence_until(c: &mut StompClient, pred: impl Fn(&[i64]) -> bool) -> Vec<i64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let f = c
+            .recv_until(left, |f| {
+                f.command == Command::Message
+                    && f.header("subscription") == Some("room")
+                    && serde_json::from_slice::<Value>(&f.body)
+                        .is_ok_and(|v| v["type"] == "presence")
+            })
+            .await
+            .expect("a presence event");
+        let v: Value = serde_json::from_slice(&f.body).unwrap();
+        let ids: Vec<i64> = v["online"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_i64().unwrap())
+            .collect();
+        if pred(&ids) {
+            return ids;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_typing_cross_nodes() {
+    let Some(env) = env("presence").await else {
+        return;
+    };
+    let dirs: Vec<_> = (0..2).map(|_| data_dir()).collect();
+    let nodes: Vec<ServerProcess> = dirs.iter().map(|d| env.node(d.path())).collect();
+    let (a_id, a) = nodes[0].signup("pres_a").await;
+    let room = nodes[0].create_room(&a, "presence room").await;
+    let (b_id, b) = nodes[1].signup("pres_b").await;
+    let (status, _) = nodes[1]
+        .post(&format!("/api/v1/rooms/{room}/join"), Some(&b), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+
+    let mut ca = StompClient::connect(&nodes[0].ws_url(), &a).await.unwrap();
+    subscribe(&mut ca, room, None).await;
+    presence_until(&mut ca, |ids| ids == [a_id]).await;
+    let mut cb = StompClient::connect(&nodes[1].ws_url(), &b).await.unwrap();
+    subscribe(&mut cb, room, None).await;
+    // Each sees both, though they are on different nodes.
+    presence_until(&mut ca, |ids| ids.contains(&b_id) && ids.contains(&a_id)).await;
+    presence_until(&mut cb, |ids| ids.contains(&a_id) && ids.contains(&b_id)).await;
+    let (_, members) = nodes[0]
+        .get(&format!("/api/v1/rooms/{room}/members"), Some(&a))
+        .await;
+    let online: Vec<i64> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["online"] == true)
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    assert!(online.contains(&b_id), "members on node 0: {members}");
+
+    // Typing crosses nodes too.
+    cb.send_json(&format!("/app/rooms.{room}.typing"), &json!({}), None)
+        .await
+        .unwrap();
+    let typing = ca
+        .recv_until(Duration::from_secs(10), |f| {
+            serde_json::from_slice::<Value>(&f.body).is_ok_and(|v| v["type"] == "typing")
+        })
+        .await
+        .expect("typing from the other node");
+    let v: Value = serde_json::from_slice(&typing.body).unwrap();
+    assert_eq!(v["user"]["id"].as_i64(), Some(b_id));
+
+    // B leaves its node: A sees B go.
+    cb.close().await.unwrap();
+    presence_until(&mut ca, |ids| ids == [a_id]).await;
+    drop(nodes);
+    env.drop_schema().await;
+}
