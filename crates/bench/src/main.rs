@@ -61,6 +61,16 @@ struct ServerArgs {
     /// RabbitMQ Web-STOMP endpoint.
     #[arg(long, default_value = "ws://127.0.0.1:15674/ws")]
     rabbitmq_ws: String,
+    /// Kafka-protocol broker for `--target quicktalk-cluster`.
+    #[arg(long, env = "QUICKTALK_BENCH_KAFKA", default_value = "127.0.0.1:19092")]
+    kafka_brokers: String,
+    /// PostgreSQL for `--target quicktalk-cluster` (a fresh schema per run).
+    #[arg(
+        long,
+        env = "QUICKTALK_BENCH_POSTGRES",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    postgres_url: String,
 }
 
 impl ServerArgs {
@@ -69,6 +79,8 @@ impl ServerArgs {
             quicktalk_bin: self.quicktalk_bin.clone(),
             quicktalk_args: self.quicktalk_args.clone(),
             rabbitmq_ws: self.rabbitmq_ws.clone(),
+            kafka_brokers: self.kafka_brokers.clone(),
+            postgres_url: self.postgres_url.clone(),
         }
     }
 }

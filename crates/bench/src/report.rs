@@ -567,6 +567,7 @@ pub fn latency_svg(runs: &[&TargetRun], title: &str) -> anyhow::Result<String> {
         for (kind, pts) in &series {
             let color = match kind {
                 Kind::Quicktalk => RGBColor(31, 119, 180),
+                Kind::QuicktalkCluster => RGBColor(44, 160, 44),
                 Kind::Rabbitmq => RGBColor(214, 39, 40),
             };
             for (which, width, label) in [(2usize, 3u32, "p99"), (1, 1, "p50")] {

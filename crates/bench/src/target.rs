@@ -30,6 +30,8 @@ use crate::proc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Quicktalk,
+    /// Two QuickTalk nodes on PostgreSQL and a Kafka-protocol broker.
+    QuicktalkCluster,
     Rabbitmq,
 }
 
@@ -37,6 +39,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Quicktalk => "quicktalk",
+            Kind::QuicktalkCluster => "quicktalk-cluster",
             Kind::Rabbitmq => "rabbitmq",
         }
     }
@@ -45,6 +48,7 @@ impl Kind {
     pub fn title(self) -> &'static str {
         match self {
             Kind::Quicktalk => "QuickTalk",
+            Kind::QuicktalkCluster => "QuickTalk ×2 (Kafka + PostgreSQL)",
             Kind::Rabbitmq => "RabbitMQ",
         }
     }
@@ -59,6 +63,9 @@ pub struct TargetOpts {
     pub quicktalk_args: Vec<String>,
     /// RabbitMQ Web-STOMP endpoint.
     pub rabbitmq_ws: String,
+    /// The cluster target's broker and database.
+    pub kafka_brokers: String,
+    pub postgres_url: String,
 }
 
 /// The repository root (two levels above this crate).
@@ -106,7 +113,8 @@ pub async fn connect(url: &str, creds: &Creds) -> anyhow::Result<StompClient> {
 /// Identities and destinations prepared for one scenario.
 #[derive(Debug, Clone)]
 pub struct Fixture {
-    pub ws_url: String,
+    /// Every node's endpoint; connection `i` uses `ws_urls[i % n]`.
+    pub ws_urls: Vec<String>,
     /// Allowed to publish into every room.
     pub publisher: Creds,
     /// Subscriber identities, used round-robin.
@@ -121,6 +129,11 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The endpoint for connection `i` (spread over the nodes).
+    pub fn ws_url(&self, i: usize) -> &str {
+        &self.ws_urls[i % self.ws_urls.len()]
+    }
+
     pub fn subscriber(&self, i: usize) -> &Creds {
         &self.subscribers[i % self.subscribers.len()]
     }
@@ -165,6 +178,12 @@ impl ServerLog {
 pub struct Server {
     pub kind: Kind,
     pub ws_url: String,
+    /// Every node's endpoint (one for a single server).
+    pub ws_urls: Vec<String>,
+    /// Further nodes of a cluster (stopped with the first).
+    more: Vec<Server>,
+    /// A PostgreSQL schema to drop afterwards (cluster target).
+    schema: Option<(String, String)>,
     /// The process whose RSS and CPU are measured.
     pub pid: u32,
     child: Option<Child>,
@@ -182,7 +201,8 @@ pub struct Server {
 impl Server {
     pub async fn start(kind: Kind, opts: &TargetOpts) -> anyhow::Result<Server> {
         match kind {
-            Kind::Quicktalk => start_quicktalk(opts).await,
+            Kind::Quicktalk => start_quicktalk(opts, &[]).await,
+            Kind::QuicktalkCluster => start_cluster(opts).await,
             Kind::Rabbitmq => locate_rabbitmq(opts).await,
         }
     }
@@ -193,7 +213,7 @@ impl Server {
         let rooms = rooms.max(1);
         match self.kind {
             Kind::Rabbitmq => Ok(Fixture {
-                ws_url: self.ws_url.clone(),
+                ws_urls: vec![self.ws_url.clone()],
                 publisher: Creds::rabbit(),
                 subscribers: vec![Creds::rabbit()],
                 sub_dests: (0..rooms).map(|r| format!("/topic/room.{r}")).collect(),
@@ -201,7 +221,7 @@ impl Server {
                 persist_dest: "/queue/bench-persist".into(),
                 persist_headers: vec![("persistent".into(), "true".into())],
             }),
-            Kind::Quicktalk => {
+            Kind::Quicktalk | Kind::QuicktalkCluster => {
                 let owner = self.guest("bench-owner").await?;
                 let mut ids = Vec::with_capacity(rooms);
                 for r in 0..rooms {
@@ -223,7 +243,7 @@ impl Server {
                     subscribers.push(Creds::bearer(&self.guest(&format!("bench-{u}")).await?));
                 }
                 Ok(Fixture {
-                    ws_url: self.ws_url.clone(),
+                    ws_urls: self.ws_urls.clone(),
                     publisher: Creds::bearer(&owner),
                     subscribers,
                     sub_dests: ids.iter().map(|id| format!("/topic/rooms.{id}")).collect(),
@@ -288,6 +308,25 @@ impl Server {
     /// Stops a server this process started (SIGTERM, then SIGKILL after 10 s);
     /// leaves RabbitMQ running. Returns a note when the exit was not clean.
     pub async fn stop(mut self) -> Option<String> {
+        let mut notes = Vec::new();
+        for node in std::mem::take(&mut self.more) {
+            if let Some(n) = Box::pin(node.stop()).await {
+                notes.push(n);
+            }
+        }
+        if let Some((url, schema)) = self.schema.take() {
+            if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&pool)
+                    .await;
+            }
+        }
+        let own = self.stop_own().await;
+        notes.extend(own);
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+
+    async fn stop_own(&mut self) -> Option<String> {
         let mut child = self.child.take()?;
         let _ = Proc::new("kill")
             .args(["-TERM", &self.pid.to_string()])
@@ -305,7 +344,50 @@ impl Server {
     }
 }
 
-async fn start_quicktalk(opts: &TargetOpts) -> anyhow::Result<Server> {
+/// Two nodes on a fresh PostgreSQL schema and fresh topics of the broker.
+async fn start_cluster(opts: &TargetOpts) -> anyhow::Result<Server> {
+    let id = format!("{:x}", rand::random::<u32>());
+    let schema = format!("bench_{id}");
+    let pool = sqlx::PgPool::connect(&opts.postgres_url)
+        .await
+        .with_context(|| format!("connecting to {}", opts.postgres_url))?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    let sep = if opts.postgres_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let db = format!(
+        "{}{sep}options=-c%20search_path%3D{schema}",
+        opts.postgres_url
+    );
+    let args = [
+        "--database-url".to_owned(),
+        db,
+        "--kafka-brokers".to_owned(),
+        opts.kafka_brokers.clone(),
+        "--kafka-topic-prefix".to_owned(),
+        format!("bench{id}"),
+        "--kafka-partitions".to_owned(),
+        "4".to_owned(),
+    ];
+    let mut first = start_quicktalk(opts, &args).await?;
+    let second = start_quicktalk(opts, &args).await?;
+    first.kind = Kind::QuicktalkCluster;
+    first.ws_urls.push(second.ws_url.clone());
+    first.notes.push(format!(
+        "two nodes ({} and {}), broker {}, PostgreSQL schema {schema}; RSS and CPU are the first node's",
+        first.ws_url, second.ws_url, opts.kafka_brokers
+    ));
+    first.more.push(second);
+    first.schema = Some((opts.postgres_url.clone(), schema));
+    Ok(first)
+}
+
+async fn start_quicktalk(opts: &TargetOpts, extra: &[String]) -> anyhow::Result<Server> {
     let bin = match &opts.quicktalk_bin {
         Some(p) => p.clone(),
         None => {
@@ -337,6 +419,7 @@ async fn start_quicktalk(opts: &TargetOpts) -> anyhow::Result<Server> {
         .args(["--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
         .arg(data.path())
         .args(&opts.quicktalk_args)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -369,6 +452,9 @@ async fn start_quicktalk(opts: &TargetOpts) -> anyhow::Result<Server> {
     let ws_url = format!("{}/ws", base.replacen("http", "ws", 1));
     Ok(Server {
         kind: Kind::Quicktalk,
+        ws_urls: vec![ws_url.clone()],
+        more: Vec::new(),
+        schema: None,
         ws_url,
         pid,
         child: Some(child),
@@ -464,6 +550,9 @@ async fn locate_rabbitmq(opts: &TargetOpts) -> anyhow::Result<Server> {
     }
     Ok(Server {
         kind: Kind::Rabbitmq,
+        ws_urls: vec![opts.rabbitmq_ws.clone()],
+        more: Vec::new(),
+        schema: None,
         ws_url: opts.rabbitmq_ws.clone(),
         pid,
         child: None,

@@ -61,7 +61,7 @@ pub async fn run(server: &Server, p: &ConnectParams) -> anyhow::Result<ConnectRe
             while Instant::now() < end && started.fetch_add(1, Ordering::Relaxed) < max {
                 let t0 = Instant::now();
                 let r = open_subscriber(
-                    &fx.ws_url,
+                    fx.ws_url(i),
                     fx.subscriber(i),
                     &fx.sub_dests[0],
                     Duration::from_secs(10),

@@ -133,7 +133,7 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
         let fx = fx2.clone();
         async move {
             open_subscriber(
-                &fx.ws_url,
+                fx.ws_url(i),
                 fx.subscriber(i),
                 &fx.sub_dests[i % fx.sub_dests.len()],
                 Duration::from_secs(30),
@@ -204,9 +204,9 @@ async fn steps(
         // Publishers connect first; the schedule starts once they all are in.
         let pubs = run_bounded(p.publishers, 64, {
             let fx = fx.clone();
-            move |_| {
+            move |i| {
                 let fx = fx.clone();
-                async move { target::connect(&fx.ws_url, &fx.publisher).await }
+                async move { target::connect(fx.ws_url(i), &fx.publisher).await }
             }
         })
         .await;

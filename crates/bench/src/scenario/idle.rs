@@ -134,7 +134,7 @@ pub async fn run(server: &Server, p: &IdleParams) -> anyhow::Result<IdleResult> 
         while offset < n {
             let count = (n - offset).min(p.per_worker.min(MAX_CONNS_PER_PROCESS));
             let spec = WorkerSpec {
-                url: fx.ws_url.clone(),
+                url: fx.ws_url(0).to_owned(),
                 creds: fx.subscribers.clone(),
                 dests: fx.sub_dests.clone(),
                 offset,

@@ -47,8 +47,8 @@ pub async fn run(server: &Server, p: &PersistParams) -> anyhow::Result<PersistRe
     let fx = Arc::new(server.fixture(1, 1).await?);
     server.persist_reset().await?;
     let mut clients = Vec::new();
-    for _ in 0..p.connections {
-        clients.push(target::connect(&fx.ws_url, &fx.publisher).await?);
+    for c in 0..p.connections {
+        clients.push(target::connect(fx.ws_url(c), &fx.publisher).await?);
     }
     let start = Instant::now();
     let win_start = start + p.warmup;

@@ -163,9 +163,27 @@ impl Pipeline for KafkaPipeline {
             .partition(partition_of(room, self.partitions))
             .key(&key)
             .payload(&payload);
-        // Accepted once Kafka has it (acks=all); the reply comes when it is stored.
-        match self.producer.send(record, Duration::from_secs(5)).await {
-            Ok(_) => Ok(()),
+        // Enqueued without waiting for the broker, so a connection can have many
+        // SENDs in flight (the producer keeps their order per partition); the
+        // reply comes when the message is stored, or an error if Kafka refuses it.
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let pending = self.pending.clone();
+                tokio::spawn(async move {
+                    let failed = match delivery.await {
+                        Ok(Ok(_)) => return,
+                        Ok(Err((e, _))) => e.to_string(),
+                        Err(_) => "the producer dropped the message".to_owned(),
+                    };
+                    tracing::warn!(error = %failed, "producing a message to Kafka");
+                    if let Some((reply, _)) = pending.lock().remove(&req) {
+                        reply.send(Err(AppError::Unavailable(
+                            "the message log is unavailable; retry",
+                        )));
+                    }
+                });
+                Ok(())
+            }
             Err((e, _)) => {
                 self.pending.lock().remove(&req);
                 tracing::warn!(error = %e, "producing a message to Kafka");
@@ -292,7 +310,7 @@ impl Sequencer {
             match self.store.append_logged(&self.topic, records.clone()).await {
                 Ok(o) => break o,
                 Err(e) => {
-                    tracing::error!(error = %e, batch = n, "storing a batch failed; retrying");
+                    tracing::error!(error = ?e, batch = n, "storing a batch failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(2));
                 }
