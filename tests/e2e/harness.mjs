@@ -7,6 +7,7 @@ import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const BIN = process.env.QUICKTALK_BIN || path.resolve(import.meta.dirname, "../../target/debug/quicktalk");
@@ -161,4 +162,22 @@ export async function unlabelledControls(page) {
       .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
       .map((el) => el.outerHTML.slice(0, 80)),
   );
+}
+
+/**
+ * One server (with extra flags) and one browser for a test file: registers the
+ * before/after hooks and returns an object whose `server` and `browser` are set
+ * once they run.
+ */
+export function useServerAndBrowser(args = []) {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.server = await new Server(args).start();
+    env.browser = await launch();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.cleanup();
+  });
+  return env;
 }

@@ -2,24 +2,13 @@
 // remembered; every string exists in both; layouts hold at 390 px.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { Server, launch, openPage, asGuest, screenshot, PHONE, DESKTOP, noHorizontalOverflow, unlabelledControls } from "./harness.mjs";
+import { test } from "node:test";
+import { useServerAndBrowser, openPage, asGuest, screenshot, PHONE, DESKTOP, noHorizontalOverflow, unlabelledControls } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await new Server().start();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
+const env = useServerAndBrowser();
 
 test("a ko-KR browser gets the Korean UI; switching to English sticks", async () => {
-  const p = await openPage(browser, server, { locale: "ko-KR", viewport: DESKTOP });
+  const p = await openPage(env.browser, env.server, { locale: "ko-KR", viewport: DESKTOP });
   await p.page.getByTestId("guest-submit").waitFor();
   assert.equal(await p.page.getAttribute("html", "lang"), "ko");
   assert.equal((await p.page.getByTestId("guest-submit").textContent()).trim(), "게스트로 시작");
@@ -48,7 +37,7 @@ test("a ko-KR browser gets the Korean UI; switching to English sticks", async ()
 });
 
 test("390 px: entry, lists and random chat fit without sideways scrolling", async () => {
-  const p = await openPage(browser, server, { locale: "ko-KR", viewport: PHONE });
+  const p = await openPage(env.browser, env.server, { locale: "ko-KR", viewport: PHONE });
   assert.ok(await noHorizontalOverflow(p.page), "entry");
   await asGuest(p.page, "아주아주긴닉네임을가진사용자입니다");
   assert.ok(await noHorizontalOverflow(p.page), "room list");
@@ -64,8 +53,8 @@ test("390 px: entry, lists and random chat fit without sideways scrolling", asyn
 });
 
 test("a wrong password is explained; log out forgets the session", async () => {
-  await server.api("POST", "/auth/signup", { username: "forgetful", password: "the right password" });
-  const p = await openPage(browser, server);
+  await env.server.api("POST", "/auth/signup", { username: "forgetful", password: "the right password" });
+  const p = await openPage(env.browser, env.server);
   await p.page.getByTestId("tab-login").click();
   await p.page.getByTestId("username").fill("forgetful");
   await p.page.getByTestId("password").fill("the wrong password");

@@ -2,26 +2,15 @@
 // the partner with a notice, Report + Disconnect.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { Server, launch, openPage, asGuest, say, screenshot, DESKTOP, PHONE, noHorizontalOverflow } from "./harness.mjs";
+import { test } from "node:test";
+import { useServerAndBrowser, openPage, asGuest, say, screenshot, DESKTOP, PHONE, noHorizontalOverflow } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  // A short grace period, so a dropped partner is noticed within the test.
-  server = await new Server(["--match-grace-ms", "1500"]).start();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
+// A short grace period, so a dropped partner is noticed within the test.
+const env = useServerAndBrowser(["--match-grace-ms", "1500"]);
 
 test("two guests match, chat both ways, and Next tells the partner", async () => {
-  const a = await openPage(browser, server, { viewport: DESKTOP });
-  const b = await openPage(browser, server, { viewport: PHONE });
+  const a = await openPage(env.browser, env.server, { viewport: DESKTOP });
+  const b = await openPage(env.browser, env.server, { viewport: PHONE });
   await screenshot(a.page, "entry-desktop");
   await screenshot(b.page, "entry-phone");
   await asGuest(a.page, "Alice");
@@ -67,7 +56,7 @@ test("two guests match, chat both ways, and Next tells the partner", async () =>
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(await a.page.locator("[data-testid=random-chat]").count(), 0);
 
-  const c = await openPage(browser, server);
+  const c = await openPage(env.browser, env.server);
   await asGuest(c.page, "Chris");
   await c.page.getByTestId("nav-random").click();
   await c.page.getByTestId("match-connect").click();
@@ -90,8 +79,8 @@ test("two guests match, chat both ways, and Next tells the partner", async () =>
 });
 
 test("a partner whose connection drops is reported as dropped after the grace period", async () => {
-  const d = await openPage(browser, server);
-  const e = await openPage(browser, server);
+  const d = await openPage(env.browser, env.server);
+  const e = await openPage(env.browser, env.server);
   await asGuest(d.page, "Dana");
   await asGuest(e.page, "Eun");
   for (const p of [d, e]) {

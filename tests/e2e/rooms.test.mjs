@@ -3,24 +3,13 @@
 // reload keeps the session and the history; scroll-back loads older pages.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { Server, launch, openPage, signUp, say, shownMessages, screenshot, PHONE, noHorizontalOverflow, unlabelledControls } from "./harness.mjs";
+import { test } from "node:test";
+import { useServerAndBrowser, openPage, signUp, say, shownMessages, screenshot, PHONE, noHorizontalOverflow, unlabelledControls } from "./harness.mjs";
 
-let server;
-let browser;
-
-before(async () => {
-  server = await new Server().start();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.cleanup();
-});
+const env = useServerAndBrowser();
 
 test("sign up, create a room, a second user joins, both chat, reload keeps history", async () => {
-  const a = await openPage(browser, server);
+  const a = await openPage(env.browser, env.server);
   await signUp(a.page, "jiwoo", "correct horse battery", "지우");
   await a.page.getByTestId("new-room").click();
   await a.page.getByTestId("room-name").fill("Lobby");
@@ -29,7 +18,7 @@ test("sign up, create a room, a second user joins, both chat, reload keeps histo
   await say(a.page, "first!");
   await a.page.locator("li.msg.mine[data-seq]", { hasText: "first!" }).waitFor();
 
-  const b = await openPage(browser, server);
+  const b = await openPage(env.browser, env.server);
   await signUp(b.page, "sam_k", "another good password", "Sam");
   // The public room is listed; B opens it, reads, joins.
   await b.page.locator("[data-testid=room-item]", { hasText: "Lobby" }).click();
@@ -100,12 +89,12 @@ test("sign up, create a room, a second user joins, both chat, reload keeps histo
 });
 
 test("scroll-back loads older pages in order; phone layout has no sideways scroll", async () => {
-  const { token } = await server.api("POST", "/auth/signup", { username: "historian", password: "long enough pass" });
-  const room = await server.api("POST", "/rooms", { name: "Archive", visibility: "public" }, token);
+  const { token } = await env.server.api("POST", "/auth/signup", { username: "historian", password: "long enough pass" });
+  const room = await env.server.api("POST", "/rooms", { name: "Archive", visibility: "public" }, token);
   for (let i = 1; i <= 130; i++) {
-    await server.api("POST", `/rooms/${room.id}/messages`, { text: `old message ${i}` }, token);
+    await env.server.api("POST", `/rooms/${room.id}/messages`, { text: `old message ${i}` }, token);
   }
-  const p = await openPage(browser, server, { viewport: PHONE });
+  const p = await openPage(env.browser, env.server, { viewport: PHONE });
   await signUp(p.page, "reader", "long enough pass");
   await screenshot(p.page, "rooms-phone");
   assert.ok(await noHorizontalOverflow(p.page), "room list overflows at 390 px");

@@ -84,43 +84,32 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(
-    sqlite,
-    super::sqlite(),
-    [
-        users_are_unique_case_insensitively,
-        guests_have_no_username,
-        rooms_start_empty,
-        join_and_leave_change_membership,
-        text_needs_membership_and_a_room,
-        seq_is_gapless_per_room_within_and_across_batches,
-        client_id_deduplicates_per_sender_and_room,
-        history_pages,
-        listing_shows_public_and_own_rooms_with_unread,
-        read_cursor_is_clamped_and_monotonic,
-        members_in_join_order,
-        membership_changes_apply_within_a_batch,
-    ]
-);
+/// Every contract check, instantiated for one backend.
+macro_rules! all_contract_tests {
+    ($backend:ident, $make:expr) => {
+        contract_tests!(
+            $backend,
+            $make,
+            [
+                users_are_unique_case_insensitively,
+                guests_have_no_username,
+                rooms_start_empty,
+                join_and_leave_change_membership,
+                text_needs_membership_and_a_room,
+                seq_is_gapless_per_room_within_and_across_batches,
+                client_id_deduplicates_per_sender_and_room,
+                history_pages,
+                listing_shows_public_and_own_rooms_with_unread,
+                read_cursor_is_clamped_and_monotonic,
+                members_in_join_order,
+                membership_changes_apply_within_a_batch,
+            ]
+        );
+    };
+}
 
-contract_tests!(
-    postgres,
-    super::postgres(),
-    [
-        users_are_unique_case_insensitively,
-        guests_have_no_username,
-        rooms_start_empty,
-        join_and_leave_change_membership,
-        text_needs_membership_and_a_room,
-        seq_is_gapless_per_room_within_and_across_batches,
-        client_id_deduplicates_per_sender_and_room,
-        history_pages,
-        listing_shows_public_and_own_rooms_with_unread,
-        read_cursor_is_clamped_and_monotonic,
-        members_in_join_order,
-        membership_changes_apply_within_a_batch,
-    ]
-);
+all_contract_tests!(sqlite, super::sqlite());
+all_contract_tests!(postgres, super::postgres());
 
 mod concurrent {
     use std::sync::Arc;
