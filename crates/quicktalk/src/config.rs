@@ -25,6 +25,8 @@ pub struct Config {
     pub kafka_topic_prefix: String,
     /// Partitions of the message topic (rooms are spread over them).
     pub kafka_partitions: i32,
+    /// Replication factor of the topics QuickTalk creates.
+    pub kafka_replication: i32,
     /// Raw STOMP over TCP; off when `None`.
     pub stomp_listen: Option<SocketAddr>,
     pub max_frame_bytes: usize,
@@ -56,6 +58,7 @@ impl Default for Config {
             kafka_brokers: None,
             kafka_topic_prefix: "quicktalk".into(),
             kafka_partitions: 12,
+            kafka_replication: 1,
             stomp_listen: None,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
@@ -145,6 +148,10 @@ pub struct ServeArgs {
     /// Partitions of the message topic, when QuickTalk creates it.
     #[arg(long, env = "QUICKTALK_KAFKA_PARTITIONS")]
     pub kafka_partitions: Option<i32>,
+    /// Replication factor of the topics, when QuickTalk creates them (3 on a
+    /// production cluster).
+    #[arg(long, env = "QUICKTALK_KAFKA_REPLICATION")]
+    pub kafka_replication: Option<i32>,
     /// Also serve raw STOMP over TCP on this address.
     #[arg(long, env = "QUICKTALK_STOMP_LISTEN")]
     pub stomp_listen: Option<SocketAddr>,
@@ -209,6 +216,7 @@ impl ServeArgs {
             kafka_brokers: other.kafka_brokers.or(self.kafka_brokers),
             kafka_topic_prefix: other.kafka_topic_prefix.or(self.kafka_topic_prefix),
             kafka_partitions: other.kafka_partitions.or(self.kafka_partitions),
+            kafka_replication: other.kafka_replication.or(self.kafka_replication),
             stomp_listen: other.stomp_listen.or(self.stomp_listen),
             max_frame_bytes: other.max_frame_bytes.or(self.max_frame_bytes),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
@@ -236,6 +244,7 @@ impl ServeArgs {
             database_pool,
             kafka_topic_prefix,
             kafka_partitions,
+            kafka_replication,
             max_frame_bytes,
             max_body_bytes,
             heartbeat_send_ms,
@@ -288,6 +297,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if c.kafka_partitions < 1 {
         anyhow::bail!("kafka_partitions must be at least 1");
+    }
+    if c.kafka_replication < 1 {
+        anyhow::bail!("kafka_replication must be at least 1");
     }
     if c.kafka_brokers.is_some() && !matches!(c.database()?, Database::Postgres(_)) {
         anyhow::bail!("--kafka-brokers needs a shared database: --database-url postgres://…");

@@ -76,6 +76,7 @@ impl Application {
                             brokers: brokers.clone(),
                             topic_prefix: config.kafka_topic_prefix.clone(),
                             partitions: config.kafka_partitions,
+                            replication: config.kafka_replication,
                             max_batch: config.max_batch,
                         },
                         pg,

@@ -52,6 +52,7 @@ pub struct ClusterConfig {
     pub brokers: String,
     pub topic_prefix: String,
     pub partitions: i32,
+    pub replication: i32,
     pub max_batch: usize,
 }
 
@@ -141,7 +142,7 @@ async fn ensure_topics(cfg: &ClusterConfig) -> anyhow::Result<()> {
     let names = [cfg.messages_topic(), cfg.events_topic()];
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(1)))
+        .map(|n| NewTopic::new(n, cfg.partitions, TopicReplication::Fixed(cfg.replication)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
