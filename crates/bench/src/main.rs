@@ -299,20 +299,17 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             if let Some(s) = settle_ms {
                 p.settle = Duration::from_millis(s);
             }
-            let mut r = TargetRun::new(target);
             let run =
                 move |s: std::sync::Arc<Server>| async move { scenario::idle::run(&s, &p).await };
-            r.idle = Some(
-                one(
-                    target,
-                    &server.opts(),
-                    preset.scenario_limit,
-                    &mut r.notes,
-                    run,
-                )
-                .await,
-            );
-            print_single(&r, report::idle_table)
+            run_single(
+                target,
+                &server,
+                preset.scenario_limit,
+                run,
+                |r, v| r.idle = Some(v),
+                report::idle_table,
+            )
+            .await
         }
         Cmd::Fanout {
             target,
@@ -334,20 +331,17 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.rates = rates.unwrap_or(p.rates);
             p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
             p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
-            let mut r = TargetRun::new(target);
             let run =
                 move |s: std::sync::Arc<Server>| async move { scenario::fanout::run(&s, &p).await };
-            r.fanout = Some(
-                one(
-                    target,
-                    &server.opts(),
-                    preset.scenario_limit,
-                    &mut r.notes,
-                    run,
-                )
-                .await,
-            );
-            print_single(&r, report::fanout_table)
+            run_single(
+                target,
+                &server,
+                preset.scenario_limit,
+                run,
+                |r, v| r.fanout = Some(v),
+                report::fanout_table,
+            )
+            .await
         }
         Cmd::Connect {
             target,
@@ -361,21 +355,18 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.concurrency = concurrency.unwrap_or(p.concurrency).max(1);
             p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
             p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
-            let mut r = TargetRun::new(target);
             let run = move |s: std::sync::Arc<Server>| async move {
                 scenario::connect::run(&s, &p).await
             };
-            r.connect = Some(
-                one(
-                    target,
-                    &server.opts(),
-                    preset.scenario_limit,
-                    &mut r.notes,
-                    run,
-                )
-                .await,
-            );
-            print_single(&r, report::connect_table)
+            run_single(
+                target,
+                &server,
+                preset.scenario_limit,
+                run,
+                |r, v| r.connect = Some(v),
+                report::connect_table,
+            )
+            .await
         }
         Cmd::Persist {
             target,
@@ -393,29 +384,40 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.body_bytes = body_bytes.unwrap_or(p.body_bytes);
             p.warmup = warmup_ms.map_or(p.warmup, Duration::from_millis);
             p.measure = measure_ms.map_or(p.measure, Duration::from_millis);
-            let mut r = TargetRun::new(target);
             let run = move |s: std::sync::Arc<Server>| async move {
                 scenario::persist::run(&s, &p).await
             };
-            r.persist = Some(
-                one(
-                    target,
-                    &server.opts(),
-                    preset.scenario_limit,
-                    &mut r.notes,
-                    run,
-                )
-                .await,
-            );
-            print_single(&r, report::persist_table)
+            run_single(
+                target,
+                &server,
+                preset.scenario_limit,
+                run,
+                |r, v| r.persist = Some(v),
+                report::persist_table,
+            )
+            .await
         }
     }
 }
 
-/// Prints one scenario's table for a single target, then its notes.
-fn print_single(r: &TargetRun, table: fn(&[&TargetRun]) -> String) -> anyhow::Result<()> {
-    print!("{}", table(&[r]));
-    print_notes(r);
+/// Runs one scenario against one target, then prints its table and notes.
+async fn run_single<T, F, Fut>(
+    target: Kind,
+    server: &ServerArgs,
+    limit: Duration,
+    scenario: F,
+    put: fn(&mut TargetRun, Result<T, String>),
+    table: fn(&[&TargetRun]) -> String,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(std::sync::Arc<Server>) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut r = TargetRun::new(target);
+    let result = one(target, &server.opts(), limit, &mut r.notes, scenario).await;
+    put(&mut r, result);
+    print!("{}", table(&[&r]));
+    print_notes(&r);
     Ok(())
 }
 

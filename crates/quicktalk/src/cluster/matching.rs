@@ -6,6 +6,7 @@
 //! reads and writes the whole state, which suits queues of thousands, not
 //! millions.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,6 +22,9 @@ use crate::store::Store;
 pub struct SharedMatchEngine {
     store: Arc<PostgresStore>,
     cfg: MatcherConfig,
+    /// Queue length as of this node's last operation (every tick refreshes it),
+    /// for the metric: no extra locked read per tick.
+    queue_len: AtomicUsize,
 }
 
 fn db(e: sqlx::Error) -> AppError {
@@ -49,30 +53,48 @@ impl SharedMatchEngine {
             .await
             .map_err(db)?;
         }
-        Ok(SharedMatchEngine { store, cfg })
+        Ok(SharedMatchEngine {
+            store,
+            cfg,
+            queue_len: AtomicUsize::new(0),
+        })
     }
 
-    async fn lock(&self) -> AppResult<(Transaction<'static, Postgres>, Matcher)> {
-        let mut tx = self.store.pool().begin().await.map_err(db)?;
-        let state: String =
-            sqlx::query_scalar("SELECT state FROM match_state WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-        let mut m: Matcher = serde_json::from_str(&state)
+    fn decode(&self, state: &str) -> AppResult<Matcher> {
+        let mut m: Matcher = serde_json::from_str(state)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("decoding matcher state: {e}")))?;
         m.set_config(self.cfg);
-        Ok((tx, m))
+        Ok(m)
     }
 
-    async fn save(&self, mut tx: Transaction<'static, Postgres>, m: &Matcher) -> AppResult<()> {
-        let state = serde_json::to_string(m)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding matcher state: {e}")))?;
-        sqlx::query("UPDATE match_state SET state = $1 WHERE id = 1")
-            .bind(state)
-            .execute(&mut *tx)
+    /// The state as committed, without taking the lock (for reads).
+    async fn read(&self) -> AppResult<Matcher> {
+        let state: String = sqlx::query_scalar("SELECT state FROM match_state WHERE id = 1")
+            .fetch_one(self.store.pool())
             .await
             .map_err(db)?;
+        self.decode(&state)
+    }
+
+    /// Writes `m` back unless its encoding is unchanged. That skips the write for
+    /// the common idle tick; a state holding hash maps may still encode in another
+    /// order and be written although equal, which is harmless.
+    async fn save(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        before: &str,
+        m: &Matcher,
+    ) -> AppResult<()> {
+        self.queue_len.store(m.queue_len(), Ordering::Relaxed);
+        let state = serde_json::to_string(m)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding matcher state: {e}")))?;
+        if state != before {
+            sqlx::query("UPDATE match_state SET state = $1 WHERE id = 1")
+                .bind(state)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
         tx.commit().await.map_err(db)
     }
 
@@ -81,12 +103,18 @@ impl SharedMatchEngine {
         &self,
         op: impl FnOnce(&mut Matcher, Ms) -> AppResult<Vec<crate::domain::matching::matcher::Event>>,
     ) -> AppResult<Vec<Outcome>> {
-        let (tx, mut m) = self.lock().await?;
+        let mut tx = self.store.pool().begin().await.map_err(db)?;
+        let before: String =
+            sqlx::query_scalar("SELECT state FROM match_state WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let mut m = self.decode(&before)?;
         let now = now_ms() as Ms;
         let events = op(&mut m, now)?;
         let out = resolve(&*self.store as &dyn Store, &mut m, events, now).await;
         // Saved even after a failed room creation: `resolve` undid that pair.
-        self.save(tx, &m).await?;
+        self.save(tx, &before, &m).await?;
         out
     }
 }
@@ -143,12 +171,8 @@ impl MatchEngine for SharedMatchEngine {
     }
 
     async fn state(&self, user: UserId) -> State {
-        match self.lock().await {
-            Ok((tx, m)) => {
-                let s = m.state(user);
-                let _ = tx.rollback().await;
-                s
-            }
+        match self.read().await {
+            Ok(m) => m.state(user),
             Err(e) => {
                 tracing::warn!(error = %e, "reading the shared matcher");
                 State::Idle
@@ -169,13 +193,6 @@ impl MatchEngine for SharedMatchEngine {
     }
 
     async fn queue_len(&self) -> usize {
-        match self.lock().await {
-            Ok((tx, m)) => {
-                let n = m.queue_len();
-                let _ = tx.rollback().await;
-                n
-            }
-            Err(_) => 0,
-        }
+        self.queue_len.load(Ordering::Relaxed)
     }
 }

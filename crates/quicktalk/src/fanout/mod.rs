@@ -278,13 +278,17 @@ impl Hub {
     /// The first `max` online users of `room` by id (on every node), and how many
     /// there are.
     pub fn online_snapshot(&self, room: RoomId, max: usize) -> (Vec<UserRef>, usize) {
-        let local = self.local_online(room, usize::MAX);
         let remote = self.remote.lock();
         let Some(others) = remote.room(room) else {
-            let n = local.len();
-            return (local.into_iter().take(max).collect(), n);
+            // One node (or nobody elsewhere): no merge, and only `max` names copied.
+            return self.local_online(room, max);
         };
-        let mut all: BTreeMap<UserId, String> = local.into_iter().map(|u| (u.id, u.name)).collect();
+        let mut all: BTreeMap<UserId, String> = self
+            .local_online(room, usize::MAX)
+            .0
+            .into_iter()
+            .map(|u| (u.id, u.name))
+            .collect();
         for u in others {
             all.entry(u.id).or_insert_with(|| u.name.clone());
         }
@@ -297,20 +301,23 @@ impl Hub {
         (list, n)
     }
 
-    /// Users subscribed to `room` on this node only, by id.
-    fn local_online(&self, room: RoomId, max: usize) -> Vec<UserRef> {
-        let Some(state) = self.rooms.read().get(&room).cloned() else {
-            return Vec::new();
+    /// The first `max` users subscribed to `room` on this node only, by id, and
+    /// how many there are.
+    fn local_online(&self, room: RoomId, max: usize) -> (Vec<UserRef>, usize) {
+        let Some(state) = self.room_subs(room) else {
+            return (Vec::new(), 0);
         };
         let st = state.read();
-        st.online
+        let list = st
+            .online
             .iter()
             .take(max)
             .map(|(id, (name, _))| UserRef {
                 id: *id,
                 name: name.clone(),
             })
-            .collect()
+            .collect();
+        (list, st.online.len())
     }
 
     fn room_subs(&self, room: RoomId) -> Option<Arc<RwLock<RoomState>>> {

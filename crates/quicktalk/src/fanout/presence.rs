@@ -115,7 +115,7 @@ impl Hub {
                 local
             };
             for room in rooms {
-                publish(room, self.local_online(room, ANNOUNCE_MAX));
+                publish(room, self.local_online(room, ANNOUNCE_MAX).0);
             }
         }
     }

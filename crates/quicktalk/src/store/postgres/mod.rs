@@ -53,6 +53,9 @@ const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at";
 const MESSAGE_COLS: &str =
     "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at";
+/// [`MESSAGE_COLS`] of a `messages m` in a join.
+const M_MESSAGE_COLS: &str =
+    "m.id, m.room_id, m.seq, m.kind, m.sender_id, m.sender_name, m.text, m.client_id, m.sent_at";
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and brings the schema up to date.
@@ -178,14 +181,9 @@ impl PostgresStore {
         if !replayed.is_empty() {
             let (rp, ro): (Vec<i32>, Vec<i64>) = replayed.iter().map(|(_, p, o)| (*p, *o)).unzip();
             let sql = format!(
-                "SELECT {}, m.log_partition, m.log_offset FROM messages m \
+                "SELECT {M_MESSAGE_COLS}, m.log_partition, m.log_offset FROM messages m \
                  JOIN unnest($1::integer[], $2::bigint[]) AS k(p, o) \
-                 ON m.log_partition = k.p AND m.log_offset = k.o",
-                MESSAGE_COLS
-                    .split(", ")
-                    .map(|c| format!("m.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                 ON m.log_partition = k.p AND m.log_offset = k.o"
             );
             let mut stored: HashMap<(i32, i64), Message> = HashMap::new();
             for row in sqlx::query(&sql)
@@ -392,14 +390,9 @@ impl PostgresStore {
         let mut earlier: HashMap<(RoomId, UserId, String), Message> = HashMap::new();
         if !cr.is_empty() {
             let sql = format!(
-                "SELECT {} FROM messages m \
+                "SELECT {M_MESSAGE_COLS} FROM messages m \
                  JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(r, s, c) \
-                 ON m.room_id = k.r AND m.sender_id = k.s AND m.client_id = k.c",
-                MESSAGE_COLS
-                    .split(", ")
-                    .map(|c| format!("m.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                 ON m.room_id = k.r AND m.sender_id = k.s AND m.client_id = k.c"
             );
             for r in sqlx::query(&sql)
                 .bind(&cr)
