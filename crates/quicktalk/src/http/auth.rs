@@ -6,21 +6,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::ApiError;
+use crate::domain::tokens::bearer;
 use crate::error::AppError;
 use crate::model::User;
 use crate::state::AppState;
 
 /// The signed-in caller.
 pub struct Caller(pub User);
-
-/// The token of `Authorization: Bearer <token>`, if the header has that form.
-pub fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
-}
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;

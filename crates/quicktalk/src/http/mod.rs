@@ -10,8 +10,8 @@ mod ops;
 mod rooms;
 pub mod server;
 mod web;
+mod ws;
 
-pub use auth::bearer;
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -49,7 +49,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .route("/ws", get(crate::realtime::ws::upgrade))
+        .route("/ws", get(ws::upgrade))
         .route("/", get(web::index))
         .route("/assets/{*path}", get(web::asset))
         .fallback(error::not_found)

@@ -26,11 +26,11 @@ async fn env(tag: &str) -> Option<Env> {
         std::env::var("QUICKTALK_TEST_POSTGRES_URL"),
         std::env::var("QUICKTALK_TEST_KAFKA_BROKERS"),
     ) else {
-        let why = "set QUICKTALK_TEST_POSTGRES_URL and QUICKTALK_TEST_KAFKA_BROKERS";
-        if std::env::var_os("CI").is_some() {
-            panic!("multi-node tests cannot run: {why}");
-        }
-        eprintln!("SKIPPED: multi-node tests ({why})");
+        crate::skip::skip(
+            "multi-node tests (PostgreSQL + Kafka)",
+            "QUICKTALK_TEST_POSTGRES_URL or QUICKTALK_TEST_KAFKA_BROKERS is not set",
+            "start PostgreSQL and a Kafka-protocol broker (see .ci/run) and set both",
+        );
         return None;
     };
     let id = format!("{tag}_{}_{:x}", std::process::id(), rand_u32());

@@ -2,6 +2,9 @@
 //! restarted on the same data dir, driven over HTTP, WebSocket STOMP, raw TCP
 //! STOMP, (when installed) the stock stomp.js client, and the web UI in chromium.
 
+#[path = "../common/skip.rs"]
+mod skip;
+
 mod harness;
 
 mod cluster;

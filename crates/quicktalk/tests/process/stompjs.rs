@@ -17,10 +17,11 @@ fn interop_dir() -> PathBuf {
 
 /// In CI a missing prerequisite fails the test; locally it is skipped loudly.
 fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("stomp.js interop cannot run: {why} (run `npm ci` in tests/interop)");
-    }
-    eprintln!("SKIPPED: stomp.js interop (npm ci in tests/interop first): {why}");
+    crate::skip::skip(
+        "stomp.js interop (node)",
+        why,
+        "install Node.js and npm, then npm ci --prefix tests/interop",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,11 +20,11 @@ fn chromium() -> PathBuf {
 
 /// In CI a missing prerequisite fails the test; locally it is skipped loudly.
 fn skip_or_fail(why: &str) {
-    let how = "apt-get install -y chromium fonts-noto-cjk; npm ci --prefix tests/e2e";
-    if std::env::var_os("CI").is_some() {
-        panic!("web UI tests cannot run: {why} ({how})");
-    }
-    eprintln!("SKIPPED: web UI browser tests: {why} ({how})");
+    crate::skip::skip(
+        "web UI browser tests (chromium)",
+        why,
+        "apt-get install -y chromium fonts-noto-cjk; npm ci --prefix tests/e2e",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 //! `contract.rs` holds the checks; this file instantiates them per backend.
 
 mod contract;
+#[path = "../common/skip.rs"]
+mod skip;
 
 use std::sync::Arc;
 
@@ -50,12 +52,11 @@ async fn sqlite() -> Option<(Arc<dyn Store>, Guard)> {
 /// the variable the test says so and passes, except under CI, where it fails.
 async fn postgres() -> Option<(Arc<dyn Store>, Guard)> {
     let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "QUICKTALK_TEST_POSTGRES_URL is not set: the PostgreSQL contract tests cannot run"
-            );
-        }
-        eprintln!("SKIPPED: PostgreSQL store contract (set QUICKTALK_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)");
+        skip::skip(
+            "PostgreSQL store contract",
+            "QUICKTALK_TEST_POSTGRES_URL is not set",
+            "set it to e.g. postgres://postgres@127.0.0.1:5432/test",
+        );
         return None;
     };
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use quicktalk_stomp::{negotiate_heartbeat, Command, Frame, HeartBeat, Version};
 
 use super::{Flow, Handled, ProtocolError, Session};
-use crate::http::bearer;
+use crate::domain::tokens::bearer;
 
 impl Session {
     pub(super) async fn connect(&mut self, frame: Frame) -> Handled {

@@ -1,0 +1,342 @@
+//! One batch of messages in one transaction: lock the batch's rooms, read their
+//! `last_seq`, memberships and earlier `client_id`s set-wise, decide every item in
+//! order, write with multi-row `unnest` inserts.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Postgres, Row, Transaction};
+
+use super::db;
+use super::rows::*;
+use super::PostgresStore;
+use crate::model::{AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId};
+use crate::store::StoreResult;
+
+/// Rows to write, column by column (for `unnest`).
+#[derive(Default)]
+struct MessageCols {
+    room: Vec<i64>,
+    seq: Vec<i64>,
+    kind: Vec<&'static str>,
+    sender: Vec<i64>,
+    sender_name: Vec<String>,
+    text: Vec<String>,
+    client_id: Vec<Option<String>>,
+    sent_at: Vec<i64>,
+    log_partition: Vec<Option<i32>>,
+    log_offset: Vec<Option<i64>>,
+}
+
+/// What happened to one (room, user) membership over the batch.
+struct MemberChange {
+    was: bool,
+    now: bool,
+    /// Seq and time of the last join in this batch.
+    join: Option<(i64, i64)>,
+}
+
+/// A room's state while the batch is decided.
+struct RoomState {
+    last_seq: i64,
+    last_at: Option<i64>,
+    members_delta: i64,
+    touched: bool,
+}
+
+impl PostgresStore {
+    /// `pos[i]` is item `i`'s place in the log (partition, offset), if it has one.
+    pub(super) async fn append_tx(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: Vec<NewMessage>,
+        pos: Vec<Option<(i32, i64)>>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
+        // 1. Lock the rooms (in id order: no deadlock between two batches).
+        let mut room_ids: Vec<i64> = batch.iter().map(|m| m.room_id).collect();
+        room_ids.sort_unstable();
+        room_ids.dedup();
+        let mut rooms: HashMap<RoomId, RoomState> = HashMap::new();
+        for r in
+            sqlx::query("SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&room_ids)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?
+        {
+            rooms.insert(
+                r.get(0),
+                RoomState {
+                    last_seq: r.get(1),
+                    last_at: None,
+                    members_delta: 0,
+                    touched: false,
+                },
+            );
+        }
+
+        // 2. Current memberships of every (room, sender) in the batch.
+        let (mr, mu): (Vec<i64>, Vec<i64>) = batch
+            .iter()
+            .filter(|m| rooms.contains_key(&m.room_id))
+            .map(|m| (m.room_id, m.sender.id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .unzip();
+        let mut member: HashSet<(RoomId, UserId)> = HashSet::new();
+        if !mr.is_empty() {
+            for r in sqlx::query(
+                "SELECT m.room_id, m.user_id FROM members m \
+                 JOIN unnest($1::bigint[], $2::bigint[]) AS k(r, u) ON m.room_id = k.r AND m.user_id = k.u",
+            )
+            .bind(&mr)
+            .bind(&mu)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db)?
+            {
+                member.insert((r.get(0), r.get(1)));
+            }
+        }
+
+        // 3. Messages stored earlier under the batch's client_ids.
+        let mut cr = Vec::new();
+        let mut cs = Vec::new();
+        let mut cc = Vec::new();
+        for m in &batch {
+            if let (Some(cid), true) = (&m.client_id, rooms.contains_key(&m.room_id)) {
+                cr.push(m.room_id);
+                cs.push(m.sender.id);
+                cc.push(cid.clone());
+            }
+        }
+        let mut earlier: HashMap<(RoomId, UserId, String), Message> = HashMap::new();
+        if !cr.is_empty() {
+            let sql = format!(
+                "SELECT {M_MESSAGE_COLS} FROM messages m \
+                 JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(r, s, c) \
+                 ON m.room_id = k.r AND m.sender_id = k.s AND m.client_id = k.c"
+            );
+            for r in sqlx::query(&sql)
+                .bind(&cr)
+                .bind(&cs)
+                .bind(&cc)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?
+            {
+                let m = message_row(&r)?;
+                let key = (
+                    m.room_id,
+                    m.sender.id,
+                    m.client_id.clone().unwrap_or_default(),
+                );
+                earlier.insert(key, m);
+            }
+        }
+
+        // 4. Decide every item in order.
+        let mut out: Vec<Result<Appended, AppendRejected>> = Vec::with_capacity(batch.len());
+        // Index into `out` of each new message, in insertion order.
+        let mut new_at: Vec<usize> = Vec::new();
+        let mut cols = MessageCols::default();
+        let mut changes: HashMap<(RoomId, UserId), MemberChange> = HashMap::new();
+        // client_ids stored by this batch: a repeat inside it is a duplicate too.
+        let mut batch_cids: HashMap<(RoomId, UserId, String), usize> = HashMap::new();
+        for (m, p) in batch.into_iter().zip(pos) {
+            let Some(room) = rooms.get_mut(&m.room_id) else {
+                out.push(Err(AppendRejected::RoomNotFound));
+                continue;
+            };
+            let key = (m.room_id, m.sender.id);
+            let is_member = changes
+                .get(&key)
+                .map_or_else(|| member.contains(&key), |c| c.now);
+            let seq = room.last_seq + 1;
+            match m.kind {
+                MessageKind::Text | MessageKind::System => {
+                    if !is_member {
+                        out.push(Err(AppendRejected::NotMember));
+                        continue;
+                    }
+                    if let Some(cid) = &m.client_id {
+                        let ck = (m.room_id, m.sender.id, cid.clone());
+                        if let Some(e) = earlier.get(&ck) {
+                            out.push(Ok(Appended::Duplicate(e.clone())));
+                            continue;
+                        }
+                        if let Some(&i) = batch_cids.get(&ck) {
+                            let Ok(Appended::New(first)) = &out[i] else {
+                                unreachable!("batch_cids points at new messages")
+                            };
+                            out.push(Ok(Appended::Duplicate(first.clone())));
+                            continue;
+                        }
+                        batch_cids.insert(ck, out.len());
+                    }
+                }
+                MessageKind::Join => {
+                    if is_member {
+                        out.push(Ok(Appended::Unchanged));
+                        continue;
+                    }
+                    let c = changes.entry(key).or_insert(MemberChange {
+                        was: false,
+                        now: false,
+                        join: None,
+                    });
+                    c.now = true;
+                    c.join = Some((seq, m.sent_at));
+                    room.members_delta += 1;
+                }
+                MessageKind::Leave => {
+                    if !is_member {
+                        out.push(Ok(Appended::Unchanged));
+                        continue;
+                    }
+                    let c = changes.entry(key).or_insert(MemberChange {
+                        was: true,
+                        now: true,
+                        join: None,
+                    });
+                    c.now = false;
+                    room.members_delta -= 1;
+                }
+            }
+            room.last_seq = seq;
+            room.last_at = Some(m.sent_at);
+            room.touched = true;
+            cols.room.push(m.room_id);
+            cols.seq.push(seq);
+            cols.kind.push(m.kind.as_str());
+            cols.sender.push(m.sender.id);
+            cols.sender_name.push(m.sender.name.clone());
+            cols.text.push(m.text.clone());
+            cols.client_id.push(m.client_id.clone());
+            cols.sent_at.push(m.sent_at);
+            cols.log_partition.push(p.map(|p| p.0));
+            cols.log_offset.push(p.map(|p| p.1));
+            new_at.push(out.len());
+            out.push(Ok(Appended::New(Message {
+                id: 0,
+                room_id: m.room_id,
+                seq,
+                kind: m.kind,
+                sender: m.sender,
+                text: m.text,
+                client_id: m.client_id,
+                sent_at: m.sent_at,
+            })));
+        }
+
+        // 5. Memberships: drop every one that changed, then insert the final joins.
+        let (dr, du): (Vec<i64>, Vec<i64>) = changes
+            .iter()
+            .filter(|(_, c)| c.was)
+            .map(|(k, _)| *k)
+            .unzip();
+        if !dr.is_empty() {
+            sqlx::query(
+                "DELETE FROM members m USING unnest($1::bigint[], $2::bigint[]) AS k(r, u) \
+                 WHERE m.room_id = k.r AND m.user_id = k.u",
+            )
+            .bind(&dr)
+            .bind(&du)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        }
+        let mut ir = Vec::new();
+        let mut iu = Vec::new();
+        let mut iseq = Vec::new();
+        let mut iat = Vec::new();
+        for ((r, u), c) in &changes {
+            if let (true, Some((seq, at))) = (c.now, c.join) {
+                ir.push(*r);
+                iu.push(*u);
+                iseq.push(seq);
+                iat.push(at);
+            }
+        }
+        if !ir.is_empty() {
+            sqlx::query(
+                "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) \
+                 SELECT r, u, t, s, s FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS k(r, u, s, t)",
+            )
+            .bind(&ir)
+            .bind(&iu)
+            .bind(&iseq)
+            .bind(&iat)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        }
+
+        // 6. Messages, one statement; ids come back in insertion order.
+        if !cols.room.is_empty() {
+            let kinds: Vec<String> = cols.kind.iter().map(|k| k.to_string()).collect();
+            let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                       log_partition, log_offset) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
+                                      $6::text[], $7::text[], $8::bigint[], $9::integer[], $10::bigint[]) \
+                 RETURNING id, room_id, seq",
+            )
+            .bind(&cols.room)
+            .bind(&cols.seq)
+            .bind(&kinds)
+            .bind(&cols.sender)
+            .bind(&cols.sender_name)
+            .bind(&cols.text)
+            .bind(&cols.client_id)
+            .bind(&cols.sent_at)
+            .bind(&cols.log_partition)
+            .bind(&cols.log_offset)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db)?;
+            let by_seq: HashMap<(i64, i64), i64> =
+                ids.into_iter().map(|(id, r, s)| ((r, s), id)).collect();
+            for i in new_at {
+                if let Ok(Appended::New(m)) = &mut out[i] {
+                    m.id = by_seq[&(m.room_id, m.seq)];
+                }
+            }
+            // Duplicates inside the batch copied the first before it had an id.
+            for o in out.iter_mut() {
+                if let Ok(Appended::Duplicate(m)) = o {
+                    if m.id == 0 {
+                        m.id = by_seq[&(m.room_id, m.seq)];
+                    }
+                }
+            }
+        }
+
+        // 7. Rooms' counters.
+        let mut ur = Vec::new();
+        let mut us = Vec::new();
+        let mut ua = Vec::new();
+        let mut ud = Vec::new();
+        for (id, r) in &rooms {
+            if r.touched {
+                ur.push(*id);
+                us.push(r.last_seq);
+                ua.push(r.last_at);
+                ud.push(r.members_delta);
+            }
+        }
+        if !ur.is_empty() {
+            sqlx::query(
+                "UPDATE rooms SET last_seq = k.s, last_message_at = k.a, member_count = member_count + k.d \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS k(r, s, a, d) \
+                 WHERE rooms.id = k.r",
+            )
+            .bind(&ur)
+            .bind(&us)
+            .bind(&ua)
+            .bind(&ud)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,316 @@
+//! The [`Store`] trait on PostgreSQL.
+
+use async_trait::async_trait;
+use sqlx::{PgPool, Row};
+
+use super::rows::*;
+use super::{db, PostgresStore};
+use crate::model::{
+    now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
+    User, UserId, UserRef,
+};
+use crate::store::{NewReport, NewRoom, NewUser, RoomWithUnread, Store, StoreError, StoreResult};
+
+const UNREAD_SQL: &str = "SELECT COUNT(*) FROM messages WHERE room_id = $1 AND seq > $2 \
+                          AND sender_id <> $3 AND kind IN ('text', 'system')";
+
+async fn unread_count(
+    pool: &PgPool,
+    room: RoomId,
+    user: UserId,
+    read_seq: i64,
+) -> StoreResult<i64> {
+    sqlx::query_scalar(UNREAD_SQL)
+        .bind(room)
+        .bind(read_seq)
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .map_err(db)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_user(&self, u: NewUser) -> StoreResult<User> {
+        let res = sqlx::query(
+            "INSERT INTO users (username, password_hash, display_name, guest, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&u.username)
+        .bind(&u.password_hash)
+        .bind(&u.display_name)
+        .bind(u.guest)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await;
+        match res {
+            Ok(r) => Ok(User {
+                id: r.get(0),
+                username: u.username,
+                display_name: u.display_name,
+                guest: u.guest,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::UsernameTaken)
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(user_row)
+            .transpose()
+    }
+
+    async fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS}, password_hash FROM users \
+             WHERE lower(username) = lower($1) AND password_hash IS NOT NULL"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(r) => Ok(Some((user_row(&r)?, r.try_get(4).map_err(db)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_room(&self, n: NewRoom) -> StoreResult<Room> {
+        self.create_room_with(n, Vec::new())
+            .await
+            .map(|(room, _)| room)
+    }
+
+    async fn create_room_with(
+        &self,
+        n: NewRoom,
+        members: Vec<UserRef>,
+    ) -> StoreResult<(Room, Vec<Message>)> {
+        let now = now_ms();
+        let count = members.len() as i64;
+        let last_at = (count > 0).then_some(now);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+        )
+        .bind(&n.name)
+        .bind(n.visibility.as_str())
+        .bind(n.kind.as_str())
+        .bind(n.created_by)
+        .bind(now)
+        .bind(count)
+        .bind(last_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut joins = Vec::with_capacity(members.len());
+        for (i, user) in members.into_iter().enumerate() {
+            let seq = i as i64 + 1;
+            sqlx::query(
+                "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(id)
+            .bind(user.id)
+            .bind(now)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let mid: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
+                 VALUES ($1, $2, 'join', $3, $4, '', NULL, $5) RETURNING id",
+            )
+            .bind(id)
+            .bind(seq)
+            .bind(user.id)
+            .bind(&user.name)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            joins.push(Message {
+                id: mid,
+                room_id: id,
+                seq,
+                kind: MessageKind::Join,
+                sender: user,
+                text: String::new(),
+                client_id: None,
+                sent_at: now,
+            });
+        }
+        tx.commit().await.map_err(db)?;
+        let room = Room {
+            id,
+            name: n.name,
+            visibility: n.visibility,
+            kind: n.kind,
+            member_count: count,
+            last_seq: count,
+            created_at: now,
+            last_message_at: last_at,
+        };
+        Ok((room, joins))
+    }
+
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(room_row)
+            .transpose()
+    }
+
+    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
+        // The unread count in the same query: one round trip for the listing.
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS}, m.read_seq, \
+               CASE WHEN m.user_id IS NULL THEN NULL ELSE ( \
+                 SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
+                   AND x.sender_id <> $1 AND x.kind IN ('text', 'system')) END \
+             FROM rooms r LEFT JOIN members m ON m.room_id = r.id AND m.user_id = $1 \
+             WHERE (r.visibility = 'public' AND r.kind = 'group') OR m.user_id IS NOT NULL \
+             ORDER BY COALESCE(r.last_message_at, r.created_at) DESC, r.id DESC LIMIT $2"
+        ))
+        .bind(user)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(RoomWithUnread {
+                    room: room_row(r)?,
+                    unread: r.try_get::<Option<i64>, _>(9).map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room)
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?
+                .is_some(),
+        )
+    }
+
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+        sqlx::query_as(
+            "SELECT u.id, u.display_name FROM members m JOIN users u ON u.id = m.user_id \
+             WHERE m.room_id = $1 ORDER BY m.join_seq",
+        )
+        .bind(room)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>> {
+        let read_seq: Option<i64> =
+            sqlx::query_scalar("SELECT read_seq FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room)
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        match read_seq {
+            Some(s) => Ok(Some(unread_count(&self.pool, room, user, s).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>> {
+        let read_seq: Option<i64> = sqlx::query_scalar(
+            "UPDATE members SET read_seq = GREATEST(read_seq, LEAST($3, (SELECT last_seq FROM rooms WHERE id = $1))) \
+             WHERE room_id = $1 AND user_id = $2 RETURNING read_seq",
+        )
+        .bind(room)
+        .bind(user)
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match read_seq {
+            Some(s) => Ok(Some(unread_count(&self.pool, room, user, s).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn append(
+        &self,
+        batch: Vec<NewMessage>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let pos = vec![None; batch.len()];
+        let out = Self::append_tx(&mut tx, batch, pos).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(r.room_id)
+        .bind(r.reporter)
+        .bind(r.reported)
+        .bind(&r.reason)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
+        sqlx::query_as("SELECT DISTINCT reporter_id, reported_id FROM reports")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
+        let ascending = q.after_seq.is_some();
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3 \
+             ORDER BY seq {} LIMIT $4",
+            if ascending { "ASC" } else { "DESC" }
+        );
+        let rows = sqlx::query(&sql)
+            .bind(room)
+            .bind(q.after_seq.unwrap_or(0))
+            .bind(q.before_seq.unwrap_or(i64::MAX))
+            .bind(q.limit as i64 + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut msgs = rows
+            .iter()
+            .map(message_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let has_more = msgs.len() > q.limit;
+        msgs.truncate(q.limit);
+        if !ascending {
+            msgs.reverse();
+        }
+        Ok((msgs, has_more))
+    }
+}
