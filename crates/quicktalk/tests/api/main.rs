@@ -2,6 +2,7 @@
 //! per test) driven over real HTTP and real WebSocket STOMP clients.
 
 mod accounts;
+mod authz;
 mod backpressure;
 mod helpers;
 mod matching;

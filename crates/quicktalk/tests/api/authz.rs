@@ -1,0 +1,483 @@
+//! Who may do what: one table of every REST route and STOMP destination against
+//! each kind of caller, with the outcome the contract (and issue 10) expects.
+//! Later features add their rows to [`rest_rows`] and [`stomp_rows`].
+//!
+//! Callers, fixed for the whole table:
+//! - `anonymous`: no token (STOMP: CONNECT without credentials);
+//! - `guest`: a guest with no relation to any room;
+//! - `member`: a registered user who created the private room `P` and the public
+//!   room `Q`;
+//! - `non-member`: a registered user in no room;
+//! - `ex-partner`: a guest whose random chat in room `R` has ended (their partner
+//!   left with `match.disconnect`).
+
+use std::time::Duration;
+
+use quicktalk_client::stomp::Command;
+use quicktalk_client::StompClient;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestApp, TestUser};
+
+const ACTORS: [&str; 5] = ["anonymous", "guest", "member", "non-member", "ex-partner"];
+
+/// The rooms rows refer to as `{P}`, `{Q}`, `{R}`, `{L}` (a private room of the
+/// member's that the leave row empties) and `{X}` (unknown).
+struct Rooms {
+    private: i64,
+    to_leave: i64,
+    public: i64,
+    random: i64,
+}
+
+impl Rooms {
+    fn fill(&self, s: &str) -> String {
+        s.replace("{P}", &self.private.to_string())
+            .replace("{Q}", &self.public.to_string())
+            .replace("{R}", &self.random.to_string())
+            .replace("{L}", &self.to_leave.to_string())
+            .replace("{X}", "987654321")
+    }
+}
+
+struct World {
+    app: TestApp,
+    rooms: Rooms,
+    /// Index 0 (anonymous) has none.
+    users: [Option<TestUser>; 5],
+}
+
+async fn world() -> World {
+    let app = spawn_app_with(|c| {
+        c.match_window_ms = 200;
+        c.match_grace_ms = 300;
+        c.match_next_interval_ms = 0;
+    })
+    .await;
+    let guest = app.guest("손님").await;
+    let member = app.signup("member").await;
+    let outsider = app.signup("outsider").await;
+    let private = app.create_room(&member, "비밀방", "private").await;
+    let public = app.create_room(&member, "lobby", "public").await;
+    let to_leave = app.create_room(&member, "to leave", "private").await;
+
+    // Two guests chat in a random room; then the partner leaves.
+    let ex = app.guest("ex").await;
+    let partner = app.guest("partner").await;
+    let mut ce = events(&app, &ex).await;
+    let mut cp = events(&app, &partner).await;
+    ce.send_json("/app/match.connect", &json!({}), None)
+        .await
+        .unwrap();
+    cp.send_json("/app/match.connect", &json!({}), None)
+        .await
+        .unwrap();
+    let found = ce.next_of_type("ev", "match.found").await.unwrap();
+    let random = found["room_id"].as_i64().unwrap();
+    cp.next_of_type("ev", "match.found").await.unwrap();
+    let receipt = "said";
+    ce.send_json(
+        &format!("/app/rooms.{random}"),
+        &json!({"text": "hello"}),
+        Some(receipt),
+    )
+    .await
+    .unwrap();
+    ce.expect_receipt(receipt).await.unwrap();
+    cp.send_json("/app/match.disconnect", &json!({}), None)
+        .await
+        .unwrap();
+    let ended = ce.next_of_type("ev", "match.ended").await.unwrap();
+    assert_eq!(ended["reason"], "partner_left");
+    World {
+        app,
+        rooms: Rooms {
+            private,
+            to_leave,
+            public,
+            random,
+        },
+        users: [None, Some(guest), Some(member), Some(outsider), Some(ex)],
+    }
+}
+
+async fn events(app: &TestApp, u: &TestUser) -> StompClient {
+    let mut c = app.stomp(u).await;
+    c.subscribe_sync("ev", "/user/queue/events", &[])
+        .await
+        .unwrap();
+    c
+}
+
+/// One REST row: method, path (with room placeholders), body, and the status for
+/// each caller in [`ACTORS`] order.
+type RestRow = (Method, &'static str, Option<Value>, [u16; 5]);
+
+fn rest_rows() -> Vec<RestRow> {
+    let text = || Some(json!({"text": "hi"}));
+    vec![
+        (Method::GET, "/healthz", None, [200; 5]),
+        // Contract v2 §2: metrics are not on the public listener.
+        (Method::GET, "/metrics", None, [404; 5]),
+        (Method::GET, "/api/v1/me", None, [401, 200, 200, 200, 200]),
+        (
+            Method::GET,
+            "/api/v1/rooms",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{P}",
+            None,
+            [401, 403, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{P}/messages",
+            None,
+            [401, 403, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{P}/members",
+            None,
+            [401, 403, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms/{P}/messages",
+            text(),
+            [401, 403, 201, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms/{P}/read",
+            Some(json!({"seq": 0})),
+            [401, 403, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms/{P}/join",
+            None,
+            [401, 403, 200, 403, 403],
+        ),
+        // Leaving a private room one is not in reveals nothing and changes nothing.
+        (
+            Method::POST,
+            "/api/v1/rooms/{L}/leave",
+            None,
+            [401, 403, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{Q}",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{Q}/messages",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{Q}/members",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms/{Q}/messages",
+            text(),
+            [401, 403, 201, 403, 403],
+        ),
+        // An ended random chat stays readable by its partners, and nobody may post.
+        (
+            Method::GET,
+            "/api/v1/rooms/{R}",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{R}/messages",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms/{R}/messages",
+            text(),
+            [401, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms/{R}/join",
+            None,
+            [401, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{X}",
+            None,
+            [401, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/rooms/{X}/messages",
+            None,
+            [401, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/match",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
+        // The former partner may still report; nobody else may report that room.
+        (
+            Method::POST,
+            "/api/v1/match/report",
+            Some(json!({"room_id": "{R}", "reason": "rude"})),
+            [401, 403, 403, 403, 201],
+        ),
+        (
+            Method::POST,
+            "/api/v1/rooms",
+            Some(json!({"name": "new room", "visibility": "public"})),
+            [401, 201, 201, 201, 201],
+        ),
+    ]
+}
+
+/// What a STOMP frame with a `receipt` header leads to (contract v2 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// CONNECT refused: ERROR `unauthorized`, socket closed.
+    Unauthorized,
+    /// RECEIPT, no error event.
+    Ok,
+    /// An error event with this code and the frame's `receipt_id`; no RECEIPT.
+    Err(&'static str),
+}
+
+/// One STOMP row: command, destination, body, outcome per caller.
+type StompRow = (Command, &'static str, Option<Value>, [Outcome; 5]);
+
+fn stomp_rows() -> Vec<StompRow> {
+    use Outcome::{Err, Ok, Unauthorized as U};
+    let text = || Some(json!({"text": "hi"}));
+    let denied = Err("forbidden");
+    let not_member = Err("not_member");
+    vec![
+        (
+            Command::Subscribe,
+            "/user/queue/events",
+            None,
+            [U, Ok, Ok, Ok, Ok],
+        ),
+        (
+            Command::Subscribe,
+            "/topic/rooms.{P}",
+            None,
+            [U, denied, Ok, denied, denied],
+        ),
+        (
+            Command::Subscribe,
+            "/topic/rooms.{Q}",
+            None,
+            [U, Ok, Ok, Ok, Ok],
+        ),
+        (
+            Command::Subscribe,
+            "/topic/rooms.{R}",
+            None,
+            [U, denied, denied, denied, Ok],
+        ),
+        (
+            Command::Subscribe,
+            "/topic/rooms.{X}",
+            None,
+            [
+                U,
+                Err("not_found"),
+                Err("not_found"),
+                Err("not_found"),
+                Err("not_found"),
+            ],
+        ),
+        (
+            Command::Send,
+            "/app/rooms.{P}",
+            text(),
+            [U, not_member, Ok, not_member, not_member],
+        ),
+        (
+            Command::Send,
+            "/app/rooms.{Q}",
+            text(),
+            [U, not_member, Ok, not_member, not_member],
+        ),
+        (
+            Command::Send,
+            "/app/rooms.{R}",
+            text(),
+            [U, not_member, not_member, not_member, not_member],
+        ),
+        (
+            Command::Send,
+            "/app/rooms.{P}.typing",
+            Some(json!({})),
+            [U, not_member, Ok, not_member, not_member],
+        ),
+        (
+            Command::Send,
+            "/app/nowhere",
+            Some(json!({})),
+            [
+                U,
+                Err("unknown_destination"),
+                Err("unknown_destination"),
+                Err("unknown_destination"),
+                Err("unknown_destination"),
+            ],
+        ),
+    ]
+}
+
+async fn rest_outcome(w: &World, actor: usize, row: &RestRow) -> u16 {
+    let (method, path, body, _) = row;
+    let body = body
+        .as_ref()
+        .map(|b| serde_json::from_str(&w.rooms.fill(&b.to_string())).unwrap())
+        .map(|mut b: Value| {
+            // A room id placeholder inside a JSON body is a number.
+            if let Some(r) = b.get("room_id").and_then(|r| r.as_str()) {
+                b["room_id"] = json!(r.parse::<i64>().unwrap());
+            }
+            b
+        });
+    let token = w.users[actor].as_ref().map(|u| u.token.as_str());
+    let (status, _) = w
+        .app
+        .request(method.clone(), &w.rooms.fill(path), token, body)
+        .await;
+    status.as_u16()
+}
+
+async fn stomp_outcome(w: &World, actor: usize, n: usize, row: &StompRow) -> Outcome {
+    let (command, dest, body, _) = row;
+    let Some(user) = &w.users[actor] else {
+        let (mut c, first) = StompClient::connect_with(&w.app.ws_url(), &[])
+            .await
+            .unwrap();
+        assert_eq!(first.command, Command::Error);
+        assert_eq!(first.header("message"), Some("unauthorized"));
+        assert!(c.recv().await.unwrap().is_none(), "socket closes");
+        return Outcome::Unauthorized;
+    };
+    let mut c = w.app.stomp(user).await;
+    c.subscribe_sync("err", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    let receipt = format!("row-{n}");
+    let dest = w.rooms.fill(dest);
+    match command {
+        Command::Subscribe => c.subscribe("s", &dest, &[("receipt", &receipt)]).await,
+        _ => {
+            c.send_json(&dest, body.as_ref().unwrap(), Some(&receipt))
+                .await
+        }
+    }
+    .unwrap();
+    let f = c
+        .recv_until(Duration::from_secs(5), |f| {
+            f.command == Command::Receipt && f.header("receipt-id") == Some(&receipt)
+                || f.command == Command::Message && f.header("subscription") == Some("err")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("no outcome for {dest}: {e}"));
+    let outcome = if f.command == Command::Receipt {
+        Outcome::Ok
+    } else {
+        let v: Value = serde_json::from_slice(&f.body).unwrap();
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(
+            v["receipt_id"],
+            receipt.as_str(),
+            "error event carries the receipt: {v}"
+        );
+        Outcome::Err(leak(v["code"].as_str().unwrap_or("<no code>")))
+    };
+    if let Outcome::Err(_) = outcome {
+        // Contract v2: a rejected frame gets no RECEIPT.
+        let late = c
+            .recv_until(Duration::from_millis(300), |f| {
+                f.command == Command::Receipt && f.header("receipt-id") == Some(&receipt)
+            })
+            .await;
+        assert!(late.is_err(), "{dest}: RECEIPT after a rejection");
+    }
+    c.close().await.ok();
+    outcome
+}
+
+/// Codes come from the server as strings; the table compares `&'static str`s.
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix() {
+    let w = world().await;
+    let mut wrong = Vec::new();
+    for row in rest_rows() {
+        for (actor, name) in ACTORS.iter().enumerate() {
+            let got = rest_outcome(&w, actor, &row).await;
+            if got != row.3[actor] {
+                wrong.push(format!(
+                    "{} {} as {name}: expected {}, got {got}",
+                    row.0, row.1, row.3[actor]
+                ));
+            }
+        }
+    }
+    for (n, row) in stomp_rows().into_iter().enumerate() {
+        for (actor, name) in ACTORS.iter().enumerate() {
+            let got = stomp_outcome(&w, actor, n, &row).await;
+            if got != row.3[actor] {
+                wrong.push(format!(
+                    "{:?} {} as {name}: expected {:?}, got {got:?}",
+                    row.0, row.1, row.3[actor]
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "authorization matrix mismatches:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// The rows above must not all pass vacuously: a token for another user's private
+/// room really is refused, and the member really gets in.
+#[tokio::test]
+async fn matrix_world_is_what_it_claims() {
+    let w = world().await;
+    let member = w.users[2].as_ref().unwrap();
+    let (s, _) = w
+        .app
+        .get(
+            &format!("/api/v1/rooms/{}/members", w.rooms.private),
+            &member.token,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let ex = w.users[4].as_ref().unwrap();
+    let history = w.app.history(ex, w.rooms.random).await;
+    assert!(history.iter().any(|m| m["text"] == "hello"), "{history:?}");
+}
