@@ -4,9 +4,13 @@
 mod accounts;
 mod backpressure;
 mod helpers;
+mod leave_race;
 mod matching;
 mod messaging;
 mod presence;
 mod protocol;
+mod rawws;
 mod recovery;
+mod replay;
 mod rooms;
+mod timeouts;

@@ -97,7 +97,10 @@ impl RawWs {
             "CONNECT\naccept-version:1.2\nhost:x\nheart-beat:{heart_beat}\nAuthorization:Bearer {token}\n\n\0"
         ))
         .await;
-        let f = self.next_data(Duration::from_secs(5)).await.expect("CONNECTED");
+        let f = self
+            .next_data(Duration::from_secs(5))
+            .await
+            .expect("CONNECTED");
         assert!(f.text().starts_with("CONNECTED"), "{}", f.text());
     }
 

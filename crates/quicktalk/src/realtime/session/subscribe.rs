@@ -132,9 +132,8 @@ impl Session {
                             _ = cancelled.cancelled() => {}
                             _ = async {
                                 let Ok(_slot) = slots.acquire_owned().await else { return };
-                                state.metrics.replays_running.inc();
+                                let _running = Running::new(&state.metrics.replays_running);
                                 replay(&state, &replier, &s, room, since, receipt.as_deref()).await;
-                                state.metrics.replays_running.dec();
                             } => {}
                         }
                     });
@@ -160,6 +159,22 @@ impl Session {
         }
         self.replier.receipt(frame.header("receipt"));
         Ok(Flow::Continue)
+    }
+}
+
+/// Counts a running replay in a gauge, however it ends (cancelled included).
+struct Running<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Running<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
