@@ -46,6 +46,14 @@ pub struct Config {
     pub match_grace_ms: u64,
     /// Random matching: least time between two `match.next` of one user.
     pub match_next_interval_ms: u64,
+    /// A socket write (to a peer that stopped reading) may take this long before
+    /// the peer is dropped.
+    pub write_timeout_ms: u64,
+    /// A connection that negotiated no client heart-beats is dropped after this
+    /// long without receiving a byte.
+    pub idle_timeout_ms: u64,
+    /// A STOMP or WebSocket frame must be complete this long after its first byte.
+    pub frame_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -73,6 +81,9 @@ impl Default for Config {
             match_window_ms: 3_000,
             match_grace_ms: 10_000,
             match_next_interval_ms: 1_000,
+            write_timeout_ms: 15_000,
+            idle_timeout_ms: 300_000,
+            frame_timeout_ms: 30_000,
         }
     }
 }
@@ -194,6 +205,16 @@ pub struct ServeArgs {
     /// Random matching: least ms between two `match.next` of one user.
     #[arg(long, env = "QUICKTALK_MATCH_NEXT_INTERVAL_MS")]
     pub match_next_interval_ms: Option<u64>,
+    /// Ms a socket write may take before a peer that stopped reading is dropped.
+    #[arg(long, env = "QUICKTALK_WRITE_TIMEOUT_MS")]
+    pub write_timeout_ms: Option<u64>,
+    /// Ms without any received byte before a connection with no client
+    /// heart-beats is dropped.
+    #[arg(long, env = "QUICKTALK_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
+    /// Ms within which a STOMP or WebSocket frame must complete after its first byte.
+    #[arg(long, env = "QUICKTALK_FRAME_TIMEOUT_MS")]
+    pub frame_timeout_ms: Option<u64>,
 }
 
 fn parse_sync(s: &str) -> Result<Synchronous, String> {
@@ -231,6 +252,9 @@ impl ServeArgs {
             match_window_ms: other.match_window_ms.or(self.match_window_ms),
             match_grace_ms: other.match_grace_ms.or(self.match_grace_ms),
             match_next_interval_ms: other.match_next_interval_ms.or(self.match_next_interval_ms),
+            write_timeout_ms: other.write_timeout_ms.or(self.write_timeout_ms),
+            idle_timeout_ms: other.idle_timeout_ms.or(self.idle_timeout_ms),
+            frame_timeout_ms: other.frame_timeout_ms.or(self.frame_timeout_ms),
         }
     }
 
@@ -257,7 +281,10 @@ impl ServeArgs {
             log,
             match_window_ms,
             match_grace_ms,
-            match_next_interval_ms
+            match_next_interval_ms,
+            write_timeout_ms,
+            idle_timeout_ms,
+            frame_timeout_ms
         );
         if self.database_url.is_some() {
             c.database_url = self.database_url;
@@ -303,6 +330,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if c.kafka_brokers.is_some() && !matches!(c.database()?, Database::Postgres(_)) {
         anyhow::bail!("--kafka-brokers needs a shared database: --database-url postgres://…");
+    }
+    if c.write_timeout_ms == 0 || c.idle_timeout_ms == 0 || c.frame_timeout_ms == 0 {
+        anyhow::bail!("write_timeout_ms, idle_timeout_ms and frame_timeout_ms must be at least 1");
     }
     if c.max_batch == 0 {
         anyhow::bail!("max_batch must be at least 1");

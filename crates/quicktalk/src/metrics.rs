@@ -24,6 +24,11 @@ pub struct Metrics {
     pub partitions_owned: IntGauge,
     pub match_wait_seconds: Histogram,
     pub matches: IntCounter,
+    /// `since-seq` history replays running now (each holds one page).
+    pub replays_running: IntGauge,
+    /// Connections dropped by a timeout: `write` (peer not reading), `idle`,
+    /// `frame` (a frame left incomplete), `heartbeat`.
+    pub conn_timeouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -116,6 +121,25 @@ impl Metrics {
                 IntGauge::new(
                     "pipeline_partitions_owned",
                     "Message-log partitions this node sequences (multi-node mode)",
+                )
+                .expect("metric"),
+            ),
+            replays_running: reg(
+                &registry,
+                IntGauge::new(
+                    "history_replays_running",
+                    "since-seq history replays running now",
+                )
+                .expect("metric"),
+            ),
+            conn_timeouts: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "connection_timeouts_total",
+                        "Connections dropped by a timeout, by kind",
+                    ),
+                    &["kind"],
                 )
                 .expect("metric"),
             ),

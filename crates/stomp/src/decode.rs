@@ -331,6 +331,9 @@ fn parse_header(line: &[u8], mode: Escaping) -> Result<(String, String), DecodeE
     if name.is_empty() {
         return Err(DecodeError::MalformedHeader);
     }
+    if line.contains(&0) {
+        return Err(DecodeError::NulInHeader);
+    }
     let name = std::str::from_utf8(name).map_err(|_| DecodeError::NotUtf8)?;
     let value = std::str::from_utf8(value).map_err(|_| DecodeError::NotUtf8)?;
     Ok((unescape(name, mode)?, unescape(value, mode)?))

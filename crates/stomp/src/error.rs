@@ -52,6 +52,10 @@ pub enum DecodeError {
     /// The `heart-beat` header is not of the form `cx,cy`.
     #[error("invalid heart-beat header")]
     InvalidHeartBeat,
+    /// A header name or value holds a NUL octet, which no STOMP escape can
+    /// carry (echoed back, it would end the peer's frame early).
+    #[error("nul octet in header")]
+    NulInHeader,
 }
 
 #[cfg(test)]
@@ -71,6 +75,7 @@ mod tests {
             DecodeError::InvalidContentLength,
             DecodeError::MissingNul,
             DecodeError::InvalidHeartBeat,
+            DecodeError::NulInHeader,
         ];
         for e in all {
             let s = e.to_string();

@@ -38,12 +38,14 @@ impl Escaping {
 
     /// Whether `b` must be written differently than itself.
     fn is_special(self, b: u8) -> bool {
-        match self {
-            // A raw LF would end the header line early (header injection).
-            Escaping::Raw => b == b'\n',
-            Escaping::V1_1 => matches!(b, b'\\' | b'\n' | b':'),
-            Escaping::V1_2 => matches!(b, b'\\' | b'\n' | b':' | b'\r'),
-        }
+        // A raw LF would end the header line early (header injection), a raw NUL
+        // the frame; neither has an escape in every version.
+        b == b'\0'
+            || match self {
+                Escaping::Raw => b == b'\n',
+                Escaping::V1_1 => matches!(b, b'\\' | b'\n' | b':'),
+                Escaping::V1_2 => matches!(b, b'\\' | b'\n' | b':' | b'\r'),
+            }
     }
 }
 
@@ -51,7 +53,8 @@ impl Escaping {
 ///
 /// In [`Escaping::Raw`] mode a LF cannot be represented (it would end the
 /// header line and let the rest be read as another header), so it is written
-/// as a space; every other octet is copied as is.
+/// as a space; so is a NUL in any mode (STOMP has no escape for it, and a raw
+/// one would end the frame). Every other octet is copied as is.
 pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, mode: Escaping) {
     let bytes = s.as_bytes();
     // Fast path: nothing to escape, copy at once.
@@ -62,7 +65,7 @@ pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, mode: Escaping) {
     out.put_slice(&bytes[..first]);
     for &b in &bytes[first..] {
         match (mode, b) {
-            (Escaping::Raw, b'\n') => out.put_u8(b' '),
+            (_, b'\0') | (Escaping::Raw, b'\n') => out.put_u8(b' '),
             (Escaping::Raw, _) => out.put_u8(b),
             (_, b'\\') => out.put_slice(b"\\\\"),
             (_, b'\n') => out.put_slice(b"\\n"),
@@ -129,6 +132,9 @@ mod tests {
         assert_eq!(esc(s, Escaping::Raw), "a\\b c:d\re");
         assert_eq!(esc("plain 한국어", Escaping::V1_2), "plain 한국어");
         assert_eq!(esc("", Escaping::V1_2), "");
+        for mode in [Escaping::Raw, Escaping::V1_1, Escaping::V1_2] {
+            assert_eq!(esc("a\0b", mode), "a b", "{mode:?}");
+        }
     }
 
     #[test]

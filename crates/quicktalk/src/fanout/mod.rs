@@ -44,7 +44,11 @@ pub const USER_ERRORS: &str = "/user/queue/errors";
 
 enum SubState {
     Replaying(Vec<Arc<Event>>),
-    Live { last_seq: i64 },
+    Live {
+        last_seq: i64,
+    },
+    /// Unsubscribed: nothing more is queued for it, not even a replay's page.
+    Closed,
 }
 
 /// One STOMP subscription to a room's topic.
@@ -81,13 +85,41 @@ impl RoomSubscription {
                     event: ev.clone(),
                 });
             }
+            SubState::Closed => {}
         }
+    }
+
+    /// Queues one replayed (stored) message, under the normal slow-consumer rule.
+    /// `false` once the subscription is closed or the connection is closing. Checked
+    /// and queued under the subscription's lock, so nothing is queued for it after
+    /// the UNSUBSCRIBE that closed it (and hence after that frame's RECEIPT).
+    pub fn push_replayed(&self, event: Arc<Event>) -> bool {
+        let st = self.state.lock();
+        if matches!(*st, SubState::Closed) {
+            return false;
+        }
+        self.outlet.push(Outbound::Event {
+            sub: self.sub_id.clone(),
+            event,
+        })
+    }
+
+    /// Marks the subscription closed: delivery and replay stop queueing for it.
+    fn close(&self) {
+        *self.state.lock() = SubState::Closed;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(*self.state.lock(), SubState::Closed)
     }
 
     /// Ends a history replay that delivered everything up to `replayed_seq`: buffered
     /// live events newer than that are delivered, and the subscription goes live.
     pub fn finish_replay(&self, replayed_seq: i64) {
         let mut st = self.state.lock();
+        if matches!(*st, SubState::Closed) {
+            return;
+        }
         let buffered = match std::mem::replace(
             &mut *st,
             SubState::Live {
@@ -95,7 +127,7 @@ impl RoomSubscription {
             },
         ) {
             SubState::Replaying(buf) => buf,
-            SubState::Live { .. } => Vec::new(),
+            SubState::Live { .. } | SubState::Closed => Vec::new(),
         };
         let SubState::Live { last_seq } = &mut *st else {
             unreachable!()
@@ -128,6 +160,9 @@ pub struct UserSubscription {
 
 #[derive(Default)]
 struct RoomState {
+    /// Taken out of the hub's map (it was empty): a subscriber that got this
+    /// `Arc` just before must look the room up again.
+    removed: bool,
     subs: Vec<Arc<RoomSubscription>>,
     /// user id -> (display name, number of subscriptions on this node), in id order
     online: BTreeMap<UserId, (String, usize)>,
@@ -191,35 +226,67 @@ impl Hub {
                 SubState::Live { last_seq: 0 }
             }),
         });
-        let state = self.rooms.write().entry(room).or_default().clone();
-        let mut st = state.write();
-        st.subs.push(sub.clone());
-        let entry = st.online.entry(user.id).or_insert((user.name, 0));
-        entry.1 += 1;
-        if entry.1 == 1 {
-            self.presence_dirty.lock().insert(room);
+        loop {
+            // The global lock is held only to find (or make) the room's entry,
+            // never while a room's own lock is awaited.
+            let found = self.rooms.read().get(&room).cloned();
+            let state = match found {
+                Some(s) => s,
+                None => self.rooms.write().entry(room).or_default().clone(),
+            };
+            let mut st = state.write();
+            if st.removed {
+                continue;
+            }
+            st.subs.push(sub.clone());
+            let entry = st.online.entry(user.id).or_insert((user.name.clone(), 0));
+            entry.1 += 1;
+            if entry.1 == 1 {
+                self.presence_dirty.lock().insert(room);
+            }
+            return sub;
         }
-        sub
     }
 
+    /// Removes a room subscription and closes it (nothing more is queued for it).
+    /// Lock order: the room's lock alone for the removal; the global map's write
+    /// lock only afterwards, briefly, to drop a room left empty — so a big room's
+    /// fan-out (which holds its room lock) never stalls other rooms.
     pub fn unsubscribe_room(&self, sub: &Arc<RoomSubscription>) {
-        let mut rooms = self.rooms.write();
-        let Some(state) = rooms.get(&sub.room).cloned() else {
+        sub.close();
+        let Some(state) = self.room_subs(sub.room) else {
             return;
         };
-        let mut st = state.write();
-        let Some(pos) = st.subs.iter().position(|s| Arc::ptr_eq(s, sub)) else {
-            return;
-        };
-        st.subs.swap_remove(pos);
-        if let Some(entry) = st.online.get_mut(&sub.user.id) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
-                st.online.remove(&sub.user.id);
-                self.presence_dirty.lock().insert(sub.room);
+        {
+            let mut st = state.write();
+            let Some(pos) = st.subs.iter().position(|s| Arc::ptr_eq(s, sub)) else {
+                return;
+            };
+            st.subs.swap_remove(pos);
+            if let Some(entry) = st.online.get_mut(&sub.user.id) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    st.online.remove(&sub.user.id);
+                    self.presence_dirty.lock().insert(sub.room);
+                }
+            }
+            if !st.subs.is_empty() {
+                return;
             }
         }
+        let mut rooms = self.rooms.write();
+        let Some(current) = rooms.get(&sub.room) else {
+            return;
+        };
+        if !Arc::ptr_eq(current, &state) {
+            return;
+        }
+        // Re-checked under the map lock: a subscriber may have come in meanwhile.
+        // Only an empty room's lock is taken here, and its holders are brief.
+        let mut st = state.write();
         if st.subs.is_empty() {
+            st.removed = true;
+            drop(st);
             rooms.remove(&sub.room);
         }
     }
@@ -398,5 +465,72 @@ impl BusSink for Hub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn user(id: UserId) -> UserRef {
+        UserRef {
+            id,
+            name: format!("u{id}"),
+        }
+    }
+
+    /// Defect: `unsubscribe_room` held the global rooms lock while it waited for
+    /// one room's lock, so one busy room (a long fan-out holds its lock) stalled
+    /// subscribing to, and publishing in, every other room.
+    #[test]
+    fn one_busy_room_does_not_stall_the_others() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        let outlet = Outlet::new(1, 1000, metrics);
+        let a = hub.subscribe_room(1, user(1), "a".into(), outlet.clone(), false);
+        let _b = hub.subscribe_room(1, user(2), "b".into(), outlet.clone(), false);
+        // Room 1 is busy: its lock is held, as during a big fan-out.
+        let room1 = hub.room_subs(1).unwrap();
+        let busy = room1.read();
+        // Someone leaves room 1 meanwhile: that waits for room 1.
+        let h = hub.clone();
+        let leaving = std::thread::spawn(move || h.unsubscribe_room(&a));
+        std::thread::sleep(Duration::from_millis(100));
+        // Room 2 is not room 1: subscribing and publishing there go ahead.
+        let (tx, rx) = mpsc::channel();
+        let (h, o) = (hub.clone(), outlet.clone());
+        std::thread::spawn(move || {
+            let _s = h.subscribe_room(2, user(3), "c".into(), o, false);
+            h.deliver(BusEvent::Typing {
+                room_id: 2,
+                user: user(4),
+            });
+            let _ = tx.send(());
+        });
+        let went_ahead = rx.recv_timeout(Duration::from_secs(3)).is_ok();
+        drop(busy);
+        leaving.join().unwrap();
+        assert!(went_ahead, "room 2 waited for room 1's lock");
+        assert_eq!(hub.online(1).len(), 1, "the leave went through afterwards");
+    }
+
+    #[test]
+    fn a_closed_subscription_gets_nothing_more_and_empty_rooms_go() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let outlet = Outlet::new(1, 1000, metrics);
+        let s = hub.subscribe_room(7, user(1), "s".into(), outlet.clone(), true);
+        let ev = hub.event("/topic/rooms.7".into(), Some(1), Bytes::from_static(b"{}"));
+        assert!(s.push_replayed(ev.clone()));
+        hub.unsubscribe_room(&s);
+        assert!(!s.push_replayed(ev), "nothing queued after UNSUBSCRIBE");
+        assert!(hub.room_subs(7).is_none(), "the empty room is dropped");
+        // A new subscription to the room after that works as usual.
+        let s2 = hub.subscribe_room(7, user(1), "s2".into(), outlet, false);
+        assert!(!s2.is_closed());
+        assert_eq!(hub.online(7).len(), 1);
     }
 }

@@ -95,26 +95,28 @@ impl Outlet {
         true
     }
 
-    /// Queues bulk traffic (history replay): waits until at least half the queue is
-    /// free, so live traffic keeps its headroom. `false` if the connection is closing.
-    pub async fn push_bulk(&self, item: Outbound) -> bool {
+    /// Waits until bulk traffic (history replay) may be queued: until at least half
+    /// the queue is free, so live traffic keeps its headroom. A client that leaves
+    /// it more than half full for `max_wait` is not reading: it is cut off as a slow
+    /// consumer. `false` if the connection is (now) closing.
+    pub async fn wait_bulk_room(&self, max_wait: Duration) -> bool {
+        let give_up = tokio::time::Instant::now() + max_wait;
         loop {
             if self.is_closing() {
                 return false;
             }
-            {
-                let mut q = self.queue.lock();
-                if q.len() < self.capacity / 2 {
-                    q.push_back(item);
-                    drop(q);
-                    self.queued.notify_one();
-                    return true;
-                }
+            if self.queue.lock().len() < self.capacity / 2 {
+                return true;
             }
             tokio::select! {
                 _ = self.drained.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 _ = self.closed() => return false,
+            }
+            if tokio::time::Instant::now() >= give_up {
+                self.metrics.outbound_drops.inc();
+                self.kill("slow consumer: history replay is not being read");
+                return false;
             }
         }
     }
@@ -158,8 +160,15 @@ impl Outlet {
     }
 
     /// Closes the connection without an ERROR (client went away, server shutdown).
+    /// Whatever is still queued is dropped at once: a closing connection writes
+    /// nothing more from its queue, and its memory should not wait for the socket.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Release);
+        {
+            let mut q = self.queue.lock();
+            q.clear();
+            q.shrink_to_fit();
+        }
         self.closed_wake.notify_waiters();
     }
 
@@ -198,16 +207,21 @@ mod tests {
         for _ in 0..100 {
             assert!(o.push(ev()));
         }
-        assert!(!o.push(ev()), "the 101st item is refused");
-        assert!(o.is_closing(), "and the connection is killed");
-        assert!(o.take_reason().unwrap().contains("slow consumer"));
         let mut out = Vec::new();
         o.take(&mut out, 64);
         assert_eq!(out.len(), 64);
+        assert!(o.push(ev()), "room again once the writer took some");
         out.clear();
         o.take(&mut out, 64);
-        assert_eq!(out.len(), 36);
+        assert_eq!(out.len(), 37);
         assert_eq!(o.queue.lock().capacity(), 0, "drained: no memory held");
+        for _ in 0..100 {
+            assert!(o.push(ev()));
+        }
+        assert!(!o.push(ev()), "the 101st item is refused");
+        assert!(o.is_closing(), "and the connection is killed");
+        assert!(o.take_reason().unwrap().contains("slow consumer"));
+        assert_eq!(o.queue.lock().capacity(), 0, "killed: the queue is dropped");
     }
 
     #[tokio::test]
@@ -225,6 +239,19 @@ mod tests {
             .await
             .unwrap();
         assert!(!o.push(ev()), "nothing is queued once closing");
+    }
+
+    #[tokio::test]
+    async fn bulk_traffic_waits_for_room_and_a_stuck_reader_is_cut_off() {
+        let o = Outlet::new(1, 10, Arc::new(Metrics::new()));
+        assert!(o.wait_bulk_room(Duration::from_secs(1)).await);
+        for _ in 0..5 {
+            assert!(o.push(ev()));
+        }
+        // Half full and nobody drains it: cut off after the wait bound.
+        assert!(!o.wait_bulk_room(Duration::from_millis(200)).await);
+        assert!(o.is_closing());
+        assert!(o.take_reason().unwrap().contains("slow consumer"));
     }
 
     #[tokio::test]

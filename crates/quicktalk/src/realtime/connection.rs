@@ -1,22 +1,31 @@
 //! The per-connection loop, the same for WebSocket and TCP, in one task: read
 //! bytes, decode frames, dispatch them to the session; drain the outbound queue
-//! onto the wire; send heart-beats when idle; enforce the client's heart-beat.
+//! onto the wire; send heart-beats when idle; enforce the client's heart-beat
+//! (or, without one, an idle timeout) and that every frame completes in time.
 //!
 //! One task per connection (not a reader and a writer) keeps an idle
 //! connection's memory small. Writing has priority over reading, so a client that
-//! floods us while not reading is slowed down by its own socket.
+//! floods us while not reading is slowed down by its own socket. Every write is
+//! bounded: it races the kill switch and the write timeout, so a peer that stops
+//! reading is dropped after at most `write_timeout_ms` even though nothing is read
+//! (and no deadline checked) while the write is blocked.
 
+use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use quicktalk_stomp::{Decoder, Item, Limits};
+use quicktalk_stomp::{DecodeError, Decoder, Item, Limits};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::replier::Replier;
 use super::session::{Flow, ProtocolError, Session};
 use super::transport::{Input, WireRead, WireWrite};
+use super::websocket::{
+    CLOSE_BAD_DATA, CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_TOO_BIG,
+};
 use super::writer::{error_frame, write_batch, Written, WRITE_BATCH};
 use crate::fanout::{Outbound, Outlet};
 use crate::state::AppState;
@@ -49,6 +58,32 @@ enum End {
     Drained,
     /// The peer went away or the wire failed.
     Gone,
+    /// A write did not complete within the write timeout: the peer is not reading.
+    Stalled,
+    /// The peer sent a WebSocket Close: answer with a Close echoing its code.
+    PeerClosed(Option<u16>),
+}
+
+/// One socket write, bounded: a kill wins, and a write that has not completed
+/// within `limit` ends the connection ([`End::Stalled`]).
+async fn bounded<T>(
+    outlet: &Outlet,
+    limit: Duration,
+    write: impl Future<Output = io::Result<T>>,
+) -> Result<T, End> {
+    tokio::select! {
+        biased;
+        _ = outlet.closed() => Err(End::Killed),
+        r = write => r.map_err(|_| End::Gone),
+        _ = tokio::time::sleep(limit) => Err(End::Stalled),
+    }
+}
+
+/// The connection's timeouts, from the config.
+struct Timeouts {
+    write: Duration,
+    idle: Duration,
+    frame: Duration,
 }
 
 async fn serve<R: WireRead, W: WireWrite>(
@@ -68,22 +103,32 @@ async fn serve<R: WireRead, W: WireWrite>(
         max_frame_bytes: state.config.max_frame_bytes,
         ..Limits::default()
     });
+    let limits = Timeouts {
+        write: Duration::from_millis(state.config.write_timeout_ms),
+        idle: Duration::from_millis(state.config.idle_timeout_ms),
+        frame: Duration::from_millis(state.config.frame_timeout_ms),
+    };
     let mut inbuf = BytesMut::new();
     let mut outbuf = BytesMut::new();
     let mut batch = Vec::new();
     let mut read_deadline = Instant::now() + CONNECT_TIMEOUT;
+    // When the first byte of the frame still incomplete arrived.
+    let mut partial_since: Option<Instant> = None;
     let mut last_write = Instant::now();
     let mut reading = true;
     let mut error_sent = false;
+    // The WebSocket close code once a `Close` item is queued.
+    let mut close_code = CLOSE_NORMAL;
 
     let end = loop {
         let heartbeat_at = session
             .send_every()
             .map_or_else(|| Instant::now() + FAR, |every| last_write + every);
-        // One timer for both deadlines (a timer is the biggest part of an idle
+        let frame_deadline = partial_since.map(|t| t + limits.frame);
+        // One timer for all deadlines (a timer is the biggest part of an idle
         // connection's future); which one fired is decided when it does.
         let read_expires = if reading {
-            read_deadline
+            frame_deadline.map_or(read_deadline, |f| f.min(read_deadline))
         } else {
             Instant::now() + FAR
         };
@@ -94,18 +139,19 @@ async fn serve<R: WireRead, W: WireWrite>(
             _ = state.shutdown.cancelled(), if reading => {
                 // Queued RECEIPTs and messages go out first, then the ERROR.
                 reading = false;
+                close_code = CLOSE_GOING_AWAY;
                 finish(&outlet, "server is shutting down", None);
             }
             _ = outlet.wait_queued() => {
                 outlet.take(&mut batch, WRITE_BATCH);
-                // A peer that stops reading blocks the write; a kill must still win.
-                let written = tokio::select! {
-                    // Boxed: keeps the idle connection's future small.
-                    w = Box::pin(write_batch(&mut write, &mut batch, session.version(), &mut outbuf, &metrics, &mut error_sent)) => w,
-                    _ = outlet.closed() => break End::Killed,
-                };
+                // A peer that stops reading blocks the write; a kill or the write
+                // timeout must still win. Boxed: keeps the idle connection's future small.
+                let written = Box::pin(bounded(&outlet, limits.write, async {
+                    Ok(write_batch(&mut write, &mut batch, session.version(), &mut outbuf, &metrics, &mut error_sent).await)
+                }))
+                .await;
                 match written {
-                    Written::Ok => {
+                    Ok(Written::Ok) => {
                         last_write = Instant::now();
                         outlet.notify_drained();
                         // Idle connections hold no write buffers (busy ones keep theirs).
@@ -114,17 +160,26 @@ async fn serve<R: WireRead, W: WireWrite>(
                             outbuf = BytesMut::new();
                         }
                     }
-                    Written::Close => break End::Drained,
-                    Written::Failed => break End::Gone,
+                    Ok(Written::Close) => break End::Drained,
+                    Ok(Written::Failed) => break End::Gone,
+                    Err(end) => break end,
                 }
             }
             got = read.read(&mut inbuf), if reading => {
                 match got {
                     Ok(Input::Data) => {}
                     Ok(Input::Ping(payload)) => {
-                        if Box::pin(write.pong(payload)).await.is_err() {
-                            break End::Gone;
+                        if let Err(end) = Box::pin(bounded(&outlet, limits.write, write.pong(payload))).await {
+                            break end;
                         }
+                        continue;
+                    }
+                    Ok(Input::Close(code)) => break End::PeerClosed(code),
+                    Ok(Input::Invalid { message, code }) => {
+                        let err = ProtocolError { message, receipt: None };
+                        protocol_error(&outlet, &state, "websocket", err);
+                        close_code = code;
+                        reading = false;
                         continue;
                     }
                     Ok(Input::Eof) | Err(_) => break End::Gone,
@@ -132,15 +187,22 @@ async fn serve<R: WireRead, W: WireWrite>(
                 let now = Instant::now();
                 // Boxed: frame handling awaits deep call chains; an idle connection
                 // should not carry their state around.
-                let ok = Box::pin(handle_input(&mut session, &mut decoder, &mut inbuf, &outlet, &state)).await;
+                let handled = Box::pin(handle_input(&mut session, &mut decoder, &mut inbuf, &outlet, &state)).await;
                 // Any bytes (frames or heart-beat EOLs) prove the client is alive.
                 read_deadline = match (session.read_timeout(), session.connected()) {
                     (Some(t), _) => now + t,
-                    (None, true) => now + FAR,
+                    (None, true) => now + limits.idle,
                     (None, false) => read_deadline,
                 };
-                if !ok {
+                // A frame's clock starts at its first byte and stops when it completes.
+                partial_since = match (!inbuf.is_empty() || read.partial(), handled.progressed) {
+                    (false, _) => None,
+                    (true, true) => Some(now),
+                    (true, false) => partial_since.or(Some(now)),
+                };
+                if let Some(code) = handled.ended {
                     // Stop reading; the queue (ending in Close) drains.
+                    close_code = code;
                     reading = false;
                 } else if inbuf.is_empty() {
                     // Give the buffer back between frames: idle connections hold none.
@@ -149,14 +211,27 @@ async fn serve<R: WireRead, W: WireWrite>(
             }
             _ = tokio::time::sleep_until(wake_at) => {
                 let now = Instant::now();
-                if reading && now >= read_deadline {
-                    let why = if session.connected() { "heart-beat timeout: nothing received" } else { "no CONNECT frame in time" };
-                    tracing::debug!(why, "dropping silent client");
+                if reading && now >= read_expires {
+                    let (why, kind) = if frame_deadline.is_some_and(|f| now >= f) {
+                        ("frame not completed in time", "frame")
+                    } else if !session.connected() {
+                        ("no CONNECT frame in time", "connect")
+                    } else if session.read_timeout().is_some() {
+                        ("heart-beat timeout: nothing received", "heartbeat")
+                    } else {
+                        ("idle timeout: nothing received", "idle")
+                    };
+                    tracing::debug!(why, "dropping client");
+                    metrics.conn_timeouts.with_label_values(&[kind]).inc();
                     outlet.kill(why);
                 } else if now >= heartbeat_at {
-                    let sent = Box::pin(async { write.heartbeat().await?; write.flush().await }).await;
-                    if sent.is_err() {
-                        break End::Gone;
+                    let sent = Box::pin(bounded(&outlet, limits.write, async {
+                        write.heartbeat().await?;
+                        write.flush().await
+                    }))
+                    .await;
+                    if let Err(end) = sent {
+                        break end;
                     }
                     last_write = Instant::now();
                 }
@@ -164,6 +239,11 @@ async fn serve<R: WireRead, W: WireWrite>(
         }
     };
 
+    if let End::Stalled = end {
+        tracing::debug!("dropping client: a write did not complete in time");
+        metrics.conn_timeouts.with_label_values(&["write"]).inc();
+        outlet.close();
+    }
     // Boxed: the closing writes happen once; an idle connection's future should
     // not reserve room for them.
     Box::pin(close_wire(
@@ -173,6 +253,7 @@ async fn serve<R: WireRead, W: WireWrite>(
         session.version(),
         outbuf,
         error_sent,
+        close_code,
     ))
     .await;
     outlet.close();
@@ -187,50 +268,74 @@ async fn close_wire<W: WireWrite>(
     outlet: &Outlet,
     version: quicktalk_stomp::Version,
     mut outbuf: BytesMut,
-    mut error_sent: bool,
+    error_sent: bool,
+    close_code: u16,
 ) {
-    if let End::Killed = end {
-        if let Some(reason) = outlet.take_reason() {
-            error_sent = true;
-            error_frame(&reason, None).encode(version, &mut outbuf);
-            let bytes = outbuf.split().freeze();
-            let _ = tokio::time::timeout(GIVE_UP_AFTER, async {
-                let _ = write.frame(bytes).await;
-                let _ = write.flush().await;
-            })
-            .await;
+    let code = match end {
+        // Not reading, or gone: nothing more can be written.
+        End::Gone | End::Stalled => return,
+        End::PeerClosed(code) => code,
+        End::Killed => {
+            if let Some(reason) = outlet.take_reason() {
+                error_frame(&reason, None).encode(version, &mut outbuf);
+                let bytes = outbuf.split().freeze();
+                let _ = tokio::time::timeout(GIVE_UP_AFTER, async {
+                    let _ = write.frame(bytes).await;
+                    let _ = write.flush().await;
+                })
+                .await;
+                Some(CLOSE_POLICY)
+            } else {
+                Some(close_code)
+            }
         }
-    }
-    if !matches!(end, End::Gone) {
-        let _ = tokio::time::timeout(GIVE_UP_AFTER, write.close(error_sent)).await;
-    }
+        End::Drained if error_sent && close_code == CLOSE_NORMAL => Some(CLOSE_POLICY),
+        End::Drained => Some(close_code),
+    };
+    let _ = tokio::time::timeout(GIVE_UP_AFTER, write.close(code)).await;
 }
 
-/// Decodes and handles every complete frame in `inbuf`. `false` once the
-/// connection is ending (DISCONNECT or a protocol error): stop reading.
+/// What [`handle_input`] did with the buffer.
+struct Handled {
+    /// At least one item (frame or heart-beat) was decoded.
+    progressed: bool,
+    /// The connection is ending (DISCONNECT or a protocol error), with this
+    /// WebSocket close code: stop reading.
+    ended: Option<u16>,
+}
+
+/// Decodes and handles every complete frame in `inbuf`.
 async fn handle_input(
     session: &mut Session,
     decoder: &mut Decoder,
     inbuf: &mut BytesMut,
     outlet: &Outlet,
     state: &AppState,
-) -> bool {
-    loop {
+) -> Handled {
+    let mut progressed = false;
+    let ended = loop {
         match decoder.decode(inbuf) {
-            Ok(None) => return true,
-            Ok(Some(Item::Heartbeat)) => {}
+            Ok(None) => break None,
+            Ok(Some(Item::Heartbeat)) => progressed = true,
             Ok(Some(Item::Frame(frame))) => {
+                progressed = true;
                 state.metrics.frames_in.inc();
                 let was_connected = session.connected();
                 match session.handle(frame).await {
                     Ok(Flow::Continue) => {}
                     Ok(Flow::Disconnect) => {
                         outlet.push(Outbound::Close);
-                        return false;
+                        break Some(CLOSE_NORMAL);
                     }
                     Err(e) => {
                         protocol_error(outlet, state, "frame", e);
-                        return false;
+                        // A refused CONNECT is a policy matter; anything else a
+                        // protocol error.
+                        break Some(if was_connected {
+                            CLOSE_PROTOCOL
+                        } else {
+                            CLOSE_POLICY
+                        });
                     }
                 }
                 if !was_connected && session.connected() {
@@ -238,15 +343,21 @@ async fn handle_input(
                 }
             }
             Err(e) => {
+                let code = match e {
+                    DecodeError::FrameTooLarge { .. } => CLOSE_TOO_BIG,
+                    DecodeError::NotUtf8 => CLOSE_BAD_DATA,
+                    _ => CLOSE_PROTOCOL,
+                };
                 let err = ProtocolError {
                     message: e.to_string(),
                     receipt: None,
                 };
                 protocol_error(outlet, state, "decode", err);
-                return false;
+                break Some(code);
             }
         }
-    }
+    };
+    Handled { progressed, ended }
 }
 
 /// Queues an ERROR and then the close.

@@ -19,11 +19,20 @@ pub enum Input {
     Eof,
     /// A WebSocket ping to answer with [`WireWrite::pong`].
     Ping(Bytes),
+    /// The peer sent a WebSocket Close (with its code, if any): answer with one.
+    Close(Option<u16>),
+    /// A WebSocket framing violation: ERROR, then a Close with `code`.
+    Invalid { message: String, code: u16 },
 }
 
 pub trait WireRead: Send + 'static {
-    /// Appends received STOMP bytes to `buf`.
+    /// Appends received STOMP bytes to `buf`. Returns `Data` for any bytes
+    /// received, even if they only extend an incomplete frame.
     fn read(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<Input>> + Send;
+    /// Whether bytes of an incomplete wire frame are held (below STOMP).
+    fn partial(&self) -> bool {
+        false
+    }
 }
 
 pub trait WireWrite: Send + 'static {
@@ -34,8 +43,8 @@ pub trait WireWrite: Send + 'static {
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
     /// Answers a WebSocket ping (and flushes).
     fn pong(&mut self, payload: Bytes) -> impl Future<Output = io::Result<()>> + Send;
-    /// Closes the wire; `error` says whether it ends after a STOMP ERROR.
-    fn close(&mut self, error: bool) -> impl Future<Output = ()> + Send;
+    /// Closes the wire, with this WebSocket close code (none: an empty Close).
+    fn close(&mut self, code: Option<u16>) -> impl Future<Output = ()> + Send;
 }
 
 /// How much a WebSocket read asks the kernel for at once.
@@ -100,14 +109,20 @@ impl<R> WsRead<R> {
 impl<R: ReadReady> WireRead for WsRead<R> {
     async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Input> {
         let before = buf.len();
+        let mut got_bytes = false;
         loop {
             let control = match self.pending.take() {
                 Some(c) => Some(c),
                 None => {
-                    let decoded = self
-                        .decoder
-                        .decode(&mut self.raw, buf)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    let decoded = match self.decoder.decode(&mut self.raw, buf) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            return Ok(Input::Invalid {
+                                message: e.to_string(),
+                                code: e.close_code(),
+                            })
+                        }
+                    };
                     if self.raw.is_empty() {
                         self.raw = BytesMut::new();
                     }
@@ -121,15 +136,20 @@ impl<R: ReadReady> WireRead for WsRead<R> {
                     return Ok(Input::Data);
                 }
                 Some(Control::Ping(p)) => return Ok(Input::Ping(p)),
-                Some(Control::Close(_)) => return Ok(Input::Eof),
+                Some(Control::Close(code)) => return Ok(Input::Close(code)),
                 Some(Control::Pong) => continue,
-                None if buf.len() > before => return Ok(Input::Data),
+                None if buf.len() > before || got_bytes => return Ok(Input::Data),
                 None => {}
             }
             if self.io.read_ready(&mut self.raw).await? == 0 {
                 return Ok(Input::Eof);
             }
+            got_bytes = true;
         }
+    }
+
+    fn partial(&self) -> bool {
+        !self.raw.is_empty()
     }
 }
 
@@ -164,12 +184,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> WireWrite for WsWrite<W> {
         websocket::encode_pong(&mut self.out, &payload);
         self.flush().await
     }
-    async fn close(&mut self, error: bool) {
-        let code = if error {
-            websocket::CLOSE_POLICY
-        } else {
-            websocket::CLOSE_NORMAL
-        };
+    async fn close(&mut self, code: Option<u16>) {
         websocket::encode_close(&mut self.out, code);
         let _ = self.flush().await;
         let _ = self.io.shutdown().await;
@@ -231,7 +246,7 @@ impl WireWrite for TcpWrite {
     async fn pong(&mut self, _payload: Bytes) -> io::Result<()> {
         Ok(())
     }
-    async fn close(&mut self, _error: bool) {
+    async fn close(&mut self, _code: Option<u16>) {
         let _ = self.flush().await;
         let _ = self.io.shutdown().await;
     }

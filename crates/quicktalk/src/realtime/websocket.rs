@@ -1,5 +1,6 @@
 //! Server-side WebSocket framing (RFC 6455 §5), sans-I/O: bytes in, payload bytes
-//! and control frames out; frames to bytes.
+//! and control frames out; frames to bytes. Text messages are checked to be UTF-8
+//! (§8.1) as they arrive, across fragments; close frames are checked (§7.4).
 //!
 //! Hand-written rather than tungstenite because STOMP treats the socket as a byte
 //! stream: data payloads are unmasked straight into the STOMP decoder's buffer
@@ -18,12 +19,16 @@ const OP_PONG: u8 = 0xA;
 
 /// A close code: normal closure.
 pub const CLOSE_NORMAL: u16 = 1000;
-/// A close code: the endpoint is going away / protocol or policy violation.
+/// A close code: the server is going away (shutting down).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// A close code: protocol error (WebSocket or STOMP).
+pub const CLOSE_PROTOCOL: u16 = 1002;
+/// A close code: data not consistent with its type (a text message not UTF-8).
+pub const CLOSE_BAD_DATA: u16 = 1007;
+/// A close code: policy violation (refused CONNECT, slow consumer, timeouts).
 pub const CLOSE_POLICY: u16 = 1008;
 /// A close code: a message was too big.
 pub const CLOSE_TOO_BIG: u16 = 1009;
-/// A close code: protocol error.
-pub const CLOSE_PROTOCOL: u16 = 1002;
 
 /// Something other than data that the peer sent.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +54,10 @@ pub enum WsError {
     Fragmentation,
     #[error("frame of {0} bytes is too large")]
     TooLarge(u64),
+    #[error("text message is not valid utf-8")]
+    InvalidUtf8,
+    #[error("invalid close code {0}")]
+    CloseCode(u16),
 }
 
 impl WsError {
@@ -56,8 +65,60 @@ impl WsError {
     pub fn close_code(&self) -> u16 {
         match self {
             WsError::TooLarge(_) => CLOSE_TOO_BIG,
+            WsError::InvalidUtf8 => CLOSE_BAD_DATA,
             _ => CLOSE_PROTOCOL,
         }
+    }
+}
+
+/// Whether a peer may send `code` in a close frame (RFC 6455 §7.4, IANA registry).
+fn valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Incremental UTF-8 check of one text message whose bytes come in pieces: keeps
+/// at most the 3 bytes of a character cut at a piece's end.
+#[derive(Debug, Default)]
+struct Utf8Check {
+    carry: [u8; 4],
+    carry_len: usize,
+}
+
+impl Utf8Check {
+    /// Checks the next piece; `fin`: it ends the message.
+    fn feed(&mut self, mut bytes: &[u8], fin: bool) -> Result<(), WsError> {
+        if self.carry_len > 0 {
+            let width = match self.carry[0] {
+                0xC2..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF4 => 4,
+                _ => return Err(WsError::InvalidUtf8),
+            };
+            let take = (width - self.carry_len).min(bytes.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&bytes[..take]);
+            self.carry_len += take;
+            bytes = &bytes[take..];
+            match std::str::from_utf8(&self.carry[..self.carry_len]) {
+                Ok(_) => self.carry_len = 0,
+                // Still a valid start of a character: wait for its other bytes.
+                Err(e) if e.error_len().is_none() && bytes.is_empty() => {}
+                Err(_) => return Err(WsError::InvalidUtf8),
+            }
+        }
+        if self.carry_len == 0 {
+            if let Err(e) = std::str::from_utf8(bytes) {
+                if e.error_len().is_some() {
+                    return Err(WsError::InvalidUtf8);
+                }
+                let rest = &bytes[e.valid_up_to()..];
+                self.carry[..rest.len()].copy_from_slice(rest);
+                self.carry_len = rest.len();
+            }
+        }
+        if fin && self.carry_len > 0 {
+            return Err(WsError::InvalidUtf8);
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +128,9 @@ pub struct Decoder {
     max_payload: usize,
     /// Inside a fragmented data message.
     in_message: bool,
+    /// The message being received is text (checked to be UTF-8).
+    text: bool,
+    utf8: Utf8Check,
 }
 
 impl Decoder {
@@ -74,6 +138,8 @@ impl Decoder {
         Decoder {
             max_payload,
             in_message: false,
+            text: false,
+            utf8: Utf8Check::default(),
         }
     }
 
@@ -111,15 +177,33 @@ impl Decoder {
                     if continuation != self.in_message {
                         return Err(WsError::Fragmentation);
                     }
+                    if !continuation {
+                        self.text = opcode == OP_TEXT;
+                        self.utf8 = Utf8Check::default();
+                    }
+                    if self.text {
+                        self.utf8.feed(&payload, fin)?;
+                    }
                     self.in_message = !fin;
                     data.extend_from_slice(&payload);
                 }
                 OP_PING => return Ok(Some(Control::Ping(payload.freeze()))),
                 OP_PONG => return Ok(Some(Control::Pong)),
                 OP_CLOSE => {
-                    let code =
-                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    return Ok(Some(Control::Close(code)));
+                    if payload.len() == 1 {
+                        return Err(WsError::BadControl);
+                    }
+                    if payload.len() < 2 {
+                        return Ok(Some(Control::Close(None)));
+                    }
+                    let code = u16::from_be_bytes([payload[0], payload[1]]);
+                    if !valid_close_code(code) {
+                        return Err(WsError::CloseCode(code));
+                    }
+                    if std::str::from_utf8(&payload[2..]).is_err() {
+                        return Err(WsError::InvalidUtf8);
+                    }
+                    return Ok(Some(Control::Close(Some(code))));
                 }
                 other => return Err(WsError::Opcode(other)),
             }
@@ -204,10 +288,15 @@ pub fn encode_pong(out: &mut BytesMut, payload: &[u8]) {
     out.put_slice(payload);
 }
 
-/// Appends a close frame with `code`.
-pub fn encode_close(out: &mut BytesMut, code: u16) {
-    put_header(out, OP_CLOSE, 2);
-    out.put_u16(code);
+/// Appends a close frame with `code`, or with no payload at all.
+pub fn encode_close(out: &mut BytesMut, code: Option<u16>) {
+    match code {
+        Some(code) => {
+            put_header(out, OP_CLOSE, 2);
+            out.put_u16(code);
+        }
+        None => put_header(out, OP_CLOSE, 0),
+    }
 }
 
 #[cfg(test)]
@@ -255,7 +344,8 @@ mod tests {
     fn unmasks_every_length_form() {
         for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let (data, controls) = decode_all(&client_frame(true, OP_TEXT, &payload), 1 << 20);
+            // Binary: the payload is not UTF-8.
+            let (data, controls) = decode_all(&client_frame(true, OP_BINARY, &payload), 1 << 20);
             assert_eq!(data, payload, "len {len}");
             assert!(controls.is_empty());
         }
@@ -337,10 +427,126 @@ mod tests {
         encode_text(&mut out, &[0; 300]);
         assert_eq!(&out[..4], &[0x81, 126, 1, 44]);
         out.clear();
-        encode_close(&mut out, 1000);
+        encode_close(&mut out, Some(1000));
         assert_eq!(&out[..], &[0x88, 2, 0x03, 0xE8]);
+        out.clear();
+        encode_close(&mut out, None);
+        assert_eq!(&out[..], &[0x88, 0]);
         out.clear();
         encode_pong(&mut out, b"p");
         assert_eq!(&out[..], &[0x8A, 1, b'p']);
+    }
+
+    #[test]
+    fn text_must_be_utf8_across_fragments() {
+        // "한" (ED 95 9C) cut inside the character between two fragments: valid.
+        let mut ok = client_frame(false, OP_TEXT, b"a\xED");
+        ok.extend(client_frame(true, OP_CONTINUATION, b"\x95\x9Cb"));
+        let (data, c) = decode_all(&ok, 100);
+        assert!(c.is_empty(), "{c:?}");
+        assert_eq!(data, "a한b".as_bytes());
+        // Invalid bytes, a character cut off at the end of the message, an
+        // overlong form split over fragments.
+        for bad in [
+            client_frame(true, OP_TEXT, b"\xff"),
+            client_frame(true, OP_TEXT, b"ab\xED\x95"),
+            [
+                client_frame(false, OP_TEXT, b"\xE0"),
+                client_frame(true, OP_CONTINUATION, b"\x80\x80"),
+            ]
+            .concat(),
+        ] {
+            assert_eq!(decode_all(&bad, 100).1, vec![Err(WsError::InvalidUtf8)]);
+        }
+        assert_eq!(WsError::InvalidUtf8.close_code(), CLOSE_BAD_DATA);
+        // Binary messages carry any bytes.
+        let (data, c) = decode_all(&client_frame(true, OP_BINARY, b"\xff\x00"), 100);
+        assert!(c.is_empty());
+        assert_eq!(data, b"\xff\x00");
+    }
+
+    #[test]
+    fn close_frames_are_checked() {
+        assert_eq!(
+            decode_all(&client_frame(true, OP_CLOSE, b""), 100).1,
+            vec![Ok(Control::Close(None))]
+        );
+        assert_eq!(
+            decode_all(&client_frame(true, OP_CLOSE, &[0x03]), 100).1,
+            vec![Err(WsError::BadControl)]
+        );
+        assert_eq!(
+            decode_all(&client_frame(true, OP_CLOSE, &1005u16.to_be_bytes()), 100).1,
+            vec![Err(WsError::CloseCode(1005))]
+        );
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.push(0xff);
+        assert_eq!(
+            decode_all(&client_frame(true, OP_CLOSE, &bad_reason), 100).1,
+            vec![Err(WsError::InvalidUtf8)]
+        );
+        assert_eq!(
+            decode_all(&client_frame(true, OP_CLOSE, &4000u16.to_be_bytes()), 100).1,
+            vec![Ok(Control::Close(Some(4000)))]
+        );
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes, fed in any chunks: no panic, bounded buffers.
+            #[test]
+            fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), cut in 1usize..64) {
+                let mut d = Decoder::new(256);
+                let mut raw = BytesMut::new();
+                let mut data = BytesMut::new();
+                'feed: for chunk in bytes.chunks(cut) {
+                    raw.extend_from_slice(chunk);
+                    loop {
+                        match d.decode(&mut raw, &mut data) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => break,
+                            Err(_) => break 'feed,
+                        }
+                    }
+                    prop_assert!(raw.len() <= 256 + 14 + cut);
+                }
+            }
+
+            /// A text message split into fragments anywhere is accepted exactly when
+            /// the whole is UTF-8.
+            #[test]
+            fn utf8_check_matches_std(
+                text in proptest::collection::vec(any::<u8>(), 0..40),
+                cuts in proptest::collection::vec(0usize..40, 0..4),
+            ) {
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(text.len())).collect();
+                cuts.sort_unstable();
+                let mut bytes = Vec::new();
+                let mut from = 0;
+                let mut first = true;
+                for &c in cuts.iter().chain(std::iter::once(&text.len())) {
+                    let last = c == text.len();
+                    if c < from || (!last && c == from) {
+                        continue;
+                    }
+                    let op = if first { OP_TEXT } else { OP_CONTINUATION };
+                    bytes.extend(client_frame(last, op, &text[from..c]));
+                    first = false;
+                    from = c;
+                    if last {
+                        break;
+                    }
+                }
+                let (data, c) = decode_all(&bytes, 1000);
+                let valid = std::str::from_utf8(&text).is_ok();
+                prop_assert_eq!(c.is_empty(), valid, "{:?} {:?}", text, c);
+                if valid {
+                    prop_assert_eq!(data, text);
+                }
+            }
+        }
     }
 }

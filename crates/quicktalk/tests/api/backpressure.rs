@@ -78,3 +78,95 @@ async fn a_slow_consumer_is_cut_off_with_an_error() {
         .unwrap();
     say(&mut a, room, "still alive").await;
 }
+
+/// Defect: a client that sends pings but never reads was never dropped: the
+/// server awaited the pong (and every write) without bound, so neither the
+/// slow-consumer kill nor any deadline fired, and the user stayed online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pings_but_never_reads_is_dropped_after_the_write_timeout() {
+    use crate::rawws::{client_frame, RawWs, OP_PING};
+    let app = spawn_app_with(|c| {
+        c.write_timeout_ms = 1000;
+        // Far more than the flood: only the write timeout can drop the client.
+        c.outbound_queue = 1_000_000;
+    })
+    .await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let room = app.create_room(&alice, "r", "public").await;
+    app.join(&bob, room).await;
+    let dest = format!("/topic/rooms.{room}");
+    let mut ws = RawWs::open(app.addr, Some(4096)).await;
+    ws.connect_stomp(&bob.token, "0,0").await;
+    ws.send_text(&format!(
+        "SUBSCRIBE\nid:s\ndestination:{dest}\nreceipt:r\n\n\0"
+    ))
+    .await;
+    loop {
+        let f = ws.next_data(Duration::from_secs(5)).await.expect("RECEIPT");
+        if f.text().starts_with("RECEIPT") {
+            break;
+        }
+    }
+    let online = |v: &serde_json::Value| {
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == bob.id && m["online"] == true)
+    };
+    let (_, v) = app
+        .get(&format!("/api/v1/rooms/{room}/members"), &alice.token)
+        .await;
+    assert!(online(&v), "{v}");
+
+    // From now on Bob only pings, and never reads.
+    let (_rd, wr) = ws.stream.into_split();
+    let pinger = tokio::spawn(async move {
+        loop {
+            let _ = wr.try_write(&client_frame(true, OP_PING, b"hi"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    // Alice floods the room: far more than the socket buffers hold.
+    let mut a = app.stomp(&alice).await;
+    let big = "가".repeat(4000);
+    let flood_start = tokio::time::Instant::now();
+    for i in 0..800 {
+        let r = (i % 50 == 49).then(|| i.to_string());
+        a.send_json(
+            &format!("/app/rooms.{room}"),
+            &json!({ "text": big }),
+            r.as_deref(),
+        )
+        .await
+        .unwrap();
+        if let Some(r) = r {
+            a.expect_receipt(&r).await.unwrap();
+        }
+    }
+    let flooded = flood_start.elapsed();
+    // Within the bound (write timeout, plus slack for a slow machine) Bob is
+    // dropped and listed offline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = app
+            .get(&format!("/api/v1/rooms/{room}/members"), &alice.token)
+            .await;
+        if !online(&v) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a client that stopped reading is still online 15 s after the flood ({flooded:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        app.metric("quicktalk_connection_timeouts_total{kind=\"write\"}")
+            .await
+            >= 1.0
+    );
+    pinger.abort();
+    say(&mut a, room, "still alive").await;
+}

@@ -182,6 +182,11 @@ async fn protocol_violations_get_error_and_close() {
             "already connected",
             b"CONNECT\naccept-version:1.2\n\n\0".to_vec(),
         ),
+        // A raw NUL in a header would be echoed into the RECEIPT (ending it early).
+        (
+            "nul",
+            b"SUBSCRIBE\nid:e\ndestination:/user/queue/errors\nreceipt:a\0b\n\n\0".to_vec(),
+        ),
     ];
     for (needle, bytes) in cases {
         let mut c = app.stomp(&user).await;
@@ -381,4 +386,130 @@ async fn plain_http_on_the_websocket_endpoint_is_refused_clearly() {
     assert_eq!(res.status(), reqwest::StatusCode::UPGRADE_REQUIRED);
     let v: serde_json::Value = res.json().await.unwrap();
     assert_eq!(v["error"]["code"], "upgrade_required");
+}
+
+/// Defect: a client's WebSocket Close was not answered with a Close (RFC 6455 §5.5.1).
+#[tokio::test]
+async fn a_websocket_close_is_answered_with_a_close() {
+    use crate::rawws::{client_frame, RawWs, OP_CLOSE};
+    let app = spawn_app().await;
+    let user = app.signup("alice").await;
+    for (sent, echoed) in [(Some(4000u16), Some(4000u16)), (None, None)] {
+        let mut ws = RawWs::connect(app.addr, &user.token, "0,0").await;
+        let payload = sent.map(|c| c.to_be_bytes().to_vec()).unwrap_or_default();
+        ws.send_raw(&client_frame(true, OP_CLOSE, &payload)).await;
+        let (_, close) = ws.until_close(Duration::from_secs(5)).await;
+        let close = close.expect("a Close frame in answer");
+        assert_eq!(close.close_code(), echoed, "{close:?}");
+        assert!(ws.closed_within(Duration::from_secs(5)).await);
+    }
+}
+
+/// Defects: text frames were not checked to be UTF-8, and WebSocket or STOMP
+/// protocol errors closed with no (or a generic) close code.
+#[tokio::test]
+async fn protocol_errors_close_with_their_websocket_code() {
+    use crate::rawws::{client_frame, RawWs, OP_CONT, OP_TEXT};
+    let app = spawn_app_with(|c| c.max_frame_bytes = 8 * 1024).await;
+    let user = app.signup("alice").await;
+    let big = "x".repeat(9000);
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        // Invalid UTF-8 in a text message, even split across fragments.
+        (
+            "utf-8",
+            client_frame(true, OP_TEXT, b"SEND\ndestination:/x\n\n\xff\0"),
+            1007,
+        ),
+        (
+            "utf-8",
+            [
+                client_frame(false, OP_TEXT, b"SEND\ndestination:/x\n\n\xED"),
+                client_frame(true, OP_CONT, b"\0"),
+            ]
+            .concat(),
+            1007,
+        ),
+        // A WebSocket frame over its limit (4 × the STOMP one); a STOMP frame
+        // over the limit in pieces.
+        (
+            "too large",
+            client_frame(true, OP_TEXT, "x".repeat(40_000).as_bytes()),
+            1009,
+        ),
+        (
+            "exceeds",
+            [
+                client_frame(
+                    true,
+                    OP_TEXT,
+                    format!("SEND\ndestination:/x\n\n{}", &big[..5000]).as_bytes(),
+                ),
+                client_frame(true, OP_TEXT, &big.as_bytes()[..5000]),
+            ]
+            .concat(),
+            1009,
+        ),
+        // STOMP and WebSocket protocol errors.
+        (
+            "unknown command",
+            client_frame(true, OP_TEXT, b"HELLO\n\n\0"),
+            1002,
+        ),
+        (
+            "masked",
+            {
+                let mut f = client_frame(true, OP_TEXT, b"x");
+                f[1] &= 0x7f;
+                f.truncate(2);
+                f.push(b'x');
+                f
+            },
+            1002,
+        ),
+    ];
+    for (needle, bytes, code) in cases {
+        let mut ws = RawWs::connect(app.addr, &user.token, "0,0").await;
+        ws.send_raw(&bytes).await;
+        let (texts, close) = ws.until_close(Duration::from_secs(5)).await;
+        assert!(
+            texts
+                .iter()
+                .any(|t| t.starts_with("ERROR") && t.contains(needle)),
+            "{needle}: {texts:?}"
+        );
+        let close = close.unwrap_or_else(|| panic!("{needle}: no Close frame"));
+        assert_eq!(close.close_code(), Some(code), "{needle}");
+    }
+}
+
+/// Defect: with two subscriptions to `/user/queue/errors`, ending one silenced both.
+#[tokio::test]
+async fn two_error_subscriptions_one_ended_the_other_still_hears() {
+    let app = spawn_app().await;
+    let user = app.signup("alice").await;
+    let mut c = app.stomp(&user).await;
+    c.subscribe_sync("e1", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    c.subscribe_sync("e2", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    for (gone, left) in [("e2", "e1"), ("e1", "e3")] {
+        if left == "e3" {
+            c.subscribe_sync("e3", "/user/queue/errors", &[])
+                .await
+                .unwrap();
+        }
+        c.send(
+            &Frame::new(Command::Unsubscribe)
+                .with_header("id", gone)
+                .with_header("receipt", gone),
+        )
+        .await
+        .unwrap();
+        c.expect_receipt(gone).await.unwrap();
+        c.send_json("/app/nowhere", &json!({}), None).await.unwrap();
+        let err = c.next_json(left).await.unwrap();
+        assert_eq!(err["code"], "unknown_destination", "{err}");
+    }
 }

@@ -539,3 +539,15 @@ fn zero_limits_do_not_panic() {
         DecodeError::FrameTooLarge { limit: usize::MAX }
     );
 }
+
+#[test]
+fn nul_in_a_header_is_rejected() {
+    // Echoed into a RECEIPT, a raw NUL would end the peer's frame early.
+    assert_eq!(err(b"SEND\nreceipt:a\0b\n\n\0"), DecodeError::NulInHeader);
+    assert_eq!(err(b"SEND\na\0:b\n\nbody\0"), DecodeError::NulInHeader);
+    assert_eq!(
+        err(b"CONNECT\nlogin:x\0\n\n\0"),
+        DecodeError::NulInHeader,
+        "un-escaped frames too"
+    );
+}

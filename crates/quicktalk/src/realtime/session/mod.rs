@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quicktalk_stomp::{Command, Frame, Version};
+use tokio_util::sync::CancellationToken;
 
 use super::replier::Replier;
 use crate::fanout::{RoomSubscription, UserSubscription};
@@ -19,6 +20,12 @@ use crate::state::AppState;
 
 /// Most subscriptions one connection may hold.
 const MAX_SUBSCRIPTIONS: usize = 256;
+/// `since-seq` replays of one connection that run at once (each holds one page
+/// of history); more wait their turn.
+const REPLAYS_RUNNING: usize = 2;
+/// Most `since-seq` replays one connection may have pending (running or
+/// waiting); a SUBSCRIBE beyond that is rejected with `too_many_replays`.
+const MAX_REPLAYS: usize = 64;
 
 /// A protocol violation: ERROR frame, then close.
 #[derive(Debug)]
@@ -69,7 +76,9 @@ impl Subs {
 }
 
 enum Sub {
-    Room(Arc<RoomSubscription>),
+    /// With the replay's token while a `since-seq` replay is pending: cancelled
+    /// by UNSUBSCRIBE and on close, and by the replay itself when it ends.
+    Room(Arc<RoomSubscription>, Option<CancellationToken>),
     Events(Arc<UserSubscription>),
     Errors,
 }
@@ -87,6 +96,8 @@ pub struct Session {
     send_every: Option<Duration>,
     subs: Subs,
     typing_sent: HashMap<RoomId, tokio::time::Instant>,
+    /// Permits for running replays ([`REPLAYS_RUNNING`]); made on first use.
+    replay_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Session {
@@ -101,6 +112,7 @@ impl Session {
             send_every: None,
             subs: Subs::default(),
             typing_sent: HashMap::new(),
+            replay_slots: None,
         }
     }
 
@@ -173,13 +185,42 @@ impl Session {
             let matching = self.state.matching.clone();
             tokio::spawn(async move { matching.socket_closed(user.id).await });
         }
-        for (_, sub) in self.subs.0.drain(..) {
-            match sub {
-                Sub::Room(s) => self.state.hub.unsubscribe_room(&s),
-                Sub::Events(s) => self.state.hub.unsubscribe_user(&s),
-                Sub::Errors => self.replier.set_errors_sub(None),
+        for (_, sub) in std::mem::take(&mut self.subs.0) {
+            self.end_sub(sub);
+        }
+    }
+
+    /// Ends one subscription: a pending replay is cancelled and nothing more is
+    /// queued for it.
+    fn end_sub(&mut self, sub: Sub) {
+        match sub {
+            Sub::Room(s, replay) => {
+                if let Some(t) = replay {
+                    t.cancel();
+                }
+                self.state.hub.unsubscribe_room(&s);
+            }
+            Sub::Events(s) => self.state.hub.unsubscribe_user(&s),
+            Sub::Errors => {
+                // Another subscription to the errors queue (if any) takes over.
+                let other = self
+                    .subs
+                    .0
+                    .iter()
+                    .find(|(_, s)| matches!(s, Sub::Errors))
+                    .map(|(id, _)| Arc::from(&**id));
+                self.replier.set_errors_sub(other);
             }
         }
+    }
+
+    /// Replays pending (running or waiting) on this connection.
+    fn pending_replays(&self) -> usize {
+        self.subs
+            .0
+            .iter()
+            .filter(|(_, s)| matches!(s, Sub::Room(_, Some(t)) if !t.is_cancelled()))
+            .count()
     }
 }
 

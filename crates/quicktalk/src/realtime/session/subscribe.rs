@@ -1,11 +1,20 @@
 //! SUBSCRIBE / UNSUBSCRIBE, including `since-seq` history replay.
+//!
+//! A replay runs as its own task, at most [`REPLAYS_RUNNING`] per connection at
+//! once (at most [`MAX_REPLAYS`] pending); UNSUBSCRIBE and the connection's end
+//! cancel it, and nothing it read is queued after the UNSUBSCRIBE.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use quicktalk_stomp::{Frame, Version};
 
-use super::{required, Flow, Handled, ProtocolError, Session, Sub, MAX_SUBSCRIPTIONS};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    required, Flow, Handled, ProtocolError, Session, Sub, MAX_REPLAYS, MAX_SUBSCRIPTIONS,
+    REPLAYS_RUNNING,
+};
 use crate::error::AppError;
 use crate::fanout::{room_destination, Outbound, RoomSubscription};
 use crate::model::{HistoryQuery, RoomId, User};
@@ -13,7 +22,8 @@ use crate::realtime::destination::{self, SubscribeTo};
 use crate::realtime::replier::Replier;
 use crate::state::AppState;
 
-const REPLAY_PAGE: usize = 500;
+/// Stored messages read (and held) at once by one replay.
+const REPLAY_PAGE: usize = 100;
 
 impl Session {
     pub(super) async fn subscribe(&mut self, user: &User, frame: Frame) -> Handled {
@@ -51,6 +61,12 @@ impl Session {
                 ))
             }
         };
+        if since.is_some() && self.pending_replays() >= MAX_REPLAYS {
+            return reject(AppError::invalid(
+                "too_many_replays",
+                format!("at most {MAX_REPLAYS} since-seq replays at once per connection"),
+            ));
+        }
         let sub_id: Arc<str> = id.as_str().into();
         let hub = &self.state.hub;
         match destination::subscribe(&dest) {
@@ -83,26 +99,50 @@ impl Session {
                     self.replier.outlet.clone(),
                     since.is_some(),
                 );
-                self.subs.insert(id, Sub::Room(s.clone()));
+                // Checked again now that the subscription is registered: a leave
+                // applied between the first check and the registration dropped
+                // nothing (there was nothing yet), and would leave a live
+                // subscription to a room the user can no longer read. A leave
+                // applied after this check finds the subscription and drops it.
+                if let Err(e) = self.state.rooms.check_readable(user, room).await {
+                    hub.unsubscribe_room(&s);
+                    return reject(e);
+                }
                 // The presence snapshot goes to the new subscriber right away.
                 let presence = hub.presence_event(room);
                 self.replier.outlet.push(Outbound::Event {
                     sub: sub_id,
                     event: presence,
                 });
-                match since {
-                    None => self.replier.receipt(receipt.as_deref()),
-                    Some(since) => {
-                        tokio::spawn(replay(
-                            self.state.clone(),
-                            self.replier.clone(),
-                            s,
-                            room,
-                            since,
-                            receipt,
-                        ));
-                    }
+                let replay = since.map(|since| {
+                    let slots = self
+                        .replay_slots
+                        .get_or_insert_with(|| {
+                            Arc::new(tokio::sync::Semaphore::new(REPLAYS_RUNNING))
+                        })
+                        .clone();
+                    let token = CancellationToken::new();
+                    let done = token.clone().drop_guard();
+                    let cancelled = token.clone();
+                    let (state, replier, s) = (self.state.clone(), self.replier.clone(), s.clone());
+                    let receipt = receipt.clone();
+                    tokio::spawn(async move {
+                        let _done = done;
+                        tokio::select! {
+                            _ = cancelled.cancelled() => {}
+                            _ = async {
+                                let Ok(_slot) = slots.acquire_owned().await else { return };
+                                let _running = Running::new(&state.metrics.replays_running);
+                                replay(&state, &replier, &s, room, since, receipt.as_deref()).await;
+                            } => {}
+                        }
+                    });
+                    token
+                });
+                if replay.is_none() {
+                    self.replier.receipt(receipt.as_deref());
                 }
+                self.subs.insert(id, Sub::Room(s, replay));
                 Ok(Flow::Continue)
             }
         }
@@ -114,28 +154,44 @@ impl Session {
             (None, Version::V1_0) => required(&frame, "destination")?,
             (None, _) => return Err(ProtocolError::new("missing header: id", &frame)),
         };
-        match self.subs.remove(id) {
-            Some(Sub::Room(s)) => self.state.hub.unsubscribe_room(&s),
-            Some(Sub::Events(s)) => self.state.hub.unsubscribe_user(&s),
-            Some(Sub::Errors) => self.replier.set_errors_sub(None),
-            None => {}
+        if let Some(sub) = self.subs.remove(id) {
+            self.end_sub(sub);
         }
         self.replier.receipt(frame.header("receipt"));
         Ok(Flow::Continue)
     }
 }
 
+/// Counts a running replay in a gauge, however it ends (cancelled included).
+struct Running<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Running<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Running(gauge)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Sends every stored message with `seq > since`, then hands the subscription over
-/// to live delivery (which buffered meanwhile), then the SUBSCRIBE's RECEIPT.
+/// to live delivery (which buffered meanwhile), then the SUBSCRIBE's RECEIPT. Holds
+/// one page at a time and reads the next only when the client's queue has room;
+/// stops as soon as the subscription is closed.
 async fn replay(
-    state: Arc<AppState>,
-    replier: Replier,
-    sub: Arc<RoomSubscription>,
+    state: &AppState,
+    replier: &Replier,
+    sub: &RoomSubscription,
     room: RoomId,
     since: i64,
-    receipt: Option<String>,
+    receipt: Option<&str>,
 ) {
     let destination: Arc<str> = room_destination(room).into();
+    let max_wait = std::time::Duration::from_millis(state.config.write_timeout_ms);
     // A client cannot have seen more than the room holds: clamp, so that live
     // messages above the real end are not mistaken for ones already delivered.
     let last_seq = match state.rooms.store().room(room).await {
@@ -149,6 +205,9 @@ async fn replay(
     };
     let mut after = since.min(last_seq);
     loop {
+        if sub.is_closed() || !replier.outlet.wait_bulk_room(max_wait).await {
+            return;
+        }
         let q = HistoryQuery {
             before_seq: None,
             after_seq: Some(after),
@@ -170,11 +229,7 @@ async fn replay(
                 message_id: format!("m{}", m.id).into(),
                 body: Bytes::from(m.to_json_bytes()),
             });
-            let item = Outbound::Event {
-                sub: sub.sub_id().clone(),
-                event,
-            };
-            if !replier.outlet.push_bulk(item).await {
+            if !replier.outlet.wait_bulk_room(max_wait).await || !sub.push_replayed(event) {
                 return;
             }
         }
@@ -183,5 +238,7 @@ async fn replay(
         }
     }
     sub.finish_replay(after);
-    replier.receipt(receipt.as_deref());
+    if !sub.is_closed() {
+        replier.receipt(receipt);
+    }
 }
