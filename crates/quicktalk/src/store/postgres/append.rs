@@ -69,6 +69,15 @@ async fn exec(tx: &mut Transaction<'_, Postgres>, sql: &'static str) -> StoreRes
 }
 
 impl PostgresStore {
+    /// Each existing room's `last_seq`, for the event receiver's repair check.
+    pub async fn last_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, i64)>> {
+        sqlx::query_as("SELECT id, last_seq FROM rooms WHERE id = ANY($1)")
+            .bind(rooms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
     /// Appends `batch` inside `tx` (see the module docs for poisoned items).
     /// `pos[i]` is item `i`'s place in the log (partition, offset), if it has one.
     pub(super) async fn append_tx(
