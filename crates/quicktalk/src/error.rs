@@ -38,6 +38,11 @@ pub enum AppError {
     /// The server is shutting down or a queue is full; the client may retry.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// The request was accepted but its outcome is not known (the pipeline timed
+    /// out or went away): it may or may not have taken effect. Retrying with the
+    /// same `client_id` is safe.
+    #[error("{0}")]
+    OutcomeUnknown(&'static str),
     /// Something broke inside; the cause is logged, the client sees a generic text.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -80,6 +85,7 @@ impl AppError {
             AppError::TooLarge(_) => "too_large",
             AppError::RateLimited(_) => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
+            AppError::OutcomeUnknown(_) => "outcome_unknown",
             AppError::Internal(_) => "internal",
         }
     }
@@ -109,6 +115,9 @@ impl From<crate::model::AppendRejected> for AppError {
                 code: "not_member",
                 message: "you are not a member of this room".into(),
             },
+            crate::model::AppendRejected::Unstorable => {
+                AppError::invalid("unstorable", "the message cannot be stored as written")
+            }
         }
     }
 }

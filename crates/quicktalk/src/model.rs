@@ -260,6 +260,10 @@ pub enum AppendRejected {
     RoomNotFound,
     #[error("not a member of this room")]
     NotMember,
+    /// The database refused this item deterministically (e.g. PostgreSQL's
+    /// SQLSTATE classes 22/23, a SQLite constraint): retrying cannot help.
+    #[error("the message cannot be stored")]
+    Unstorable,
 }
 
 /// One row of `GET /rooms/{id}/members`.

@@ -39,6 +39,15 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_store(config, |store| store).await
+    }
+
+    /// Like [`Application::build`], with the configured store passed through
+    /// `wrap` first: tests inject faults with it (e.g. a store that panics).
+    pub async fn build_with_store(
+        config: Config,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let mut shared_pg: Option<Arc<PostgresStore>> = None;
@@ -65,6 +74,7 @@ impl Application {
                 )
             }
         };
+        let store = wrap(store);
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let pipeline_stop = CancellationToken::new();

@@ -6,7 +6,7 @@
 import { Api, ApiError, getToken, setToken } from "./api.js";
 import { ChatView, formatTime } from "./chat.js";
 import { h, clear } from "./dom.js";
-import { t, setLanguage, initialLanguage, language, LANGUAGES } from "./i18n.js";
+import { t, errorText, setLanguage, initialLanguage, language, LANGUAGES } from "./i18n.js";
 import { Live } from "./live.js";
 
 const root = document.getElementById("app");
@@ -54,6 +54,7 @@ function start() {
     onRoomEvent,
     onUserEvent,
     onError: onAppError,
+    onSendFailed,
     onReceipt: () => {},
     onAuthFailed: () => logout(),
   });
@@ -406,14 +407,12 @@ function onRoomEvent(roomId, ev) {
 }
 
 function onAppError(err) {
-  const rid = err.receipt_id || "";
-  if (rid.startsWith("r-")) {
-    const clientId = rid.slice(2);
-    app.live.drop(clientId);
-    app.chat?.failed(clientId, err.message);
-    return;
-  }
-  toast(err.code === "rate_limited" ? t("rate_limited") : t("error_generic", { message: err.message }));
+  toast(err.code === "rate_limited" ? t("rate_limited") : t("error_generic", { message: errorText(err) }));
+}
+
+/** A SEND of ours was rejected (or, `retryable`, could not be confirmed). */
+function onSendFailed(clientId, err, retryable) {
+  app.chat?.failed(clientId, errorText(err), retryable);
 }
 
 function onUserEvent(ev) {

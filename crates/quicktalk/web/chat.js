@@ -313,12 +313,34 @@ export class ChatView {
     this.input.focus();
   }
 
-  /** The server rejected a SEND (its RECEIPT id names the client_id). */
-  failed(clientId, message) {
+  /** The server rejected a SEND (its `receipt_id` names the client_id), or its
+   *  outcome stayed unknown after the automatic re-sends (`retryable`): then a
+   *  retry button sends it again with the same client_id. */
+  failed(clientId, message, retryable) {
     const li = this.list.querySelector(`li.pending[data-client-id="${CSS.escape(clientId)}"]`);
     if (!li) return;
     li.classList.add("failed");
-    li.querySelector("time").textContent = t("failed", { reason: message });
+    const time = li.querySelector("time");
+    time.textContent = t("failed", { reason: message });
+    li.querySelector("button.retry")?.remove();
+    if (!retryable) return;
+    const text = li.querySelector("p.text").textContent;
+    const roomId = this.room.id;
+    const retry = h(
+      "button.retry.ghost",
+      {
+        type: "button",
+        "data-testid": "retry",
+        onclick: () => {
+          retry.remove();
+          li.classList.remove("failed");
+          time.textContent = t("pending");
+          this.app.live.resend(clientId, roomId, text);
+        },
+      },
+      t("retry"),
+    );
+    li.querySelector("div.bubble").append(retry);
   }
 
   // ---------- membership ----------

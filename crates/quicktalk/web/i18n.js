@@ -99,6 +99,16 @@ const STRINGS = {
     error_generic: "Something went wrong: {message}",
     error_network: "Cannot reach the server.",
     rate_limited: "Slow down a little.",
+    // why a message was not sent (error codes)
+    err_outcome_unknown: "could not confirm it was delivered",
+    err_moderated: "blocked by moderation",
+    err_rate_limited: "you are sending too fast",
+    err_invalid_text: "it contains characters that cannot be sent",
+    err_empty_text: "the message is empty",
+    err_too_large: "the message is too long",
+    err_not_member: "you are not a member of this room",
+    err_unstorable: "the message cannot be stored",
+    err_unavailable: "the server is busy; try again",
   },
   ko: {
     app_name: "QuickTalk",
@@ -190,6 +200,15 @@ const STRINGS = {
     error_generic: "문제가 생겼습니다: {message}",
     error_network: "서버에 연결할 수 없습니다.",
     rate_limited: "조금 천천히 해 주세요.",
+    err_outcome_unknown: "전송 여부를 확인하지 못했습니다",
+    err_moderated: "운영 정책에 따라 차단되었습니다",
+    err_rate_limited: "너무 빠르게 보내고 있습니다",
+    err_invalid_text: "보낼 수 없는 문자가 들어 있습니다",
+    err_empty_text: "메시지가 비어 있습니다",
+    err_too_large: "메시지가 너무 깁니다",
+    err_not_member: "이 방의 멤버가 아닙니다",
+    err_unstorable: "메시지를 저장할 수 없습니다",
+    err_unavailable: "서버가 바쁩니다. 다시 시도해 주세요",
   },
 };
 
@@ -232,6 +251,12 @@ export function t(key, vars = {}) {
   }
   const s = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+/** The reason an error event gives, in the user's language when its code is known. */
+export function errorText(err) {
+  const key = `err_${err.code}`;
+  return key in STRINGS[current] ? t(key) : err.message || err.code || "";
 }
 
 /** For tests: both dictionaries must have the same keys. */

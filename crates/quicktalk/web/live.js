@@ -3,7 +3,15 @@
 // every watched room is re-subscribed with `since-seq` = the last seq seen, so a
 // reconnect misses nothing and repeats nothing. Messages not yet acknowledged by
 // a RECEIPT are sent again after a reconnect with the same `client_id`, which the
-// server stores once.
+// server stores once. A RECEIPT means stored; an error event carrying the SEND's
+// `receipt_id` means rejected, except `outcome_unknown` (maybe stored): that one
+// is re-sent with the same `client_id` after a growing delay, up to
+// RESEND_ATTEMPTS times, before the UI offers a retry control.
+
+/** Re-sends after `outcome_unknown` before giving up (then the user may retry). */
+export const RESEND_ATTEMPTS = 4;
+const RESEND_FIRST_MS = 500;
+const RESEND_MAX_MS = 8000;
 
 const { Client, ReconnectionTimeMode } = window.StompJs;
 
@@ -11,12 +19,12 @@ export class Live {
   /**
    * @param {string} token bearer token
    * @param {object} handlers {onStatus(status), onRoomEvent(roomId, body), onUserEvent(body),
-   *   onError(body), onReceipt(clientId), onAuthFailed()}
+   *   onError(body), onReceipt(clientId), onSendFailed(clientId, body, retryable), onAuthFailed()}
    */
   constructor(token, handlers) {
     this.h = handlers;
     this.rooms = new Map(); // roomId -> { lastSeq, sub }
-    this.pending = new Map(); // client_id -> { roomId, text, receipt }
+    this.pending = new Map(); // client_id -> { roomId, text, attempts, timer }
     this.status = "connecting";
     this.everConnected = false;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -55,7 +63,7 @@ export class Live {
   connected() {
     this.everConnected = true;
     this.client.subscribe("/user/queue/events", (m) => this.h.onUserEvent(JSON.parse(m.body)));
-    this.client.subscribe("/user/queue/errors", (m) => this.h.onError(JSON.parse(m.body)));
+    this.client.subscribe("/user/queue/errors", (m) => this.error(JSON.parse(m.body)));
     for (const [roomId, w] of this.rooms) this.subscribeRoom(roomId, w);
     // Anything sent but not acknowledged before the drop goes again (same client_id).
     for (const [clientId, p] of this.pending) this.publish(clientId, p);
@@ -110,9 +118,38 @@ export class Live {
 
   /** Sends a chat message; it stays pending (and is re-sent) until stored. */
   send(roomId, text, clientId) {
-    const p = { roomId, text };
+    const p = { roomId, text, attempts: 0, timer: null };
     this.pending.set(clientId, p);
     this.publish(clientId, p);
+  }
+
+  /** Sends a failed message again (the user pressed retry): same client_id. */
+  resend(clientId, roomId, text) {
+    this.drop(clientId);
+    this.send(roomId, text, clientId);
+  }
+
+  /** An error event: a rejected SEND of ours, or anything else for the app. */
+  error(body) {
+    const rid = body.receipt_id || "";
+    const clientId = rid.startsWith("r-") ? rid.slice(2) : null;
+    const p = clientId && this.pending.get(clientId);
+    if (!p) {
+      this.h.onError(body);
+      return;
+    }
+    if (body.code === "outcome_unknown" && p.attempts < RESEND_ATTEMPTS) {
+      // Maybe stored: the same client_id is stored at most once, so send again.
+      const delay = Math.min(RESEND_FIRST_MS * 2 ** p.attempts, RESEND_MAX_MS);
+      p.attempts += 1;
+      p.timer = setTimeout(() => {
+        p.timer = null;
+        if (this.pending.get(clientId) === p) this.publish(clientId, p);
+      }, delay);
+      return;
+    }
+    this.drop(clientId);
+    this.h.onSendFailed(clientId, body, body.code === "outcome_unknown");
   }
 
   publish(clientId, p) {
@@ -130,6 +167,8 @@ export class Live {
   }
 
   drop(clientId) {
+    const p = this.pending.get(clientId);
+    if (p && p.timer) clearTimeout(p.timer);
     this.pending.delete(clientId);
   }
 

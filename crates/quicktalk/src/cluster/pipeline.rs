@@ -26,7 +26,7 @@ use super::{partition_of, ClusterConfig};
 use crate::domain::pipeline::{Pipeline, Reply};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
-use crate::model::{AppendRejected, Appended, NewMessage};
+use crate::model::{Appended, NewMessage};
 use crate::store::postgres::{LogRecord, Logged, PostgresStore};
 
 /// A request not answered in this long gets an error (its sequencer died and the
@@ -134,16 +134,7 @@ impl KafkaPipeline {
 }
 
 fn into_result(o: Outcome) -> AppResult<Appended> {
-    match o {
-        Outcome::New(m) => Ok(Appended::New(m.into())),
-        Outcome::Duplicate(m) => Ok(Appended::Duplicate(m.into())),
-        Outcome::Unchanged => Ok(Appended::Unchanged),
-        Outcome::RoomNotFound => Err(AppendRejected::RoomNotFound.into()),
-        Outcome::NotMember => Err(AppendRejected::NotMember.into()),
-        Outcome::Failed(_) => Err(AppError::Unavailable(
-            "the message could not be confirmed; retry",
-        )),
-    }
+    o.into_result()
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{AppError, AppResult};
 use crate::model::{
     AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId, UserRef,
 };
@@ -54,6 +55,9 @@ pub enum Outcome {
     Unchanged,
     RoomNotFound,
     NotMember,
+    /// The store refused this record deterministically; the rest of its batch
+    /// was stored and the partition moved on.
+    Unstorable,
     /// Could not be decided (e.g. replayed after a crash without a stored row).
     Failed(String),
 }
@@ -66,6 +70,25 @@ impl From<Result<Appended, AppendRejected>> for Outcome {
             Ok(Appended::Unchanged) => Outcome::Unchanged,
             Err(AppendRejected::RoomNotFound) => Outcome::RoomNotFound,
             Err(AppendRejected::NotMember) => Outcome::NotMember,
+            Err(AppendRejected::Unstorable) => Outcome::Unstorable,
+        }
+    }
+}
+
+impl Outcome {
+    /// What the submitter hears: a stored message, a rejection, or
+    /// `outcome_unknown` when the record could not be decided.
+    pub fn into_result(self) -> AppResult<Appended> {
+        match self {
+            Outcome::New(m) => Ok(Appended::New(m.into())),
+            Outcome::Duplicate(m) => Ok(Appended::Duplicate(m.into())),
+            Outcome::Unchanged => Ok(Appended::Unchanged),
+            Outcome::RoomNotFound => Err(AppendRejected::RoomNotFound.into()),
+            Outcome::NotMember => Err(AppendRejected::NotMember.into()),
+            Outcome::Unstorable => Err(AppendRejected::Unstorable.into()),
+            Outcome::Failed(_) => Err(AppError::OutcomeUnknown(
+                "the message could not be confirmed; retry with the same client_id",
+            )),
         }
     }
 }
@@ -110,5 +133,20 @@ impl From<WireMessage> for Message {
             client_id: m.client_id,
             sent_at: m.sent_at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unstorable_record_travels_as_its_own_rejection() {
+        let o: Outcome = Err(AppendRejected::Unstorable).into();
+        let json = serde_json::to_string(&o).unwrap();
+        let back: Outcome = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_result().unwrap_err().code(), "unstorable");
+        let failed = Outcome::Failed("replayed without a row".into());
+        assert_eq!(failed.into_result().unwrap_err().code(), "outcome_unknown");
     }
 }

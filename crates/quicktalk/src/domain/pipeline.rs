@@ -6,9 +6,18 @@
 //! that commits everything queued so far as one batch (group commit: many messages
 //! per fsync, none acknowledged before its commit), then publishes each stored
 //! message on the bus in `seq` order.
+//!
+//! A sequencer that panics is restarted on the same queue (after a back-off that
+//! grows while it keeps panicking); every ticket of the batch it held resolves as
+//! `outcome_unknown`. [`PipelineHealth`] says whether a sequencer runs: `/healthz`
+//! answers 503 while it does not. After [`MAX_RESTARTS`] panics in a row (no
+//! commit in between) the pipeline stays down: queued messages are answered
+//! `outcome_unknown`, new ones `unavailable`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +28,32 @@ use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::model::{Appended, NewMessage};
 use crate::store::Store;
+
+/// Whether a pipeline can take messages now. Cheap to clone; every clone shares
+/// one state. Adapters read it (`/healthz`); pipelines set it.
+#[derive(Clone, Default)]
+pub struct PipelineHealth(Arc<Mutex<Option<&'static str>>>);
+
+impl PipelineHealth {
+    /// `Ok` while the pipeline runs, else why not.
+    pub fn status(&self) -> Result<(), &'static str> {
+        match *self.0.lock() {
+            None => Ok(()),
+            Some(why) => Err(why),
+        }
+    }
+
+    pub fn set_down(&self, why: &'static str) {
+        *self.0.lock() = Some(why);
+    }
+
+    pub fn set_up(&self) {
+        *self.0.lock() = None;
+    }
+}
+
+/// Panics in a row after which a local sequencer is not restarted any more.
+pub const MAX_RESTARTS: u32 = 5;
 
 /// Resolves when the message is stored (or rejected).
 pub type Ticket = oneshot::Receiver<AppResult<Appended>>;
@@ -50,6 +85,11 @@ pub trait Pipeline: Send + Sync + 'static {
     /// Messages submitted by one caller keep their order.
     async fn submit_with(&self, message: NewMessage, reply: Reply) -> AppResult<()>;
 
+    /// Whether the pipeline runs (always, for one without a health signal).
+    fn health(&self) -> PipelineHealth {
+        PipelineHealth::default()
+    }
+
     /// Accepts a message; the ticket resolves once it is stored or rejected.
     async fn submit(&self, message: NewMessage) -> AppResult<Ticket> {
         let (tx, ticket) = oneshot::channel();
@@ -58,17 +98,40 @@ pub trait Pipeline: Send + Sync + 'static {
     }
 }
 
-/// Waits for a ticket.
+/// Waits for a ticket. A ticket dropped unanswered was accepted, so whether it
+/// was stored is not known.
 pub async fn settle(ticket: Ticket) -> AppResult<Appended> {
-    ticket
-        .await
-        .unwrap_or(Err(AppError::Unavailable("server is shutting down")))
+    ticket.await.unwrap_or(Err(OUTCOME_UNKNOWN))
 }
+
+const OUTCOME_UNKNOWN: AppError =
+    AppError::OutcomeUnknown("the message may not have been stored; retry with the same client_id");
 
 type Item = (NewMessage, Reply);
 
+/// A reply that, if dropped unanswered (a panic unwinding the sequencer),
+/// answers `outcome_unknown`.
+struct Pending(Option<Reply>);
+
+impl Pending {
+    fn send(mut self, outcome: AppResult<Appended>) {
+        if let Some(r) = self.0.take() {
+            r.send(outcome);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.send(Err(OUTCOME_UNKNOWN));
+        }
+    }
+}
+
 pub struct LocalPipeline {
     tx: mpsc::Sender<Item>,
+    health: PipelineHealth,
 }
 
 impl LocalPipeline {
@@ -82,8 +145,19 @@ impl LocalPipeline {
         stop: CancellationToken,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(max_batch.max(1024) * 4);
-        let task = tokio::spawn(sequencer(rx, store, bus, metrics, max_batch, stop));
-        (Arc::new(LocalPipeline { tx }), task)
+        let health = PipelineHealth::default();
+        let task = tokio::spawn(supervise(
+            rx,
+            Sequencer {
+                store,
+                bus,
+                metrics,
+                max_batch,
+                stop,
+            },
+            health.clone(),
+        ));
+        (Arc::new(LocalPipeline { tx, health }), task)
     }
 }
 
@@ -93,19 +167,72 @@ impl Pipeline for LocalPipeline {
         self.tx
             .send((message, reply))
             .await
-            .map_err(|_| AppError::Unavailable("server is shutting down"))
+            .map_err(|_| AppError::Unavailable("the message pipeline is not running"))
+    }
+
+    fn health(&self) -> PipelineHealth {
+        self.health.clone()
     }
 }
 
-async fn sequencer(
-    mut rx: mpsc::Receiver<Item>,
+#[derive(Clone)]
+struct Sequencer {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     max_batch: usize,
     stop: CancellationToken,
+}
+
+/// Runs the sequencer, restarting it on the same queue when it panics.
+async fn supervise(rx: mpsc::Receiver<Item>, seq: Sequencer, health: PipelineHealth) {
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut panics = 0u32;
+    loop {
+        let committed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let run = tokio::spawn(sequencer(rx.clone(), seq.clone(), committed.clone()));
+        let Err(e) = run.await else { return };
+        if committed.load(std::sync::atomic::Ordering::Relaxed) {
+            panics = 0;
+        }
+        panics += 1;
+        health.set_down("the message sequencer failed");
+        tracing::error!(error = %e, panics, "message sequencer died");
+        if panics >= MAX_RESTARTS {
+            tracing::error!("message sequencer keeps failing; the pipeline stays down");
+            let mut rx = rx.lock().await;
+            rx.close();
+            while let Some((_, reply)) = rx.recv().await {
+                Pending(Some(reply)).send(Err(OUTCOME_UNKNOWN));
+            }
+            return;
+        }
+        let wait = Duration::from_millis(100 << panics.min(6));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = seq.stop.cancelled() => {}
+        }
+        health.set_up();
+    }
+}
+
+async fn sequencer(
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item>>>,
+    seq: Sequencer,
+    committed: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let mut closing = false;
+    let mut rx = rx.lock_owned().await;
+    let Sequencer {
+        store,
+        bus,
+        metrics,
+        max_batch,
+        stop,
+    } = seq;
+    let mut closing = stop.is_cancelled();
+    if closing {
+        rx.close();
+    }
     loop {
         let first = if closing {
             rx.recv().await
@@ -119,20 +246,26 @@ async fn sequencer(
                 }
             }
         };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
+        let Some((m, r)) = first else { break };
+        let mut batch = vec![(m, Pending(Some(r)))];
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok((m, r)) => batch.push((m, Pending(Some(r)))),
                 Err(_) => break,
             }
         }
         commit(batch, &*store, &*bus, &metrics).await;
+        committed.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     tracing::debug!("sequencer drained and stopped");
 }
 
-async fn commit(batch: Vec<Item>, store: &dyn Store, bus: &dyn Bus, metrics: &Metrics) {
+async fn commit(
+    batch: Vec<(NewMessage, Pending)>,
+    store: &dyn Store,
+    bus: &dyn Bus,
+    metrics: &Metrics,
+) {
     let (messages, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     let n = messages.len();
     let started = Instant::now();
@@ -153,11 +286,11 @@ async fn commit(batch: Vec<Item>, store: &dyn Store, bus: &dyn Bus, metrics: &Me
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, batch = n, "commit failed; batch rejected");
+            // Whether a failed commit took effect is not known (a connection
+            // lost during COMMIT): the client retries with the same client_id.
+            tracing::error!(error = %e, batch = n, "commit failed; outcome unknown");
             for reply in replies {
-                reply.send(Err(AppError::Unavailable(
-                    "message could not be stored; retry",
-                )));
+                reply.send(Err(OUTCOME_UNKNOWN));
             }
         }
     }

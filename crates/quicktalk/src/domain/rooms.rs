@@ -266,6 +266,11 @@ impl Rooms {
         Ok(())
     }
 
+    /// Whether the message pipeline runs (for `/healthz`).
+    pub fn pipeline_health(&self) -> super::pipeline::PipelineHealth {
+        self.pipeline.health()
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

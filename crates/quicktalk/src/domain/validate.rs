@@ -44,12 +44,20 @@ pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<Stri
     Ok(t.to_owned())
 }
 
-/// Trims and checks a message text: 1-4000 characters.
+/// Trims and checks a message text: 1-4000 characters; `\n` and `\t` are the
+/// only control characters allowed (NUL, the rest of C0, DEL and C1 are not:
+/// PostgreSQL cannot store NUL, and the others only garble what readers see).
 pub fn text(raw: &str) -> AppResult<String> {
     let t = raw.trim();
     let n = t.chars().count();
     if n == 0 {
         return Err(AppError::invalid("empty_text", "message text is empty"));
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(AppError::invalid(
+            "invalid_text",
+            "message text must not contain control characters other than newline and tab",
+        ));
     }
     if n > MAX_TEXT_CHARS {
         return Err(AppError::TooLarge(
@@ -100,5 +108,27 @@ mod tests {
         assert_eq!(text(" ").unwrap_err().code(), "empty_text");
         assert!(text(&"가".repeat(4000)).is_ok());
         assert_eq!(text(&"a".repeat(4001)).unwrap_err().code(), "too_large");
+    }
+
+    #[test]
+    fn texts_allow_newline_and_tab_only_among_controls() {
+        assert_eq!(text("a\nb\tc").unwrap(), "a\nb\tc");
+        for bad in [
+            "a\u{0}b",
+            "a\rb",
+            "a\u{1b}[2Jb",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{9b}b",
+        ] {
+            assert_eq!(text(bad).unwrap_err().code(), "invalid_text", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_ids_reject_controls() {
+        assert!(client_id("c-1").is_ok());
+        assert_eq!(client_id("c\u{0}").unwrap_err().code(), "invalid_client_id");
+        assert_eq!(client_id("").unwrap_err().code(), "invalid_client_id");
     }
 }

@@ -1,4 +1,5 @@
-//! `/healthz`, `/metrics`, and response counting.
+//! `/healthz` (503 while the message pipeline is down), `/metrics`, and
+//! response counting.
 
 use std::sync::Arc;
 
@@ -9,8 +10,15 @@ use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
 
-pub async fn healthz() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok"}))
+pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.rooms.pipeline_health().status() {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(why) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"status": "unavailable", "reason": why})),
+        )
+            .into_response(),
+    }
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

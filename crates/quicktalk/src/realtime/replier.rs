@@ -1,5 +1,7 @@
 //! Replies a session sends from anywhere, including tasks that outlive the frame
 //! that caused them: RECEIPTs and application errors on `/user/queue/errors`.
+//! A RECEIPT means the frame took effect (contract v2): a rejected frame gets its
+//! error event, carrying `receipt_id`, and no RECEIPT.
 
 use std::sync::Arc;
 
@@ -46,8 +48,8 @@ impl Replier {
         }
     }
 
-    /// Sends an application rejection to `/user/queue/errors` (if subscribed), then
-    /// the RECEIPT the frame asked for.
+    /// Sends an application rejection to `/user/queue/errors` (if subscribed), with
+    /// the frame's `receipt` as `receipt_id`; no RECEIPT follows.
     pub fn app_error(&self, err: &AppError, destination: &str, receipt: Option<&str>) {
         if let AppError::Internal(cause) = err {
             tracing::error!(error = %format!("{cause:#}"), destination, "internal error");
@@ -67,6 +69,5 @@ impl Replier {
                 .event(USER_ERRORS.into(), None, Bytes::from(body.to_string()));
             self.outlet.push(Outbound::Event { sub, event });
         }
-        self.receipt(receipt);
     }
 }

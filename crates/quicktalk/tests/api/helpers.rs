@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use quicktalk::config::Config;
+use quicktalk::store::Store;
 use quicktalk::Application;
+use quicktalk_client::stomp::{Command, Frame};
 use quicktalk_client::StompClient;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -44,9 +47,20 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub async fn spawn_app_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_wrapping_store(dir, tweak, |s| s).await
+}
+
+/// A server whose store is first passed through `wrap` (fault injection).
+pub async fn spawn_app_wrapping_store(
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) -> TestApp {
     let mut config = test_config(dir.path());
     tweak(&mut config);
-    let app = Application::build(config).await.expect("server builds");
+    let app = Application::build_with_store(config, wrap)
+        .await
+        .expect("server builds");
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until_stopped(async move {
@@ -235,6 +249,37 @@ pub async fn say(c: &mut StompClient, room: i64, text: &str) {
     .await
     .unwrap();
     c.expect_receipt(&receipt).await.unwrap();
+}
+
+/// Asserts that RECEIPT `id` was not sent and will not be: a probe frame's
+/// RECEIPT, sent after it, arrives first (frames are answered in order; call this
+/// after the rejection's error event arrived). Frames read meanwhile are dropped.
+pub async fn assert_no_receipt(c: &mut StompClient, id: &str) {
+    let probe = format!("probe-{}", rand_id());
+    c.send(
+        &Frame::new(Command::Unsubscribe)
+            .with_header("id", "no-such-subscription")
+            .with_header("receipt", &probe),
+    )
+    .await
+    .unwrap();
+    loop {
+        let f = c.recv().await.unwrap().expect("socket open");
+        if f.command == Command::Receipt {
+            let r = f.header("receipt-id");
+            assert_ne!(r, Some(id), "a rejected frame got a RECEIPT");
+            if r == Some(probe.as_str()) {
+                return;
+            }
+        }
+    }
+}
+
+/// Waits for the next error event on `sub` (the `/user/queue/errors` subscription).
+pub async fn next_error(c: &mut StompClient, sub: &str) -> Value {
+    let e = c.next_json(sub).await.unwrap();
+    assert_eq!(e["type"], "error", "{e}");
+    e
 }
 
 pub fn rand_id() -> u64 {

@@ -8,7 +8,7 @@ use quicktalk_client::StompClient;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{code, say, spawn_app_with, TestApp, TestUser};
+use crate::helpers::{assert_no_receipt, code, say, spawn_app_with, TestApp, TestUser};
 
 async fn app() -> TestApp {
     spawn_app_with(|c| {
@@ -342,7 +342,8 @@ async fn bad_input_and_no_ops_over_stomp() {
         let e = ca.next_json("err").await.unwrap();
         assert_eq!(e["code"], want);
         assert_eq!(e["destination"], "/app/match.connect");
-        ca.expect_receipt("r").await.unwrap();
+        assert_eq!(e["receipt_id"], "r");
+        assert_no_receipt(&mut ca, "r").await;
     }
     // An empty body is fine.
     ca.send_text("SEND\ndestination:/app/match.connect\n\n\0")

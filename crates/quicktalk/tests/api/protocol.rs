@@ -6,7 +6,7 @@ use quicktalk_client::stomp::{Command, Frame};
 use quicktalk_client::StompClient;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{assert_no_receipt, spawn_app, spawn_app_with};
 
 /// Expects an ERROR (whose `message` contains `needle`) and then the socket closing.
 async fn expect_error_and_close(c: &mut StompClient, needle: &str) {
@@ -286,14 +286,16 @@ async fn application_errors_keep_the_socket_open() {
         assert_eq!(err["destination"], dest.as_str());
         assert_eq!(err["receipt_id"], receipt.as_str());
         assert!(!err["message"].as_str().unwrap().is_empty());
-        c.expect_receipt(&receipt).await.unwrap();
+        // Contract v2: a rejected frame gets no RECEIPT.
+        assert_no_receipt(&mut c, &receipt).await;
     }
     c.subscribe("x", "/topic/elsewhere", &[("receipt", "sx")])
         .await
         .unwrap();
     let err = c.next_json("errs").await.unwrap();
     assert_eq!(err["code"], "unknown_destination");
-    c.expect_receipt("sx").await.unwrap();
+    assert_eq!(err["receipt_id"], "sx");
+    assert_no_receipt(&mut c, "sx").await;
     c.subscribe("errs", "/user/queue/events", &[])
         .await
         .unwrap();

@@ -119,13 +119,14 @@ async fn pipelined_sender(
             }
             Command::Message => {
                 // Only `/user/queue/errors` is subscribed: this is a rejection,
-                // sent before the RECEIPT of the same frame.
+                // which ends its frame (contract v2: no RECEIPT follows).
                 let body: Value = serde_json::from_slice(&f.body).unwrap_or(Value::Null);
                 let i = body["receipt_id"]
                     .as_str()
                     .and_then(|r| receipt_index(sender, r));
                 match i {
                     Some(i) => {
+                        in_flight = in_flight.saturating_sub(1);
                         out.rejected.insert(i, body);
                     }
                     None => {

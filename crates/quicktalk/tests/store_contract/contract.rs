@@ -403,6 +403,51 @@ pub async fn membership_changes_apply_within_a_batch(s: S) {
 
 /// Two writers (two nodes on one database, or two callers of one store) appending
 /// to the same rooms at once: every seq 1..=N once per room, nothing lost.
+/// An item the database refuses (NUL in `text`, which PostgreSQL cannot hold; a
+/// join by a user that does not exist) is rejected on its own: the rest of the
+/// batch is stored, in order, with gapless `seq`, and the room takes more after.
+pub async fn a_poisoned_item_is_rejected_alone(s: S) {
+    let a = user(&s, "alice").await;
+    let r = room(&s, &a, Visibility::Public).await;
+    join(&s, r, &a).await;
+    let ghost = UserRef {
+        id: 987_654_321,
+        name: "ghost".into(),
+    };
+    let out = s
+        .append(vec![
+            text(r, &a, "one"),
+            text(r, &a, "poison\0ed"),
+            text(r, &a, "two"),
+            msg(r, &ghost, MessageKind::Join, "", None),
+            text(r, &a, "three"),
+        ])
+        .await
+        .expect("a poisoned item must not fail the batch");
+    assert_eq!(out[1], Err(AppendRejected::Unstorable));
+    assert_eq!(out[3], Err(AppendRejected::Unstorable));
+    let seqs: Vec<i64> = [&out[0], &out[2], &out[4]]
+        .into_iter()
+        .map(seq_of)
+        .collect();
+    assert_eq!(seqs, [2, 3, 4]);
+    let later = s.append(vec![text(r, &a, "four")]).await.unwrap();
+    assert_eq!(seq_of(&later[0]), 5);
+    let q = HistoryQuery {
+        before_seq: None,
+        after_seq: None,
+        limit: 50,
+    };
+    let (history, _) = s.messages(r, q).await.unwrap();
+    let texts: Vec<(i64, &str)> = history.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(
+        texts,
+        [(1, ""), (2, "one"), (3, "two"), (4, "three"), (5, "four")]
+    );
+    assert_eq!(s.room(r).await.unwrap().unwrap().last_seq, 5);
+    assert!(!s.is_member(r, ghost.id).await.unwrap());
+}
+
 pub async fn concurrent_writers_keep_seq_gapless(a: S, b: S) {
     let alice = user(&a, "conc_alice").await;
     let bob = user(&a, "conc_bob").await;

@@ -104,6 +104,7 @@ macro_rules! all_contract_tests {
                 read_cursor_is_clamped_and_monotonic,
                 members_in_join_order,
                 membership_changes_apply_within_a_batch,
+                a_poisoned_item_is_rejected_alone,
             ]
         );
     };

@@ -1,6 +1,12 @@
 //! One batch of messages in one transaction: lock the batch's rooms, read their
 //! `last_seq`, memberships and earlier `client_id`s set-wise, decide every item in
 //! order, write with multi-row `unnest` inserts.
+//!
+//! Poison-proof: the batch runs under a savepoint. When PostgreSQL refuses it
+//! deterministically (SQLSTATE class 22 data exception, e.g. NUL in `text`, or 23
+//! integrity violation), it is rolled back to the savepoint and retried one item
+//! per savepoint: the refused items become [`AppendRejected::Unstorable`] and the
+//! rest commit. Any other error (connection loss, serialization) fails the batch.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +16,7 @@ use super::db;
 use super::rows::*;
 use super::PostgresStore;
 use crate::model::{AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId};
-use crate::store::StoreResult;
+use crate::store::{StoreError, StoreResult};
 
 /// Rows to write, column by column (for `unnest`).
 #[derive(Default)]
@@ -43,9 +49,76 @@ struct RoomState {
     touched: bool,
 }
 
+/// Whether `e` is PostgreSQL refusing the data itself (SQLSTATE class 22 or 23):
+/// the same statement would fail again, so retrying the batch cannot help.
+pub(super) fn is_deterministic(e: &StoreError) -> bool {
+    let StoreError::Backend(e) = e else {
+        return false;
+    };
+    e.chain().any(|c| {
+        c.downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .and_then(|d| d.code())
+            .is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+    })
+}
+
+async fn exec(tx: &mut Transaction<'_, Postgres>, sql: &'static str) -> StoreResult<()> {
+    sqlx::query(sql).execute(&mut **tx).await.map_err(db)?;
+    Ok(())
+}
+
 impl PostgresStore {
+    /// Each existing room's `last_seq`, for the event receiver's repair check.
+    pub async fn last_seqs(&self, rooms: &[RoomId]) -> StoreResult<Vec<(RoomId, i64)>> {
+        sqlx::query_as("SELECT id, last_seq FROM rooms WHERE id = ANY($1)")
+            .bind(rooms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    /// Appends `batch` inside `tx` (see the module docs for poisoned items).
     /// `pos[i]` is item `i`'s place in the log (partition, offset), if it has one.
     pub(super) async fn append_tx(
+        tx: &mut Transaction<'_, Postgres>,
+        batch: Vec<NewMessage>,
+        pos: Vec<Option<(i32, i64)>>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
+        exec(tx, "SAVEPOINT append_batch").await?;
+        match Self::append_batch(tx, batch.clone(), pos.clone()).await {
+            Ok(out) => {
+                exec(tx, "RELEASE SAVEPOINT append_batch").await?;
+                return Ok(out);
+            }
+            Err(e) if is_deterministic(&e) => {
+                tracing::warn!(error = %e, batch = batch.len(), "batch refused; storing item by item");
+                exec(tx, "ROLLBACK TO SAVEPOINT append_batch").await?;
+            }
+            Err(e) => return Err(e),
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for (m, p) in batch.into_iter().zip(pos) {
+            exec(tx, "SAVEPOINT append_item").await?;
+            match Self::append_batch(tx, vec![m], vec![p]).await {
+                Ok(mut one) => {
+                    exec(tx, "RELEASE SAVEPOINT append_item").await?;
+                    out.push(one.pop().expect("one outcome per item"));
+                }
+                Err(e) if is_deterministic(&e) => {
+                    tracing::warn!(error = %e, "message refused by the database; rejected alone");
+                    exec(tx, "ROLLBACK TO SAVEPOINT append_item").await?;
+                    exec(tx, "RELEASE SAVEPOINT append_item").await?;
+                    out.push(Err(AppendRejected::Unstorable));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        exec(tx, "RELEASE SAVEPOINT append_batch").await?;
+        Ok(out)
+    }
+
+    async fn append_batch(
         tx: &mut Transaction<'_, Postgres>,
         batch: Vec<NewMessage>,
         pos: Vec<Option<(i32, i64)>>,

@@ -5,7 +5,8 @@
 //! transaction (WAL, `synchronous=FULL` by default: one fsync per batch). Reads use
 //! a small pool of read-only connections on the blocking thread pool; WAL lets them
 //! run while the writer commits. The writer caches each room's `last_seq`: it is the
-//! only process writing this file. WAL checkpoints run on their own thread and
+//! only process writing this file (the cache is bounded: see `writer`). The
+//! writer's queue is bounded too: callers beyond it wait (back-pressure). WAL checkpoints run on their own thread and
 //! connection (PASSIVE, never blocking the writer), so their fsyncs stay off the
 //! commit path.
 
@@ -44,8 +45,12 @@ pub enum Synchronous {
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 
+/// Writes queued for the writer thread at most; a caller beyond it waits for
+/// room (back-pressure) instead of growing the queue.
+const WRITE_QUEUE: usize = 1024;
+
 pub struct SqliteStore {
-    jobs: std::sync::mpsc::Sender<Job>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
@@ -83,6 +88,10 @@ fn spawn_checkpointer(
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and runs migrations.
     pub fn open(path: &Path, sync: Synchronous) -> anyhow::Result<Self> {
+        Self::open_with_queue(path, sync, WRITE_QUEUE)
+    }
+
+    fn open_with_queue(path: &Path, sync: Synchronous, queue: usize) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -106,12 +115,12 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
         spawn_checkpointer(path.to_owned(), stop_checkpoints.clone())?;
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(queue);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut w = Writer::new(conn);
-                while let Ok(job) = rx.recv() {
+                while let Some(job) = rx.blocking_recv() {
                     job(&mut w);
                 }
             })
@@ -134,6 +143,7 @@ impl SqliteStore {
             .send(Box::new(move |w| {
                 let _ = tx.send(f(w));
             }))
+            .await
             .map_err(|_| anyhow::anyhow!("SQLite writer thread is gone"))?;
         let r = rx
             .await
@@ -480,4 +490,49 @@ fn is_unique_violation(e: &anyhow::Error) -> bool {
                 if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_write_queue_is_bounded_and_applies_back_pressure() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open_with_queue(&dir.path().join("q.db"), Synchronous::Normal, 4).unwrap(),
+        );
+        // Hold the writer thread until released.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let s = store.clone();
+        let blocker = tokio::spawn(async move {
+            s.write(move |_| {
+                let _ = held.recv();
+                Ok(())
+            })
+            .await
+        });
+        let mut writers = Vec::new();
+        for i in 0..50 {
+            let s = store.clone();
+            writers.push(tokio::spawn(async move {
+                s.write(move |w| {
+                    w.conn
+                        .execute("PRAGMA user_version", [])
+                        .map(|_| i)
+                        .or(Ok(i))
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let queued = store.jobs.max_capacity() - store.jobs.capacity();
+        assert!(queued <= 4, "{queued} jobs queued behind a busy writer");
+        assert!(writers.iter().all(|w| !w.is_finished()), "callers wait");
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+    }
 }

@@ -1,4 +1,10 @@
 //! The SQLite writer thread's state and the sequencing transaction.
+//!
+//! Poison-proof: an item SQLite refuses deterministically (a constraint or type
+//! error), or that PostgreSQL could not store either (NUL in a text column: both
+//! backends agree on what is storable), is rejected on its own as
+//! [`AppendRejected::Unstorable`]; the batch is rolled back and rerun without it,
+//! so the rest commits with gapless `seq`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,13 +20,46 @@ use crate::store::NewRoom;
 pub struct Writer {
     pub conn: Connection,
     /// `rooms.last_seq` as committed; valid because this thread is the only writer.
-    pub last_seq: HashMap<RoomId, i64>,
+    /// Cleared when it grows past `last_seq_max` (a miss reads the row).
+    last_seq: HashMap<RoomId, i64>,
+    last_seq_max: usize,
     /// Memberships known to exist (committed); valid for the same reason. Saves a
     /// lookup per stored message. Cleared when it grows past [`MEMBER_CACHE_MAX`].
     members: HashSet<(RoomId, UserId)>,
 }
 
 const MEMBER_CACHE_MAX: usize = 1_000_000;
+/// Rooms whose `last_seq` is cached (every random chat is a new room).
+pub const LAST_SEQ_CACHE_MAX: usize = 100_000;
+
+/// Why a batch attempt failed: at item `index` (if known), with `error`.
+struct Failed {
+    index: Option<usize>,
+    error: rusqlite::Error,
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(error: rusqlite::Error) -> Self {
+        Failed { index: None, error }
+    }
+}
+
+/// Whether SQLite refused the data itself: rerunning the item fails again.
+fn is_deterministic(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ConstraintViolation | TypeMismatch | TooBig)
+    )
+}
+
+/// What PostgreSQL cannot store either: NUL in a text column.
+fn storable(m: &NewMessage) -> bool {
+    !(m.text.contains('\0')
+        || m.sender.name.contains('\0')
+        || m.client_id.as_deref().is_some_and(|c| c.contains('\0')))
+}
 
 /// What a batch changed in one room, applied to `rooms` once at the end.
 struct RoomDelta {
@@ -31,11 +70,29 @@ struct RoomDelta {
 
 impl Writer {
     pub fn new(conn: Connection) -> Self {
+        Self::with_cache_limit(conn, LAST_SEQ_CACHE_MAX)
+    }
+
+    pub fn with_cache_limit(conn: Connection, last_seq_max: usize) -> Self {
         Writer {
             conn,
             last_seq: HashMap::new(),
+            last_seq_max,
             members: HashSet::new(),
         }
+    }
+
+    /// Rooms whose `last_seq` is cached now.
+    #[cfg(test)]
+    pub fn cached_rooms(&self) -> usize {
+        self.last_seq.len()
+    }
+
+    fn cache_last_seq(&mut self, room: RoomId, seq: i64) {
+        if self.last_seq.len() >= self.last_seq_max && !self.last_seq.contains_key(&room) {
+            self.last_seq.clear();
+        }
+        self.last_seq.insert(room, seq);
     }
 
     /// Inserts a room and joins `members` to it (join messages 1, 2, …), one transaction.
@@ -81,7 +138,7 @@ impl Writer {
         )?
         .execute(params![id, n_members, last_at])?;
         tx.commit()?;
-        self.last_seq.insert(id, n_members);
+        self.cache_last_seq(id, n_members);
         for m in &joins {
             self.members.insert((id, m.sender.id));
         }
@@ -102,6 +159,33 @@ impl Writer {
         &mut self,
         batch: Vec<NewMessage>,
     ) -> rusqlite::Result<Vec<Result<Appended, AppendRejected>>> {
+        let mut refused: HashSet<usize> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !storable(m))
+            .map(|(i, _)| i)
+            .collect();
+        loop {
+            match self.try_append(&batch, &refused) {
+                Ok(out) => return Ok(out),
+                Err(Failed {
+                    index: Some(i),
+                    error,
+                }) if is_deterministic(&error) => {
+                    tracing::warn!(%error, "message refused by the database; rejected alone");
+                    refused.insert(i);
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+    }
+
+    /// One attempt at `batch` in one transaction, skipping the `refused` items.
+    fn try_append(
+        &mut self,
+        batch: &[NewMessage],
+        refused: &HashSet<usize>,
+    ) -> Result<Vec<Result<Appended, AppendRejected>>, Failed> {
         let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(batch.len());
         let mut deltas: HashMap<RoomId, RoomDelta> = HashMap::new();
@@ -109,7 +193,15 @@ impl Writer {
         let mut member_changes: HashMap<(RoomId, UserId), bool> = HashMap::new();
         // Memberships confirmed by this batch (cached after commit).
         let mut known_members: Vec<(RoomId, UserId)> = Vec::new();
-        for m in batch {
+        for (i, m) in batch.iter().enumerate() {
+            if refused.contains(&i) {
+                out.push(Err(AppendRejected::Unstorable));
+                continue;
+            }
+            let at = |error| Failed {
+                index: Some(i),
+                error,
+            };
             let last = match deltas.get(&m.room_id) {
                 Some(d) => Some(d.last_seq),
                 None => match self.last_seq.get(&m.room_id) {
@@ -166,7 +258,8 @@ impl Writer {
                             "INSERT OR IGNORE INTO members (room_id, user_id, joined_at, join_seq, read_seq) \
                              VALUES (?1, ?2, ?3, ?4, ?4)",
                         )?
-                        .execute(params![m.room_id, m.sender.id, m.sent_at, seq])?;
+                        .execute(params![m.room_id, m.sender.id, m.sent_at, seq])
+                        .map_err(at)?;
                     if n == 0 {
                         out.push(Ok(Appended::Unchanged));
                         continue;
@@ -199,7 +292,8 @@ impl Writer {
                 m.text,
                 m.client_id,
                 m.sent_at
-            ])?;
+            ])
+            .map_err(at)?;
             let id = tx.last_insert_rowid();
             let d = deltas.entry(m.room_id).or_insert(RoomDelta {
                 last_seq: seq,
@@ -214,9 +308,9 @@ impl Writer {
                 room_id: m.room_id,
                 seq,
                 kind: m.kind,
-                sender: m.sender,
-                text: m.text,
-                client_id: m.client_id,
+                sender: m.sender.clone(),
+                text: m.text.clone(),
+                client_id: m.client_id.clone(),
                 sent_at: m.sent_at,
             })));
         }
@@ -231,7 +325,7 @@ impl Writer {
         match committed {
             Ok(()) => {
                 for (room, d) in deltas {
-                    self.last_seq.insert(room, d.last_seq);
+                    self.cache_last_seq(room, d.last_seq);
                 }
                 if self.members.len() > MEMBER_CACHE_MAX {
                     self.members.clear();
@@ -253,8 +347,102 @@ impl Writer {
             Err(e) => {
                 self.last_seq.clear();
                 self.members.clear();
-                Err(e)
+                Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{RoomKind, Visibility};
+
+    fn writer(last_seq_max: usize) -> Writer {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO users (id, display_name, guest, created_at) VALUES (1, 'a', 1, 0)",
+            [],
+        )
+        .unwrap();
+        Writer::with_cache_limit(conn, last_seq_max)
+    }
+
+    fn user() -> UserRef {
+        UserRef {
+            id: 1,
+            name: "a".into(),
+        }
+    }
+
+    fn room(w: &mut Writer) -> RoomId {
+        let new = NewRoom {
+            name: "r".into(),
+            visibility: Visibility::Public,
+            kind: RoomKind::Random,
+            created_by: 1,
+        };
+        w.create_room(new, vec![user()]).unwrap().0.id
+    }
+
+    fn text(room: RoomId, t: &str) -> NewMessage {
+        NewMessage {
+            room_id: room,
+            kind: MessageKind::Text,
+            sender: user(),
+            text: t.into(),
+            client_id: None,
+            sent_at: 1,
+        }
+    }
+
+    #[test]
+    fn the_last_seq_cache_stays_bounded_and_reloads_on_a_miss() {
+        let mut w = writer(8);
+        let rooms: Vec<RoomId> = (0..100).map(|_| room(&mut w)).collect();
+        assert!(w.cached_rooms() <= 8, "{} rooms cached", w.cached_rooms());
+        // The first room was evicted long ago: its seq comes from the row.
+        let out = w.append(vec![text(rooms[0], "hi")]).unwrap();
+        let Ok(Appended::New(m)) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(m.seq, 2);
+        let out = w.append(vec![text(rooms[0], "again")]).unwrap();
+        assert!(matches!(&out[0], Ok(Appended::New(m)) if m.seq == 3));
+    }
+
+    #[test]
+    fn a_refused_item_is_rejected_alone() {
+        let mut w = writer(8);
+        let r = room(&mut w);
+        // A join by a user that does not exist breaks the foreign key.
+        let ghost = NewMessage {
+            kind: MessageKind::Join,
+            sender: UserRef {
+                id: 999,
+                name: "ghost".into(),
+            },
+            ..text(r, "")
+        };
+        let out = w
+            .append(vec![
+                text(r, "one"),
+                text(r, "nul\0"),
+                ghost,
+                text(r, "two"),
+            ])
+            .unwrap();
+        assert_eq!(out[1], Err(AppendRejected::Unstorable));
+        assert_eq!(out[2], Err(AppendRejected::Unstorable));
+        let seqs: Vec<i64> = [&out[0], &out[3]]
+            .iter()
+            .map(|o| match o {
+                Ok(Appended::New(m)) => m.seq,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, [2, 3]);
     }
 }

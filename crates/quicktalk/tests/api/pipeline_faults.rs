@@ -1,0 +1,221 @@
+//! The message pipeline under a faulty store (a `Store` wrapper injected with
+//! `Application::build_with_store`): a poisoned message is rejected alone and
+//! never stalls later ones; a failed or panicking commit answers
+//! `outcome_unknown` (no RECEIPT); a panicking sequencer is restarted, and
+//! `/healthz` answers 503 once it stays down.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use quicktalk::model::{
+    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, User, UserId,
+    UserRef,
+};
+use quicktalk::store::{NewReport, NewRoom, NewUser, RoomWithUnread, Store, StoreResult};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{assert_no_receipt, next_error, say, spawn_app_wrapping_store, TestApp};
+
+/// Delegates to the real store, except for `append` items whose text holds a
+/// marker: `[nul]` is replaced by a NUL byte (what validation keeps out),
+/// `[fail]` fails the whole batch, `[panic]` panics.
+struct FaultStore(Arc<dyn Store>);
+
+#[async_trait]
+impl Store for FaultStore {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        self.0.create_user(user).await
+    }
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.0.user(id).await
+    }
+    async fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        self.0.credentials(username).await
+    }
+    async fn create_room(&self, room: NewRoom) -> StoreResult<Room> {
+        self.0.create_room(room).await
+    }
+    async fn create_room_with(
+        &self,
+        room: NewRoom,
+        members: Vec<UserRef>,
+    ) -> StoreResult<(Room, Vec<Message>)> {
+        self.0.create_room_with(room, members).await
+    }
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        self.0.room(id).await
+    }
+    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
+        self.0.rooms_for(user, limit).await
+    }
+    async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
+        self.0.is_member(room, user).await
+    }
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+        self.0.members(room).await
+    }
+    async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>> {
+        self.0.unread(room, user).await
+    }
+    async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>> {
+        self.0.mark_read(room, user, seq).await
+    }
+    async fn append(
+        &self,
+        mut batch: Vec<NewMessage>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
+        for m in &mut batch {
+            if m.text.contains("[panic]") {
+                panic!("injected: the store panics");
+            }
+            if m.text.contains("[fail]") {
+                return Err(anyhow::anyhow!("injected: the commit fails").into());
+            }
+            m.text = m.text.replace("[nul]", "\0");
+        }
+        self.0.append(batch).await
+    }
+    async fn add_report(&self, report: NewReport) -> StoreResult<()> {
+        self.0.add_report(report).await
+    }
+    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
+        self.0.blocked_pairs().await
+    }
+    async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
+        self.0.messages(room, q).await
+    }
+}
+
+async fn faulty_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    spawn_app_wrapping_store(dir, |_| {}, |s| Arc::new(FaultStore(s))).await
+}
+
+async fn healthz(app: &TestApp) -> StatusCode {
+    app.http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_poisoned_message_is_rejected_alone_and_never_stalls_later_ones() {
+    let app = faulty_app().await;
+    let alice = app.signup("alice").await;
+    let room = app.create_room(&alice, "r", "public").await;
+    let mut c = app.stomp(&alice).await;
+    c.subscribe_sync("errs", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    let dest = format!("/app/rooms.{room}");
+    // Pipelined: the poisoned one shares a batch with its neighbours.
+    for (r, text) in [("1", "before"), ("2", "poi[nul]son"), ("3", "after")] {
+        c.send_json(&dest, &json!({ "text": text }), Some(r))
+            .await
+            .unwrap();
+    }
+    c.expect_receipt("1").await.unwrap();
+    c.expect_receipt("3").await.unwrap();
+    let e = next_error(&mut c, "errs").await;
+    assert_eq!(e["code"], "unstorable");
+    assert_eq!(e["receipt_id"], "2");
+    assert_no_receipt(&mut c, "2").await;
+    for i in 0..5 {
+        say(&mut c, room, &format!("later {i}")).await;
+    }
+    let history = app.history(&alice, room).await;
+    let texts: Vec<_> = history
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["", "before", "after", "later 0", "later 1", "later 2", "later 3", "later 4"]
+    );
+    let seqs: Vec<_> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_outcome_unknown_without_a_receipt() {
+    let app = faulty_app().await;
+    let alice = app.signup("alice").await;
+    let room = app.create_room(&alice, "r", "public").await;
+    let mut c = app.stomp(&alice).await;
+    c.subscribe_sync("errs", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    c.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": "x [fail]", "client_id": "c1"}),
+        Some("f"),
+    )
+    .await
+    .unwrap();
+    let e = next_error(&mut c, "errs").await;
+    assert_eq!(e["code"], "outcome_unknown");
+    assert_eq!(e["receipt_id"], "f");
+    assert_no_receipt(&mut c, "f").await;
+    say(&mut c, room, "still works").await;
+}
+
+#[tokio::test]
+async fn a_panicking_sequencer_is_restarted_and_its_messages_are_outcome_unknown() {
+    let app = faulty_app().await;
+    let alice = app.signup("alice").await;
+    let room = app.create_room(&alice, "r", "public").await;
+    let mut c = app.stomp(&alice).await;
+    c.subscribe_sync("errs", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    c.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": "boom [panic]", "client_id": "p1"}),
+        Some("p"),
+    )
+    .await
+    .unwrap();
+    let e = next_error(&mut c, "errs").await;
+    assert_eq!(e["code"], "outcome_unknown");
+    assert_eq!(e["receipt_id"], "p");
+    assert_no_receipt(&mut c, "p").await;
+    // The restarted sequencer takes messages again; health says so.
+    say(&mut c, room, "after the panic").await;
+    assert_eq!(healthz(&app).await, StatusCode::OK);
+    let history = app.history(&alice, room).await;
+    assert_eq!(history.last().unwrap()["text"], "after the panic");
+}
+
+#[tokio::test]
+async fn healthz_is_503_while_the_pipeline_is_down() {
+    let app = faulty_app().await;
+    let alice = app.signup("alice").await;
+    let room = app.create_room(&alice, "r", "public").await;
+    assert_eq!(healthz(&app).await, StatusCode::OK);
+    let mut c = app.stomp(&alice).await;
+    c.subscribe_sync("errs", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    // Every commit panics: after MAX_RESTARTS panics in a row the pipeline stays down.
+    let dest = format!("/app/rooms.{room}");
+    for i in 0..quicktalk::domain::pipeline::MAX_RESTARTS {
+        c.send_json(&dest, &json!({ "text": format!("{i} [panic]") }), None)
+            .await
+            .unwrap();
+        let e = next_error(&mut c, "errs").await;
+        assert_eq!(e["code"], "outcome_unknown", "{e}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(healthz(&app).await, StatusCode::SERVICE_UNAVAILABLE);
+    // A message after that is refused at once, not left hanging.
+    c.send_json(&dest, &json!({"text": "anyone?"}), Some("late"))
+        .await
+        .unwrap();
+    let e = next_error(&mut c, "errs").await;
+    assert_eq!(e["code"], "unavailable");
+    assert_eq!(e["receipt_id"], "late");
+    assert_no_receipt(&mut c, "late").await;
+}
