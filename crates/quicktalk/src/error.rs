@@ -109,6 +109,10 @@ impl From<crate::model::AppendRejected> for AppError {
                 code: "not_member",
                 message: "you are not a member of this room".into(),
             },
+            crate::model::AppendRejected::RoomClosed => AppError::Forbidden {
+                code: "match_ended",
+                message: "this chat has ended; its history stays readable".into(),
+            },
         }
     }
 }

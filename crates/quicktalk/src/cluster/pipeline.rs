@@ -140,6 +140,7 @@ fn into_result(o: Outcome) -> AppResult<Appended> {
         Outcome::Unchanged => Ok(Appended::Unchanged),
         Outcome::RoomNotFound => Err(AppendRejected::RoomNotFound.into()),
         Outcome::NotMember => Err(AppendRejected::NotMember.into()),
+        Outcome::RoomClosed => Err(AppendRejected::RoomClosed.into()),
         Outcome::Failed(_) => Err(AppError::Unavailable(
             "the message could not be confirmed; retry",
         )),

@@ -54,6 +54,7 @@ pub enum Outcome {
     Unchanged,
     RoomNotFound,
     NotMember,
+    RoomClosed,
     /// Could not be decided (e.g. replayed after a crash without a stored row).
     Failed(String),
 }
@@ -66,6 +67,7 @@ impl From<Result<Appended, AppendRejected>> for Outcome {
             Ok(Appended::Unchanged) => Outcome::Unchanged,
             Err(AppendRejected::RoomNotFound) => Outcome::RoomNotFound,
             Err(AppendRejected::NotMember) => Outcome::NotMember,
+            Err(AppendRejected::RoomClosed) => Outcome::RoomClosed,
         }
     }
 }
