@@ -2,6 +2,7 @@
 //! `contract.rs` holds the checks; this file instantiates them per backend.
 
 mod contract;
+mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;
 
@@ -104,6 +105,7 @@ macro_rules! all_contract_tests {
                 read_cursor_is_clamped_and_monotonic,
                 members_in_join_order,
                 membership_changes_apply_within_a_batch,
+                a_closed_room_takes_no_more_messages,
             ]
         );
     };

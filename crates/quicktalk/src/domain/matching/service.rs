@@ -116,7 +116,16 @@ impl MatchService {
         let prefs = input.validate()?;
         let out = self.engine.connect(&user.as_ref(), prefs).await?;
         self.publish(out).await;
-        Ok(self.engine.state(user.id).await)
+        Ok(self.state_of(user.id).await)
+    }
+
+    /// The user's state as they may see it: a pair whose room is still being
+    /// created is not announced yet, so it shows as waiting.
+    async fn state_of(&self, user: UserId) -> State {
+        match self.engine.state(user).await {
+            State::Matched { room: None, .. } => State::Waiting,
+            s => s,
+        }
     }
 
     pub async fn next(&self, user: &User) -> AppResult<State> {
@@ -138,7 +147,7 @@ impl MatchService {
         }
         let out = self.engine.next(&user.as_ref()).await?;
         self.publish(out).await;
-        Ok(self.engine.state(user.id).await)
+        Ok(self.state_of(user.id).await)
     }
 
     pub async fn disconnect(&self, user: &User) -> AppResult<State> {
@@ -148,7 +157,7 @@ impl MatchService {
     }
 
     pub async fn state(&self, user: &User) -> State {
-        self.engine.state(user.id).await
+        self.state_of(user.id).await
     }
 
     /// Reports the partner of a random room; the two are never matched again, and
@@ -270,7 +279,7 @@ impl MatchService {
     /// Tells `user` where they stand (after subscribing to their events, e.g. on a
     /// reconnect): `match.waiting` or `match.found` again; nothing when idle.
     pub async fn sync(&self, user: UserId) {
-        match self.engine.state(user).await {
+        match self.state_of(user).await {
             State::Idle => {}
             State::Waiting => self.send(user, json!({"type": "match.waiting"})),
             State::Matched { partner, room } => self.send(
