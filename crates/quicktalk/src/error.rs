@@ -118,6 +118,10 @@ impl From<crate::model::AppendRejected> for AppError {
             crate::model::AppendRejected::Unstorable => {
                 AppError::invalid("unstorable", "the message cannot be stored as written")
             }
+            crate::model::AppendRejected::RoomClosed => AppError::Forbidden {
+                code: "match_ended",
+                message: "this chat has ended; its history stays readable".into(),
+            },
         }
     }
 }

@@ -107,6 +107,8 @@ pub struct Room {
     pub created_at: i64,
     /// Time of the newest message, if any.
     pub last_message_at: Option<i64>,
+    /// When the room stopped taking messages (a random chat whose match ended).
+    pub closed_at: Option<i64>,
 }
 
 /// A room as the API shows it, optionally with the caller's unread count.
@@ -120,6 +122,8 @@ pub struct RoomView {
     pub last_seq: i64,
     pub created_at: String,
     pub last_message_at: Option<String>,
+    /// The room takes no more messages (an ended random chat); history stays readable.
+    pub ended: bool,
     /// Present when the caller is a member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread: Option<i64>,
@@ -138,6 +142,7 @@ impl RoomView {
             last_seq: room.last_seq,
             created_at: rfc3339(room.created_at),
             last_message_at: room.last_message_at.map(rfc3339),
+            ended: room.closed_at.is_some(),
             unread: membership,
             member: membership.is_some(),
         }
@@ -264,6 +269,9 @@ pub enum AppendRejected {
     /// SQLSTATE classes 22/23, a SQLite constraint): retrying cannot help.
     #[error("the message cannot be stored")]
     Unstorable,
+    /// A text or system message to a closed room (an ended random chat).
+    #[error("this chat has ended")]
+    RoomClosed,
 }
 
 /// One row of `GET /rooms/{id}/members`.

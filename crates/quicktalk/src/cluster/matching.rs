@@ -4,8 +4,10 @@
 //! writes it back in the same transaction. Two guests on different nodes are in
 //! one queue; pairs get their room exactly as on a single node. Each operation
 //! reads and writes the whole state, which suits queues of thousands, not
-//! millions.
+//! millions. `match_users` lists who is in it, so a socket opening or closing for
+//! anyone else neither locks nor rewrites the state.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -53,11 +55,13 @@ impl SharedMatchEngine {
             .await
             .map_err(db)?;
         }
-        Ok(SharedMatchEngine {
+        let engine = SharedMatchEngine {
             store,
             cfg,
             queue_len: AtomicUsize::new(0),
-        })
+        };
+        engine.sync_users().await?;
+        Ok(engine)
     }
 
     fn decode(&self, state: &str) -> AppResult<Matcher> {
@@ -76,6 +80,36 @@ impl SharedMatchEngine {
         self.decode(&state)
     }
 
+    /// Whether `user` is in the matcher (waiting or matched): one indexed read,
+    /// no lock. Sockets of users who never queued leave the matcher alone.
+    async fn holds(&self, user: UserId) -> bool {
+        let found: Result<Option<i64>, _> =
+            sqlx::query_scalar("SELECT user_id FROM match_users WHERE user_id = $1")
+                .bind(user)
+                .fetch_optional(self.store.pool())
+                .await;
+        match found {
+            Ok(f) => f.is_some(),
+            Err(e) => {
+                tracing::warn!(error = %e, user, "reading the shared matcher's users");
+                true
+            }
+        }
+    }
+
+    /// Brings `match_users` in step with the state (after an upgrade from a
+    /// version without it).
+    async fn sync_users(&self) -> AppResult<()> {
+        let m = self.read().await?;
+        let users: Vec<i64> = m.users().collect();
+        sqlx::query("INSERT INTO match_users SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING")
+            .bind(&users)
+            .execute(self.store.pool())
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// Writes `m` back unless its encoding is unchanged. That skips the write for
     /// the common idle tick; a state holding hash maps may still encode in another
     /// order and be written although equal, which is harmless.
@@ -89,6 +123,26 @@ impl SharedMatchEngine {
         let state = serde_json::to_string(m)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding matcher state: {e}")))?;
         if state != before {
+            let was: HashSet<UserId> = self.decode(before)?.users().collect();
+            let now: HashSet<UserId> = m.users().collect();
+            let gone: Vec<i64> = was.difference(&now).copied().collect();
+            let came: Vec<i64> = now.difference(&was).copied().collect();
+            if !gone.is_empty() {
+                sqlx::query("DELETE FROM match_users WHERE user_id = ANY($1)")
+                    .bind(&gone)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            if !came.is_empty() {
+                sqlx::query(
+                    "INSERT INTO match_users SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING",
+                )
+                .bind(&came)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
             sqlx::query("UPDATE match_state SET state = $1 WHERE id = 1")
                 .bind(state)
                 .execute(&mut *tx)
@@ -143,6 +197,9 @@ impl MatchEngine for SharedMatchEngine {
     }
 
     async fn offline(&self, user: UserId) {
+        if !self.holds(user).await {
+            return;
+        }
         let r = self
             .apply(|m, now| {
                 m.offline(user, now);
@@ -155,6 +212,9 @@ impl MatchEngine for SharedMatchEngine {
     }
 
     async fn online(&self, user: UserId) {
+        if !self.holds(user).await {
+            return;
+        }
         let r = self
             .apply(|m, _| {
                 m.online(user);

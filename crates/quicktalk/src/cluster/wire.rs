@@ -58,6 +58,8 @@ pub enum Outcome {
     /// The store refused this record deterministically; the rest of its batch
     /// was stored and the partition moved on.
     Unstorable,
+    /// A text or system message to a closed room (an ended random chat).
+    RoomClosed,
     /// Could not be decided (e.g. replayed after a crash without a stored row).
     Failed(String),
 }
@@ -71,6 +73,7 @@ impl From<Result<Appended, AppendRejected>> for Outcome {
             Err(AppendRejected::RoomNotFound) => Outcome::RoomNotFound,
             Err(AppendRejected::NotMember) => Outcome::NotMember,
             Err(AppendRejected::Unstorable) => Outcome::Unstorable,
+            Err(AppendRejected::RoomClosed) => Outcome::RoomClosed,
         }
     }
 }
@@ -86,6 +89,7 @@ impl Outcome {
             Outcome::RoomNotFound => Err(AppendRejected::RoomNotFound.into()),
             Outcome::NotMember => Err(AppendRejected::NotMember.into()),
             Outcome::Unstorable => Err(AppendRejected::Unstorable.into()),
+            Outcome::RoomClosed => Err(AppendRejected::RoomClosed.into()),
             Outcome::Failed(_) => Err(AppError::OutcomeUnknown(
                 "the message could not be confirmed; retry with the same client_id",
             )),

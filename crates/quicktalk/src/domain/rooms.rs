@@ -14,7 +14,7 @@ use crate::model::{
     now_ms, Appended, HistoryQuery, Member, Message, MessageKind, NewMessage, Room, RoomId,
     RoomKind, RoomView, User, UserRef, Visibility,
 };
-use crate::store::{NewRoom, Store};
+use crate::store::{list_position, NewRoom, RoomListQuery, Store};
 
 pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_PAGE: usize = 50;
@@ -114,14 +114,28 @@ impl Rooms {
         Ok(RoomView::new(&room, Some(0)))
     }
 
-    pub async fn list(&self, user: &User) -> AppResult<Vec<RoomView>> {
-        Ok(self
-            .store
-            .rooms_for(user.id, MAX_LISTED_ROOMS)
-            .await?
-            .iter()
-            .map(|r| RoomView::new(&r.room, r.unread))
-            .collect())
+    /// A page of the rooms `user` sees (public group rooms and their own), most
+    /// recently active first, and the cursor of the next page if there is one.
+    pub async fn list(
+        &self,
+        user: &User,
+        q: RoomListQuery,
+    ) -> AppResult<(Vec<RoomView>, Option<String>)> {
+        let (rooms, more) = self.store.list_rooms(user.id, &q).await?;
+        let next = match rooms.last() {
+            Some(last) if more => {
+                let (at, id) = list_position(&last.room);
+                Some(format!("{at}_{id}"))
+            }
+            _ => None,
+        };
+        Ok((
+            rooms
+                .iter()
+                .map(|r| RoomView::new(&r.room, r.unread))
+                .collect(),
+            next,
+        ))
     }
 
     pub async fn get(&self, user: &User, id: RoomId) -> AppResult<RoomView> {
@@ -138,8 +152,12 @@ impl Rooms {
         self.get(user, id).await
     }
 
+    /// Leaves a room; a non-member of a private room is refused (as for reading).
     pub async fn leave(&self, user: &User, id: RoomId) -> AppResult<()> {
-        self.room(id).await?;
+        let room = self.room(id).await?;
+        if room.visibility == Visibility::Private && !self.store.is_member(id, user.id).await? {
+            return Err(AppError::forbidden("this room is private"));
+        }
         self.membership(user, id, MessageKind::Leave).await
     }
 
@@ -274,6 +292,47 @@ impl Rooms {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+}
+
+/// Checks the filters of a room listing: `kind` is a comma-separated list of
+/// `group`, `random`, `direct` (default: every kind, ended random chats left out
+/// unless `random` is asked for); `cursor` is a listing's `next_cursor`.
+pub fn room_list_query(
+    kind: Option<&str>,
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> AppResult<RoomListQuery> {
+    let mut kinds = Vec::new();
+    for k in kind.unwrap_or("").split(',').filter(|k| !k.is_empty()) {
+        let k = RoomKind::parse(k.trim()).ok_or(AppError::invalid(
+            "invalid_query",
+            "kind must be group, random or direct (comma-separated)",
+        ))?;
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let limit = limit.unwrap_or(MAX_LISTED_ROOMS as i64);
+    if !(1..=MAX_LISTED_ROOMS as i64).contains(&limit) {
+        return Err(AppError::invalid(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_LISTED_ROOMS}"),
+        ));
+    }
+    let before = match cursor {
+        None => None,
+        Some(c) => Some(
+            c.split_once('_')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .ok_or(AppError::invalid("invalid_cursor", "unknown cursor"))?,
+        ),
+    };
+    Ok(RoomListQuery {
+        include_ended: kinds.contains(&RoomKind::Random),
+        kinds,
+        before,
+        limit: limit as usize,
+    })
 }
 
 /// Checks paging parameters of a history request.

@@ -31,17 +31,90 @@ pub fn password(p: &str) -> AppResult<()> {
 }
 
 /// Trims and checks a display name, nickname or room name: 1-64 characters, any
-/// script, no control characters. Returns the trimmed name.
+/// script, nothing invisible (see [`name_problem`]). Returns the trimmed name.
 pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<String> {
     let t = raw.trim();
     let n = t.chars().count();
-    if n == 0 || n > 64 || t.chars().any(char::is_control) {
+    if n == 0 || n > 64 {
         return Err(AppError::invalid(
             code,
-            format!("{what} must be 1-64 characters after trimming, without control characters"),
+            format!("{what} must be 1-64 characters after trimming"),
         ));
     }
+    if let Some(problem) = name_problem(t) {
+        return Err(AppError::invalid(code, format!("{what} {problem}")));
+    }
     Ok(t.to_owned())
+}
+
+/// Why `name` (trimmed) cannot be shown safely, if it cannot: control, format
+/// (bidi overrides, zero-width), private-use, unassigned or default-ignorable
+/// characters (Hangul fillers, variation selectors), or nothing visible at all.
+/// A zero-width joiner or variation selector is allowed only right after a
+/// visible character (emoji sequences such as 👩‍💻 or ❤️).
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    let mut visible = false;
+    let mut prev_visible = false;
+    let mut open_joiner = false;
+    for c in name.chars() {
+        let cat = get_general_category(c);
+        let joiner = matches!(c, '\u{200D}' | '\u{FE0E}' | '\u{FE0F}');
+        if joiner && prev_visible {
+            // A joiner must also be followed by something visible.
+            if c == '\u{200D}' {
+                prev_visible = false;
+                open_joiner = true;
+            }
+            continue;
+        }
+        if matches!(
+            cat,
+            G::Control
+                | G::Format
+                | G::PrivateUse
+                | G::Surrogate
+                | G::Unassigned
+                | G::LineSeparator
+                | G::ParagraphSeparator
+        ) || invisible(c)
+        {
+            return Some("must not contain control, format or invisible characters");
+        }
+        let shows = !matches!(
+            cat,
+            G::SpaceSeparator | G::NonspacingMark | G::EnclosingMark | G::SpacingMark
+        );
+        visible |= shows;
+        prev_visible = shows;
+        open_joiner &= !shows;
+    }
+    if open_joiner {
+        return Some("must not contain control, format or invisible characters");
+    }
+    if visible {
+        None
+    } else {
+        Some("must contain a visible character")
+    }
+}
+
+/// Default-ignorable code points that are not of category Cf (they render as
+/// nothing), and blank-looking symbols.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{034F}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
 }
 
 /// Trims and checks a message text: 1-4000 characters; `\n` and `\t` are the
@@ -100,6 +173,60 @@ mod tests {
         assert!(name(&"가".repeat(64), "c", "name").is_ok());
         assert!(name(&"가".repeat(65), "c", "name").is_err());
         assert!(name("a\u{0}b", "c", "name").is_err());
+    }
+
+    #[test]
+    fn names_keep_every_script_and_emoji() {
+        for ok in [
+            "민수",
+            "김 민수",
+            "Alice",
+            "Jane Doe-Smith",
+            "O'Brien",
+            "José",
+            "Ελένη",
+            "Иван",
+            "山田太郎",
+            "🙂",
+            "❤️",
+            "👩‍💻 dev",
+            "👨‍👩‍👧",
+            "한국어 방 #1",
+            "e\u{301}",
+        ] {
+            assert_eq!(name(ok, "c", "name").unwrap(), ok, "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn names_reject_invisible_and_format_characters() {
+        for bad in [
+            "\u{200B}",
+            "\u{200B}\u{200B}\u{200B}",
+            "\u{3164}",
+            "\u{3164}\u{3164}",
+            "\u{115F}",
+            "\u{1160}",
+            "\u{FFA0}",
+            "\u{2800}",
+            "\u{FE0F}",
+            "\u{FE0F}\u{FE0F}",
+            "\u{200D}",
+            "\u{301}",
+            "Al\u{200B}ice",
+            "Alice\u{200D}",
+            "\u{202E}ecilA",
+            "abc\u{2066}def",
+            "Ali\u{00AD}ce",
+            "\u{FEFF}Alice",
+            "Al\u{E000}ice",
+            "a\u{7}b",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "a\u{E0041}b",
+        ] {
+            assert!(name(bad, "c", "name").is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiResult, Json, Path, Query};
-use crate::domain::rooms::history_query;
+use crate::domain::rooms::{history_query, room_list_query};
 use crate::error::AppError;
 use crate::model::{Appended, RoomId, RoomView, Visibility};
 use crate::state::AppState;
@@ -22,9 +22,26 @@ pub struct CreateRoom {
     visibility: Option<String>,
 }
 
-pub async fn list(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
-    let rooms = state.rooms.list(&user).await?;
-    Ok(axum::Json(json!({ "rooms": rooms })))
+#[derive(Deserialize)]
+pub struct ListParams {
+    kind: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /rooms?kind=group,direct&cursor=C&limit=N` → `{"rooms":[…],"next_cursor"?}`.
+pub async fn list(
+    State(state): S,
+    Caller(user): Caller,
+    Query(p): Query<ListParams>,
+) -> ApiResult<axum::Json<Value>> {
+    let q = room_list_query(p.kind.as_deref(), p.cursor.as_deref(), p.limit)?;
+    let (rooms, next) = state.rooms.list(&user, q).await?;
+    let mut body = json!({ "rooms": rooms });
+    if let Some(c) = next {
+        body["next_cursor"] = json!(c);
+    }
+    Ok(axum::Json(body))
 }
 
 pub async fn create(
@@ -65,6 +82,7 @@ pub async fn leave(
     Path(id): Path<RoomId>,
 ) -> ApiResult<axum::Json<Value>> {
     state.rooms.leave(&user, id).await?;
+    state.matching.room_left(&user, id).await?;
     Ok(axum::Json(json!({"left": id})))
 }
 

@@ -53,6 +53,43 @@ pub struct NewReport {
     pub reason: String,
 }
 
+/// Which rooms a listing shows, and where a page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomListQuery {
+    /// Only these kinds; empty = every kind.
+    pub kinds: Vec<RoomKind>,
+    /// Whether closed rooms (ended random chats) are listed.
+    pub include_ended: bool,
+    /// Only rooms after this one in listing order: its (last activity, id).
+    pub before: Option<(i64, RoomId)>,
+    pub limit: usize,
+}
+
+impl RoomListQuery {
+    /// The SQL condition for the kind and ended filters (no user input inside:
+    /// kinds are rendered from the enum).
+    pub fn filter_sql(&self) -> String {
+        let mut sql = String::new();
+        if !self.kinds.is_empty() {
+            let kinds: Vec<String> = self
+                .kinds
+                .iter()
+                .map(|k| format!("'{}'", k.as_str()))
+                .collect();
+            sql.push_str(&format!(" AND r.kind IN ({})", kinds.join(", ")));
+        }
+        if !self.include_ended {
+            sql.push_str(" AND r.closed_at IS NULL");
+        }
+        sql
+    }
+}
+
+/// A listed room's place in listing order: (last activity, id).
+pub fn list_position(room: &Room) -> (i64, RoomId) {
+    (room.last_message_at.unwrap_or(room.created_at), room.id)
+}
+
 /// A room together with the caller's membership, for listings.
 #[derive(Debug, Clone)]
 pub struct RoomWithUnread {
@@ -79,8 +116,24 @@ pub trait Store: Send + Sync + 'static {
         members: Vec<UserRef>,
     ) -> StoreResult<(Room, Vec<Message>)>;
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>>;
-    /// Public group rooms and the rooms `user` is a member of, most recently active first.
-    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>>;
+    /// Public group rooms and the rooms `user` is a member of, most recently active
+    /// first (ties: higher id first), filtered and paged by `q`; and whether more follow.
+    async fn list_rooms(
+        &self,
+        user: UserId,
+        q: &RoomListQuery,
+    ) -> StoreResult<(Vec<RoomWithUnread>, bool)>;
+    /// The first `limit` rooms of [`list_rooms`](Self::list_rooms), every kind,
+    /// ended random chats included.
+    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
+        let q = RoomListQuery {
+            kinds: Vec::new(),
+            include_ended: true,
+            before: None,
+            limit,
+        };
+        Ok(self.list_rooms(user, &q).await?.0)
+    }
     async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
     /// `(user id, display name)` of every member, in join order.
     async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>>;
@@ -92,7 +145,7 @@ pub trait Store: Send + Sync + 'static {
     async fn mark_read(&self, room: RoomId, user: UserId, seq: i64) -> StoreResult<Option<i64>>;
 
     /// Sequences and stores a batch in one transaction, in order. For each item:
-    /// `text`/`system` need membership; `join` adds the membership (and sets the read
+    /// `text`/`system` need membership in a room that is not closed; `join` adds the membership (and sets the read
     /// cursor to the join message) unless already a member; `leave` removes it unless
     /// not a member. A repeated `client_id` (same room and sender) returns the stored
     /// original. Nothing is acknowledged before the transaction is durable.
@@ -100,6 +153,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         batch: Vec<NewMessage>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>>;
+    /// Closes a room to new `text`/`system` messages (an ended random chat): an
+    /// append after this returns [`AppendRejected::RoomClosed`], checked inside the
+    /// storing transaction. Members stay and can still read. Returns whether the
+    /// room was open.
+    async fn close_room(&self, room: RoomId) -> StoreResult<bool>;
     /// Stores a report; the two users are never matched again.
     async fn add_report(&self, report: NewReport) -> StoreResult<()>;
     /// Every (reporter, reported) pair ever reported.

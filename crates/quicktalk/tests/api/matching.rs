@@ -443,3 +443,139 @@ async fn reported_users_are_never_matched_again() {
     connect(&mut cc, json!({})).await;
     event(&mut cc, "match.found").await;
 }
+
+/// Pairs two fresh players and chats once; returns both and the room.
+async fn matched_pair(app: &TestApp) -> ((TestUser, StompClient), (TestUser, StompClient), i64) {
+    let (a, mut ca) = player(app, "a").await;
+    let (b, mut cb) = player(app, "b").await;
+    connect(&mut ca, json!({})).await;
+    connect(&mut cb, json!({})).await;
+    let room = event(&mut ca, "match.found").await["room_id"]
+        .as_i64()
+        .unwrap();
+    event(&mut cb, "match.found").await;
+    say(&mut ca, room, "before").await;
+    ((a, ca), (b, cb), room)
+}
+
+/// Neither side can post to `room` any more (STOMP and REST), and both still read
+/// its whole history (REST and a `since-seq` subscription).
+async fn assert_chat_ended(app: &TestApp, room: i64, sides: Vec<(&TestUser, &mut StompClient)>) {
+    for (u, c) in sides {
+        c.send_json(
+            &format!("/app/rooms.{room}"),
+            &json!({"text": "after"}),
+            Some("late"),
+        )
+        .await
+        .unwrap();
+        let e = c.next_of_type("err", "error").await.unwrap();
+        assert_eq!(e["code"], "match_ended", "{e}");
+        assert_eq!(e["receipt_id"], "late", "{e}");
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                &u.token,
+                json!({"text": "after"}),
+            )
+            .await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "match_ended"), "{v}");
+        let history = app.history(u, room).await;
+        assert!(history.iter().any(|m| m["text"] == "before"));
+        assert!(!history.iter().any(|m| m["text"] == "after"), "{history:?}");
+        let sub = format!("h{}", u.id);
+        c.subscribe_sync(&sub, &format!("/topic/rooms.{room}"), &[("since-seq", "0")])
+            .await
+            .unwrap();
+        loop {
+            let m = c.next_of_type(&sub, "message").await.unwrap();
+            if m["text"] == "before" {
+                break;
+            }
+        }
+        let (s, v) = app.get(&format!("/api/v1/rooms/{room}"), &u.token).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["ended"], true, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn a_chat_ended_by_next_takes_no_more_messages() {
+    let app = app().await;
+    let ((a, mut ca), (b, mut cb), room) = matched_pair(&app).await;
+    ca.send_json("/app/match.next", &json!({}), None)
+        .await
+        .unwrap();
+    event(&mut cb, "match.ended").await;
+    assert_chat_ended(&app, room, vec![(&a, &mut ca), (&b, &mut cb)]).await;
+}
+
+#[tokio::test]
+async fn a_chat_ended_by_disconnect_takes_no_more_messages() {
+    let app = app().await;
+    let ((a, mut ca), (b, mut cb), room) = matched_pair(&app).await;
+    cb.send_json("/app/match.disconnect", &json!({}), None)
+        .await
+        .unwrap();
+    event(&mut ca, "match.ended").await;
+    assert_chat_ended(&app, room, vec![(&a, &mut ca), (&b, &mut cb)]).await;
+}
+
+#[tokio::test]
+async fn a_chat_ended_by_the_grace_period_takes_no_more_messages() {
+    let app = app().await;
+    let ((a, ca), (b, mut cb), room) = matched_pair(&app).await;
+    ca.abort();
+    assert_eq!(
+        event(&mut cb, "match.ended").await["reason"],
+        "partner_disconnected"
+    );
+    let mut ca = app.stomp(&a).await;
+    ca.subscribe_sync("err", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    assert_chat_ended(&app, room, vec![(&a, &mut ca), (&b, &mut cb)]).await;
+}
+
+#[tokio::test]
+async fn a_reported_partner_cannot_post_into_the_reporters_room() {
+    let app = app().await;
+    let ((a, mut ca), (b, mut cb), room) = matched_pair(&app).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/match/report",
+            &a.token,
+            json!({"room_id": room, "reason": "rude"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    event(&mut cb, "match.ended").await;
+    assert_chat_ended(&app, room, vec![(&b, &mut cb), (&a, &mut ca)]).await;
+}
+
+#[tokio::test]
+async fn the_former_partner_can_be_reported_after_leaving_the_room() {
+    let app = app().await;
+    let ((a, _ca), (b, cb), room) = matched_pair(&app).await;
+    let (s, v) = app
+        .post(&format!("/api/v1/rooms/{room}/leave"), &b.token, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Leaving the room ends the match there.
+    let (_, st) = app.get("/api/v1/match", &a.token).await;
+    assert_eq!(st["state"], "idle", "{st}");
+    let (s, v) = app
+        .post(
+            "/api/v1/match/report",
+            &a.token,
+            json!({"room_id": room, "reason": "rude"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // B, no longer a member, cannot come back into the private room.
+    let (s, _) = app
+        .post(&format!("/api/v1/rooms/{room}/join"), &b.token, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    drop(cb.close().await);
+}

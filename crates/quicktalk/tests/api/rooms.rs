@@ -346,3 +346,122 @@ async fn members_show_who_is_online() {
         bob.name
     );
 }
+
+#[tokio::test]
+async fn leaving_a_private_room_needs_membership() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let mallory = app.signup("mallory").await;
+    let room = app.create_room(&alice, "secret", "private").await;
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/leave"),
+            &mallory.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let history = app.history(&alice, room).await;
+    assert!(
+        history.iter().all(|m| m["kind"] == "join"),
+        "nothing posted for the outsider: {history:?}"
+    );
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/rooms/{room}/leave"),
+            &alice.token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// More random chats than one listing page must not push group rooms out of the
+/// listing: the server filters by kind, leaves ended chats out by default, and
+/// pages with a cursor.
+#[tokio::test]
+async fn many_random_chats_do_not_crowd_out_group_rooms() {
+    use quicktalk::model::{RoomKind, UserRef, Visibility};
+    use quicktalk::store::{sqlite::SqliteStore, sqlite::Synchronous, NewRoom, Store};
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let bob = app.signup("bob").await;
+    let group = app.create_room(&alice, "old group", "public").await;
+    // 520 random chats, all newer than the group room: 510 ended, 10 running.
+    let store =
+        SqliteStore::open(&app.dir.path().join("quicktalk.db"), Synchronous::Normal).unwrap();
+    let mut running = Vec::new();
+    for i in 0..520 {
+        let (room, _) = store
+            .create_room_with(
+                NewRoom {
+                    name: format!("chat {i}"),
+                    visibility: Visibility::Private,
+                    kind: RoomKind::Random,
+                    created_by: alice.id,
+                },
+                vec![
+                    UserRef {
+                        id: alice.id,
+                        name: alice.name.clone(),
+                    },
+                    UserRef {
+                        id: bob.id,
+                        name: bob.name.clone(),
+                    },
+                ],
+            )
+            .await
+            .unwrap();
+        if i < 510 {
+            store.close_room(room.id).await.unwrap();
+        } else {
+            running.push(room.id);
+        }
+    }
+    drop(store);
+    // Default: every kind but ended chats.
+    let (s, v) = app.get("/api/v1/rooms", &alice.token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ids: Vec<i64> = v["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.contains(&group), "group room listed");
+    assert_eq!(ids.len(), 11, "{ids:?}");
+    assert!(running.iter().all(|r| ids.contains(r)));
+    // Only group rooms.
+    let (_, v) = app.get("/api/v1/rooms?kind=group", &alice.token).await;
+    let rooms = v["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0]["id"], group);
+    assert!(v.get("next_cursor").is_none());
+    // Every random chat, ended ones too, page by page with no repeat and no gap.
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => "/api/v1/rooms?kind=random&limit=200".to_owned(),
+            Some(c) => format!("/api/v1/rooms?kind=random&limit=200&cursor={c}"),
+        };
+        let (s, v) = app.get(&path, &alice.token).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages += 1;
+        for r in v["rooms"].as_array().unwrap() {
+            assert_eq!(r["kind"], "random");
+            assert!(seen.insert(r["id"].as_i64().unwrap()), "repeated {r}");
+        }
+        match v.get("next_cursor") {
+            Some(c) => cursor = Some(c.as_str().unwrap().to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages), (520, 3));
+    let (s, v) = app.get("/api/v1/rooms?kind=nope", &alice.token).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_query"));
+    let (s, v) = app.get("/api/v1/rooms?cursor=zz", &alice.token).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_cursor"));
+}

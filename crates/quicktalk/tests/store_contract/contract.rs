@@ -505,3 +505,62 @@ pub async fn concurrent_writers_keep_seq_gapless(a: S, b: S) {
         );
     }
 }
+
+/// An ended random chat: no more text from either member, even after the writer
+/// cached their membership; a retry of a message stored before still gets it; the
+/// history stays readable; the listing leaves it out unless asked.
+pub async fn a_closed_room_takes_no_more_messages(s: S) {
+    use quicktalk::store::RoomListQuery;
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let (r, _) = s
+        .create_room_with(
+            NewRoom {
+                name: "a · b".into(),
+                visibility: Visibility::Private,
+                kind: RoomKind::Random,
+                created_by: a.id,
+            },
+            vec![a.clone(), b.clone()],
+        )
+        .await
+        .unwrap();
+    let before = msg(r.id, &a, MessageKind::Text, "hi", Some("c1"));
+    let stored = s
+        .append(vec![before.clone(), text(r.id, &b, "yo")])
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|o| matches!(o, Ok(Appended::New(_)))));
+    assert!(s.close_room(r.id).await.unwrap());
+    assert!(!s.close_room(r.id).await.unwrap(), "closed once");
+    let out = s
+        .append(vec![
+            text(r.id, &a, "late"),
+            text(r.id, &b, "late"),
+            before,
+            msg(r.id, &a, MessageKind::Text, "new", Some("c2")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out[0], Err(AppendRejected::RoomClosed));
+    assert_eq!(out[1], Err(AppendRejected::RoomClosed));
+    assert!(matches!(&out[2], Ok(Appended::Duplicate(m)) if m.text == "hi"));
+    assert_eq!(out[3], Err(AppendRejected::RoomClosed));
+    let q = HistoryQuery {
+        before_seq: None,
+        after_seq: None,
+        limit: 50,
+    };
+    let (history, _) = s.messages(r.id, q).await.unwrap();
+    assert_eq!(history.len(), 4, "two joins and two texts, nothing after");
+    assert!(s.room(r.id).await.unwrap().unwrap().closed_at.is_some());
+    let mut q = RoomListQuery {
+        kinds: Vec::new(),
+        include_ended: false,
+        before: None,
+        limit: 10,
+    };
+    assert!(s.list_rooms(a.id, &q).await.unwrap().0.is_empty());
+    q.include_ended = true;
+    assert_eq!(s.list_rooms(a.id, &q).await.unwrap().0.len(), 1);
+}

@@ -2,6 +2,7 @@
 //! `contract.rs` holds the checks; this file instantiates them per backend.
 
 mod contract;
+mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;
 
@@ -105,6 +106,7 @@ macro_rules! all_contract_tests {
                 members_in_join_order,
                 membership_changes_apply_within_a_batch,
                 a_poisoned_item_is_rejected_alone,
+                a_closed_room_takes_no_more_messages,
             ]
         );
     };

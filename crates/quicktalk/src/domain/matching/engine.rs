@@ -1,16 +1,17 @@
 //! Where matching state lives. [`MatchEngine`] is the seam for a multi-node
 //! engine; [`LocalMatchEngine`] keeps the [`Matcher`] in this process, behind one
-//! lock, and creates each pair's room in the store before anyone hears of it.
+//! lock that is never held across I/O, and creates each pair's room in the store
+//! before anyone hears of it.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
+use parking_lot::Mutex;
 
 use super::matcher::{AlreadyMatched, EndReason, Event, Matcher, MatcherConfig, Ms, Prefs, State};
 use crate::error::{AppError, AppResult};
-use crate::model::{RoomId, RoomKind, UserId, UserRef, Visibility};
+use crate::model::{Room, RoomId, RoomKind, UserId, UserRef, Visibility};
 use crate::store::{NewRoom, Store};
 
 /// A matching outcome, rooms already created.
@@ -48,6 +49,7 @@ pub trait MatchEngine: Send + Sync + 'static {
 }
 
 pub struct LocalMatchEngine {
+    /// Never held across an `.await`: room creation happens outside it.
     matcher: Mutex<Matcher>,
     store: Arc<dyn Store>,
     epoch: Instant,
@@ -70,10 +72,91 @@ impl LocalMatchEngine {
     fn now(&self) -> Ms {
         self.epoch.elapsed().as_millis() as Ms
     }
+
+    /// Applies `op` under the lock, then creates the rooms of new pairs without it:
+    /// a pair stays reserved (matched, no room yet, shown to them as waiting) while
+    /// its room is created, and is announced only if it still holds afterwards.
+    async fn run(
+        &self,
+        op: impl FnOnce(&mut Matcher, Ms) -> AppResult<Vec<Event>>,
+    ) -> AppResult<Vec<Outcome>> {
+        let events = {
+            let mut m = self.matcher.lock();
+            let now = self.now();
+            op(&mut m, now)?
+        };
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let Event::Paired {
+                a,
+                b,
+                waited_a,
+                waited_b,
+            } = e
+            else {
+                out.push(passthrough(e));
+                continue;
+            };
+            let created = create_pair_room(&*self.store, &a, &b).await;
+            let kept = {
+                let mut m = self.matcher.lock();
+                match &created {
+                    Ok(room) => m.set_room(a.id, b.id, room.id),
+                    Err(_) => {
+                        // Undo the pair so nobody is stuck in a match without a room.
+                        if m.is_reserved(a.id, b.id) {
+                            let now = self.now();
+                            m.disconnect(a.id, now);
+                        }
+                        false
+                    }
+                }
+            };
+            let room = created?;
+            if kept {
+                out.push(Outcome::Found {
+                    a,
+                    b,
+                    room: room.id,
+                    waited_ms: [waited_a, waited_b],
+                });
+            } else {
+                // The pair ended while its room was being made: nobody heard of it.
+                self.store.close_room(room.id).await?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn passthrough(e: Event) -> Outcome {
+    match e {
+        Event::Waiting { user } => Outcome::Waiting(user),
+        Event::Idle { user } => Outcome::Idle(user),
+        Event::Ended { user, room, reason } => Outcome::Ended { user, room, reason },
+        Event::Paired { .. } => unreachable!("pairs are resolved by the engine"),
+    }
+}
+
+/// Creates a pair's private random room with both joined (one transaction).
+async fn create_pair_room(store: &dyn Store, a: &UserRef, b: &UserRef) -> AppResult<Room> {
+    let (room, _) = store
+        .create_room_with(
+            NewRoom {
+                name: format!("{} · {}", a.name, b.name),
+                visibility: Visibility::Private,
+                kind: RoomKind::Random,
+                created_by: a.id,
+            },
+            vec![a.clone(), b.clone()],
+        )
+        .await?;
+    Ok(room)
 }
 
 /// Turns matcher events into outcomes, creating a room for every new pair (both
-/// joined in one transaction before anyone hears of it). Shared by every engine.
+/// joined in one transaction before anyone hears of it), with the matcher held
+/// throughout (the shared engine, under its row lock).
 pub async fn resolve(
     store: &dyn Store,
     m: &mut Matcher,
@@ -82,101 +165,82 @@ pub async fn resolve(
 ) -> AppResult<Vec<Outcome>> {
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        out.push(match e {
-            Event::Waiting { user } => Outcome::Waiting(user),
-            Event::Idle { user } => Outcome::Idle(user),
-            Event::Ended { user, room, reason } => Outcome::Ended { user, room, reason },
-            Event::Paired {
-                a,
-                b,
-                waited_a,
-                waited_b,
-            } => {
-                let created = store
-                    .create_room_with(
-                        NewRoom {
-                            name: format!("{} · {}", a.name, b.name),
-                            visibility: Visibility::Private,
-                            kind: RoomKind::Random,
-                            created_by: a.id,
-                        },
-                        vec![a.clone(), b.clone()],
-                    )
-                    .await;
-                match created {
-                    Ok((room, _)) => {
-                        m.set_room(a.id, b.id, room.id);
-                        Outcome::Found {
-                            a,
-                            b,
-                            room: room.id,
-                            waited_ms: [waited_a, waited_b],
-                        }
-                    }
-                    Err(e) => {
-                        // Undo the pair so nobody is stuck in a match without a room.
-                        m.disconnect(a.id, now);
-                        return Err(e.into());
-                    }
-                }
+        let Event::Paired {
+            a,
+            b,
+            waited_a,
+            waited_b,
+        } = e
+        else {
+            out.push(passthrough(e));
+            continue;
+        };
+        match create_pair_room(store, &a, &b).await {
+            Ok(room) => {
+                m.set_room(a.id, b.id, room.id);
+                out.push(Outcome::Found {
+                    a,
+                    b,
+                    room: room.id,
+                    waited_ms: [waited_a, waited_b],
+                });
             }
-        });
+            Err(e) => {
+                m.disconnect(a.id, now);
+                return Err(e);
+            }
+        }
     }
     Ok(out)
+}
+
+fn already_matched(_: AlreadyMatched) -> AppError {
+    AppError::conflict(
+        "already_matched",
+        "you are already in a match; use next or disconnect",
+    )
 }
 
 #[async_trait]
 impl MatchEngine for LocalMatchEngine {
     async fn connect(&self, user: &UserRef, prefs: Prefs) -> AppResult<Vec<Outcome>> {
-        let mut m = self.matcher.lock().await;
-        let now = self.now();
-        let events = m
-            .connect(user.clone(), prefs, now)
-            .map_err(|AlreadyMatched| {
-                AppError::conflict(
-                    "already_matched",
-                    "you are already in a match; use next or disconnect",
-                )
-            })?;
-        resolve(&*self.store, &mut m, events, self.now()).await
+        self.run(|m, now| m.connect(user.clone(), prefs, now).map_err(already_matched))
+            .await
     }
 
     async fn next(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {
-        let mut m = self.matcher.lock().await;
-        let events = m.next(user, self.now());
-        resolve(&*self.store, &mut m, events, self.now()).await
+        self.run(|m, now| Ok(m.next(user, now))).await
     }
 
     async fn disconnect(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {
-        let mut m = self.matcher.lock().await;
-        let events = m.disconnect(user.id, self.now());
-        resolve(&*self.store, &mut m, events, self.now()).await
+        self.run(|m, now| Ok(m.disconnect(user.id, now))).await
     }
 
     async fn offline(&self, user: UserId) {
         let now = self.now();
-        self.matcher.lock().await.offline(user, now);
+        self.matcher.lock().offline(user, now);
     }
 
     async fn online(&self, user: UserId) {
-        self.matcher.lock().await.online(user);
+        self.matcher.lock().online(user);
     }
 
     async fn tick(&self) -> AppResult<Vec<Outcome>> {
-        let mut m = self.matcher.lock().await;
-        let events = m.tick(self.now());
-        resolve(&*self.store, &mut m, events, self.now()).await
+        self.run(|m, now| Ok(m.tick(now))).await
     }
 
     async fn state(&self, user: UserId) -> State {
-        self.matcher.lock().await.state(user)
+        self.matcher.lock().state(user)
     }
 
     async fn block(&self, a: UserId, b: UserId) {
-        self.matcher.lock().await.block(a, b);
+        self.matcher.lock().block(a, b);
     }
 
     async fn queue_len(&self) -> usize {
-        self.matcher.lock().await.queue_len()
+        self.matcher.lock().queue_len()
     }
 }
+
+#[cfg(test)]
+mod tests;

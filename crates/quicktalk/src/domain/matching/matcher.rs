@@ -179,6 +179,11 @@ impl Matcher {
         self.cfg
     }
 
+    /// Every user waiting or matched.
+    pub fn users(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.entries.keys().copied()
+    }
+
     pub fn queue_len(&self) -> usize {
         self.queue.len()
     }
@@ -269,14 +274,28 @@ impl Matcher {
         }
     }
 
-    pub fn set_room(&mut self, a: UserId, b: UserId, room_id: RoomId) {
-        for (u, p) in [(a, b), (b, a)] {
-            if let Some(Entry::Matched { partner, room, .. }) = self.entries.get_mut(&u) {
-                if *partner == p {
-                    *room = Some(room_id);
-                }
+    /// Are `a` and `b` matched with each other, waiting for their room?
+    pub fn is_reserved(&self, a: UserId, b: UserId) -> bool {
+        [(a, b), (b, a)].iter().all(|(u, p)| {
+            matches!(
+                self.entries.get(u),
+                Some(Entry::Matched { partner, room: None, .. }) if partner == p
+            )
+        })
+    }
+
+    /// Gives the pair `a`–`b` its room. Returns `false` (and changes nothing) when
+    /// the two are no longer a pair waiting for a room (one left meanwhile).
+    pub fn set_room(&mut self, a: UserId, b: UserId, room_id: RoomId) -> bool {
+        if !self.is_reserved(a, b) {
+            return false;
+        }
+        for u in [a, b] {
+            if let Some(Entry::Matched { room, .. }) = self.entries.get_mut(&u) {
+                *room = Some(room_id);
             }
         }
+        true
     }
 
     /// Time-driven work: ends matches whose grace ran out, and pairs users whose

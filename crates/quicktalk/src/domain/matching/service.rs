@@ -15,7 +15,7 @@ use super::matcher::{Prefs, State};
 use crate::bus::{Bus, BusEvent};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
-use crate::model::{RoomId, RoomKind, User, UserId};
+use crate::model::{HistoryQuery, MessageKind, RoomId, RoomKind, User, UserId};
 use crate::store::{NewReport, Store};
 
 pub const MAX_INTERESTS: usize = 10;
@@ -116,7 +116,16 @@ impl MatchService {
         let prefs = input.validate()?;
         let out = self.engine.connect(&user.as_ref(), prefs).await?;
         self.publish(out).await;
-        Ok(self.engine.state(user.id).await)
+        Ok(self.state_of(user.id).await)
+    }
+
+    /// The user's state as they may see it: a pair whose room is still being
+    /// created is not announced yet, so it shows as waiting.
+    async fn state_of(&self, user: UserId) -> State {
+        match self.engine.state(user).await {
+            State::Matched { room: None, .. } => State::Waiting,
+            s => s,
+        }
     }
 
     pub async fn next(&self, user: &User) -> AppResult<State> {
@@ -138,7 +147,7 @@ impl MatchService {
         }
         let out = self.engine.next(&user.as_ref()).await?;
         self.publish(out).await;
-        Ok(self.engine.state(user.id).await)
+        Ok(self.state_of(user.id).await)
     }
 
     pub async fn disconnect(&self, user: &User) -> AppResult<State> {
@@ -148,11 +157,13 @@ impl MatchService {
     }
 
     pub async fn state(&self, user: &User) -> State {
-        self.engine.state(user.id).await
+        self.state_of(user.id).await
     }
 
     /// Reports the partner of a random room; the two are never matched again, and
-    /// a match still running in that room ends.
+    /// the chat ends: a match still running in that room ends and the room closes
+    /// (both keep reading its history). The partner is whoever was paired with the
+    /// reporter in that room, even if they have left it since.
     pub async fn report(&self, user: &User, room_id: RoomId, reason: &str) -> AppResult<()> {
         let reason = reason.trim();
         let n = reason.chars().count();
@@ -167,8 +178,7 @@ impl MatchService {
             .room(room_id)
             .await?
             .ok_or(AppError::NotFound("room"))?;
-        let members = self.store.members(room_id).await?;
-        if !members.iter().any(|(id, _)| *id == user.id) {
+        if !self.store.is_member(room_id, user.id).await? {
             return Err(AppError::forbidden("you are not a member of this room"));
         }
         if room.kind != RoomKind::Random {
@@ -177,24 +187,21 @@ impl MatchService {
                 "only random-chat rooms can be reported here",
             ));
         }
-        let Some((partner, _)) = members.iter().find(|(id, _)| *id != user.id) else {
+        let pair = self.pair_of(room_id).await?;
+        let Some(partner) = pair.into_iter().find(|id| *id != user.id) else {
             return Err(AppError::invalid("no_partner", "nobody else in this room"));
         };
         self.store
             .add_report(NewReport {
                 room_id,
                 reporter: user.id,
-                reported: *partner,
+                reported: partner,
                 reason: reason.to_owned(),
             })
             .await?;
-        self.engine.block(user.id, *partner).await;
-        if let State::Matched { room: Some(r), .. } = self.engine.state(user.id).await {
-            if r == room_id {
-                let out = self.engine.disconnect(&user.as_ref()).await?;
-                self.publish(out).await;
-            }
-        }
+        self.engine.block(user.id, partner).await;
+        self.end_match_in(user, room_id).await?;
+        self.store.close_room(room_id).await?;
         tracing::info!(
             reporter = user.id,
             reported = partner,
@@ -202,6 +209,43 @@ impl MatchService {
             "random chat report"
         );
         Ok(())
+    }
+
+    /// `user` left random room `room_id` (e.g. `POST /rooms/{id}/leave`): a match
+    /// running there ends, as with `match.disconnect`.
+    pub async fn room_left(&self, user: &User, room_id: RoomId) -> AppResult<()> {
+        self.end_match_in(user, room_id).await
+    }
+
+    async fn end_match_in(&self, user: &User, room_id: RoomId) -> AppResult<()> {
+        if let State::Matched { room: Some(r), .. } = self.engine.state(user.id).await {
+            if r == room_id {
+                let out = self.engine.disconnect(&user.as_ref()).await?;
+                self.publish(out).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The two users a random room was made for: the senders of its first joins
+    /// (the room is created with both joined, `seq` 1 and 2).
+    async fn pair_of(&self, room_id: RoomId) -> AppResult<Vec<UserId>> {
+        let (first, _) = self
+            .store
+            .messages(
+                room_id,
+                HistoryQuery {
+                    before_seq: None,
+                    after_seq: Some(0),
+                    limit: 2,
+                },
+            )
+            .await?;
+        Ok(first
+            .iter()
+            .filter(|m| m.kind == MessageKind::Join)
+            .map(|m| m.sender.id)
+            .collect())
     }
 
     /// A STOMP connection of `user` was established.
@@ -235,7 +279,7 @@ impl MatchService {
     /// Tells `user` where they stand (after subscribing to their events, e.g. on a
     /// reconnect): `match.waiting` or `match.found` again; nothing when idle.
     pub async fn sync(&self, user: UserId) {
-        match self.engine.state(user).await {
+        match self.state_of(user).await {
             State::Idle => {}
             State::Waiting => self.send(user, json!({"type": "match.waiting"})),
             State::Matched { partner, room } => self.send(
@@ -282,6 +326,19 @@ impl MatchService {
     }
 
     async fn publish(&self, out: Vec<Outcome>) {
+        // An ended match's room takes no more messages, closed before either side
+        // hears `match.ended`.
+        let mut closed = Vec::new();
+        for o in &out {
+            if let Outcome::Ended { room: Some(r), .. } = o {
+                if !closed.contains(r) {
+                    closed.push(*r);
+                    if let Err(e) = self.store.close_room(*r).await {
+                        tracing::error!(error = %e, room_id = r, "closing an ended random chat");
+                    }
+                }
+            }
+        }
         for o in out {
             match o {
                 Outcome::Waiting(u) => self.send(u, json!({"type": "match.waiting"})),

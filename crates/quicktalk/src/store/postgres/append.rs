@@ -44,6 +44,8 @@ struct MemberChange {
 /// A room's state while the batch is decided.
 struct RoomState {
     last_seq: i64,
+    /// Closed to text/system messages (an ended random chat).
+    closed: bool,
     last_at: Option<i64>,
     members_delta: i64,
     touched: bool,
@@ -128,8 +130,9 @@ impl PostgresStore {
         room_ids.sort_unstable();
         room_ids.dedup();
         let mut rooms: HashMap<RoomId, RoomState> = HashMap::new();
-        for r in
-            sqlx::query("SELECT id, last_seq FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        for r in sqlx::query(
+            "SELECT id, last_seq, closed_at IS NOT NULL FROM rooms WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
                 .bind(&room_ids)
                 .fetch_all(&mut **tx)
                 .await
@@ -139,6 +142,7 @@ impl PostgresStore {
                 r.get(0),
                 RoomState {
                     last_seq: r.get(1),
+                    closed: r.get(2),
                     last_at: None,
                     members_delta: 0,
                     touched: false,
@@ -236,6 +240,10 @@ impl PostgresStore {
                             out.push(Ok(Appended::Duplicate(e.clone())));
                             continue;
                         }
+                        if room.closed {
+                            out.push(Err(AppendRejected::RoomClosed));
+                            continue;
+                        }
                         if let Some(&i) = batch_cids.get(&ck) {
                             let Ok(Appended::New(first)) = &out[i] else {
                                 unreachable!("batch_cids points at new messages")
@@ -244,6 +252,12 @@ impl PostgresStore {
                             continue;
                         }
                         batch_cids.insert(ck, out.len());
+                    }
+                    // After the client_id lookup: a retry of a message stored before
+                    // the room closed still gets its original.
+                    if room.closed {
+                        out.push(Err(AppendRejected::RoomClosed));
+                        continue;
                     }
                 }
                 MessageKind::Join => {

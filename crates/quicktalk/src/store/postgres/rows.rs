@@ -9,7 +9,8 @@ use crate::store::StoreResult;
 
 pub(super) const USER_COLS: &str = "id, username, display_name, guest";
 pub(super) const ROOM_COLS: &str =
-    "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at";
+    "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
+     r.closed_at";
 pub(super) const MESSAGE_COLS: &str =
     "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at";
 /// [`MESSAGE_COLS`] of a `messages m` in a join.
@@ -37,6 +38,7 @@ pub(super) fn room_row(r: &PgRow) -> StoreResult<Room> {
         last_seq: r.try_get(5).map_err(db)?,
         created_at: r.try_get(6).map_err(db)?,
         last_message_at: r.try_get(7).map_err(db)?,
+        closed_at: r.try_get(8).map_err(db)?,
     })
 }
 

@@ -9,7 +9,9 @@ use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
     User, UserId, UserRef,
 };
-use crate::store::{NewReport, NewRoom, NewUser, RoomWithUnread, Store, StoreError, StoreResult};
+use crate::store::{
+    NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
+};
 
 const UNREAD_SQL: &str = "SELECT COUNT(*) FROM messages WHERE room_id = $1 AND seq > $2 \
                           AND sender_id <> $3 AND kind IN ('text', 'system')";
@@ -158,6 +160,7 @@ impl Store for PostgresStore {
             last_seq: count,
             created_at: now,
             last_message_at: last_at,
+            closed_at: None,
         };
         Ok((room, joins))
     }
@@ -173,7 +176,11 @@ impl Store for PostgresStore {
             .transpose()
     }
 
-    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
+    async fn list_rooms(
+        &self,
+        user: UserId,
+        q: &RoomListQuery,
+    ) -> StoreResult<(Vec<RoomWithUnread>, bool)> {
         // The unread count in the same query: one round trip for the listing.
         let rows = sqlx::query(&format!(
             "SELECT {ROOM_COLS}, m.read_seq, \
@@ -181,22 +188,30 @@ impl Store for PostgresStore {
                  SELECT COUNT(*) FROM messages x WHERE x.room_id = r.id AND x.seq > m.read_seq \
                    AND x.sender_id <> $1 AND x.kind IN ('text', 'system')) END \
              FROM rooms r LEFT JOIN members m ON m.room_id = r.id AND m.user_id = $1 \
-             WHERE (r.visibility = 'public' AND r.kind = 'group') OR m.user_id IS NOT NULL \
-             ORDER BY COALESCE(r.last_message_at, r.created_at) DESC, r.id DESC LIMIT $2"
+             WHERE ((r.visibility = 'public' AND r.kind = 'group') OR m.user_id IS NOT NULL){} \
+               AND ($3::bigint IS NULL OR (COALESCE(r.last_message_at, r.created_at), r.id) < ($3, $4)) \
+             ORDER BY COALESCE(r.last_message_at, r.created_at) DESC, r.id DESC LIMIT $2",
+            q.filter_sql()
         ))
         .bind(user)
-        .bind(limit as i64)
+        .bind(q.limit as i64 + 1)
+        .bind(q.before.map(|b| b.0))
+        .bind(q.before.map(|b| b.1))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        rows.iter()
+        let more = rows.len() > q.limit;
+        let rooms = rows
+            .iter()
+            .take(q.limit)
             .map(|r| {
                 Ok(RoomWithUnread {
                     room: room_row(r)?,
-                    unread: r.try_get::<Option<i64>, _>(9).map_err(db)?,
+                    unread: r.try_get::<Option<i64>, _>(10).map_err(db)?,
                 })
             })
-            .collect()
+            .collect::<StoreResult<_>>()?;
+        Ok((rooms, more))
     }
 
     async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
@@ -262,6 +277,18 @@ impl Store for PostgresStore {
         let out = Self::append_tx(&mut tx, batch, pos).await?;
         tx.commit().await.map_err(db)?;
         Ok(out)
+    }
+
+    async fn close_room(&self, room: RoomId) -> StoreResult<bool> {
+        // Appends lock the room row first, so a batch sees the room open or closed.
+        let n = sqlx::query("UPDATE rooms SET closed_at = $2 WHERE id = $1 AND closed_at IS NULL")
+            .bind(room)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {

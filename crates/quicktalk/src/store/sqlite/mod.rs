@@ -21,7 +21,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
-use super::{NewReport, NewRoom, NewUser, RoomWithUnread, Store, StoreError, StoreResult};
+use super::{
+    NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
+};
 use crate::model::{
     AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
     RoomKind, User, UserId, UserRef, Visibility,
@@ -31,6 +33,7 @@ use writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_reports.sql"),
+    include_str!("migrations/0003_room_closed.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -203,7 +206,8 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 
 const USER_COLS: &str = "id, username, display_name, guest";
 const ROOM_COLS: &str =
-    "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at";
+    "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
+     r.closed_at";
 const MESSAGE_COLS: &str =
     "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at";
 
@@ -236,6 +240,7 @@ fn room_row(r: &Row<'_>) -> rusqlite::Result<Room> {
         last_seq: r.get(5)?,
         created_at: r.get(6)?,
         last_message_at: r.get(7)?,
+        closed_at: r.get(8)?,
     })
 }
 
@@ -341,20 +346,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
+    async fn list_rooms(
+        &self,
+        user: UserId,
+        q: &RoomListQuery,
+    ) -> StoreResult<(Vec<RoomWithUnread>, bool)> {
+        let sql = format!(
+            "SELECT {ROOM_COLS}, m.read_seq FROM rooms r \
+             LEFT JOIN members m ON m.room_id = r.id AND m.user_id = ?1 \
+             WHERE ((r.visibility = 'public' AND r.kind = 'group') OR m.user_id IS NOT NULL){} \
+               AND (?3 IS NULL OR (COALESCE(r.last_message_at, r.created_at), r.id) < (?3, ?4)) \
+             ORDER BY COALESCE(r.last_message_at, r.created_at) DESC, r.id DESC LIMIT ?2",
+            q.filter_sql()
+        );
+        let limit = q.limit;
+        let (before_at, before_id) = q.before.unzip();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {ROOM_COLS}, m.read_seq FROM rooms r \
-                 LEFT JOIN members m ON m.room_id = r.id AND m.user_id = ?1 \
-                 WHERE (r.visibility = 'public' AND r.kind = 'group') OR m.user_id IS NOT NULL \
-                 ORDER BY COALESCE(r.last_message_at, r.created_at) DESC, r.id DESC LIMIT ?2"
-            ))?;
+            let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
-                .query_map(params![user, limit as i64], |r| {
-                    Ok((room_row(r)?, r.get::<_, Option<i64>>(8)?))
+                .query_map(params![user, limit as i64 + 1, before_at, before_id], |r| {
+                    Ok((room_row(r)?, r.get::<_, Option<i64>>(9)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
+            let more = rows.len() > limit;
+            let rooms = rows
+                .into_iter()
+                .take(limit)
                 .map(|(room, read_seq)| {
                     let unread = match read_seq {
                         Some(s) => Some(unread_count(c, room.id, user, s)?),
@@ -362,7 +379,8 @@ impl Store for SqliteStore {
                     };
                     Ok(RoomWithUnread { room, unread })
                 })
-                .collect()
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((rooms, more))
         })
         .await
     }
@@ -424,6 +442,10 @@ impl Store for SqliteStore {
         batch: Vec<NewMessage>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
         self.write(move |w| w.append(batch)).await
+    }
+
+    async fn close_room(&self, room: RoomId) -> StoreResult<bool> {
+        self.write(move |w| w.close_room(room)).await
     }
 
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {

@@ -23,7 +23,8 @@ pub struct Writer {
     /// Cleared when it grows past `last_seq_max` (a miss reads the row).
     last_seq: HashMap<RoomId, i64>,
     last_seq_max: usize,
-    /// Memberships known to exist (committed); valid for the same reason. Saves a
+    /// Memberships known to exist (committed) in rooms that are not closed; valid
+    /// for the same reason ([`Writer::close_room`] drops a closed room's). Saves a
     /// lookup per stored message. Cleared when it grows past [`MEMBER_CACHE_MAX`].
     members: HashSet<(RoomId, UserId)>,
 }
@@ -151,8 +152,27 @@ impl Writer {
             last_seq: n_members,
             created_at: now,
             last_message_at: last_at,
+            closed_at: None,
         };
         Ok((room, joins))
+    }
+
+    /// Closes room `id` to new text and system messages (its members stay and can
+    /// still read). Returns whether it was open.
+    pub fn close_room(&mut self, id: RoomId) -> rusqlite::Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("UPDATE rooms SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL")?
+            .execute(params![id, now_ms()])?;
+        let users: Vec<UserId> = self
+            .conn
+            .prepare_cached("SELECT user_id FROM members WHERE room_id = ?1")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for u in users {
+            self.members.remove(&(id, u));
+        }
+        Ok(n > 0)
     }
 
     pub fn append(
@@ -221,23 +241,36 @@ impl Writer {
             match m.kind {
                 MessageKind::Text | MessageKind::System => {
                     let key = (m.room_id, m.sender.id);
-                    let member =
-                        match member_changes.get(&key) {
-                            Some(now_member) => *now_member,
-                            None => self.members.contains(&key)
-                                || tx
-                                    .prepare_cached(
-                                        "SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2",
-                                    )?
-                                    .exists(params![m.room_id, m.sender.id])?,
+                    // The cache holds committed memberships of open rooms; a join or
+                    // leave earlier in this batch is visible to the transaction only.
+                    let may_post =
+                        if !member_changes.contains_key(&key) && self.members.contains(&key) {
+                            Ok(())
+                        } else {
+                            // Membership and the room's state in one lookup.
+                            let closed: Option<bool> = tx
+                                .prepare_cached(
+                                    "SELECT r.closed_at IS NOT NULL FROM members m \
+                                 JOIN rooms r ON r.id = m.room_id \
+                                 WHERE m.room_id = ?1 AND m.user_id = ?2",
+                                )?
+                                .query_row(params![m.room_id, m.sender.id], |r| r.get(0))
+                                .optional()?;
+                            match closed {
+                                None => Err(AppendRejected::NotMember),
+                                Some(true) => Err(AppendRejected::RoomClosed),
+                                Some(false) => {
+                                    known_members.push(key);
+                                    Ok(())
+                                }
+                            }
                         };
-                    if member {
-                        known_members.push(key);
-                    }
-                    if !member {
+                    if may_post == Err(AppendRejected::NotMember) {
                         out.push(Err(AppendRejected::NotMember));
                         continue;
                     }
+                    // The client_id lookup first: a retry of a message stored before
+                    // the room closed still gets its original.
                     if let Some(cid) = &m.client_id {
                         let earlier: Option<Message> = tx
                             .prepare_cached(&format!(
@@ -250,6 +283,10 @@ impl Writer {
                             out.push(Ok(Appended::Duplicate(earlier)));
                             continue;
                         }
+                    }
+                    if let Err(rejected) = may_post {
+                        out.push(Err(rejected));
+                        continue;
                     }
                 }
                 MessageKind::Join => {
@@ -335,10 +372,10 @@ impl Writer {
                         .into_iter()
                         .filter(|k| !member_changes.contains_key(k)),
                 );
+                // A new join is cached by its first message's lookup, which also
+                // checks that the room is open.
                 for (key, member) in member_changes {
-                    if member {
-                        self.members.insert(key);
-                    } else {
+                    if !member {
                         self.members.remove(&key);
                     }
                 }

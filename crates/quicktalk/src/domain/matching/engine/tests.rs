@@ -1,0 +1,197 @@
+//! The local engine never holds its lock across room creation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::*;
+use crate::model::{AppendRejected, Appended, HistoryQuery, Message, NewMessage, User};
+use crate::store::sqlite::{SqliteStore, Synchronous};
+use crate::store::{NewReport, NewUser, RoomListQuery, RoomWithUnread, StoreResult};
+
+/// A store whose room creation waits until released, as behind a busy writer.
+struct SlowRooms {
+    inner: SqliteStore,
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl Store for SlowRooms {
+    async fn create_user(&self, u: NewUser) -> StoreResult<User> {
+        self.inner.create_user(u).await
+    }
+    async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.inner.user(id).await
+    }
+    async fn credentials(&self, u: &str) -> StoreResult<Option<(User, String)>> {
+        self.inner.credentials(u).await
+    }
+    async fn create_room(&self, r: NewRoom) -> StoreResult<Room> {
+        self.inner.create_room(r).await
+    }
+    async fn create_room_with(
+        &self,
+        r: NewRoom,
+        m: Vec<UserRef>,
+    ) -> StoreResult<(Room, Vec<Message>)> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        self.inner.create_room_with(r, m).await
+    }
+    async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
+        self.inner.room(id).await
+    }
+    async fn list_rooms(
+        &self,
+        u: UserId,
+        q: &RoomListQuery,
+    ) -> StoreResult<(Vec<RoomWithUnread>, bool)> {
+        self.inner.list_rooms(u, q).await
+    }
+    async fn is_member(&self, r: RoomId, u: UserId) -> StoreResult<bool> {
+        self.inner.is_member(r, u).await
+    }
+    async fn members(&self, r: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+        self.inner.members(r).await
+    }
+    async fn unread(&self, r: RoomId, u: UserId) -> StoreResult<Option<i64>> {
+        self.inner.unread(r, u).await
+    }
+    async fn mark_read(&self, r: RoomId, u: UserId, s: i64) -> StoreResult<Option<i64>> {
+        self.inner.mark_read(r, u, s).await
+    }
+    async fn append(
+        &self,
+        b: Vec<NewMessage>,
+    ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
+        self.inner.append(b).await
+    }
+    async fn close_room(&self, r: RoomId) -> StoreResult<bool> {
+        self.inner.close_room(r).await
+    }
+    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+        self.inner.add_report(r).await
+    }
+    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
+        self.inner.blocked_pairs().await
+    }
+    async fn messages(&self, r: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
+        self.inner.messages(r, q).await
+    }
+}
+
+async fn guest(s: &SlowRooms, name: &str) -> UserRef {
+    let u = s
+        .create_user(NewUser {
+            username: None,
+            password_hash: None,
+            display_name: name.into(),
+            guest: true,
+        })
+        .await
+        .unwrap();
+    u.as_ref()
+}
+
+#[tokio::test]
+async fn sockets_and_reads_do_not_wait_for_a_pairs_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowRooms {
+        inner: SqliteStore::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap(),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let (a, b, c) = (
+        guest(&store, "a").await,
+        guest(&store, "b").await,
+        guest(&store, "c").await,
+    );
+    let engine = Arc::new(
+        LocalMatchEngine::new(MatcherConfig::default(), store.clone())
+            .await
+            .unwrap(),
+    );
+    engine.connect(&a, Prefs::default()).await.unwrap();
+    let e = engine.clone();
+    let b2 = b.clone();
+    let pairing = tokio::spawn(async move { e.connect(&b2, Prefs::default()).await });
+    store.entered.notified().await;
+    // The pair's room is being created: everyone else carries on.
+    tokio::time::timeout(Duration::from_secs(1), async {
+        engine.online(c.id).await;
+        engine.offline(c.id).await;
+        engine.connect(&c, Prefs::default()).await.unwrap();
+        engine.queue_len().await
+    })
+    .await
+    .expect("the matcher's lock was held across room creation");
+    // Reserved, not announced: the pair has no room yet.
+    assert!(matches!(
+        engine.state(a.id).await,
+        State::Matched { room: None, .. }
+    ));
+    store.release.notify_one();
+    let out = pairing.await.unwrap().unwrap();
+    let room = out
+        .iter()
+        .find_map(|o| match o {
+            Outcome::Found { room, .. } => Some(*room),
+            _ => None,
+        })
+        .expect("found after the room exists");
+    assert!(store.is_member(room, a.id).await.unwrap());
+    assert_eq!(
+        engine.state(b.id).await,
+        State::Matched {
+            partner: a.clone(),
+            room: Some(room)
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_pair_that_ends_while_its_room_is_made_is_never_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SlowRooms {
+        inner: SqliteStore::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap(),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let (a, b) = (guest(&store, "a").await, guest(&store, "b").await);
+    let engine = Arc::new(
+        LocalMatchEngine::new(MatcherConfig::default(), store.clone())
+            .await
+            .unwrap(),
+    );
+    engine.connect(&a, Prefs::default()).await.unwrap();
+    let e = engine.clone();
+    let b2 = b.clone();
+    let pairing = tokio::spawn(async move { e.connect(&b2, Prefs::default()).await });
+    store.entered.notified().await;
+    engine.disconnect(&a).await.unwrap();
+    store.release.notify_one();
+    let out = pairing.await.unwrap().unwrap();
+    assert!(
+        !out.iter().any(|o| matches!(o, Outcome::Found { .. })),
+        "{out:?}"
+    );
+    assert_eq!(engine.state(a.id).await, State::Idle);
+    // The room made for nobody is closed.
+    let (rooms, _) = store
+        .list_rooms(
+            a.id,
+            &RoomListQuery {
+                kinds: vec![RoomKind::Random],
+                include_ended: true,
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert!(rooms[0].room.closed_at.is_some());
+}
