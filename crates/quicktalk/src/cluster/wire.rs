@@ -54,8 +54,11 @@ pub enum Outcome {
     Unchanged,
     RoomNotFound,
     NotMember,
-    /// Could not be decided (e.g. replayed after a crash without a stored row).
+    /// Could not be decided (e.g. a record below the applied offset): outcome unknown.
     Failed(String),
+    /// The record failed on its own, deterministically (undecodable, or the
+    /// store refused it): not stored, and retrying it as is will not help.
+    Rejected(String),
 }
 
 impl From<Result<Appended, AppendRejected>> for Outcome {

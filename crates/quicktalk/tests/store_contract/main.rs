@@ -2,6 +2,7 @@
 //! `contract.rs` holds the checks; this file instantiates them per backend.
 
 mod contract;
+mod log;
 #[path = "../common/skip.rs"]
 mod skip;
 
