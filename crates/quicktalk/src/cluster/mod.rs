@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! SEND ─► KafkaPipeline: produce {node, req, msg} to <prefix>.messages, partition = room % N
-//!      ─► sequencer (one node owns each partition: PostgreSQL advisory locks)
+//!      ─► sequencer (one node owns each partition: a lease in PostgreSQL)
 //!         ─► PostgresStore::append_logged (seq + store + partition offset, one transaction)
 //!         ─► produce Message and Reply{node, req} events to <prefix>.events
 //! every node: events consumer ─► local hub (in seq order, gaps filled from the store)
@@ -13,9 +13,10 @@
 //! Exactly-once application does not rely on Kafka offsets or consumer groups:
 //! the store records, per partition, the next offset to apply in the same
 //! transaction as the messages; a new owner starts reading there, and a record
-//! delivered again is skipped (its stored message re-published). Partition
-//! ownership is a PostgreSQL advisory lock per partition (`ownership`), freed by
-//! PostgreSQL the moment a dead node's session closes. Topics are created at start-up with the
+//! delivered again is skipped (never acknowledged). Partition ownership is a
+//! lease per partition in PostgreSQL (`ownership`): free at once when a dead
+//! node's session closes, after 5 s without renewal when a node hangs, and
+//! checked (epoch fencing) in every batch's transaction. Topics are created at start-up with the
 //! admin API (a production Kafka has auto-create off). Typing and user events
 //! (matching) travel on the events topic too; the matcher's state is shared in
 //! PostgreSQL (`matching`).

@@ -1,10 +1,20 @@
 //! The multi-node pipeline: `submit` produces to the messages topic (partitioned
-//! by room) and parks the reply; the sequencer, a consumer-group member, applies
-//! the records of the partitions it owns to PostgreSQL in batches and publishes
-//! the stored messages and the replies on the events topic.
+//! by room) and parks the reply; the sequencer reads, by hand-assigned
+//! partitions (no consumer group), the partitions whose lease this node holds
+//! (`ownership`), applies their records to PostgreSQL in batches under that
+//! lease, and publishes the stored messages and the replies on the events topic.
+//!
+//! The sequencer never retries a deterministic failure for ever: a record that
+//! cannot be decoded, or that the store refuses on its own (a data error), is
+//! rejected (its sender hears why) and its offset consumed; only transient
+//! errors (database unreachable) are retried, with back-off. Before reading a
+//! partition it compares the broker's log with the stored position: a log that
+//! ends below the applied offset was recreated or rewound, and is applied as a
+//! new log incarnation instead of being mistaken for records applied before. If
+//! the sequencer dies, the node hands its partitions back and reports unhealthy.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +22,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use futures_util::FutureExt as _;
 use parking_lot::Mutex;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -20,14 +30,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::KafkaBus;
-use super::ownership;
+use super::ownership::{self, Owned};
 use super::wire::{Event, Outcome, Request};
 use super::{partition_of, ClusterConfig};
 use crate::domain::pipeline::{Pipeline, Reply};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
-use crate::model::{Appended, NewMessage};
-use crate::store::postgres::{LogRecord, Logged, PostgresStore};
+use crate::model::{AppendRejected, Appended, NewMessage};
+use crate::store::postgres::{Lease, LogRecord, Logged, PostgresStore};
+use crate::store::StoreError;
 
 /// A request not answered in this long gets an error (its sequencer died and the
 /// new owner's reply went to a node that no longer waits, or Kafka is down).
@@ -40,9 +51,16 @@ pub struct KafkaPipeline {
     producer: FutureProducer,
     next_req: AtomicU64,
     pending: Arc<Mutex<HashMap<u64, (Reply, Instant)>>>,
+    healthy: Arc<AtomicBool>,
 }
 
 impl KafkaPipeline {
+    /// False once the sequencer or the ownership loop died (the node then holds
+    /// no partitions; its SENDs wait for other nodes' sequencers).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         cfg: &ClusterConfig,
@@ -69,27 +87,49 @@ impl KafkaPipeline {
             .set("group.id", format!("{}.sequencer", cfg.topic_prefix))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "5")
+            // A position the broker does not have is an error to look into
+            // (a recreated topic), never a silent jump.
+            .set("auto.offset.reset", "error")
             .create()
             .context("creating the sequencer consumer")?;
-        let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
+        let meta: BaseConsumer = cfg
+            .client()
+            .create()
+            .context("creating the sequencer's metadata client")?;
+        let (owned_tx, owned_rx) = watch::channel(Owned::new());
         let (active_tx, active_rx) = watch::channel(BTreeSet::new());
         let opts = (*store.pool().connect_options()).clone();
-        let prefix = cfg.topic_prefix.clone();
-        let own_stop = stop.clone();
-        tokio::spawn(async move {
-            if let Err(e) =
-                ownership::run(opts, prefix, partitions, owned_tx, active_rx, own_stop).await
-            {
-                tracing::error!(error = %e, "partition ownership stopped");
-            }
-        });
+        let healthy = Arc::new(AtomicBool::new(true));
+        // Ownership stops with the node, or when the sequencer died.
+        let own_stop = stop.child_token();
+        {
+            let (topic, node, healthy, own_stop, stop) = (
+                topic.clone(),
+                node.clone(),
+                healthy.clone(),
+                own_stop.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let r =
+                    ownership::run(opts, topic, node, partitions, owned_tx, active_rx, own_stop)
+                        .await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "partition ownership stopped");
+                }
+                if !stop.is_cancelled() {
+                    healthy.store(false, Ordering::Relaxed);
+                }
+            });
+        }
         let pipeline = Arc::new(KafkaPipeline {
-            node,
+            node: node.clone(),
             topic: topic.clone(),
             partitions,
             producer,
             next_req: AtomicU64::new(1),
             pending: pending.clone(),
+            healthy: healthy.clone(),
         });
         let sweeper = pending.clone();
         let sweep_stop = stop.clone();
@@ -121,20 +161,49 @@ impl KafkaPipeline {
         });
         let seq = Sequencer {
             consumer,
+            meta: Arc::new(meta),
             topic,
+            node,
             store,
             bus,
             metrics,
             max_batch: cfg.max_batch,
             active: active_tx,
+            epochs: HashMap::new(),
+            fenced: HashMap::new(),
         };
-        let task = tokio::spawn(seq.run(stop, owned_rx, pending));
-        Ok((pipeline, task))
+        let task = tokio::spawn(seq.run(stop.clone(), owned_rx, pending));
+        Ok((pipeline, supervise(task, stop, own_stop, healthy)))
     }
 }
 
 fn into_result(o: Outcome) -> AppResult<Appended> {
     o.into_result()
+}
+
+/// Watches the sequencer: if it ends before `stop` (a panic), the node hands
+/// its partitions back (ownership stops, so other nodes take them) and reports
+/// unhealthy. The returned task ends when the sequencer has.
+fn supervise(
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+    own_stop: CancellationToken,
+    healthy: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let r = task.await;
+        if stop.is_cancelled() && r.is_ok() {
+            return;
+        }
+        match r {
+            Err(e) => {
+                tracing::error!(error = %e, "the sequencer died; handing this node's partitions back")
+            }
+            Ok(()) => tracing::error!("the sequencer stopped; handing this node's partitions back"),
+        }
+        healthy.store(false, Ordering::Relaxed);
+        own_stop.cancel();
+    })
 }
 
 #[async_trait]
@@ -188,59 +257,177 @@ impl Pipeline for KafkaPipeline {
 
 struct Sequencer {
     consumer: StreamConsumer,
+    /// For the partitions' watermarks (blocking calls, made off the runtime).
+    meta: Arc<BaseConsumer>,
     topic: String,
+    /// This node's id: the lease owner it writes under.
+    node: Arc<str>,
     store: Arc<PostgresStore>,
     bus: Arc<KafkaBus>,
     metrics: Arc<Metrics>,
     max_batch: usize,
-    /// The partitions being read now (ownership waits on it before unlocking).
+    /// The partitions being read now (ownership waits on it before handing back).
     active: watch::Sender<BTreeSet<i32>>,
+    /// The lease epoch of each partition being read.
+    epochs: HashMap<i32, i64>,
+    /// Partitions the store fenced at this epoch: not read again until ownership
+    /// says otherwise.
+    fenced: HashMap<i32, i64>,
+}
+
+/// Who sent a request (decodable even when the message in it is not).
+#[derive(serde::Deserialize)]
+struct Origin {
+    node: String,
+    req: u64,
 }
 
 /// One polled record, owned.
 struct Polled {
     partition: i32,
     offset: i64,
-    request: Option<Request>,
+    request: Result<Request, Option<Origin>>,
 }
 
+/// What became of one record.
+enum Fate {
+    Logged(Logged),
+    /// Refused on its own (the reason goes to its sender); its offset is consumed.
+    Rejected(String),
+}
+
+/// How often the broker's logs are compared with the stored positions while
+/// reading (a topic recreated under a running sequencer).
+const RECHECK: Duration = Duration::from_secs(5);
+
 impl Sequencer {
-    /// Reads exactly the partitions in `owned` (re-assigned between batches).
-    async fn assign(&self, owned: &BTreeSet<i32>) -> anyhow::Result<()> {
-        let next = self.store.next_offsets(&self.topic).await?;
+    /// Reads exactly the partitions in `owned` (re-assigned between batches),
+    /// each from the position the store says comes next, after checking that
+    /// the broker's log still reaches it.
+    async fn assign(&mut self, owned: &Owned) -> anyhow::Result<()> {
+        self.fenced.retain(|p, e| owned.get(p) == Some(e));
+        let want: Owned = owned
+            .iter()
+            .filter(|(p, _)| !self.fenced.contains_key(p))
+            .map(|(p, e)| (*p, *e))
+            .collect();
+        let positions = self.store.log_positions(&self.topic).await?;
         let mut tpl = TopicPartitionList::new();
-        for p in owned {
-            let offset = next
-                .get(p)
-                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            tpl.add_partition_offset(&self.topic, *p, offset)?;
+        let mut epochs = HashMap::new();
+        for (&p, &epoch) in &want {
+            let Some(pos) = positions.get(&p) else {
+                tracing::warn!(partition = p, "no stored position for an owned partition");
+                continue;
+            };
+            let (low, high) = self.watermarks(p).await?;
+            let start = if high < pos.next_offset {
+                tracing::error!(
+                    partition = p,
+                    low,
+                    high,
+                    applied = pos.next_offset,
+                    "the broker's log ends below the applied offset: the topic was recreated \
+                     or rewound; applying it as a new log incarnation"
+                );
+                match self
+                    .store
+                    .reset_log(&self.topic, &self.node, epoch, p, low)
+                    .await?
+                {
+                    Some(new) => new.next_offset,
+                    None => {
+                        self.fenced.insert(p, epoch);
+                        continue;
+                    }
+                }
+            } else if pos.next_offset < low {
+                tracing::warn!(
+                    partition = p,
+                    low,
+                    applied = pos.next_offset,
+                    "records were deleted from the log before they were applied"
+                );
+                low
+            } else {
+                pos.next_offset
+            };
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(start))?;
+            epochs.insert(p, epoch);
         }
         self.consumer.assign(&tpl)?;
-        self.metrics.partitions_owned.set(owned.len() as i64);
-        self.active.send_replace(owned.clone());
+        self.metrics.partitions_owned.set(epochs.len() as i64);
+        self.active.send_replace(epochs.keys().copied().collect());
+        self.epochs = epochs;
         Ok(())
     }
 
+    /// The partition's low and high watermarks on the broker.
+    async fn watermarks(&self, p: i32) -> anyhow::Result<(i64, i64)> {
+        let meta = self.meta.clone();
+        let topic = self.topic.clone();
+        let w = tokio::task::spawn_blocking(move || {
+            meta.fetch_watermarks(&topic, p, Duration::from_secs(5))
+        })
+        .await?
+        .with_context(|| format!("fetching the watermarks of partition {p}"))?;
+        Ok(w)
+    }
+
+    /// Whether a partition being read now ends below its applied offset on the
+    /// broker (recreated under us): then it is re-assigned, which starts a new
+    /// incarnation.
+    async fn log_was_reset(&self) -> bool {
+        let Ok(positions) = self.store.log_positions(&self.topic).await else {
+            return false;
+        };
+        for p in self.epochs.keys() {
+            if let (Some(pos), Ok((_, high))) = (positions.get(p), self.watermarks(*p).await) {
+                if high < pos.next_offset {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     async fn run(
-        self,
+        mut self,
         stop: CancellationToken,
-        mut owned: watch::Receiver<BTreeSet<i32>>,
+        mut owned: watch::Receiver<Owned>,
         pending: Arc<Mutex<HashMap<u64, (Reply, Instant)>>>,
     ) {
+        let mut reassign = false;
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if reassign {
+                reassign = false;
+                let want = owned.borrow_and_update().clone();
+                if let Err(e) = self.assign(&want).await {
+                    tracing::error!(error = %e, "assigning log partitions");
+                    // Read nothing rather than the wrong thing; retried shortly.
+                    let _ = self.consumer.unassign();
+                    self.epochs.clear();
+                    self.active.send_replace(BTreeSet::new());
+                    reassign = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.cancelled() => break,
+                    }
+                    continue;
+                }
+            }
             let first = tokio::select! {
-                m = self.consumer.recv(), if !self.active.borrow().is_empty() => m,
+                m = self.consumer.recv(), if !self.epochs.is_empty() => m,
                 changed = owned.changed() => {
                     if changed.is_err() {
                         break;
                     }
-                    let want = owned.borrow_and_update().clone();
-                    if let Err(e) = self.assign(&want).await {
-                        tracing::error!(error = %e, "assigning log partitions");
-                        // Read nothing rather than the wrong thing; retried on the next change.
-                        let _ = self.consumer.unassign();
-                        self.active.send_replace(BTreeSet::new());
-                    }
+                    reassign = true;
+                    continue;
+                }
+                _ = recheck.tick(), if !self.epochs.is_empty() => {
+                    reassign = self.log_was_reset().await;
                     continue;
                 }
                 _ = stop.cancelled() => break,
@@ -249,8 +436,10 @@ impl Sequencer {
             match first {
                 Ok(m) => batch.push(own(&m)),
                 Err(e) => {
+                    // E.g. a position the broker no longer has: look again.
                     tracing::warn!(error = %e, "sequencer consumer");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    reassign = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
             }
@@ -261,7 +450,7 @@ impl Sequencer {
                     _ => break,
                 }
             }
-            self.apply(batch).await;
+            reassign |= self.apply(batch).await;
         }
         let _ = self.consumer.unassign();
         self.active.send_replace(BTreeSet::new());
@@ -273,75 +462,194 @@ impl Sequencer {
         tracing::debug!("sequencer stopped");
     }
 
-    async fn apply(&self, batch: Vec<Polled>) {
+    /// Applies a batch and answers for it. Returns whether the partitions must be
+    /// re-assigned (a lease was lost, or a record came below the applied offset).
+    async fn apply(&mut self, batch: Vec<Polled>) -> bool {
         let mut records = Vec::new();
         let mut origin = Vec::new();
+        let mut refused = Vec::new();
         for p in batch {
-            match p.request {
-                Some(r) => {
-                    origin.push((r.node, r.req));
-                    records.push(LogRecord {
-                        partition: p.partition,
-                        offset: p.offset,
-                        message: r.msg,
-                    });
+            let (who, message) = match p.request {
+                Ok(r) => (Some((r.node, r.req)), Some(r.msg)),
+                Err(who) => {
+                    tracing::error!(
+                        partition = p.partition,
+                        offset = p.offset,
+                        "rejecting an undecodable log record"
+                    );
+                    (who.map(|o| (o.node, o.req)), None)
                 }
-                None => tracing::warn!(
-                    partition = p.partition,
-                    offset = p.offset,
-                    "skipping an undecodable request"
-                ),
-            }
+            };
+            refused.push(message.is_none());
+            origin.push(who);
+            records.push(LogRecord {
+                partition: p.partition,
+                offset: p.offset,
+                message,
+            });
         }
         let n = records.len();
         let started = Instant::now();
-        // Never drop accepted messages: retry until the store takes them.
-        let mut delay = Duration::from_millis(50);
-        let outcomes = loop {
-            match self.store.append_logged(&self.topic, records.clone()).await {
-                Ok(o) => break o,
-                Err(e) => {
-                    tracing::error!(error = ?e, batch = n, "storing a batch failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
-        };
+        let fates = self.store_records(records).await;
         self.metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.commit_batch.observe(n as f64);
-        for ((node, req), logged) in origin.into_iter().zip(outcomes) {
-            let outcome = match logged {
-                Logged::Applied(r) => Outcome::from(r),
-                // Applied before this delivery: publish again (receivers drop
-                // repeats) and answer for it, in case the first answer was lost.
-                Logged::Replayed(Some(m)) => Outcome::New(m.into()),
-                Logged::Replayed(None) => Outcome::Failed("already processed".into()),
+        let mut reassign = false;
+        for ((who, fate), refused) in origin.into_iter().zip(fates).zip(refused) {
+            let outcome = match fate {
+                (_, Fate::Logged(Logged::Applied(r))) => Outcome::from(r),
+                (_, Fate::Logged(Logged::Skipped)) if refused => {
+                    Outcome::Rejected("the message could not be read".into())
+                }
+                (_, Fate::Logged(Logged::Skipped)) => {
+                    Outcome::Rejected("the message could not be stored".into())
+                }
+                (_, Fate::Rejected(reason)) => Outcome::Rejected(reason),
+                (_, Fate::Logged(Logged::Replayed)) => {
+                    // Never an acknowledgement: what that offset stored is unknown.
+                    reassign = true;
+                    Outcome::Failed("log position already applied".into())
+                }
+                (p, Fate::Logged(Logged::Fenced)) => {
+                    // The lease moved: the new owner applies and answers it.
+                    if let Some(e) = self.epochs.get(&p) {
+                        self.fenced.insert(p, *e);
+                    }
+                    reassign = true;
+                    continue;
+                }
             };
             if let Outcome::New(m) = &outcome {
                 self.metrics.messages_stored.inc();
                 self.bus.send(m.room_id, &Event::Message { m: m.clone() });
             }
-            self.bus
-                .send(req as i64, &Event::Reply { node, req, outcome });
+            if let Some((node, req)) = who {
+                self.bus
+                    .send(req as i64, &Event::Reply { node, req, outcome });
+            }
+        }
+        reassign
+    }
+
+    /// Stores records under this node's leases. Transient failures are retried
+    /// with back-off (accepted messages are never dropped for them); a batch that
+    /// fails deterministically is applied record by record, and a record that
+    /// fails on its own is rejected (its offset consumed, nothing stored).
+    async fn store_records(&self, records: Vec<LogRecord>) -> Vec<(i32, Fate)> {
+        let lease = Lease {
+            owner: &self.node,
+            epochs: &self.epochs,
+        };
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self
+                .store
+                .append_logged(&self.topic, lease, records.clone())
+                .await
+            {
+                Ok(o) => {
+                    return records
+                        .iter()
+                        .map(|r| r.partition)
+                        .zip(o.into_iter().map(Fate::Logged))
+                        .collect()
+                }
+                Err(e) if deterministic(&e) && records.len() > 1 => {
+                    tracing::warn!(error = ?e, batch = records.len(), "a batch failed; applying its records one by one");
+                    let mut out = Vec::with_capacity(records.len());
+                    for r in records {
+                        out.extend(Box::pin(self.store_records(vec![r])).await);
+                    }
+                    return out;
+                }
+                Err(e) if deterministic(&e) && records[0].message.is_some() => {
+                    tracing::error!(
+                        error = ?e,
+                        partition = records[0].partition,
+                        offset = records[0].offset,
+                        "the store refused a log record; rejecting it"
+                    );
+                    let mut skip = records[0].clone();
+                    skip.message = None;
+                    let fates = Box::pin(self.store_records(vec![skip])).await;
+                    return fates
+                        .into_iter()
+                        .map(|(p, f)| match f {
+                            Fate::Logged(Logged::Skipped) => {
+                                (p, Fate::Rejected("the message could not be stored".into()))
+                            }
+                            other => (p, other),
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, batch = records.len(), "storing a batch failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
         }
     }
 }
 
+/// Whether a store error would happen again for the same records: PostgreSQL
+/// data exceptions, integrity violations and program limits (classes 22, 23,
+/// 54). Everything else (connection, timeout, deadlock, shutdown) is transient.
+fn deterministic(e: &StoreError) -> bool {
+    let StoreError::Backend(e) = e else {
+        return false;
+    };
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(d)) => d
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23") || c.starts_with("54")),
+        Some(sqlx::Error::Encode(_)) => true,
+        _ => false,
+    }
+}
+
 fn own(m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
-    let request = m
-        .payload()
-        .and_then(|p| match serde_json::from_slice::<Request>(p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(error = %e, "undecodable request");
-                None
-            }
-        });
+    let payload = m.payload().unwrap_or_default();
+    let request = serde_json::from_slice::<Request>(payload).map_err(|e| {
+        tracing::warn!(error = %e, "undecodable request");
+        serde_json::from_slice::<Origin>(payload).ok()
+    });
     Polled {
         partition: m.partition(),
         offset: m.offset(),
         request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_sequencer_hands_the_partitions_back_and_reports_unhealthy() {
+        let stop = CancellationToken::new();
+        let own_stop = stop.child_token();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(async { panic!("sequencer bug") });
+        supervise(task, stop.clone(), own_stop.clone(), healthy.clone())
+            .await
+            .unwrap();
+        assert!(own_stop.is_cancelled(), "ownership keeps the partitions");
+        assert!(!healthy.load(Ordering::Relaxed));
+        assert!(!stop.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_stopped_sequencer_is_not_a_failure() {
+        let stop = CancellationToken::new();
+        let own_stop = stop.child_token();
+        let healthy = Arc::new(AtomicBool::new(true));
+        stop.cancel();
+        let task = tokio::spawn(async {});
+        supervise(task, stop, own_stop, healthy.clone())
+            .await
+            .unwrap();
+        assert!(healthy.load(Ordering::Relaxed));
     }
 }

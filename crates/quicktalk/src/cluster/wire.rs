@@ -60,8 +60,11 @@ pub enum Outcome {
     Unstorable,
     /// A text or system message to a closed room (an ended random chat).
     RoomClosed,
-    /// Could not be decided (e.g. replayed after a crash without a stored row).
+    /// Could not be decided (e.g. a record below the applied offset): outcome unknown.
     Failed(String),
+    /// The record failed on its own, deterministically (undecodable, or the
+    /// store refused it): not stored, and retrying it as is will not help.
+    Rejected(String),
 }
 
 impl From<Result<Appended, AppendRejected>> for Outcome {
@@ -93,6 +96,7 @@ impl Outcome {
             Outcome::Failed(_) => Err(AppError::OutcomeUnknown(
                 "the message could not be confirmed; retry with the same client_id",
             )),
+            Outcome::Rejected(reason) => Err(AppError::invalid("rejected", reason)),
         }
     }
 }

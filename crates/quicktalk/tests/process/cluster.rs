@@ -64,6 +64,15 @@ impl Env {
     }
 
     fn node_with(&self, dir: &std::path::Path, partitions: usize) -> ServerProcess {
+        self.node_prefixed(dir, partitions, &self.prefix)
+    }
+
+    fn node_prefixed(
+        &self,
+        dir: &std::path::Path,
+        partitions: usize,
+        prefix: &str,
+    ) -> ServerProcess {
         let partitions = partitions.to_string();
         ServerProcess::start(
             dir,
@@ -73,7 +82,7 @@ impl Env {
                 "--kafka-brokers",
                 &self.brokers,
                 "--kafka-topic-prefix",
-                &self.prefix,
+                prefix,
                 "--kafka-partitions",
                 &partitions,
                 "--log",
@@ -548,6 +557,299 @@ async fn presence_and_typing_cross_nodes() {
     // B leaves its node: A sees B go.
     cb.close().await.unwrap();
     presence_until(&mut ca, |ids| ids == [a_id]).await;
+    drop(nodes);
+    env.drop_schema().await;
+}
+
+/// Sends `text` with a receipt; true if the RECEIPT came (not an error) within `wait`.
+async fn send_acked(c: &mut StompClient, room: i64, text: &str, wait: Duration) -> bool {
+    let r = format!("r-{text}");
+    c.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": text, "client_id": text}),
+        Some(&r),
+    )
+    .await
+    .unwrap();
+    c.recv_until(wait, |f| {
+        f.command == Command::Receipt && f.header("receipt-id") == Some(r.as_str())
+            || f.command == Command::Error
+            || f.command == Command::Message
+                && f.header("subscription") == Some("errors")
+                && serde_json::from_slice::<Value>(&f.body)
+                    .is_ok_and(|v| v["receipt_id"] == r.as_str())
+    })
+    .await
+    .is_ok_and(|f| f.command == Command::Receipt)
+}
+
+fn texts_of(history: &[Value]) -> Vec<String> {
+    history
+        .iter()
+        .filter(|m| m["kind"] == "text")
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Defect 7: the stored log position outlived the topic (recreated: its offsets
+/// start at 0 again). A new SEND must be stored and acknowledged as itself, never
+/// answered with the message an old record at the same offset stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_is_applied_again_not_answered_with_old_messages() {
+    let Some(env) = env("recreate").await else {
+        return;
+    };
+    let dir = data_dir();
+    let mut node = env.node_with(dir.path(), 1);
+    let (_, token) = node.signup("recreator").await;
+    let room = node.create_room(&token, "recreated room").await;
+    let mut c = StompClient::connect(&node.ws_url(), &token).await.unwrap();
+    c.subscribe_sync("errors", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    for k in 0..3 {
+        assert!(send_acked(&mut c, room, &format!("old{k}"), Duration::from_secs(20)).await);
+    }
+    drop(c);
+    node.terminate();
+    node.wait_exit(Duration::from_secs(15));
+    // The topic is recreated: the same stored log row meets a broker log that
+    // starts at offset 0 again (a fresh topic under the stored topic's name).
+    let fresh = format!("{}r", env.prefix);
+    let pool = sqlx::PgPool::connect(&env.db_url).await.unwrap();
+    sqlx::query("UPDATE pipeline_offsets SET topic = $1 WHERE topic = $2")
+        .bind(format!("{fresh}.messages"))
+        .bind(format!("{}.messages", env.prefix))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let node = env.node_prefixed(dir.path(), 1, &fresh);
+    let mut c = StompClient::connect(&node.ws_url(), &token).await.unwrap();
+    c.subscribe_sync("errors", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    for k in 0..2 {
+        let text = format!("new{k}");
+        assert!(
+            send_acked(&mut c, room, &text, Duration::from_secs(20)).await,
+            "{text} not acknowledged"
+        );
+        // Acknowledged means stored: as itself, once.
+        let texts = texts_of(&node.history(&token, room).await);
+        assert_eq!(
+            texts.iter().filter(|t| **t == text).count(),
+            1,
+            "acknowledged {text} but stored: {texts:?}"
+        );
+    }
+    let history = node.history(&token, room).await;
+    assert_eq!(texts_of(&history), ["old0", "old1", "old2", "new0", "new1"]);
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    drop(node);
+    env.drop_schema().await;
+}
+
+/// Defect 1 (cluster side): a record that cannot be decoded, or that the store
+/// refuses on its own (a NUL byte: PostgreSQL rejects it in text), is rejected
+/// and the partition keeps sequencing the SENDs after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_record_does_not_stall_its_partition() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let Some(env) = env("poison").await else {
+        return;
+    };
+    let dir = data_dir();
+    let node = env.node_with(dir.path(), 1);
+    let (uid, token) = node.signup("poisoner").await;
+    let room = node.create_room(&token, "poisoned room").await;
+    let mut c = StompClient::connect(&node.ws_url(), &token).await.unwrap();
+    c.subscribe_sync("errors", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    assert!(send_acked(&mut c, room, "before", Duration::from_secs(20)).await);
+
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &env.brokers)
+        .create()
+        .unwrap();
+    let topic = format!("{}.messages", env.prefix);
+    let nul = json!({
+        "node": "test", "req": 1,
+        "msg": {"room_id": room, "kind": "text", "sender": {"id": uid, "name": "poisoner"},
+                "text": "a\u{0}b", "client_id": null, "sent_at": 1_700_000_000_000i64}
+    })
+    .to_string();
+    for payload in [b"not json {".to_vec(), nul.into_bytes()] {
+        producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(&topic)
+                    .partition(0)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    for k in 0..3 {
+        let text = format!("after{k}");
+        assert!(
+            send_acked(&mut c, room, &text, Duration::from_secs(20)).await,
+            "{text} not acknowledged after a poisoned record"
+        );
+    }
+    let history = node.history(&token, room).await;
+    assert_eq!(texts_of(&history), ["before", "after0", "after1", "after2"]);
+    drop(node);
+    env.drop_schema().await;
+}
+
+/// Streams messages like [`writer`], recording when each RECEIPT arrived.
+async fn timed_writer(
+    url: String,
+    token: String,
+    room: i64,
+    tag: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    times: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+) -> BTreeSet<usize> {
+    let mut acked = BTreeSet::new();
+    let mut c = StompClient::connect(&url, &token).await.unwrap();
+    c.subscribe_sync("errors", "/user/queue/errors", &[])
+        .await
+        .unwrap();
+    let mut k = 0usize;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        // An unknown outcome (the hung node took the record with it) is retried
+        // with the same client_id, as a client must.
+        let mut ok = false;
+        for _ in 0..3 {
+            if send_acked(&mut c, room, &format!("{tag}{k}"), Duration::from_secs(40)).await {
+                ok = true;
+                break;
+            }
+        }
+        if !ok {
+            return acked;
+        }
+        times.lock().unwrap().push(Instant::now());
+        acked.insert(k);
+        k += 1;
+    }
+    acked
+}
+
+/// Defect 8: a hung owner (SIGSTOP) keeps its PostgreSQL sessions. Its lease
+/// expires, another node sequences within 15 s; woken (SIGCONT) it writes
+/// nothing (fenced); every acknowledged message is stored once, `seq` gapless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstop_of_the_sequencing_node_moves_its_partition_and_fences_it() {
+    let Some(env) = env("stop").await else { return };
+    let dirs: Vec<_> = (0..3).map(|_| data_dir()).collect();
+    let nodes: Vec<ServerProcess> = dirs.iter().map(|d| env.node_with(d.path(), 1)).collect();
+    let (_, token) = nodes[0].signup("stopwriter").await;
+    let room = nodes[0].create_room(&token, "stop room").await;
+    let mut owner = None;
+    for _ in 0..100 {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.metric("quicktalk_pipeline_partitions_owned").await == 1.0 {
+                owner = Some(i);
+            }
+        }
+        if owner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let owner = owner.expect("one node owns the partition");
+    let others = [(owner + 1) % 3, (owner + 2) % 3];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tags = ["a", "b"];
+    let writers: Vec<_> = others
+        .iter()
+        .zip(tags)
+        .map(|(i, tag)| {
+            tokio::spawn(timed_writer(
+                nodes[*i].ws_url(),
+                token.clone(),
+                room,
+                tag,
+                stop.clone(),
+                times.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = times.lock().unwrap().len();
+    assert!(before > 5, "only {before} acknowledged before SIGSTOP");
+    let mut nodes = nodes;
+    nodes[owner].signal("STOP");
+    let stopped_at = Instant::now();
+    // Served again: a RECEIPT that only a new sequencer can have produced.
+    let deadline = stopped_at + Duration::from_secs(30);
+    let failover = loop {
+        let t = times
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .find(|t| *t > stopped_at + Duration::from_millis(300));
+        if let Some(t) = t {
+            break t - stopped_at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no RECEIPT within 30 s of SIGSTOP"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("FAILOVER after SIGSTOP: {failover:?}");
+    assert!(
+        failover < Duration::from_secs(15),
+        "failover took {failover:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The hung node wakes up: it must notice it lost the lease and write nothing.
+    nodes[owner].signal("CONT");
+    let mut gave_up = false;
+    for _ in 0..100 {
+        if nodes[owner]
+            .metric("quicktalk_pipeline_partitions_owned")
+            .await
+            == 0.0
+        {
+            gave_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gave_up, "the woken node still sequences the partition");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.push(w.await.unwrap());
+    }
+    let history = nodes[others[0]].history(&token, room).await;
+    let mut by_text: BTreeMap<String, usize> = BTreeMap::new();
+    for t in texts_of(&history) {
+        *by_text.entry(t).or_default() += 1;
+    }
+    for (tag, acked) in tags.iter().zip(&acked) {
+        assert!(acked.len() > 10, "{tag}: only {} acknowledged", acked.len());
+        for k in acked {
+            assert_eq!(
+                by_text.get(&format!("{tag}{k}")),
+                Some(&1),
+                "acknowledged {tag}{k}"
+            );
+        }
+    }
+    assert!(by_text.values().all(|n| *n == 1), "a message stored twice");
+    let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     drop(nodes);
     env.drop_schema().await;
 }

@@ -2,6 +2,7 @@
 //! `contract.rs` holds the checks; this file instantiates them per backend.
 
 mod contract;
+mod log;
 mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;

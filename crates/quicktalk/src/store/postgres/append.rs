@@ -29,7 +29,7 @@ struct MessageCols {
     text: Vec<String>,
     client_id: Vec<Option<String>>,
     sent_at: Vec<i64>,
-    log_partition: Vec<Option<i32>>,
+    log_id: Vec<Option<i64>>,
     log_offset: Vec<Option<i64>>,
 }
 
@@ -81,11 +81,11 @@ impl PostgresStore {
     }
 
     /// Appends `batch` inside `tx` (see the module docs for poisoned items).
-    /// `pos[i]` is item `i`'s place in the log (partition, offset), if it has one.
+    /// `pos[i]` is item `i`'s place in the log (log id, offset), if it has one.
     pub(super) async fn append_tx(
         tx: &mut Transaction<'_, Postgres>,
         batch: Vec<NewMessage>,
-        pos: Vec<Option<(i32, i64)>>,
+        pos: Vec<Option<(i64, i64)>>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
         exec(tx, "SAVEPOINT append_batch").await?;
         match Self::append_batch(tx, batch.clone(), pos.clone()).await {
@@ -123,7 +123,7 @@ impl PostgresStore {
     async fn append_batch(
         tx: &mut Transaction<'_, Postgres>,
         batch: Vec<NewMessage>,
-        pos: Vec<Option<(i32, i64)>>,
+        pos: Vec<Option<(i64, i64)>>,
     ) -> StoreResult<Vec<Result<Appended, AppendRejected>>> {
         // 1. Lock the rooms (in id order: no deadlock between two batches).
         let mut room_ids: Vec<i64> = batch.iter().map(|m| m.room_id).collect();
@@ -299,7 +299,7 @@ impl PostgresStore {
             cols.text.push(m.text.clone());
             cols.client_id.push(m.client_id.clone());
             cols.sent_at.push(m.sent_at);
-            cols.log_partition.push(p.map(|p| p.0));
+            cols.log_id.push(p.map(|p| p.0));
             cols.log_offset.push(p.map(|p| p.1));
             new_at.push(out.len());
             out.push(Ok(Appended::New(Message {
@@ -362,9 +362,9 @@ impl PostgresStore {
             let kinds: Vec<String> = cols.kind.iter().map(|k| k.to_string()).collect();
             let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
                 "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       log_partition, log_offset) \
+                                       log_id, log_offset) \
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
-                                      $6::text[], $7::text[], $8::bigint[], $9::integer[], $10::bigint[]) \
+                                      $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
                  RETURNING id, room_id, seq",
             )
             .bind(&cols.room)
@@ -375,7 +375,7 @@ impl PostgresStore {
             .bind(&cols.text)
             .bind(&cols.client_id)
             .bind(&cols.sent_at)
-            .bind(&cols.log_partition)
+            .bind(&cols.log_id)
             .bind(&cols.log_offset)
             .fetch_all(&mut **tx)
             .await

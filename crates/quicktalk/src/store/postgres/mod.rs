@@ -22,7 +22,7 @@ mod schema;
 mod secrets;
 mod store;
 
-pub use log::{LogRecord, Logged};
+pub use log::{Lease, LogPosition, LogRecord, Logged};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,7 +43,7 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and brings the schema up to date.
     pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let opts = PgConnectOptions::from_str(url).context("parsing the PostgreSQL URL")?;
-        Self::open_with(opts, max_connections).await
+        Self::open_with(session_limits(opts), max_connections).await
     }
 
     async fn open_with(opts: PgConnectOptions, max_connections: u32) -> anyhow::Result<Self> {
@@ -64,6 +64,21 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Server-side limits on every session, so a node that hangs or is cut off
+/// cannot hold locks for long: TCP keepalives and a user timeout (PostgreSQL
+/// drops a peer that stopped answering within about 20 s instead of the kernel's
+/// two hours), and a transaction left idle for 6 s is aborted (its row locks
+/// freed; the store's transactions never wait on anything but the database).
+pub fn session_limits(opts: PgConnectOptions) -> PgConnectOptions {
+    opts.options([
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "20000"),
+        ("idle_in_transaction_session_timeout", "6000"),
+    ])
 }
 
 fn db(e: sqlx::Error) -> StoreError {
