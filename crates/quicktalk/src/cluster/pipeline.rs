@@ -36,7 +36,7 @@ use super::{partition_of, ClusterConfig};
 use crate::domain::pipeline::{Pipeline, Reply};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
-use crate::model::{AppendRejected, Appended, NewMessage};
+use crate::model::{Appended, NewMessage};
 use crate::store::postgres::{Lease, LogRecord, Logged, PostgresStore};
 use crate::store::StoreError;
 

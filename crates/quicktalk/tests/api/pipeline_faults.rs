@@ -11,7 +11,9 @@ use quicktalk::model::{
     AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, User, UserId,
     UserRef,
 };
-use quicktalk::store::{NewReport, NewRoom, NewUser, RoomWithUnread, Store, StoreResult};
+use quicktalk::store::{
+    NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreResult,
+};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -45,6 +47,16 @@ impl Store for FaultStore {
     }
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
         self.0.room(id).await
+    }
+    async fn list_rooms(
+        &self,
+        user: UserId,
+        q: &RoomListQuery,
+    ) -> StoreResult<(Vec<RoomWithUnread>, bool)> {
+        self.0.list_rooms(user, q).await
+    }
+    async fn close_room(&self, room: RoomId) -> StoreResult<bool> {
+        self.0.close_room(room).await
     }
     async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
         self.0.rooms_for(user, limit).await
