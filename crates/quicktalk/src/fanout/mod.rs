@@ -9,6 +9,10 @@
 //! - Per subscription, stored messages are delivered in `seq` order, each once:
 //!   a subscription that is replaying history buffers live events and hands over
 //!   with de-duplication by `seq` ([`RoomSubscription::finish_replay`]).
+//! - Lock order: a room's own lock is never awaited while the global room map is
+//!   locked for writing (only an empty room's, briefly), so one busy room never
+//!   stalls the others. An unsubscribed [`RoomSubscription`] is closed: nothing
+//!   more (live or replayed) is queued for it.
 //! - Presence (who is subscribed to a room) is tracked here; changes mark the room
 //!   dirty and [`Hub::flush_presence`] broadcasts one snapshot per dirty room, so a
 //!   burst of joins in a big room costs one message, not one per join.
