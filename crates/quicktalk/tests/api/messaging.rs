@@ -7,7 +7,7 @@ use std::time::Duration;
 use quicktalk_client::stomp::Command;
 use serde_json::json;
 
-use crate::helpers::{say, spawn_app};
+use crate::helpers::{assert_no_receipt, say, spawn_app};
 
 #[tokio::test]
 async fn members_receive_messages_with_contract_fields() {
@@ -236,7 +236,9 @@ async fn private_rooms_deny_non_members_on_stomp() {
     let err = m.next_json("errs").await.unwrap();
     assert_eq!(err["code"], "forbidden");
     assert_eq!(err["destination"], format!("/topic/rooms.{room}"));
-    m.expect_receipt("s").await.unwrap();
+    assert_eq!(err["receipt_id"], "s");
+    // Contract v2: a rejected SUBSCRIBE gets no RECEIPT.
+    assert_no_receipt(&mut m, "s").await;
     m.send_json(
         &format!("/app/rooms.{room}"),
         &json!({"text": "let me in"}),
@@ -246,6 +248,7 @@ async fn private_rooms_deny_non_members_on_stomp() {
     .unwrap();
     let err = m.next_json("errs").await.unwrap();
     assert_eq!(err["code"], "not_member");
+    assert_no_receipt(&mut m, "x").await;
     m.send_json(&format!("/app/rooms.{room}.typing"), &json!({}), None)
         .await
         .unwrap();
