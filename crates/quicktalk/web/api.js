@@ -57,7 +57,9 @@ export const Api = {
   signup: (username, password, display_name) =>
     api("POST", "/auth/signup", display_name ? { username, password, display_name } : { username, password }),
   me: () => api("GET", "/me"),
-  rooms: () => api("GET", "/rooms"),
+  // Group and direct rooms only: random chats are not listed in the sidebar, and
+  // the server filters them out before its page limit.
+  rooms: () => api("GET", "/rooms?kind=group,direct"),
   room: (id) => api("GET", `/rooms/${id}`),
   createRoom: (name, visibility) => api("POST", "/rooms", { name, visibility }),
   join: (id) => api("POST", `/rooms/${id}/join`),

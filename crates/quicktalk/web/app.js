@@ -296,7 +296,6 @@ function renderRooms() {
   if (!els.roomList) return;
   const open = app.route.name === "room" ? app.route.id : null;
   const rooms = [...app.rooms.values()]
-    .filter((r) => r.kind !== "random")
     .sort((a, b) => String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
   if (!rooms.length) return clear(els.roomList, h("li.empty", t("no_rooms")));
   clear(

@@ -255,3 +255,56 @@ async fn unknown_paths_and_methods_are_json_errors() {
         assert!(text.contains(m), "missing {m} in /metrics");
     }
 }
+
+/// Names that show as nothing, or that reorder or hide text, are refused with a
+/// typed error; Korean, other scripts and emoji go through (§3b.4).
+#[tokio::test]
+async fn invisible_and_format_characters_are_refused_in_names() {
+    let app = spawn_app().await;
+    for bad in [
+        "\u{200B}",
+        "\u{3164}\u{3164}",
+        "\u{115F}",
+        "\u{FFA0}",
+        "\u{FE0F}",
+        "Al\u{200B}ice",
+        "\u{202E}ecilA",
+    ] {
+        let (s, v) = app
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/auth/guest",
+                None,
+                Some(json!({ "nickname": bad })),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::BAD_REQUEST, "invalid_nickname"),
+            "{bad:?}: {v}"
+        );
+        let (s, v) = app
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/auth/signup",
+                None,
+                Some(json!({"username": "eve", "password": "correct horse", "display_name": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+    }
+    let owner = app.guest("민수 🙂").await;
+    let (s, v) = app
+        .post(
+            "/api/v1/rooms",
+            &owner.token,
+            json!({"name": "\u{200B}\u{200B}", "visibility": "public"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_room_name"),
+        "{v}"
+    );
+    app.create_room(&owner, "한국어 방 👩‍💻", "public").await;
+}
