@@ -24,6 +24,8 @@ pub struct Metrics {
     pub partitions_owned: IntGauge,
     pub match_wait_seconds: Histogram,
     pub matches: IntCounter,
+    /// Rejections by abuse limit (contract §4), label `limit`.
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -111,6 +113,14 @@ impl Metrics {
                 .expect("metric"),
             ),
             matches: reg(&registry, counter("matches_total", "Random matches made")),
+            rate_limited: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("rate_limited_total", "Actions refused by an abuse limit"),
+                    &["limit"],
+                )
+                .expect("metric"),
+            ),
             partitions_owned: reg(
                 &registry,
                 IntGauge::new(

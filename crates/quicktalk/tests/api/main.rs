@@ -4,6 +4,8 @@
 mod accounts;
 mod backpressure;
 mod helpers;
+mod http_hardening;
+mod limits;
 mod matching;
 mod messaging;
 mod presence;

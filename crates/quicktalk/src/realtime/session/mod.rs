@@ -87,10 +87,18 @@ pub struct Session {
     send_every: Option<Duration>,
     subs: Subs,
     typing_sent: HashMap<RoomId, tokio::time::Instant>,
+    /// The client's IP (abuse limits), and the socket slot held after CONNECT.
+    client_ip: Option<std::net::IpAddr>,
+    _socket_slot: Option<crate::limits::SocketGuard>,
 }
 
 impl Session {
-    pub fn new(state: Arc<AppState>, replier: Replier, url_token: Option<String>) -> Self {
+    pub fn new(
+        state: Arc<AppState>,
+        replier: Replier,
+        url_token: Option<String>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Self {
         Session {
             state,
             replier,
@@ -101,6 +109,8 @@ impl Session {
             send_every: None,
             subs: Subs::default(),
             typing_sent: HashMap::new(),
+            client_ip,
+            _socket_slot: None,
         }
     }
 
