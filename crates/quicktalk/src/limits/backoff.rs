@@ -141,6 +141,10 @@ impl LoginBackoff {
         let r = self.inner.lock();
         r.ip.len() + r.account.len() + r.pair.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

@@ -168,7 +168,9 @@ async fn stomp_send_flood_gets_rate_limited_events_and_the_socket_stays_open() {
     let user = app.guest("flooder").await;
     let room = app.create_room(&user, "flood", "public").await;
     let mut c = app.stomp(&user).await;
-    c.subscribe_sync("err", "/user/queue/errors").await.unwrap();
+    c.subscribe_sync("err", "/user/queue/errors", &[])
+        .await
+        .unwrap();
     for i in 0..6 {
         c.send_json(
             &format!("/app/rooms.{room}"),
@@ -203,7 +205,7 @@ async fn concurrent_sockets_are_capped_per_user_and_per_ip() {
     let a = app.guest("a").await;
     let b = app.guest("b").await;
     let _a1 = app.stomp(&a).await;
-    let mut a2 = app.stomp(&a).await;
+    let a2 = app.stomp(&a).await;
     let refused = StompClient::connect(&app.ws_url(), &a.token).await;
     assert!(refused.is_err(), "third socket of one user is refused");
     let _b1 = app.stomp(&b).await;
