@@ -40,10 +40,13 @@ fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// Password hashing (19 MiB and ~20-50 ms of CPU each with Argon2id's defaults)
-/// runs at most one per core; a bounded number of callers may wait for a turn,
-/// and beyond that they get `unavailable` at once. So a login flood costs
-/// bounded memory: (cores + queue) × 19 MiB is never reached, only cores × 19 MiB.
+/// runs on its own threads, one per core: a fixed set of threads keeps the
+/// allocator's per-thread arenas (which keep freed 19 MiB blocks) fixed too, where
+/// the blocking pool's changing threads grew RSS past 1 GB under a login flood.
+/// A bounded number of callers may wait for a turn; beyond that they get
+/// `unavailable` at once.
 pub struct Hashing {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
     permits: tokio::sync::Semaphore,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -60,15 +63,32 @@ impl Default for Hashing {
 }
 
 impl Hashing {
+    /// `concurrent` threads (they stop when this is dropped).
     pub fn new(concurrent: usize, max_waiting: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        for _ in 0..concurrent.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name("quicktalk-hash".into())
+                .spawn(move || loop {
+                    let job = rx.lock().recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .expect("spawning a hashing thread");
+        }
         Hashing {
+            jobs,
             permits: tokio::sync::Semaphore::new(concurrent.max(1)),
             waiting: AtomicUsize::new(0),
             max_waiting,
         }
     }
 
-    /// Runs `f` on the blocking pool once a slot is free; `unavailable` when too
+    /// Runs `f` on a hashing thread once a slot is free; `unavailable` when too
     /// many callers wait already.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -81,9 +101,13 @@ impl Hashing {
         let permit = self.permits.acquire().await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         let _permit = permit.map_err(AppError::internal)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(AppError::internal)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| AppError::internal(anyhow::anyhow!("hashing threads stopped")))?;
+        rx.await.map_err(AppError::internal)
     }
 }
 

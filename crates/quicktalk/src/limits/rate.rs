@@ -60,10 +60,6 @@ impl RateLimits {
     pub fn len(&self) -> usize {
         self.limiters.iter().map(|l| l.len()).sum()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
