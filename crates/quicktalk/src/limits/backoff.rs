@@ -67,11 +67,11 @@ fn account_key(account: &str) -> String {
     account.chars().take(64).collect::<String>().to_lowercase()
 }
 
-fn slot<'a, K: std::hash::Hash + Eq>(
-    map: &'a mut HashMap<K, Record>,
+fn slot<K: std::hash::Hash + Eq>(
+    map: &mut HashMap<K, Record>,
     key: K,
     now: Instant,
-) -> Option<&'a mut Record> {
+) -> Option<&mut Record> {
     if map.len() >= MAX_RECORDS && !map.contains_key(&key) {
         return None;
     }
@@ -194,7 +194,7 @@ mod tests {
         }
         let (name, _) = b.attempt("someone", ip(9), t0).unwrap_err();
         assert_eq!(name, "login_backoff_ip");
-        assert!(b.len() > 0);
+        assert!(!b.is_empty());
         b.cleanup(t0 + FORGET_AFTER + IP_CAP);
         assert_eq!(b.len(), 0);
         b.attempt("someone", ip(9), t0 + FORGET_AFTER + IP_CAP)
