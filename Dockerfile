@@ -21,8 +21,10 @@ COPY --from=build /usr/local/bin/quicktalk /usr/local/bin/quicktalk
 USER quicktalk
 ENV QUICKTALK_LISTEN=0.0.0.0:8080 \
     QUICKTALK_DATA_DIR=/data \
-    QUICKTALK_LOG=info
-EXPOSE 8080
+    QUICKTALK_LOG=info \
+    QUICKTALK_METRICS_LISTEN=0.0.0.0:9090
+# 8080: the public listener; 9090: /metrics, for the scraper only (do not publish).
+EXPOSE 8080 9090
 VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1

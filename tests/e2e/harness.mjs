@@ -31,6 +31,8 @@ export class Server {
   async start(port = 0) {
     const proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", this.dataDir, "--log", "warn", ...this.args], {
       stdio: ["ignore", "pipe", "inherit"],
+      // Abuse limits off for tests (contract §4); a flag in `args` still wins.
+      env: { QUICKTALK_RATE_LIMITS: "off", ...process.env },
     });
     this.proc = proc;
     const line = await new Promise((resolve, reject) => {

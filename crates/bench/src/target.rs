@@ -416,6 +416,9 @@ async fn start_quicktalk(opts: &TargetOpts, extra: &[String]) -> anyhow::Result<
         .tempdir()?;
     let mut child = Proc::new(&bin)
         .arg("serve")
+        // No abuse limits in a benchmark (contract §4); a flag in the extra
+        // arguments still wins over this.
+        .env("QUICKTALK_RATE_LIMITS", "off")
         .args(["--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
         .arg(data.path())
         .args(&opts.quicktalk_args)

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::limits::Rates;
 use crate::store::sqlite::Synchronous;
 
 /// Every setting, after layering.
@@ -54,6 +55,23 @@ pub struct Config {
     pub idle_timeout_ms: u64,
     /// A STOMP or WebSocket frame must be complete this long after its first byte.
     pub frame_timeout_ms: u64,
+    /// Abuse limits (contract §4) on or off (off: benchmarks and tests).
+    pub rate_limits: bool,
+    /// Every rate limit's `N/PERIOD` (defaults in `limits::Limit::default_rate`).
+    pub rates: Rates,
+    /// Concurrent STOMP sockets (WebSocket or TCP) per client IP / per user.
+    pub max_sockets_per_ip: usize,
+    pub max_sockets_per_user: usize,
+    /// Concurrent HTTP connections (before any WebSocket upgrade) per client IP.
+    pub max_http_connections_per_ip: usize,
+    /// Peers whose `X-Forwarded-For` names the client (rightmost untrusted hop).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A separate listener for `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Also serve `/metrics` on the public listener.
+    pub metrics_public: bool,
+    /// Longest time a client may take to send a request body, in ms.
+    pub http_body_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -84,6 +102,15 @@ impl Default for Config {
             write_timeout_ms: 15_000,
             idle_timeout_ms: 300_000,
             frame_timeout_ms: 30_000,
+            rate_limits: true,
+            rates: Rates::default(),
+            max_sockets_per_ip: 50,
+            max_sockets_per_user: 10,
+            max_http_connections_per_ip: 64,
+            trusted_proxies: Vec::new(),
+            metrics_listen: None,
+            metrics_public: false,
+            http_body_timeout_ms: 10_000,
         }
     }
 }
@@ -215,6 +242,42 @@ pub struct ServeArgs {
     /// Ms within which a STOMP or WebSocket frame must complete after its first byte.
     #[arg(long, env = "QUICKTALK_FRAME_TIMEOUT_MS")]
     pub frame_timeout_ms: Option<u64>,
+    /// Abuse limits (`on`, the default) or none (`off`: benchmarks and tests).
+    #[arg(long, env = "QUICKTALK_RATE_LIMITS")]
+    pub rate_limits: Option<Switch>,
+    /// Override a rate limit: `NAME=N/PERIOD` (e.g. `send_user=20/4s`), repeatable
+    /// or comma-separated; README lists the names and defaults.
+    #[arg(long, env = "QUICKTALK_RATE_LIMIT", value_delimiter = ',')]
+    pub rate_limit: Option<Vec<String>>,
+    /// Most concurrent STOMP sockets from one client IP.
+    #[arg(long, env = "QUICKTALK_MAX_SOCKETS_PER_IP")]
+    pub max_sockets_per_ip: Option<usize>,
+    /// Most concurrent STOMP sockets of one user.
+    #[arg(long, env = "QUICKTALK_MAX_SOCKETS_PER_USER")]
+    pub max_sockets_per_user: Option<usize>,
+    /// Most concurrent HTTP connections from one client IP.
+    #[arg(long, env = "QUICKTALK_MAX_HTTP_CONNECTIONS_PER_IP")]
+    pub max_http_connections_per_ip: Option<usize>,
+    /// Proxies (`CIDR` or IP, comma-separated) whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "QUICKTALK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Serve `/metrics` on this address (port 0 picks one and prints it).
+    #[arg(long, env = "QUICKTALK_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Also serve `/metrics` on the public listener.
+    #[arg(long, env = "QUICKTALK_METRICS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_public: Option<bool>,
+    /// Longest time a client may take to send a request body, in ms.
+    #[arg(long, env = "QUICKTALK_HTTP_BODY_TIMEOUT_MS")]
+    pub http_body_timeout_ms: Option<u64>,
+}
+
+/// `on` / `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
 }
 
 fn parse_sync(s: &str) -> Result<Synchronous, String> {
@@ -255,10 +318,21 @@ impl ServeArgs {
             write_timeout_ms: other.write_timeout_ms.or(self.write_timeout_ms),
             idle_timeout_ms: other.idle_timeout_ms.or(self.idle_timeout_ms),
             frame_timeout_ms: other.frame_timeout_ms.or(self.frame_timeout_ms),
+            rate_limits: other.rate_limits.or(self.rate_limits),
+            rate_limit: other.rate_limit.or(self.rate_limit),
+            max_sockets_per_ip: other.max_sockets_per_ip.or(self.max_sockets_per_ip),
+            max_sockets_per_user: other.max_sockets_per_user.or(self.max_sockets_per_user),
+            max_http_connections_per_ip: other
+                .max_http_connections_per_ip
+                .or(self.max_http_connections_per_ip),
+            trusted_proxies: other.trusted_proxies.or(self.trusted_proxies),
+            metrics_listen: other.metrics_listen.or(self.metrics_listen),
+            metrics_public: other.metrics_public.or(self.metrics_public),
+            http_body_timeout_ms: other.http_body_timeout_ms.or(self.http_body_timeout_ms),
         }
     }
 
-    fn apply(self, c: &mut Config) {
+    fn apply(self, c: &mut Config) -> anyhow::Result<()> {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
@@ -284,8 +358,31 @@ impl ServeArgs {
             match_next_interval_ms,
             write_timeout_ms,
             idle_timeout_ms,
-            frame_timeout_ms
+            frame_timeout_ms,
+            max_sockets_per_ip,
+            max_sockets_per_user,
+            max_http_connections_per_ip,
+            metrics_public,
+            http_body_timeout_ms
         );
+        if let Some(s) = self.rate_limits {
+            c.rate_limits = s == Switch::On;
+        }
+        if let Some(o) = &self.rate_limit {
+            c.rates
+                .apply(o)
+                .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?;
+        }
+        if let Some(list) = &self.trusted_proxies {
+            c.trusted_proxies = list
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| parse_net(s.trim()))
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if self.metrics_listen.is_some() {
+            c.metrics_listen = self.metrics_listen;
+        }
         if self.database_url.is_some() {
             c.database_url = self.database_url;
         }
@@ -295,7 +392,15 @@ impl ServeArgs {
         if self.kafka_brokers.is_some() {
             c.kafka_brokers = self.kafka_brokers;
         }
+        Ok(())
     }
+}
+
+/// A CIDR (`172.16.0.0/12`) or a single address.
+fn parse_net(s: &str) -> anyhow::Result<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| anyhow::anyhow!("--trusted-proxies: {s:?} is not a CIDR or IP address"))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
@@ -312,7 +417,7 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         None => args,
     };
     let mut c = Config::default();
-    layered.apply(&mut c);
+    layered.apply(&mut c)?;
     if c.max_frame_bytes < 1024 {
         anyhow::bail!("max_frame_bytes must be at least 1024");
     }
@@ -333,6 +438,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if c.write_timeout_ms == 0 || c.idle_timeout_ms == 0 || c.frame_timeout_ms == 0 {
         anyhow::bail!("write_timeout_ms, idle_timeout_ms and frame_timeout_ms must be at least 1");
+    }
+    if c.http_body_timeout_ms == 0 {
+        anyhow::bail!("http_body_timeout_ms must be at least 1");
     }
     if c.max_batch == 0 {
         anyhow::bail!("max_batch must be at least 1");

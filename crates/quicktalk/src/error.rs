@@ -33,8 +33,12 @@ pub enum AppError {
     },
     #[error("{0}")]
     TooLarge(Cow<'static, str>),
-    #[error("{0}")]
-    RateLimited(Cow<'static, str>),
+    /// Over a rate limit (contract §4); the client may retry after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        message: Cow<'static, str>,
+        retry_after: std::time::Duration,
+    },
     /// The server is shutting down or a queue is full; the client may retry.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -70,6 +74,20 @@ impl AppError {
     pub fn unauthorized(code: &'static str, message: &'static str) -> Self {
         AppError::Unauthorized { code, message }
     }
+    /// Over the limit `name`; the next try is allowed after `retry_after`.
+    pub fn rate_limited(name: &str, retry_after: std::time::Duration) -> Self {
+        AppError::RateLimited {
+            message: format!("rate limit {name} exceeded; retry later").into(),
+            retry_after,
+        }
+    }
+    /// The wait before a retry may succeed, for rate-limit rejections.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            AppError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         AppError::Internal(e.into())
     }
@@ -83,7 +101,7 @@ impl AppError {
             AppError::Unauthorized { code, .. } => code,
             AppError::NotFound(_) => "not_found",
             AppError::TooLarge(_) => "too_large",
-            AppError::RateLimited(_) => "rate_limited",
+            AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) => "unavailable",
             AppError::OutcomeUnknown(_) => "outcome_unknown",
             AppError::Internal(_) => "internal",

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod fanout;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod realtime;

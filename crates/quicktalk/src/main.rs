@@ -30,6 +30,9 @@ async fn main() -> std::process::ExitCode {
     };
     let addr = app.local_addr();
     println!("listening on http://{addr}");
+    if let Some(m) = app.metrics_addr() {
+        println!("metrics on http://{m}");
+    }
     if let Some(stomp) = app.stomp_addr() {
         println!("stomp listening on tcp://{stomp}");
     }

@@ -29,6 +29,8 @@ pub struct Metrics {
     /// Connections dropped by a timeout: `write` (peer not reading), `idle`,
     /// `frame` (a frame left incomplete), `heartbeat`.
     pub conn_timeouts: IntCounterVec,
+    /// Rejections by abuse limit (contract §4), label `limit`.
+    pub rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -116,6 +118,14 @@ impl Metrics {
                 .expect("metric"),
             ),
             matches: reg(&registry, counter("matches_total", "Random matches made")),
+            rate_limited: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("rate_limited_total", "Actions refused by an abuse limit"),
+                    &["limit"],
+                )
+                .expect("metric"),
+            ),
             partitions_owned: reg(
                 &registry,
                 IntGauge::new(

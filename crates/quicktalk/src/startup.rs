@@ -23,6 +23,7 @@ use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
 use crate::domain::tokens::TokenKeys;
 use crate::fanout::Hub;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
@@ -32,6 +33,7 @@ use crate::store::Store;
 pub struct Application {
     listener: TcpListener,
     stomp_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
     state: Arc<AppState>,
     pipeline_stop: CancellationToken,
     pipeline_task: tokio::task::JoinHandle<()>,
@@ -113,7 +115,14 @@ impl Application {
                     (bus, pipeline as Arc<dyn Pipeline>, task)
                 }
             };
-        let accounts = Accounts::new(store.clone(), tokens);
+        let limits = Arc::new(Limits::new(
+            config.rate_limits,
+            &config.rates,
+            config.max_sockets_per_ip,
+            config.max_sockets_per_user,
+            metrics.clone(),
+        ));
+        let accounts = Accounts::new(store.clone(), tokens, limits.clone());
         let matcher_cfg = MatcherConfig {
             window: config.match_window_ms,
             grace: config.match_grace_ms,
@@ -151,17 +160,27 @@ impl Application {
             ),
             None => None,
         };
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
+        limits.spawn_cleanup(shutdown.clone());
         let presence_every = Duration::from_millis(config.presence_interval_ms.max(10));
         hub.spawn_presence_flusher(presence_every, shutdown.clone());
         let tick = (config.match_window_ms.min(config.match_grace_ms) / 4).clamp(10, 250);
         matching.spawn_ticker(Duration::from_millis(tick), shutdown.clone());
         let state = Arc::new(AppState::new(
-            config, accounts, rooms, matching, hub, metrics, shutdown,
+            config, accounts, rooms, matching, hub, metrics, limits, shutdown,
         ));
         Ok(Application {
             listener,
             stomp_listener,
+            metrics_listener,
             state,
             pipeline_stop,
             pipeline_task,
@@ -182,6 +201,13 @@ impl Application {
             .map(|l| l.local_addr().expect("bound listener"))
     }
 
+    /// Where `/metrics` is served on its own (`--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener"))
+    }
+
     pub async fn run_until_stopped(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -197,12 +223,27 @@ impl Application {
                 stop_accepting.clone(),
             ));
         }
+        let cfg = &state.config;
+        let options = crate::http::server::Options {
+            trusted_proxies: cfg.trusted_proxies.clone().into(),
+            max_connections_per_ip: cfg.rate_limits.then_some(cfg.max_http_connections_per_ip),
+        };
+        if let Some(l) = self.metrics_listener {
+            tokio::spawn(crate::http::server::serve(
+                l,
+                crate::http::metrics_router(state.clone()),
+                stop_accepting.clone(),
+                Duration::from_secs(1),
+                crate::http::server::Options::default(),
+            ));
+        }
         let router = crate::http::router(state.clone());
         let server = tokio::spawn(crate::http::server::serve(
             self.listener,
             router,
             stop_accepting.clone(),
             Duration::from_secs(3),
+            options,
         ));
         stop.await;
         tracing::info!("shutting down");

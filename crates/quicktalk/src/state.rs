@@ -10,6 +10,7 @@ use crate::domain::accounts::Accounts;
 use crate::domain::matching::MatchService;
 use crate::domain::rooms::Rooms;
 use crate::fanout::Hub;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 
 pub struct AppState {
@@ -19,12 +20,15 @@ pub struct AppState {
     pub matching: Arc<MatchService>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
+    /// Abuse limits (contract §4).
+    pub limits: Arc<Limits>,
     /// Cancelled when the server starts shutting down: connections close.
     pub shutdown: CancellationToken,
     next_conn: AtomicU64,
 }
 
 impl AppState {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         accounts: Accounts,
@@ -32,6 +36,7 @@ impl AppState {
         matching: Arc<MatchService>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
+        limits: Arc<Limits>,
         shutdown: CancellationToken,
     ) -> Self {
         AppState {
@@ -41,6 +46,7 @@ impl AppState {
             matching,
             hub,
             metrics,
+            limits,
             shutdown,
             next_conn: AtomicU64::new(1),
         }

@@ -1,6 +1,10 @@
 //! Accounts: sign-up, login, guests, and turning a bearer token into a user.
-//! Passwords are stored only as Argon2id hashes, computed off the async runtime.
+//! Passwords are stored only as Argon2id hashes, computed off the async runtime
+//! with bounded concurrency ([`Hashing`]); logins go through the login back-off
+//! of [`crate::limits`].
 
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
@@ -10,6 +14,7 @@ use rand::Rng;
 use super::tokens::TokenKeys;
 use super::validate;
 use crate::error::{AppError, AppResult};
+use crate::limits::Limits;
 use crate::model::User;
 use crate::store::{NewUser, Store};
 
@@ -34,12 +39,86 @@ fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Password hashing (19 MiB and ~20-50 ms of CPU each with Argon2id's defaults)
+/// runs on its own threads, one per core: a fixed set of threads keeps the
+/// allocator's per-thread arenas (which keep freed 19 MiB blocks) fixed too, where
+/// the blocking pool's changing threads grew RSS past 1 GB under a login flood.
+/// A bounded number of callers may wait for a turn; beyond that they get
+/// `unavailable` at once.
+pub struct Hashing {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+    permits: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+}
+
+/// Callers allowed to wait for a hashing slot, per core.
+const HASH_QUEUE_PER_CORE: usize = 8;
+
+impl Default for Hashing {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Hashing::new(cores, cores * HASH_QUEUE_PER_CORE)
+    }
+}
+
+impl Hashing {
+    /// `concurrent` threads (they stop when this is dropped).
+    pub fn new(concurrent: usize, max_waiting: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        for _ in 0..concurrent.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name("quicktalk-hash".into())
+                .spawn(move || loop {
+                    let job = rx.lock().recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .expect("spawning a hashing thread");
+        }
+        Hashing {
+            jobs,
+            permits: tokio::sync::Semaphore::new(concurrent.max(1)),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+        }
+    }
+
+    /// Runs `f` on a hashing thread once a slot is free; `unavailable` when too
+    /// many callers wait already.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> AppResult<T> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(AppError::Unavailable("server busy; retry shortly"));
+        }
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(AppError::internal)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| AppError::internal(anyhow::anyhow!("hashing threads stopped")))?;
+        rx.await.map_err(AppError::internal)
+    }
+}
+
 /// Users kept in memory for authentication; cleared when it grows past this.
 const USER_CACHE_MAX: usize = 200_000;
 
 pub struct Accounts {
     store: Arc<dyn Store>,
     tokens: TokenKeys,
+    limits: Arc<Limits>,
+    hashing: Hashing,
     /// Users never change after creation (no profile edits yet), so every
     /// connect need not read the store. Invalidate here once they can.
     users: parking_lot::RwLock<std::collections::HashMap<crate::model::UserId, User>>,
@@ -52,10 +131,12 @@ pub struct Session {
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>, tokens: TokenKeys) -> Self {
+    pub fn new(store: Arc<dyn Store>, tokens: TokenKeys, limits: Arc<Limits>) -> Self {
         Accounts {
             store,
             tokens,
+            limits,
+            hashing: Hashing::default(),
             users: Default::default(),
         }
     }
@@ -74,9 +155,7 @@ impl Accounts {
             "display_name",
         )?;
         let pw = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(AppError::internal)?;
+        let hash = self.hashing.run(move || hash_password(&pw)).await?;
         let user = self
             .store
             .create_user(NewUser {
@@ -89,27 +168,33 @@ impl Accounts {
         Ok(self.session(user))
     }
 
-    pub async fn login(&self, username: &str, password: &str) -> AppResult<Session> {
+    /// Checks a password; `ip` is the client's, for the login back-off.
+    pub async fn login(&self, username: &str, password: &str, ip: IpAddr) -> AppResult<Session> {
+        self.limits.login_attempt(username, ip)?;
         let found = if username.len() <= 32 && password.len() <= 512 {
             self.store.credentials(username).await?
         } else {
             None
         };
         let pw = password.to_owned();
-        let (user, ok) = tokio::task::spawn_blocking(move || match found {
-            Some((user, hash)) => {
-                let ok = verify_password(&pw, &hash);
-                (Some(user), ok)
-            }
-            None => {
-                verify_password(&pw, &DUMMY_HASH);
-                (None, false)
-            }
-        })
-        .await
-        .map_err(AppError::internal)?;
+        let (user, ok) = self
+            .hashing
+            .run(move || match found {
+                Some((user, hash)) => {
+                    let ok = verify_password(&pw, &hash);
+                    (Some(user), ok)
+                }
+                None => {
+                    verify_password(&pw, &DUMMY_HASH);
+                    (None, false)
+                }
+            })
+            .await?;
         match (user, ok) {
-            (Some(user), true) => Ok(self.session(user)),
+            (Some(user), true) => {
+                self.limits.login_succeeded(username, ip);
+                Ok(self.session(user))
+            }
             _ => Err(AppError::unauthorized(
                 "invalid_credentials",
                 "wrong username or password",

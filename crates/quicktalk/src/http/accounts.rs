@@ -8,9 +8,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
+use super::client_ip::ClientIp;
 use super::error::{ApiResult, Json};
 
 use crate::domain::accounts::Session;
+use crate::limits::{Key, Limit};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -37,8 +39,10 @@ fn session_json(s: Session) -> axum::Json<Value> {
 
 pub async fn signup(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     Json(b): Json<Signup>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    state.limits.check(Limit::SignupIp, Key::Ip(ip))?;
     let s = state
         .accounts
         .signup(&b.username, &b.password, b.display_name.as_deref())
@@ -48,17 +52,20 @@ pub async fn signup(
 
 pub async fn login(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     Json(b): Json<Login>,
 ) -> ApiResult<axum::Json<Value>> {
     Ok(session_json(
-        state.accounts.login(&b.username, &b.password).await?,
+        state.accounts.login(&b.username, &b.password, ip).await?,
     ))
 }
 
 pub async fn guest(
     State(state): State<Arc<AppState>>,
+    ClientIp(ip): ClientIp,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    state.limits.check(Limit::GuestIp, Key::Ip(ip))?;
     // The body is optional here: none at all means "no nickname".
     let nickname = if body.iter().all(u8::is_ascii_whitespace) {
         None

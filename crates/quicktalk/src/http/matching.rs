@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::auth::Caller;
 use super::error::{ApiResult, Json};
 use crate::domain::matching::{state_json, PrefsInput};
+use crate::limits::{Key, Limit};
 use crate::model::RoomId;
 use crate::state::AppState;
 
@@ -32,11 +33,13 @@ pub async fn connect(
             super::ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string())
         })?
     };
+    state.limits.check(Limit::MatchUser, Key::User(user.id))?;
     let s = state.matching.connect(&user, input).await?;
     Ok(axum::Json(state_json(&s)))
 }
 
 pub async fn next(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
+    state.limits.check(Limit::MatchUser, Key::User(user.id))?;
     Ok(axum::Json(state_json(&state.matching.next(&user).await?)))
 }
 
@@ -57,6 +60,7 @@ pub async fn report(
     Caller(user): Caller,
     Json(b): Json<Report>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    state.limits.check(Limit::ReportUser, Key::User(user.id))?;
     state.matching.report(&user, b.room_id, &b.reason).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({"reported": true}))))
 }

@@ -4,6 +4,8 @@
 
 mod accounts;
 mod auth;
+mod body;
+pub mod client_ip;
 mod error;
 mod matching;
 mod ops;
@@ -22,6 +24,15 @@ use axum::Router;
 
 use crate::state::AppState;
 
+/// `/metrics` alone, for the `--metrics-listen` listener.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
+        .fallback(error::not_found)
+        .with_state(state)
+}
+
+/// The public listener's routes (`/metrics` only with `--metrics-public`).
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/auth/signup", post(accounts::signup))
@@ -45,15 +56,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/match/report", post(matching::report))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
-    Router::new()
+    let mut public = Router::new()
         .nest("/api/v1", api)
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz));
+    if state.config.metrics_public {
+        public = public.route("/metrics", get(ops::metrics));
+    }
+    public
         .route("/ws", get(ws::upgrade))
         .route("/", get(web::index))
         .route("/assets/{*path}", get(web::asset))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::read_body,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::count_responses,

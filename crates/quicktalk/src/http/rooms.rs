@@ -8,9 +8,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
+use super::client_ip::ClientIp;
 use super::error::{ApiResult, Json, Path, Query};
 use crate::domain::rooms::{history_query, room_list_query};
 use crate::error::AppError;
+use crate::limits::{Key, Limit};
 use crate::model::{Appended, RoomId, RoomView, Visibility};
 use crate::state::AppState;
 
@@ -46,9 +48,14 @@ pub async fn list(
 
 pub async fn create(
     State(state): S,
+    ClientIp(ip): ClientIp,
     Caller(user): Caller,
     Json(b): Json<CreateRoom>,
 ) -> ApiResult<(StatusCode, axum::Json<RoomView>)> {
+    state
+        .limits
+        .check(Limit::RoomCreateUser, Key::User(user.id))?;
+    state.limits.check(Limit::RoomCreateIp, Key::Ip(ip))?;
     let visibility = match b.visibility.as_deref() {
         None => Visibility::Public,
         Some(v) => Visibility::parse(v).ok_or(AppError::invalid(
@@ -128,6 +135,8 @@ pub async fn post_message(
     Path(id): Path<RoomId>,
     Json(b): Json<PostMessage>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    state.limits.check(Limit::SendUser, Key::User(user.id))?;
+    state.limits.check(Limit::SendRoom, Key::Room(id))?;
     let appended = state
         .rooms
         .post_and_wait(user.as_ref(), id, &b.text, b.client_id)

@@ -12,7 +12,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
+use super::client_ip::ClientIp;
 use super::ApiError;
+use crate::limits::{Key, Limit};
 use crate::state::AppState;
 
 /// Subprotocols we speak, most preferred first.
@@ -47,8 +49,14 @@ fn bad(status: StatusCode, code: &'static str, message: &str) -> Response {
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     mut req: Request,
 ) -> Response {
+    if let Err(e) = state.limits.check(Limit::ConnectIp, Key::Ip(ip)) {
+        return ApiError::from(e).into_response();
+    }
+    // The session counts against the client's IP, not the proxy's.
+    let peer = SocketAddr::new(ip, peer.port());
     let headers = req.headers();
     if !has_token(headers, header::CONNECTION, "upgrade")
         || !has_token(headers, header::UPGRADE, "websocket")

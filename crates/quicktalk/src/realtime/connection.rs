@@ -48,7 +48,8 @@ pub fn run<R: WireRead, W: WireWrite>(
 ) -> impl std::future::Future<Output = ()> + Send {
     let id = state.next_connection_id();
     let span = tracing::info_span!("conn", id, %peer);
-    serve(state, read, write, url_token, id).instrument(span)
+    let ip = peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+    serve(state, read, write, url_token, id, ip).instrument(span)
 }
 
 enum End {
@@ -92,13 +93,14 @@ async fn serve<R: WireRead, W: WireWrite>(
     mut write: W,
     url_token: Option<String>,
     id: u64,
+    client_ip: Option<std::net::IpAddr>,
 ) {
     let metrics = state.metrics.clone();
     metrics.connections.inc();
     metrics.connections_total.inc();
     let outlet = Outlet::new(id, state.config.outbound_queue, metrics.clone());
     let replier = Replier::new(outlet.clone(), state.hub.clone());
-    let mut session = Session::new(state.clone(), replier, url_token);
+    let mut session = Session::new(state.clone(), replier, url_token, client_ip);
     let mut decoder = Decoder::new(Limits {
         max_frame_bytes: state.config.max_frame_bytes,
         ..Limits::default()

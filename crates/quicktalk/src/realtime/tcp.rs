@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection;
 use super::transport::{TcpRead, TcpWrite};
+use crate::limits::{Key, Limit};
 use crate::state::AppState;
 
 /// Accepts connections until `stop`.
@@ -18,6 +19,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: Cancellati
         };
         match accepted {
             Ok((stream, peer)) => {
+                let limited = state.limits.check(Limit::ConnectIp, Key::Ip(peer.ip()));
+                if limited.is_err() {
+                    continue; // dropping the stream closes it
+                }
                 let _ = stream.set_nodelay(true);
                 let (r, w) = stream.into_split();
                 tokio::spawn(connection::run(

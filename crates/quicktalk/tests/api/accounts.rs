@@ -237,7 +237,7 @@ async fn unknown_paths_and_methods_are_json_errors() {
     assert_eq!(res.status(), StatusCode::OK);
     let text = app
         .http
-        .get(app.url("/metrics"))
+        .get(app.metrics_url())
         .send()
         .await
         .unwrap()

@@ -15,6 +15,8 @@ use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The `--metrics-listen` listener (tests always have one).
+    pub metrics_addr: SocketAddr,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -33,6 +35,9 @@ pub fn test_config(dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_owned(),
         presence_interval_ms: 50,
+        // Limits are off in tests (contract §4) unless a test is about them.
+        rate_limits: false,
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         ..Config::default()
     }
 }
@@ -62,12 +67,14 @@ pub async fn spawn_app_wrapping_store(
         .await
         .expect("server builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr().expect("metrics listener");
     let (tx, rx) = oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
         addr,
+        metrics_addr,
         http: reqwest::Client::new(),
         dir,
         stop: Some(tx),
@@ -78,6 +85,10 @@ pub async fn spawn_app_wrapping_store(
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_addr)
     }
 
     pub fn ws_url(&self) -> String {
@@ -220,7 +231,7 @@ impl TestApp {
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .http
-            .get(self.url("/metrics"))
+            .get(self.metrics_url())
             .send()
             .await
             .unwrap()

@@ -20,6 +20,8 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerProcess {
     child: Child,
     http: SocketAddr,
+    /// The `--metrics-listen` address.
+    metrics: SocketAddr,
     stomp: Option<SocketAddr>,
     stderr_path: PathBuf,
     /// Holds the stderr log file; separate from the data dir so restarts start clean.
@@ -51,6 +53,11 @@ impl ServerProcess {
             .env_remove("QUICKTALK_CONFIG")
             .env_remove("QUICKTALK_STOMP_LISTEN")
             .env("QUICKTALK_LOG", "info")
+            // Limits off (contract §4: for tests) and metrics on their own
+            // listener; flags in `extra` override both.
+            .env("QUICKTALK_RATE_LIMITS", "off")
+            .env("QUICKTALK_METRICS_LISTEN", "127.0.0.1:0")
+            .env_remove("QUICKTALK_METRICS_PUBLIC")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -73,13 +80,16 @@ impl ServerProcess {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut http = None;
         let mut stomp = None;
+        let mut metrics = None;
         let mut seen = Vec::new();
-        while http.is_none() || (want_stomp && stomp.is_none()) {
+        while http.is_none() || metrics.is_none() || (want_stomp && stomp.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(rest) = line.strip_prefix("listening on http://") {
                         http = Some(parse_addr(rest, &line));
+                    } else if let Some(rest) = line.strip_prefix("metrics on http://") {
+                        metrics = Some(parse_addr(rest, &line));
                     } else if let Some(rest) = line.strip_prefix("stomp listening on tcp://") {
                         stomp = Some(parse_addr(rest, &line));
                     }
@@ -106,6 +116,7 @@ impl ServerProcess {
         ServerProcess {
             child,
             http: http.expect("checked above"),
+            metrics: metrics.expect("checked above"),
             stomp,
             stderr_path,
             _log_dir: log_dir,
@@ -264,7 +275,7 @@ impl ServerProcess {
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .client
-            .get(format!("{}/metrics", self.http_base()))
+            .get(format!("http://{}/metrics", self.metrics))
             .send()
             .await
             .expect("GET /metrics")

@@ -134,13 +134,14 @@ impl MatchService {
             let now = Instant::now();
             if let Some(t) = last.get(&user.id) {
                 if now.duration_since(*t) < self.next_every {
-                    return Err(AppError::RateLimited(
-                        format!(
+                    return Err(AppError::RateLimited {
+                        message: format!(
                             "match.next at most once per {} ms",
                             self.next_every.as_millis()
                         )
                         .into(),
-                    ));
+                        retry_after: self.next_every - now.duration_since(*t),
+                    });
                 }
             }
             last.insert(user.id, now);

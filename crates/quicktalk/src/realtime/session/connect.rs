@@ -38,6 +38,19 @@ impl Session {
                 return Err(ProtocolError::new("server error", &frame));
             }
         };
+        // Concurrent sockets per IP and per user (contract §4): over a cap, the
+        // new socket is refused; the open ones stay.
+        let ip = self
+            .client_ip
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        match self.state.limits.open_socket(ip, Some(user.id)) {
+            Ok(slot) => self._socket_slot = Some(slot),
+            Err(e) => {
+                let mut err = ProtocolError::new(e.public_message(), &frame);
+                err.message.insert_str(0, "rate_limited: ");
+                return Err(err);
+            }
+        }
         let cfg = &self.state.config;
         let (send_every, expect_every) =
             negotiate_heartbeat(hb, (cfg.heartbeat_send_ms, cfg.heartbeat_recv_ms));

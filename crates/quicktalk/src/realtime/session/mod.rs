@@ -98,10 +98,18 @@ pub struct Session {
     typing_sent: HashMap<RoomId, tokio::time::Instant>,
     /// Permits for running replays ([`REPLAYS_RUNNING`]); made on first use.
     replay_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The client's IP (abuse limits), and the socket slot held after CONNECT.
+    client_ip: Option<std::net::IpAddr>,
+    _socket_slot: Option<crate::limits::SocketGuard>,
 }
 
 impl Session {
-    pub fn new(state: Arc<AppState>, replier: Replier, url_token: Option<String>) -> Self {
+    pub fn new(
+        state: Arc<AppState>,
+        replier: Replier,
+        url_token: Option<String>,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Self {
         Session {
             state,
             replier,
@@ -113,6 +121,8 @@ impl Session {
             subs: Subs::default(),
             typing_sent: HashMap::new(),
             replay_slots: None,
+            client_ip,
+            _socket_slot: None,
         }
     }
 

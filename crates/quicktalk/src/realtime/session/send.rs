@@ -9,6 +9,7 @@ use super::{required, Flow, Handled, Session};
 use crate::domain::matching::PrefsInput;
 use crate::domain::pipeline::{Done, Reply};
 use crate::error::AppError;
+use crate::limits::{Key, Limit};
 use crate::model::{RoomId, User};
 use crate::realtime::destination::{self, MatchOp, SendTo};
 
@@ -51,6 +52,14 @@ impl Session {
         frame: Frame,
         receipt: Option<String>,
     ) -> Flow {
+        let limits = &self.state.limits;
+        if let Err(e) = limits
+            .check(Limit::SendUser, Key::User(user.id))
+            .and_then(|()| limits.check(Limit::SendRoom, Key::Room(room)))
+        {
+            self.replier.app_error(&e, dest, receipt.as_deref());
+            return Flow::Continue;
+        }
         let body: PostBody = match serde_json::from_slice(&frame.body) {
             Ok(b) => b,
             Err(e) => {
@@ -88,6 +97,11 @@ impl Session {
     /// `/app/match.*`: the outcome arrives on `/user/queue/events`.
     async fn matching(&mut self, user: &User, op: MatchOp, frame: &Frame) -> Result<(), AppError> {
         let m = &self.state.matching;
+        if !matches!(op, MatchOp::Disconnect) {
+            self.state
+                .limits
+                .check(Limit::MatchUser, Key::User(user.id))?;
+        }
         match op {
             MatchOp::Connect => {
                 let input = if frame.body.iter().all(u8::is_ascii_whitespace) {
@@ -119,6 +133,9 @@ impl Session {
                 return Ok(());
             }
         }
+        self.state
+            .limits
+            .check(Limit::TypingUser, Key::User(user.id))?;
         self.state.rooms.typing(user, room).await?;
         if self.typing_sent.len() > 64 {
             self.typing_sent.clear();
