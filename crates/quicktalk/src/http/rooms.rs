@@ -18,8 +18,8 @@ type S = State<Arc<AppState>>;
 
 #[derive(Deserialize)]
 pub struct CreateRoom {
-    name: String,
-    visibility: Option<String>,
+    pub name: String,
+    pub visibility: Option<String>,
 }
 
 pub async fn list(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
@@ -99,8 +99,8 @@ pub async fn messages(
 
 #[derive(Deserialize)]
 pub struct PostMessage {
-    text: String,
-    client_id: Option<String>,
+    pub text: String,
+    pub client_id: Option<String>,
 }
 
 /// Posts a text message over REST (for clients without a socket); 201 once stored.
@@ -125,7 +125,7 @@ pub async fn post_message(
 
 #[derive(Deserialize)]
 pub struct Read {
-    seq: i64,
+    pub seq: i64,
 }
 
 pub async fn read(
