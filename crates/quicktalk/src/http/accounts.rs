@@ -17,20 +17,20 @@ use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct Signup {
-    username: String,
-    password: String,
-    display_name: Option<String>,
+    pub username: String,
+    pub password: String,
+    pub display_name: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct Login {
-    username: String,
-    password: String,
+    pub username: String,
+    pub password: String,
 }
 
 #[derive(Deserialize)]
 pub struct Guest {
-    nickname: Option<String>,
+    pub nickname: Option<String>,
 }
 
 fn session_json(s: Session) -> axum::Json<Value> {

@@ -51,8 +51,8 @@ pub async fn disconnect(State(state): S, Caller(user): Caller) -> ApiResult<axum
 
 #[derive(Deserialize)]
 pub struct Report {
-    room_id: RoomId,
-    reason: String,
+    pub room_id: RoomId,
+    pub reason: String,
 }
 
 pub async fn report(

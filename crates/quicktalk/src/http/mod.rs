@@ -16,6 +16,14 @@ mod ws;
 
 pub use error::ApiError;
 
+/// The JSON request bodies, as the handlers parse them (public for the fuzz
+/// targets in `fuzz/`).
+pub mod bodies {
+    pub use super::accounts::{Guest, Login, Signup};
+    pub use super::matching::Report;
+    pub use super::rooms::{CreateRoom, PostMessage, Read};
+}
+
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;

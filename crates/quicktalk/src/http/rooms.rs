@@ -20,8 +20,8 @@ type S = State<Arc<AppState>>;
 
 #[derive(Deserialize)]
 pub struct CreateRoom {
-    name: String,
-    visibility: Option<String>,
+    pub name: String,
+    pub visibility: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,8 +124,8 @@ pub async fn messages(
 
 #[derive(Deserialize)]
 pub struct PostMessage {
-    text: String,
-    client_id: Option<String>,
+    pub text: String,
+    pub client_id: Option<String>,
 }
 
 /// Posts a text message over REST (for clients without a socket); 201 once stored.
@@ -152,7 +152,7 @@ pub async fn post_message(
 
 #[derive(Deserialize)]
 pub struct Read {
-    seq: i64,
+    pub seq: i64,
 }
 
 pub async fn read(

@@ -22,3 +22,6 @@ mod transport;
 pub mod websocket;
 mod writer;
 pub mod ws;
+
+/// The JSON body of a SEND to a room (public for the fuzz targets in `fuzz/`).
+pub use session::PostBody;

@@ -6,6 +6,8 @@ mod connect;
 mod send;
 mod subscribe;
 
+pub use send::PostBody;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,10 +16,11 @@ use crate::realtime::destination::{self, MatchOp, SendTo};
 /// Typing events from one session to one room are forwarded at most this often.
 const TYPING_EVERY: Duration = Duration::from_millis(1000);
 
+/// The body of a SEND to a room.
 #[derive(Deserialize)]
-struct PostBody {
-    text: String,
-    client_id: Option<String>,
+pub struct PostBody {
+    pub text: String,
+    pub client_id: Option<String>,
 }
 
 impl Session {
