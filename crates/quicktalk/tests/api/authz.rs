@@ -114,142 +114,42 @@ async fn events(app: &TestApp, u: &TestUser) -> StompClient {
 /// each caller in [`ACTORS`] order.
 type RestRow = (Method, &'static str, Option<Value>, [u16; 5]);
 
+#[rustfmt::skip]
 fn rest_rows() -> Vec<RestRow> {
+    use Method as M;
     let text = || Some(json!({"text": "hi"}));
+    let report = Some(json!({"room_id": "{R}", "reason": "rude"}));
+    let new_room = Some(json!({"name": "new room", "visibility": "public"}));
     vec![
-        (Method::GET, "/healthz", None, [200; 5]),
+        (M::GET,  "/healthz",                       None,                   [200, 200, 200, 200, 200]),
         // Contract v2 §2: metrics are not on the public listener.
-        (Method::GET, "/metrics", None, [404; 5]),
-        (Method::GET, "/api/v1/me", None, [401, 200, 200, 200, 200]),
-        (
-            Method::GET,
-            "/api/v1/rooms",
-            None,
-            [401, 200, 200, 200, 200],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{P}",
-            None,
-            [401, 403, 200, 403, 403],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{P}/messages",
-            None,
-            [401, 403, 200, 403, 403],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{P}/members",
-            None,
-            [401, 403, 200, 403, 403],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms/{P}/messages",
-            text(),
-            [401, 403, 201, 403, 403],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms/{P}/read",
-            Some(json!({"seq": 0})),
-            [401, 403, 200, 403, 403],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms/{P}/join",
-            None,
-            [401, 403, 200, 403, 403],
-        ),
+        (M::GET,  "/metrics",                       None,                   [404, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/me",                     None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/rooms",                  None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/rooms/{P}",              None,                   [401, 403, 200, 403, 403]),
+        (M::GET,  "/api/v1/rooms/{P}/messages",     None,                   [401, 403, 200, 403, 403]),
+        (M::GET,  "/api/v1/rooms/{P}/members",      None,                   [401, 403, 200, 403, 403]),
+        (M::POST, "/api/v1/rooms/{P}/messages",     text(),                 [401, 403, 201, 403, 403]),
+        (M::POST, "/api/v1/rooms/{P}/read",         Some(json!({"seq": 0})), [401, 403, 200, 403, 403]),
+        (M::POST, "/api/v1/rooms/{P}/join",         None,                   [401, 403, 200, 403, 403]),
         // Leaving a private room one is not in reveals nothing and changes nothing.
-        (
-            Method::POST,
-            "/api/v1/rooms/{L}/leave",
-            None,
-            [401, 403, 200, 403, 403],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{Q}",
-            None,
-            [401, 200, 200, 200, 200],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{Q}/messages",
-            None,
-            [401, 200, 200, 200, 200],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{Q}/members",
-            None,
-            [401, 200, 200, 200, 200],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms/{Q}/messages",
-            text(),
-            [401, 403, 201, 403, 403],
-        ),
+        (M::POST, "/api/v1/rooms/{L}/leave",        None,                   [401, 403, 200, 403, 403]),
+        (M::GET,  "/api/v1/rooms/{Q}",              None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/rooms/{Q}/messages",     None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/rooms/{Q}/members",      None,                   [401, 200, 200, 200, 200]),
+        (M::POST, "/api/v1/rooms/{Q}/messages",     text(),                 [401, 403, 201, 403, 403]),
         // An ended random chat stays readable by its partners, and nobody may post.
-        (
-            Method::GET,
-            "/api/v1/rooms/{R}",
-            None,
-            [401, 403, 403, 403, 200],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{R}/messages",
-            None,
-            [401, 403, 403, 403, 200],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms/{R}/messages",
-            text(),
-            [401, 403, 403, 403, 403],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms/{R}/join",
-            None,
-            [401, 403, 403, 403, 403],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{X}",
-            None,
-            [401, 404, 404, 404, 404],
-        ),
-        (
-            Method::GET,
-            "/api/v1/rooms/{X}/messages",
-            None,
-            [401, 404, 404, 404, 404],
-        ),
-        (
-            Method::GET,
-            "/api/v1/match",
-            None,
-            [401, 200, 200, 200, 200],
-        ),
+        (M::GET,  "/api/v1/rooms/{R}",              None,                   [401, 403, 403, 403, 200]),
+        (M::GET,  "/api/v1/rooms/{R}/messages",     None,                   [401, 403, 403, 403, 200]),
+        (M::POST, "/api/v1/rooms/{R}/messages",     text(),                 [401, 403, 403, 403, 403]),
+        // The ex-partner still belongs to the room (to read it): joining is a no-op.
+        (M::POST, "/api/v1/rooms/{R}/join",         None,                   [401, 403, 403, 403, 200]),
+        (M::GET,  "/api/v1/rooms/{X}",              None,                   [401, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/rooms/{X}/messages",     None,                   [401, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/match",                  None,                   [401, 200, 200, 200, 200]),
         // The former partner may still report; nobody else may report that room.
-        (
-            Method::POST,
-            "/api/v1/match/report",
-            Some(json!({"room_id": "{R}", "reason": "rude"})),
-            [401, 403, 403, 403, 201],
-        ),
-        (
-            Method::POST,
-            "/api/v1/rooms",
-            Some(json!({"name": "new room", "visibility": "public"})),
-            [401, 201, 201, 201, 201],
-        ),
+        (M::POST, "/api/v1/match/report",           report,                 [401, 403, 403, 403, 201]),
+        (M::POST, "/api/v1/rooms",                  new_room,               [401, 201, 201, 201, 201]),
     ]
 }
 
@@ -267,84 +167,27 @@ enum Outcome {
 /// One STOMP row: command, destination, body, outcome per caller.
 type StompRow = (Command, &'static str, Option<Value>, [Outcome; 5]);
 
+#[rustfmt::skip]
 fn stomp_rows() -> Vec<StompRow> {
+    use Command::{Send, Subscribe};
     use Outcome::{Err, Ok, Unauthorized as U};
     let text = || Some(json!({"text": "hi"}));
+    let typing = || Some(json!({}));
     let denied = Err("forbidden");
     let not_member = Err("not_member");
+    let unknown = Err("not_found");
+    let nowhere = Err("unknown_destination");
     vec![
-        (
-            Command::Subscribe,
-            "/user/queue/events",
-            None,
-            [U, Ok, Ok, Ok, Ok],
-        ),
-        (
-            Command::Subscribe,
-            "/topic/rooms.{P}",
-            None,
-            [U, denied, Ok, denied, denied],
-        ),
-        (
-            Command::Subscribe,
-            "/topic/rooms.{Q}",
-            None,
-            [U, Ok, Ok, Ok, Ok],
-        ),
-        (
-            Command::Subscribe,
-            "/topic/rooms.{R}",
-            None,
-            [U, denied, denied, denied, Ok],
-        ),
-        (
-            Command::Subscribe,
-            "/topic/rooms.{X}",
-            None,
-            [
-                U,
-                Err("not_found"),
-                Err("not_found"),
-                Err("not_found"),
-                Err("not_found"),
-            ],
-        ),
-        (
-            Command::Send,
-            "/app/rooms.{P}",
-            text(),
-            [U, not_member, Ok, not_member, not_member],
-        ),
-        (
-            Command::Send,
-            "/app/rooms.{Q}",
-            text(),
-            [U, not_member, Ok, not_member, not_member],
-        ),
-        (
-            Command::Send,
-            "/app/rooms.{R}",
-            text(),
-            [U, not_member, not_member, not_member, not_member],
-        ),
-        (
-            Command::Send,
-            "/app/rooms.{P}.typing",
-            Some(json!({})),
-            [U, not_member, Ok, not_member, not_member],
-        ),
-        (
-            Command::Send,
-            "/app/nowhere",
-            Some(json!({})),
-            [
-                U,
-                Err("unknown_destination"),
-                Err("unknown_destination"),
-                Err("unknown_destination"),
-                Err("unknown_destination"),
-            ],
-        ),
+        (Subscribe, "/user/queue/events",     None,     [U, Ok, Ok, Ok, Ok]),
+        (Subscribe, "/topic/rooms.{P}",       None,     [U, denied, Ok, denied, denied]),
+        (Subscribe, "/topic/rooms.{Q}",       None,     [U, Ok, Ok, Ok, Ok]),
+        (Subscribe, "/topic/rooms.{R}",       None,     [U, denied, denied, denied, Ok]),
+        (Subscribe, "/topic/rooms.{X}",       None,     [U, unknown, unknown, unknown, unknown]),
+        (Send,      "/app/rooms.{P}",         text(),   [U, not_member, Ok, not_member, not_member]),
+        (Send,      "/app/rooms.{Q}",         text(),   [U, not_member, Ok, not_member, not_member]),
+        (Send,      "/app/rooms.{R}",         text(),   [U, not_member, not_member, not_member, Err("match_ended")]),
+        (Send,      "/app/rooms.{P}.typing",  typing(), [U, not_member, Ok, not_member, not_member]),
+        (Send,      "/app/nowhere",           typing(), [U, nowhere, nowhere, nowhere, nowhere]),
     ]
 }
 

@@ -7,7 +7,7 @@ use quicktalk_client::stomp::Command;
 use quicktalk_client::StompClient;
 use serde_json::json;
 
-use crate::helpers::{say, spawn_app_with, TestApp, TestUser};
+use crate::helpers::{spawn_app_with, TestApp, TestUser};
 
 async fn paired(app: &TestApp, i: usize) -> (TestUser, TestUser, i64, StompClient) {
     let a = app.guest(&format!("a{i}")).await;
@@ -61,13 +61,23 @@ async fn a_subscribe_racing_a_leave_leaves_no_live_subscription() {
                 .await
                 .unwrap();
         }
-        say(&mut cb, room, "after the leave").await;
+        // Leaving a running chat's room ends the chat, so B can no longer post;
+        // a typing event still goes to whoever is subscribed.
+        let receipt = format!("typing-{round}");
+        cb.send_json(
+            &format!("/app/rooms.{room}.typing"),
+            &json!({}),
+            Some(&receipt),
+        )
+        .await
+        .unwrap();
+        cb.expect_receipt(&receipt).await.unwrap();
         for c in &mut conns {
             while let Ok(Some(f)) = c.recv_timeout(Duration::from_millis(300)).await {
                 if f.command == Command::Message {
                     let body = String::from_utf8_lossy(&f.body);
                     assert!(
-                        !body.contains("after the leave"),
+                        !body.contains("\"typing\""),
                         "round {round}: subscription {:?} outlived the leave",
                         f.header("subscription")
                     );
