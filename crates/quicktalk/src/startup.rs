@@ -1,7 +1,8 @@
 //! Building and running one server instance: [`Application::build`] wires the
 //! services together and binds the listeners; [`Application::run_until_stopped`]
 //! serves until the shutdown future resolves, then shuts down in order: stop
-//! accepting, close connections, commit every accepted message, return.
+//! accepting, commit every accepted message (its RECEIPT is queued), close the
+//! connections (their queues flush first), return.
 
 use std::future::Future;
 use std::net::SocketAddr;
