@@ -524,16 +524,23 @@ mod tests {
         let store = Arc::new(
             SqliteStore::open_with_queue(&dir.path().join("q.db"), Synchronous::Normal, 4).unwrap(),
         );
-        // Hold the writer thread until released.
+        // Hold the writer thread until released, and start the callers only once
+        // the writer is inside that job (else one of them could run first).
         let (release, held) = std::sync::mpsc::channel::<()>();
+        let (entered, inside) = std::sync::mpsc::channel::<()>();
         let s = store.clone();
         let blocker = tokio::spawn(async move {
             s.write(move |_| {
+                let _ = entered.send(());
                 let _ = held.recv();
                 Ok(())
             })
             .await
         });
+        tokio::task::spawn_blocking(move || inside.recv())
+            .await
+            .unwrap()
+            .expect("the writer runs the blocking job");
         let mut writers = Vec::new();
         for i in 0..50 {
             let s = store.clone();
