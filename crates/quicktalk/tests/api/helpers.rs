@@ -228,6 +228,15 @@ impl TestApp {
             .expect("STOMP connect")
     }
 
+    /// A STOMP client of `user` already subscribed to `/user/queue/errors` as `errs`.
+    pub async fn stomp_with_errors(&self, user: &TestUser) -> StompClient {
+        let mut c = self.stomp(user).await;
+        c.subscribe_sync("errs", "/user/queue/errors", &[])
+            .await
+            .unwrap();
+        c
+    }
+
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .http

@@ -226,10 +226,7 @@ async fn private_rooms_deny_non_members_on_stomp() {
     let alice = app.signup("alice").await;
     let mallory = app.signup("mallory").await;
     let room = app.create_room(&alice, "secret", "private").await;
-    let mut m = app.stomp(&mallory).await;
-    m.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut m = app.stomp_with_errors(&mallory).await;
     m.subscribe("s", &format!("/topic/rooms.{room}"), &[("receipt", "s")])
         .await
         .unwrap();

@@ -118,10 +118,7 @@ async fn a_poisoned_message_is_rejected_alone_and_never_stalls_later_ones() {
     let app = faulty_app().await;
     let alice = app.signup("alice").await;
     let room = app.create_room(&alice, "r", "public").await;
-    let mut c = app.stomp(&alice).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&alice).await;
     let dest = format!("/app/rooms.{room}");
     // Pipelined: the poisoned one shares a batch with its neighbours.
     for (r, text) in [("1", "before"), ("2", "poi[nul]son"), ("3", "after")] {
@@ -156,10 +153,7 @@ async fn a_failed_commit_is_outcome_unknown_without_a_receipt() {
     let app = faulty_app().await;
     let alice = app.signup("alice").await;
     let room = app.create_room(&alice, "r", "public").await;
-    let mut c = app.stomp(&alice).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&alice).await;
     c.send_json(
         &format!("/app/rooms.{room}"),
         &json!({"text": "x [fail]", "client_id": "c1"}),
@@ -179,10 +173,7 @@ async fn a_panicking_sequencer_is_restarted_and_its_messages_are_outcome_unknown
     let app = faulty_app().await;
     let alice = app.signup("alice").await;
     let room = app.create_room(&alice, "r", "public").await;
-    let mut c = app.stomp(&alice).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&alice).await;
     c.send_json(
         &format!("/app/rooms.{room}"),
         &json!({"text": "boom [panic]", "client_id": "p1"}),
@@ -207,10 +198,7 @@ async fn healthz_is_503_while_the_pipeline_is_down() {
     let alice = app.signup("alice").await;
     let room = app.create_room(&alice, "r", "public").await;
     assert_eq!(healthz(&app).await, StatusCode::OK);
-    let mut c = app.stomp(&alice).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&alice).await;
     // Every commit panics: after MAX_RESTARTS panics in a row the pipeline stays down.
     let dest = format!("/app/rooms.{room}");
     for i in 0..quicktalk::domain::pipeline::MAX_RESTARTS {

@@ -241,10 +241,7 @@ async fn application_errors_keep_the_socket_open() {
     let app = spawn_app().await;
     let user = app.signup("alice").await;
     let room = app.create_room(&user, "r", "public").await;
-    let mut c = app.stomp(&user).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&user).await;
     let cases = [
         (
             format!("/app/rooms.{room}"),

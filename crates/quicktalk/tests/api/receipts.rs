@@ -10,10 +10,7 @@ async fn control_characters_in_message_text_are_rejected_without_a_receipt() {
     let app = spawn_app().await;
     let alice = app.signup("alice").await;
     let room = app.create_room(&alice, "r", "public").await;
-    let mut c = app.stomp(&alice).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&alice).await;
     let dest = format!("/app/rooms.{room}");
     for (i, text) in [
         "nul\u{0}byte",
@@ -60,10 +57,7 @@ async fn a_send_rejected_by_the_store_gets_no_receipt() {
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let room = app.create_room(&alice, "r", "private").await;
-    let mut b = app.stomp(&bob).await;
-    b.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut b = app.stomp_with_errors(&bob).await;
     // Not a member: decided in the storing transaction, after the pipeline.
     b.send_json(
         &format!("/app/rooms.{room}"),
@@ -84,10 +78,7 @@ async fn a_forbidden_subscribe_gets_no_receipt() {
     let alice = app.signup("alice").await;
     let bob = app.signup("bob").await;
     let room = app.create_room(&alice, "r", "private").await;
-    let mut b = app.stomp(&bob).await;
-    b.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut b = app.stomp_with_errors(&bob).await;
     b.subscribe("x", &format!("/topic/rooms.{room}"), &[("receipt", "sub1")])
         .await
         .unwrap();

@@ -31,10 +31,7 @@ async fn since_seq_replays_then_continues_live() {
     }
     assert_eq!(seqs, (21..=32).collect::<Vec<_>>());
     // since-seq beyond the end replays nothing; a bad value is an application error.
-    let mut c = app.stomp(&alice).await;
-    c.subscribe_sync("errs", "/user/queue/errors", &[])
-        .await
-        .unwrap();
+    let mut c = app.stomp_with_errors(&alice).await;
     c.subscribe_sync(
         "s",
         &format!("/topic/rooms.{room}"),
