@@ -26,6 +26,9 @@ pub struct Metrics {
     pub matches: IntCounter,
     /// `since-seq` history replays running now (each holds one page).
     pub replays_running: IntGauge,
+    /// `since-seq` subscriptions by outcome: `replayed` (history was sent) or
+    /// `current` (nothing newer than `since-seq`: live at once, no replay).
+    pub replays: IntCounterVec,
     /// Connections dropped by a timeout: `write` (peer not reading), `idle`,
     /// `frame` (a frame left incomplete), `heartbeat`.
     pub conn_timeouts: IntCounterVec,
@@ -139,6 +142,17 @@ impl Metrics {
                 IntGauge::new(
                     "history_replays_running",
                     "since-seq history replays running now",
+                )
+                .expect("metric"),
+            ),
+            replays: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "history_replays_total",
+                        "since-seq subscriptions: replayed, or current (nothing to replay)",
+                    ),
+                    &["outcome"],
                 )
                 .expect("metric"),
             ),

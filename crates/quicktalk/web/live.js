@@ -6,12 +6,15 @@
 // server stores once. A RECEIPT means stored; an error event carrying the SEND's
 // `receipt_id` means rejected, except `outcome_unknown` (maybe stored): that one
 // is re-sent with the same `client_id` after a growing delay, up to
-// RESEND_ATTEMPTS times, before the UI offers a retry control.
+// RESEND_ATTEMPTS times, before the UI offers a retry control. A room whose
+// replay the server refused for now (`too_many_replays`: a connection replays
+// only so many rooms at once) is subscribed again a moment later.
 
 /** Re-sends after `outcome_unknown` before giving up (then the user may retry). */
 export const RESEND_ATTEMPTS = 4;
 const RESEND_FIRST_MS = 500;
 const RESEND_MAX_MS = 8000;
+const RESUBSCRIBE_MS = 1000;
 
 const { Client, ReconnectionTimeMode } = window.StompJs;
 
@@ -131,6 +134,7 @@ export class Live {
 
   /** An error event: a rejected SEND of ours, or anything else for the app. */
   error(body) {
+    if (body.code === "too_many_replays" && this.resubscribeLater(body.destination)) return;
     const rid = body.receipt_id || "";
     const clientId = rid.startsWith("r-") ? rid.slice(2) : null;
     const p = clientId && this.pending.get(clientId);
@@ -150,6 +154,24 @@ export class Live {
     }
     this.drop(clientId);
     this.h.onSendFailed(clientId, body, body.code === "outcome_unknown");
+  }
+
+  /** Subscribes the watched room at `destination` again after a pause (with jitter). */
+  resubscribeLater(destination) {
+    const m = /^\/topic\/rooms\.(\d+)$/.exec(destination || "");
+    const entry = m && [...this.rooms].find(([id]) => String(id) === m[1]);
+    if (!entry) return false;
+    const [roomId, w] = entry;
+    setTimeout(() => {
+      if (this.rooms.get(roomId) !== w || !this.client.connected) return;
+      try {
+        w.sub.unsubscribe();
+      } catch {
+        /* the socket went away meanwhile */
+      }
+      this.subscribeRoom(roomId, w);
+    }, RESUBSCRIBE_MS * (1 + Math.random()));
+    return true;
   }
 
   publish(clientId, p) {

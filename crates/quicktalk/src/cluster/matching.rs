@@ -14,8 +14,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sqlx::{Postgres, Transaction};
 
-use crate::domain::matching::engine::{resolve, MatchEngine, Outcome};
-use crate::domain::matching::matcher::{AlreadyMatched, Matcher, MatcherConfig, Ms, Prefs, State};
+use crate::domain::matching::engine::{already_matched, resolve, MatchEngine, Outcome};
+use crate::domain::matching::matcher::{Matcher, MatcherConfig, Ms, Prefs, State, MAX_AVOID};
 use crate::error::{AppError, AppResult};
 use crate::model::{now_ms, UserId, UserRef};
 use crate::store::postgres::PostgresStore;
@@ -34,18 +34,14 @@ fn db(e: sqlx::Error) -> AppError {
 }
 
 impl SharedMatchEngine {
-    /// The first node creates the state, with every reported pair blocked.
+    /// The first node creates the state.
     pub async fn new(cfg: MatcherConfig, store: Arc<PostgresStore>) -> AppResult<Self> {
         let exists: Option<i32> = sqlx::query_scalar("SELECT id FROM match_state WHERE id = 1")
             .fetch_optional(store.pool())
             .await
             .map_err(db)?;
         if exists.is_none() {
-            let mut m = Matcher::new(cfg);
-            for (a, b) in store.blocked_pairs().await? {
-                m.block(a, b);
-            }
-            let state = serde_json::to_string(&m)
+            let state = serde_json::to_string(&Matcher::new(cfg))
                 .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding matcher state: {e}")))?;
             sqlx::query(
                 "INSERT INTO match_state (id, state) VALUES (1, $1) ON CONFLICT DO NOTHING",
@@ -176,14 +172,11 @@ impl SharedMatchEngine {
 #[async_trait]
 impl MatchEngine for SharedMatchEngine {
     async fn connect(&self, user: &UserRef, prefs: Prefs) -> AppResult<Vec<Outcome>> {
+        // Read before the row lock: it is not held across this query.
+        let avoid = self.store.match_avoid(user.id, MAX_AVOID).await?;
         self.apply(|m, now| {
-            m.connect(user.clone(), prefs, now)
-                .map_err(|AlreadyMatched| {
-                    AppError::conflict(
-                        "already_matched",
-                        "you are already in a match; use next or disconnect",
-                    )
-                })
+            m.connect_avoiding(user.clone(), prefs, avoid, now)
+                .map_err(already_matched)
         })
         .await
     }
@@ -241,6 +234,10 @@ impl MatchEngine for SharedMatchEngine {
     }
 
     async fn block(&self, a: UserId, b: UserId) {
+        // The store holds the report; the state needs it only for users in it.
+        if !self.holds(a).await && !self.holds(b).await {
+            return;
+        }
         let r = self
             .apply(|m, _| {
                 m.block(a, b);

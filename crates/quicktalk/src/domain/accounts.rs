@@ -243,3 +243,60 @@ impl Accounts {
         Session { user, token }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A login flood cannot queue without bound: with every hashing thread busy
+    /// and the waiting room full, the next caller is told `unavailable` (HTTP 503)
+    /// at once; those admitted still finish.
+    #[tokio::test]
+    async fn hashing_refuses_callers_beyond_its_waiting_room() {
+        let hashing = Arc::new(Hashing::new(1, 2));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel();
+        let busy = {
+            let h = hashing.clone();
+            tokio::spawn(async move {
+                h.run(move || {
+                    let _ = started.send(());
+                    hold.recv().unwrap();
+                    0
+                })
+                .await
+            })
+        };
+        running.await.unwrap();
+        let waiters: Vec<_> = (1..=2)
+            .map(|i| {
+                let h = hashing.clone();
+                tokio::spawn(async move { h.run(move || i).await })
+            })
+            .collect();
+        // Both are waiting for the one thread.
+        while hashing.waiting.load(Ordering::Acquire) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = hashing.run(|| 9).await;
+        assert!(
+            matches!(refused, Err(AppError::Unavailable(_))),
+            "{refused:?}"
+        );
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), 0);
+        let mut done = Vec::new();
+        for w in waiters {
+            done.push(w.await.unwrap().unwrap());
+        }
+        done.sort();
+        assert_eq!(done, vec![1, 2]);
+        assert_eq!(
+            hashing.run(|| 3).await.unwrap(),
+            3,
+            "room again once drained"
+        );
+    }
+}

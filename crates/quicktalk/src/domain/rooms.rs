@@ -11,8 +11,8 @@ use crate::bus::{Bus, BusEvent};
 use crate::error::{AppError, AppResult};
 use crate::fanout::Hub;
 use crate::model::{
-    now_ms, Appended, HistoryQuery, Member, Message, MessageKind, NewMessage, Room, RoomId,
-    RoomKind, RoomView, User, UserRef, Visibility,
+    now_ms, AppendRejected, Appended, HistoryQuery, Member, Message, MessageKind, NewMessage, Room,
+    RoomId, RoomKind, RoomView, User, UserRef, Visibility,
 };
 use crate::store::{list_position, NewRoom, RoomListQuery, Store};
 
@@ -26,6 +26,7 @@ const ROOM_META_CACHE_MAX: usize = 500_000;
 #[derive(Clone, Copy)]
 struct RoomMeta {
     visibility: Visibility,
+    kind: RoomKind,
 }
 
 pub struct Rooms {
@@ -56,25 +57,28 @@ impl Rooms {
         self.store.room(id).await?.ok_or(AppError::NotFound("room"))
     }
 
+    /// A room's unchanging metadata, cached.
+    async fn meta(&self, id: RoomId) -> AppResult<RoomMeta> {
+        if let Some(m) = self.meta.read().get(&id).copied() {
+            return Ok(m);
+        }
+        let room = self.room(id).await?;
+        let m = RoomMeta {
+            visibility: room.visibility,
+            kind: room.kind,
+        };
+        let mut meta = self.meta.write();
+        if meta.len() >= ROOM_META_CACHE_MAX {
+            meta.clear();
+        }
+        meta.insert(id, m);
+        Ok(m)
+    }
+
     /// May `user` read (subscribe to) room `id`? Cheap: room metadata is cached
     /// (it never changes), and only private rooms need a membership lookup.
     pub async fn check_readable(&self, user: &User, id: RoomId) -> AppResult<()> {
-        let cached = self.meta.read().get(&id).copied();
-        let meta = match cached {
-            Some(m) => m,
-            None => {
-                let room = self.room(id).await?;
-                let m = RoomMeta {
-                    visibility: room.visibility,
-                };
-                let mut meta = self.meta.write();
-                if meta.len() >= ROOM_META_CACHE_MAX {
-                    meta.clear();
-                }
-                meta.insert(id, m);
-                m
-            }
-        };
+        let meta = self.meta(id).await?;
         if meta.visibility == Visibility::Private && !self.store.is_member(id, user.id).await? {
             return Err(AppError::forbidden("this room is private"));
         }
@@ -268,14 +272,18 @@ impl Rooms {
         settle(self.post(sender, room, text, client_id).await?).await
     }
 
-    /// Broadcasts a typing event; members only.
+    /// Broadcasts a typing event; members only, and not in an ended random chat.
     pub async fn typing(&self, user: &User, room: RoomId) -> AppResult<()> {
+        let meta = self.meta(room).await?;
         if !self.store.is_member(room, user.id).await? {
-            self.room(room).await?;
             return Err(AppError::Forbidden {
                 code: "not_member",
                 message: "you are not a member of this room".into(),
             });
+        }
+        // Only random chats close; other rooms need no extra read.
+        if meta.kind == RoomKind::Random && self.room(room).await?.closed_at.is_some() {
+            return Err(AppendRejected::RoomClosed.into());
         }
         self.bus.publish(BusEvent::Typing {
             room_id: room,

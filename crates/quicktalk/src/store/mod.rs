@@ -158,10 +158,14 @@ pub trait Store: Send + Sync + 'static {
     /// storing transaction. Members stay and can still read. Returns whether the
     /// room was open.
     async fn close_room(&self, room: RoomId) -> StoreResult<bool>;
+    /// Closes every open room of `kind` (at start-up, random chats whose match
+    /// lived only in the memory of the process that ended). Returns how many.
+    async fn close_open_rooms(&self, kind: RoomKind) -> StoreResult<u64>;
     /// Stores a report; the two users are never matched again.
     async fn add_report(&self, report: NewReport) -> StoreResult<()>;
-    /// Every (reporter, reported) pair ever reported.
-    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>>;
+    /// The users `user` must never be matched with: those they reported or were
+    /// reported by, newest first, at most `limit`.
+    async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>>;
 
     /// A page of history ascending by `seq`, and whether more exist beyond it
     /// (older ones for a "newest"/`before_seq` page, newer ones for an `after_seq` page).

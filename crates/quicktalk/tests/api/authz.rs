@@ -187,6 +187,7 @@ fn stomp_rows() -> Vec<StompRow> {
         (Send,      "/app/rooms.{Q}",         text(),   [U, not_member, Ok, not_member, not_member]),
         (Send,      "/app/rooms.{R}",         text(),   [U, not_member, not_member, not_member, Err("match_ended")]),
         (Send,      "/app/rooms.{P}.typing",  typing(), [U, not_member, Ok, not_member, not_member]),
+        (Send,      "/app/rooms.{R}.typing",  typing(), [U, not_member, not_member, not_member, Err("match_ended")]),
         (Send,      "/app/nowhere",           typing(), [U, nowhere, nowhere, nowhere, nowhere]),
     ]
 }

@@ -472,6 +472,16 @@ async fn assert_chat_ended(app: &TestApp, room: i64, sides: Vec<(&TestUser, &mut
         let e = c.next_of_type("err", "error").await.unwrap();
         assert_eq!(e["code"], "match_ended", "{e}");
         assert_eq!(e["receipt_id"], "late", "{e}");
+        c.send_json(
+            &format!("/app/rooms.{room}.typing"),
+            &json!({}),
+            Some("typing"),
+        )
+        .await
+        .unwrap();
+        let e = c.next_of_type("err", "error").await.unwrap();
+        assert_eq!(e["code"], "match_ended", "{e}");
+        assert_eq!(e["receipt_id"], "typing", "{e}");
         let (s, v) = app
             .post(
                 &format!("/api/v1/rooms/{room}/messages"),
@@ -534,6 +544,25 @@ async fn a_chat_ended_by_the_grace_period_takes_no_more_messages() {
     ca.subscribe_sync("err", "/user/queue/errors", &[])
         .await
         .unwrap();
+    assert_chat_ended(&app, room, vec![(&a, &mut ca), (&b, &mut cb)]).await;
+}
+
+/// A single node keeps matches in memory: after a restart no match runs, so the
+/// random chats left open are closed (and stay readable).
+#[tokio::test]
+async fn a_restart_closes_the_chats_whose_match_it_forgot() {
+    let app = app().await;
+    let ((a, ca), (b, cb), room) = matched_pair(&app).await;
+    drop((ca, cb));
+    let dir = app.stop().await;
+    let app = crate::helpers::spawn_app_in(dir, |_| {}).await;
+    let mut ca = app.stomp(&a).await;
+    let mut cb = app.stomp(&b).await;
+    for c in [&mut ca, &mut cb] {
+        c.subscribe_sync("err", "/user/queue/errors", &[])
+            .await
+            .unwrap();
+    }
     assert_chat_ended(&app, room, vec![(&a, &mut ca), (&b, &mut cb)]).await;
 }
 

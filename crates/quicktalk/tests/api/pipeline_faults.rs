@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use quicktalk::model::{
-    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, User, UserId,
-    UserRef,
+    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind, User,
+    UserId, UserRef,
 };
 use quicktalk::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreResult,
@@ -58,6 +58,9 @@ impl Store for FaultStore {
     async fn close_room(&self, room: RoomId) -> StoreResult<bool> {
         self.0.close_room(room).await
     }
+    async fn close_open_rooms(&self, kind: RoomKind) -> StoreResult<u64> {
+        self.0.close_open_rooms(kind).await
+    }
     async fn rooms_for(&self, user: UserId, limit: usize) -> StoreResult<Vec<RoomWithUnread>> {
         self.0.rooms_for(user, limit).await
     }
@@ -91,8 +94,8 @@ impl Store for FaultStore {
     async fn add_report(&self, report: NewReport) -> StoreResult<()> {
         self.0.add_report(report).await
     }
-    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
-        self.0.blocked_pairs().await
+    async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
+        self.0.match_avoid(user, limit).await
     }
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
         self.0.messages(room, q).await

@@ -109,3 +109,69 @@ async fn replays_end_at_unsubscribe_and_a_connection_runs_few_at_once() {
     }
     assert_eq!(seqs, (991..=1000).collect::<Vec<_>>());
 }
+
+/// Defect: every `since-seq` SUBSCRIBE took a replay place, so a user in more
+/// than 64 rooms who reconnected (the web UI re-subscribes each room with
+/// `since-seq`) got `too_many_replays` for the rest. A room with nothing newer
+/// than `since-seq` goes live at once; only real replays count.
+#[tokio::test]
+async fn resubscribing_many_rooms_with_nothing_new_needs_no_replay() {
+    let app = spawn_app().await;
+    let alice = app.signup("alice").await;
+    let mut rooms = Vec::new();
+    for i in 0..100 {
+        rooms.push(
+            app.create_room(&alice, &format!("room {i}"), "public")
+                .await,
+        );
+    }
+    let mut c = app.stomp_with_errors(&alice).await;
+    let mut frames = String::new();
+    for (i, r) in rooms.iter().enumerate() {
+        // Each room holds its creator's join (seq 1), which the client has seen.
+        frames.push_str(&format!(
+            "SUBSCRIBE\nid:r{i}\ndestination:/topic/rooms.{r}\nsince-seq:1\nreceipt:s{i}\n\n\0"
+        ));
+    }
+    c.send_text(frames).await.unwrap();
+    let mut receipts = HashSet::new();
+    while receipts.len() < rooms.len() {
+        let f = c
+            .recv_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .expect("a frame");
+        match f.command {
+            Command::Receipt => {
+                receipts.insert(f.header("receipt-id").unwrap().to_owned());
+            }
+            Command::Message => {
+                let v: serde_json::Value = serde_json::from_slice(&f.body).unwrap();
+                assert_ne!(v["type"], "error", "{v}");
+                assert_ne!(v["type"], "message", "nothing to replay: {v}");
+            }
+            _ => panic!("unexpected {f:?}"),
+        }
+    }
+    let current = "quicktalk_history_replays_total{outcome=\"current\"}";
+    let replayed = "quicktalk_history_replays_total{outcome=\"replayed\"}";
+    assert_eq!(app.metric(current).await, rooms.len() as f64);
+    assert_eq!(app.metric(replayed).await, 0.0, "no replay ran");
+    // Live delivery works on such a subscription, once.
+    let last = *rooms.last().unwrap();
+    crate::helpers::say(&mut c, last, "hello").await;
+    let mut seen = 0;
+    while let Ok(Some(f)) = c.recv_timeout(Duration::from_millis(500)).await {
+        if f.command == Command::Message {
+            let v: serde_json::Value = serde_json::from_slice(&f.body).unwrap();
+            if v["type"] == "message" {
+                assert_eq!(
+                    (v["seq"].as_i64(), v["text"].as_str()),
+                    (Some(2), Some("hello"))
+                );
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, 1);
+}

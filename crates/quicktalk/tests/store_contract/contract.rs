@@ -564,3 +564,31 @@ pub async fn a_closed_room_takes_no_more_messages(s: S) {
     q.include_ended = true;
     assert_eq!(s.list_rooms(a.id, &q).await.unwrap().0.len(), 1);
 }
+
+/// Whom the matcher keeps a user from: everyone they reported or were reported
+/// by, each once, newest first, at most `limit`.
+pub async fn reports_make_users_avoid_each_other(s: S) {
+    use quicktalk::store::NewReport;
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let c = user(&s, "carol").await;
+    let d = user(&s, "dave").await;
+    let r = room(&s, &a, Visibility::Private).await;
+    for (by, of) in [(&a, &b), (&c, &a), (&a, &b), (&a, &d)] {
+        s.add_report(NewReport {
+            room_id: r,
+            reporter: by.id,
+            reported: of.id,
+            reason: "spam".into(),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        s.match_avoid(a.id, 10).await.unwrap(),
+        vec![d.id, b.id, c.id]
+    );
+    assert_eq!(s.match_avoid(a.id, 2).await.unwrap(), vec![d.id, b.id]);
+    assert_eq!(s.match_avoid(b.id, 10).await.unwrap(), vec![a.id]);
+    assert!(s.match_avoid(d.id + 100, 10).await.unwrap().is_empty());
+}

@@ -108,6 +108,7 @@ macro_rules! all_contract_tests {
                 membership_changes_apply_within_a_batch,
                 a_poisoned_item_is_rejected_alone,
                 a_closed_room_takes_no_more_messages,
+                reports_make_users_avoid_each_other,
             ]
         );
     };

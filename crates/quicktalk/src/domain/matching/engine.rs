@@ -9,7 +9,9 @@ use std::time::Instant;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::matcher::{AlreadyMatched, EndReason, Event, Matcher, MatcherConfig, Ms, Prefs, State};
+use super::matcher::{
+    AlreadyMatched, EndReason, Event, Matcher, MatcherConfig, Ms, Prefs, State, MAX_AVOID,
+};
 use crate::error::{AppError, AppResult};
 use crate::model::{Room, RoomId, RoomKind, UserId, UserRef, Visibility};
 use crate::store::{NewRoom, Store};
@@ -56,14 +58,15 @@ pub struct LocalMatchEngine {
 }
 
 impl LocalMatchEngine {
-    /// Starts with every reported pair blocked.
+    /// Starts empty: a match lives only in this process, so the random chats
+    /// still open from an earlier run have no match any more and are closed.
     pub async fn new(cfg: MatcherConfig, store: Arc<dyn Store>) -> AppResult<Self> {
-        let mut matcher = Matcher::new(cfg);
-        for (a, b) in store.blocked_pairs().await? {
-            matcher.block(a, b);
+        let closed = store.close_open_rooms(RoomKind::Random).await?;
+        if closed > 0 {
+            tracing::info!(closed, "closed the random chats of an earlier run");
         }
         Ok(LocalMatchEngine {
-            matcher: Mutex::new(matcher),
+            matcher: Mutex::new(Matcher::new(cfg)),
             store,
             epoch: Instant::now(),
         })
@@ -194,7 +197,7 @@ pub async fn resolve(
     Ok(out)
 }
 
-fn already_matched(_: AlreadyMatched) -> AppError {
+pub(crate) fn already_matched(_: AlreadyMatched) -> AppError {
     AppError::conflict(
         "already_matched",
         "you are already in a match; use next or disconnect",
@@ -204,8 +207,12 @@ fn already_matched(_: AlreadyMatched) -> AppError {
 #[async_trait]
 impl MatchEngine for LocalMatchEngine {
     async fn connect(&self, user: &UserRef, prefs: Prefs) -> AppResult<Vec<Outcome>> {
-        self.run(|m, now| m.connect(user.clone(), prefs, now).map_err(already_matched))
-            .await
+        let avoid = self.store.match_avoid(user.id, MAX_AVOID).await?;
+        self.run(|m, now| {
+            m.connect_avoiding(user.clone(), prefs, avoid, now)
+                .map_err(already_matched)
+        })
+        .await
     }
 
     async fn next(&self, user: &UserRef) -> AppResult<Vec<Outcome>> {

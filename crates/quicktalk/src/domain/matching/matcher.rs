@@ -6,11 +6,14 @@
 //!   language when both gave one) is taken first; once both sides are *flexible*
 //!   (no preferences, or waited at least `window`), anyone eligible will do.
 //! - Never: the same user twice in the queue, in two matches, with themselves,
-//!   with a blocked user, or with someone they were matched with in the last
-//!   `memory` ms.
+//!   with someone either of them avoids (reported, or was reported by: the
+//!   engine loads that list from the store when a user enters), or with someone
+//!   they were matched with in the last `memory` ms.
+//! - The state holds only users who are waiting or matched (and their recent
+//!   partners, swept after `memory`): its size follows the queue, not history.
 //! - A dropped user keeps the match for `grace` ms; coming back resumes it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -119,12 +122,18 @@ pub enum State {
 #[derive(Debug, PartialEq, Eq)]
 pub struct AlreadyMatched;
 
+/// At most this many users avoided per user (the engine loads the newest).
+pub const MAX_AVOID: usize = 256;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Entry {
     Waiting {
         name: String,
         since: Ms,
         prefs: Prefs,
+        /// Users never to be paired with (sorted).
+        #[serde(default)]
+        avoid: Vec<UserId>,
     },
     Matched {
         name: String,
@@ -132,6 +141,8 @@ enum Entry {
         room: Option<RoomId>,
         prefs: Prefs,
         dropped_at: Option<Ms>,
+        #[serde(default)]
+        avoid: Vec<UserId>,
     },
 }
 
@@ -141,6 +152,28 @@ impl Entry {
             Entry::Waiting { name, .. } | Entry::Matched { name, .. } => name,
         }
     }
+
+    fn avoid_mut(&mut self) -> &mut Vec<UserId> {
+        match self {
+            Entry::Waiting { avoid, .. } | Entry::Matched { avoid, .. } => avoid,
+        }
+    }
+
+    fn avoids(&self, other: UserId) -> bool {
+        match self {
+            Entry::Waiting { avoid, .. } | Entry::Matched { avoid, .. } => {
+                avoid.binary_search(&other).is_ok()
+            }
+        }
+    }
+}
+
+/// Sorted, de-duplicated, at most [`MAX_AVOID`] long.
+fn avoid_list(mut avoid: Vec<UserId>) -> Vec<UserId> {
+    avoid.truncate(MAX_AVOID);
+    avoid.sort_unstable();
+    avoid.dedup();
+    avoid
 }
 
 /// Serializable, so several nodes can share one matcher through a database row
@@ -152,14 +185,9 @@ pub struct Matcher {
     entries: HashMap<UserId, Entry>,
     /// Waiting users, oldest first.
     queue: VecDeque<UserId>,
-    blocked: HashSet<(UserId, UserId)>,
     recent: HashMap<UserId, VecDeque<(UserId, Ms)>>,
     /// When `recent` was last swept of expired entries.
     swept_at: Ms,
-}
-
-fn pair_key(a: UserId, b: UserId) -> (UserId, UserId) {
-    (a.min(b), a.max(b))
 }
 
 impl Matcher {
@@ -202,38 +230,65 @@ impl Matcher {
         }
     }
 
-    /// Never match these two again.
+    /// Never match these two again, from now on (for users present now; the
+    /// engine records it in the store, from which later entries load `avoid`).
     pub fn block(&mut self, a: UserId, b: UserId) {
-        self.blocked.insert(pair_key(a, b));
+        for (u, other) in [(a, b), (b, a)] {
+            if let Some(e) = self.entries.get_mut(&u) {
+                let avoid = e.avoid_mut();
+                if let Err(at) = avoid.binary_search(&other) {
+                    if avoid.len() < MAX_AVOID {
+                        avoid.insert(at, other);
+                    }
+                }
+            }
+        }
     }
 
-    /// Enters the queue. Already waiting: a no-op (keeps the place, takes the new
-    /// preferences). Matched: an error.
+    /// [`Matcher::connect_avoiding`] with nobody to avoid.
+    #[cfg(test)]
     pub fn connect(
         &mut self,
         user: UserRef,
         prefs: Prefs,
         now: Ms,
     ) -> Result<Vec<Event>, AlreadyMatched> {
+        self.connect_avoiding(user, prefs, Vec::new(), now)
+    }
+
+    /// Enters the queue, never to be paired with anyone in `avoid` (at most
+    /// [`MAX_AVOID`] are kept). Already waiting: a no-op (keeps the place, takes
+    /// the new preferences and list). Matched: an error.
+    pub fn connect_avoiding(
+        &mut self,
+        user: UserRef,
+        prefs: Prefs,
+        avoid: Vec<UserId>,
+        now: Ms,
+    ) -> Result<Vec<Event>, AlreadyMatched> {
+        let avoid = avoid_list(avoid);
         match self.entries.get_mut(&user.id) {
             Some(Entry::Matched { .. }) => Err(AlreadyMatched),
-            Some(Entry::Waiting { prefs: p, .. }) => {
+            Some(Entry::Waiting {
+                prefs: p, avoid: a, ..
+            }) => {
                 *p = prefs;
+                *a = avoid;
                 let mut out = vec![Event::Waiting { user: user.id }];
                 out.extend(self.try_pair(user.id, now));
                 Ok(out)
             }
-            None => Ok(self.enqueue(user, prefs, now)),
+            None => Ok(self.enqueue(user, prefs, avoid, now)),
         }
     }
 
     /// Leaves the current match (if any) and queues again with the same preferences.
     pub fn next(&mut self, user: &UserRef, now: Ms) -> Vec<Event> {
         match self.entries.get(&user.id) {
-            Some(Entry::Matched { prefs, .. }) => {
-                let prefs = prefs.clone();
+            Some(Entry::Matched { prefs, avoid, .. }) => {
+                let (prefs, avoid) = (prefs.clone(), avoid.clone());
                 let mut out = self.end(user.id, EndReason::YouLeft, EndReason::PartnerLeft, now);
-                out.extend(self.enqueue(user.clone(), prefs, now));
+                out.extend(self.enqueue(user.clone(), prefs, avoid, now));
                 out
             }
             Some(Entry::Waiting { .. }) => vec![Event::Waiting { user: user.id }],
@@ -337,13 +392,14 @@ impl Matcher {
         out
     }
 
-    fn enqueue(&mut self, user: UserRef, prefs: Prefs, now: Ms) -> Vec<Event> {
+    fn enqueue(&mut self, user: UserRef, prefs: Prefs, avoid: Vec<UserId>, now: Ms) -> Vec<Event> {
         self.entries.insert(
             user.id,
             Entry::Waiting {
                 name: user.name,
                 since: now,
                 prefs,
+                avoid,
             },
         );
         self.queue.push_back(user.id);
@@ -375,10 +431,15 @@ impl Matcher {
         })
     }
 
+    fn avoids(&self, a: UserId, b: UserId) -> bool {
+        self.entries.get(&a).is_some_and(|e| e.avoids(b))
+    }
+
     /// May `a` and `b` ever be paired now (ignoring preferences)?
     pub fn eligible(&self, a: UserId, b: UserId, now: Ms) -> bool {
         a != b
-            && !self.blocked.contains(&pair_key(a, b))
+            && !self.avoids(a, b)
+            && !self.avoids(b, a)
             && !self.recently_matched(a, b, now)
             && !self.recently_matched(b, a, now)
     }
@@ -426,7 +487,13 @@ impl Matcher {
         self.queue.retain(|u| *u != a && *u != b);
         let mut refs = Vec::with_capacity(2);
         for (u, p) in [(a, b), (b, a)] {
-            let Some(Entry::Waiting { name, since, prefs }) = self.entries.remove(&u) else {
+            let Some(Entry::Waiting {
+                name,
+                since,
+                prefs,
+                avoid,
+            }) = self.entries.remove(&u)
+            else {
                 unreachable!("pairing a user who is not waiting")
             };
             refs.push((
@@ -444,6 +511,7 @@ impl Matcher {
                     room: None,
                     prefs,
                     dropped_at: None,
+                    avoid,
                 },
             );
         }
@@ -495,7 +563,7 @@ impl Matcher {
     /// Checks the structural invariants (for tests).
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
-        let mut seen = HashSet::new();
+        let mut seen = std::collections::HashSet::new();
         for u in &self.queue {
             assert!(seen.insert(*u), "user {u} queued twice");
             assert!(

@@ -61,12 +61,6 @@ impl Session {
                 ))
             }
         };
-        if since.is_some() && self.pending_replays() >= MAX_REPLAYS {
-            return reject(AppError::invalid(
-                "too_many_replays",
-                format!("at most {MAX_REPLAYS} since-seq replays at once per connection"),
-            ));
-        }
         let sub_id: Arc<str> = id.as_str().into();
         let hub = &self.state.hub;
         match destination::subscribe(&dest) {
@@ -108,13 +102,56 @@ impl Session {
                     hub.unsubscribe_room(&s);
                     return reject(e);
                 }
+                // What to replay, read now that live events are buffered: a message
+                // stored after this read arrives live. Nothing newer than `since`
+                // (the common reconnect) goes live at once, without a replay slot.
+                let replay_from = match since {
+                    None => None,
+                    Some(since) => match self.state.rooms.store().room(room).await {
+                        // A client cannot have seen more than the room holds: clamp,
+                        // so live messages above the real end are not mistaken for
+                        // ones already delivered.
+                        Ok(r) => {
+                            let last_seq = r.map_or(0, |r| r.last_seq);
+                            if since >= last_seq {
+                                s.finish_replay(last_seq);
+                                self.state
+                                    .metrics
+                                    .replays
+                                    .with_label_values(&["current"])
+                                    .inc();
+                                None
+                            } else if self.pending_replays() >= MAX_REPLAYS {
+                                hub.unsubscribe_room(&s);
+                                return reject(AppError::invalid(
+                                    "too_many_replays",
+                                    format!(
+                                        "at most {MAX_REPLAYS} since-seq replays at once per \
+                                         connection; retry this one later"
+                                    ),
+                                ));
+                            } else {
+                                self.state
+                                    .metrics
+                                    .replays
+                                    .with_label_values(&["replayed"])
+                                    .inc();
+                                Some(since)
+                            }
+                        }
+                        Err(e) => {
+                            hub.unsubscribe_room(&s);
+                            return reject(e.into());
+                        }
+                    },
+                };
                 // The presence snapshot goes to the new subscriber right away.
                 let presence = hub.presence_event(room);
                 self.replier.outlet.push(Outbound::Event {
                     sub: sub_id,
                     event: presence,
                 });
-                let replay = since.map(|since| {
+                let replay = replay_from.map(|since| {
                     let slots = self
                         .replay_slots
                         .get_or_insert_with(|| {
@@ -181,7 +218,8 @@ impl Drop for Running<'_> {
 /// Sends every stored message with `seq > since`, then hands the subscription over
 /// to live delivery (which buffered meanwhile), then the SUBSCRIBE's RECEIPT. Holds
 /// one page at a time and reads the next only when the client's queue has room;
-/// stops as soon as the subscription is closed.
+/// stops as soon as the subscription is closed. `since` is below the room's
+/// `last_seq` as read after the subscription was registered.
 async fn replay(
     state: &AppState,
     replier: &Replier,
@@ -192,18 +230,7 @@ async fn replay(
 ) {
     let destination: Arc<str> = room_destination(room).into();
     let max_wait = std::time::Duration::from_millis(state.config.write_timeout_ms);
-    // A client cannot have seen more than the room holds: clamp, so that live
-    // messages above the real end are not mistaken for ones already delivered.
-    let last_seq = match state.rooms.store().room(room).await {
-        Ok(Some(r)) => r.last_seq,
-        Ok(None) => 0,
-        Err(e) => {
-            tracing::error!(error = %e, room, "history replay failed");
-            replier.outlet.kill("server error during history replay");
-            return;
-        }
-    };
-    let mut after = since.min(last_seq);
+    let mut after = since;
     loop {
         if sub.is_closed() || !replier.outlet.wait_bulk_room(max_wait).await {
             return;

@@ -7,7 +7,7 @@ use super::rows::*;
 use super::{db, PostgresStore};
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
-    User, UserId, UserRef,
+    RoomKind, User, UserId, UserRef,
 };
 use crate::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
@@ -291,6 +291,18 @@ impl Store for PostgresStore {
         Ok(n > 0)
     }
 
+    async fn close_open_rooms(&self, kind: RoomKind) -> StoreResult<u64> {
+        let n =
+            sqlx::query("UPDATE rooms SET closed_at = $2 WHERE kind = $1 AND closed_at IS NULL")
+                .bind(kind.as_str())
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err(db)?
+                .rows_affected();
+        Ok(n)
+    }
+
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
@@ -307,11 +319,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
-        sqlx::query_as("SELECT DISTINCT reporter_id, reported_id FROM reports")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)
+    async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
+        sqlx::query_scalar(
+            "SELECT other FROM ( \
+               SELECT reported_id AS other, id FROM reports WHERE reporter_id = $1 \
+               UNION ALL \
+               SELECT reporter_id, id FROM reports WHERE reported_id = $1) AS r \
+             GROUP BY other ORDER BY MAX(id) DESC LIMIT $2",
+        )
+        .bind(user)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
     }
 
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_reports.sql"),
     include_str!("migrations/0003_room_closed.sql"),
+    include_str!("migrations/0004_reports_by_reported.sql"),
 ];
 const MAX_IDLE_READERS: usize = 8;
 
@@ -448,6 +449,10 @@ impl Store for SqliteStore {
         self.write(move |w| w.close_room(room)).await
     }
 
+    async fn close_open_rooms(&self, kind: RoomKind) -> StoreResult<u64> {
+        self.write(move |w| w.close_open_rooms(kind)).await
+    }
+
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {
         self.write(move |w| {
             w.conn
@@ -467,11 +472,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
-        self.read(|c| {
-            c.prepare_cached("SELECT DISTINCT reporter_id, reported_id FROM reports")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect()
+    async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT other FROM ( \
+                   SELECT reported_id AS other, id FROM reports WHERE reporter_id = ?1 \
+                   UNION ALL \
+                   SELECT reporter_id, id FROM reports WHERE reported_id = ?1) \
+                 GROUP BY other ORDER BY MAX(id) DESC LIMIT ?2",
+            )?
+            .query_map(params![user, limit as i64], |r| r.get(0))?
+            .collect()
         })
         .await
     }

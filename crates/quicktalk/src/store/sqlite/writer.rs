@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{message_row, MESSAGE_COLS};
 use crate::model::{
-    now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, UserId,
-    UserRef,
+    now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, RoomKind,
+    UserId, UserRef,
 };
 use crate::store::NewRoom;
 
@@ -173,6 +173,18 @@ impl Writer {
             self.members.remove(&(id, u));
         }
         Ok(n > 0)
+    }
+
+    pub fn close_open_rooms(&mut self, kind: RoomKind) -> rusqlite::Result<u64> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE rooms SET closed_at = ?2 WHERE kind = ?1 AND closed_at IS NULL",
+            )?
+            .execute(params![kind.as_str(), now_ms()])?;
+        // Cached memberships let text through without reading the room: forget them.
+        self.members.clear();
+        Ok(n as u64)
     }
 
     pub fn append(

@@ -72,11 +72,14 @@ impl Store for SlowRooms {
     async fn close_room(&self, r: RoomId) -> StoreResult<bool> {
         self.inner.close_room(r).await
     }
+    async fn close_open_rooms(&self, k: RoomKind) -> StoreResult<u64> {
+        self.inner.close_open_rooms(k).await
+    }
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {
         self.inner.add_report(r).await
     }
-    async fn blocked_pairs(&self) -> StoreResult<Vec<(UserId, UserId)>> {
-        self.inner.blocked_pairs().await
+    async fn match_avoid(&self, u: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
+        self.inner.match_avoid(u, limit).await
     }
     async fn messages(&self, r: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
         self.inner.messages(r, q).await

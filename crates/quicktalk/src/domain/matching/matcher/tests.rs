@@ -184,14 +184,54 @@ fn old_partners_are_forgotten() {
     assert!(m.recent.is_empty(), "expired memories are swept");
 }
 
+fn pair_key(a: UserId, b: UserId) -> (UserId, UserId) {
+    (a.min(b), a.max(b))
+}
+
 #[test]
-fn blocked_pairs_never_meet() {
+fn avoided_users_never_meet() {
     let mut m = Matcher::new(cfg());
-    m.block(1, 2);
-    m.connect(u(1), Prefs::default(), 0).unwrap();
+    m.connect_avoiding(u(1), Prefs::default(), vec![2], 0)
+        .unwrap();
     let ev = m.connect(u(2), Prefs::default(), 0).unwrap();
-    assert!(paired(&ev).is_empty());
+    assert!(paired(&ev).is_empty(), "avoided by the one already waiting");
     assert!(paired(&m.tick(1_000_000)).is_empty());
+    let ev = m.connect(u(3), Prefs::default(), 0).unwrap();
+    assert_eq!(paired(&ev), vec![(3, 1)]);
+}
+
+#[test]
+fn a_block_applies_to_users_already_present() {
+    let mut m = Matcher::new(cfg());
+    m.connect(u(1), Prefs::default(), 0).unwrap();
+    m.connect(u(2), Prefs::default(), 0).unwrap();
+    // Matched; 1 reports 2 and goes next (keeping the list); 2 comes back later.
+    m.block(1, 2);
+    m.next(&u(1), 10);
+    m.connect(u(2), Prefs::default(), 10).unwrap();
+    let far = 10 + cfg().memory + 1;
+    assert!(
+        paired(&m.tick(far)).is_empty(),
+        "the block outlives the memory"
+    );
+}
+
+#[test]
+fn state_holds_only_present_users() {
+    // Blocks of users who are not in the matcher leave nothing behind, so the
+    // (shared, serialized) state does not grow with the number of reports.
+    let mut m = Matcher::new(cfg());
+    let empty = serde_json::to_string(&m).unwrap();
+    for i in 0..1_000 {
+        m.block(i, i + 1);
+    }
+    assert_eq!(serde_json::to_string(&m).unwrap(), empty);
+    let long: Vec<UserId> = (100..100 + 2 * MAX_AVOID as i64).collect();
+    m.connect_avoiding(u(1), Prefs::default(), long, 0).unwrap();
+    let Some(Entry::Waiting { avoid, .. }) = m.entries.get(&1) else {
+        panic!("waiting")
+    };
+    assert_eq!(avoid.len(), MAX_AVOID, "the avoid list is capped");
 }
 
 #[derive(Clone, Debug)]
@@ -243,7 +283,14 @@ proptest! {
         let mut room = 0;
         for op in ops {
             let events = match op {
-                Op::Connect(u_, p) => m.connect(u(u_), prefs_of(p), now).unwrap_or_default(),
+                Op::Connect(u_, p) => {
+                    // What the engine does: the user's reports come from the store.
+                    let avoid = blocked
+                        .iter()
+                        .filter_map(|&(a, b)| if a == u_ { Some(b) } else if b == u_ { Some(a) } else { None })
+                        .collect();
+                    m.connect_avoiding(u(u_), prefs_of(p), avoid, now).unwrap_or_default()
+                }
                 Op::Next(u_) => m.next(&u(u_), now),
                 Op::Disconnect(u_) => m.disconnect(u_, now),
                 Op::Offline(u_) => { m.offline(u_, now); vec![] }
