@@ -462,26 +462,15 @@ async fn matched_pair(app: &TestApp) -> ((TestUser, StompClient), (TestUser, Sto
 /// its whole history (REST and a `since-seq` subscription).
 async fn assert_chat_ended(app: &TestApp, room: i64, sides: Vec<(&TestUser, &mut StompClient)>) {
     for (u, c) in sides {
-        c.send_json(
-            &format!("/app/rooms.{room}"),
-            &json!({"text": "after"}),
-            Some("late"),
-        )
-        .await
-        .unwrap();
-        let e = c.next_of_type("err", "error").await.unwrap();
-        assert_eq!(e["code"], "match_ended", "{e}");
-        assert_eq!(e["receipt_id"], "late", "{e}");
-        c.send_json(
-            &format!("/app/rooms.{room}.typing"),
-            &json!({}),
-            Some("typing"),
-        )
-        .await
-        .unwrap();
-        let e = c.next_of_type("err", "error").await.unwrap();
-        assert_eq!(e["code"], "match_ended", "{e}");
-        assert_eq!(e["receipt_id"], "typing", "{e}");
+        for (dest, body, receipt) in [
+            (format!("/app/rooms.{room}"), json!({"text": "after"}), "late"),
+            (format!("/app/rooms.{room}.typing"), json!({}), "typing"),
+        ] {
+            c.send_json(&dest, &body, Some(receipt)).await.unwrap();
+            let e = c.next_of_type("err", "error").await.unwrap();
+            assert_eq!(e["code"], "match_ended", "{e}");
+            assert_eq!(e["receipt_id"], receipt, "{e}");
+        }
         let (s, v) = app
             .post(
                 &format!("/api/v1/rooms/{room}/messages"),
