@@ -108,6 +108,8 @@ macro_rules! all_contract_tests {
                 membership_changes_apply_within_a_batch,
                 a_poisoned_item_is_rejected_alone,
                 a_closed_room_takes_no_more_messages,
+                registered_names_are_held_as_skeletons,
+                messages_keep_the_senders_guest_status,
             ]
         );
     };

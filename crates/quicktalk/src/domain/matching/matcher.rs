@@ -123,11 +123,16 @@ pub struct AlreadyMatched;
 enum Entry {
     Waiting {
         name: String,
+        /// Absent in matcher state saved before it existed.
+        #[serde(default)]
+        guest: bool,
         since: Ms,
         prefs: Prefs,
     },
     Matched {
         name: String,
+        #[serde(default)]
+        guest: bool,
         partner: UserId,
         room: Option<RoomId>,
         prefs: Prefs,
@@ -136,9 +141,13 @@ enum Entry {
 }
 
 impl Entry {
-    fn name(&self) -> &str {
+    fn user_ref(&self, id: UserId) -> UserRef {
         match self {
-            Entry::Waiting { name, .. } | Entry::Matched { name, .. } => name,
+            Entry::Waiting { name, guest, .. } | Entry::Matched { name, guest, .. } => UserRef {
+                id,
+                name: name.clone(),
+                guest: *guest,
+            },
         }
     }
 }
@@ -193,10 +202,7 @@ impl Matcher {
             None => State::Idle,
             Some(Entry::Waiting { .. }) => State::Waiting,
             Some(Entry::Matched { partner, room, .. }) => State::Matched {
-                partner: UserRef {
-                    id: *partner,
-                    name: self.entries[partner].name().to_owned(),
-                },
+                partner: self.entries[partner].user_ref(*partner),
                 room: *room,
             },
         }
@@ -342,6 +348,7 @@ impl Matcher {
             user.id,
             Entry::Waiting {
                 name: user.name,
+                guest: user.guest,
                 since: now,
                 prefs,
             },
@@ -426,13 +433,20 @@ impl Matcher {
         self.queue.retain(|u| *u != a && *u != b);
         let mut refs = Vec::with_capacity(2);
         for (u, p) in [(a, b), (b, a)] {
-            let Some(Entry::Waiting { name, since, prefs }) = self.entries.remove(&u) else {
+            let Some(Entry::Waiting {
+                name,
+                guest,
+                since,
+                prefs,
+            }) = self.entries.remove(&u)
+            else {
                 unreachable!("pairing a user who is not waiting")
             };
             refs.push((
                 UserRef {
                     id: u,
                     name: name.clone(),
+                    guest,
                 },
                 now.saturating_sub(since),
             ));
@@ -440,6 +454,7 @@ impl Matcher {
                 u,
                 Entry::Matched {
                     name,
+                    guest,
                     partner: p,
                     room: None,
                     prefs,
