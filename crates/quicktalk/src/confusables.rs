@@ -72,12 +72,12 @@ mod tests {
             "Alice",
             "ALICE",
             "  alice ",
-            "\u{410}lice",        // Cyrillic А
-            "\u{430}l\u{456}ce",  // Cyrillic а and і
-            "A1ice",              // digit one
-            "Al\u{200B}ice",      // zero width space (refused by validate anyway)
-            "\u{FF21}lice",       // fullwidth A
-            "\u{391}lice",        // Greek Alpha
+            "\u{410}lice",       // Cyrillic А
+            "\u{430}l\u{456}ce", // Cyrillic а and і
+            "A1ice",             // digit one
+            "Al\u{200B}ice",     // zero width space (refused by validate anyway)
+            "\u{FF21}lice",      // fullwidth A
+            "\u{391}lice",       // Greek Alpha
         ] {
             assert_eq!(skeleton(same), alice, "{same:?}");
         }
@@ -97,10 +97,10 @@ mod tests {
     #[test]
     fn spoofs_mixing_latin_with_cyrillic_or_greek_are_caught() {
         for bad in [
-            "\u{410}lice",        // Cyrillic А + Latin
-            "Bo\u{431}",          // Latin + Cyrillic б
-            "p\u{430}ypal",       // Cyrillic а inside
-            "\u{3bf}bama",        // Greek ο + Latin
+            "\u{410}lice",           // Cyrillic А + Latin
+            "Bo\u{431}",             // Latin + Cyrillic б
+            "p\u{430}ypal",          // Cyrillic а inside
+            "\u{3bf}bama",           // Greek ο + Latin
             "Ivan \u{418}v\u{430}n", // a mixed second word
             "\u{410}lice\u{1F642}",
         ] {

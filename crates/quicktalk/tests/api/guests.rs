@@ -45,7 +45,10 @@ async fn guest_status_is_in_every_message_live_and_in_history() {
     while live.len() < 2 {
         let m = a.next_of_type("a", "message").await.unwrap();
         if m["kind"] == "text" {
-            live.push((m["sender"]["id"].as_i64().unwrap(), m["sender"]["guest"].clone()));
+            live.push((
+                m["sender"]["id"].as_i64().unwrap(),
+                m["sender"]["guest"].clone(),
+            ));
         }
     }
     assert_eq!(
@@ -58,7 +61,12 @@ async fn guest_status_is_in_every_message_live_and_in_history() {
     let history = app.history(&alice, room).await;
     let stored: Vec<(i64, Value)> = history
         .iter()
-        .map(|m| (m["sender"]["id"].as_i64().unwrap(), m["sender"]["guest"].clone()))
+        .map(|m| {
+            (
+                m["sender"]["id"].as_i64().unwrap(),
+                m["sender"]["guest"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         stored,
@@ -79,7 +87,10 @@ async fn guest_status_is_in_every_message_live_and_in_history() {
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
         let m = r.next_of_type("r", "message").await.unwrap();
-        replayed.push((m["sender"]["id"].as_i64().unwrap(), m["sender"]["guest"].clone()));
+        replayed.push((
+            m["sender"]["id"].as_i64().unwrap(),
+            m["sender"]["guest"].clone(),
+        ));
     }
     assert_eq!(replayed, stored, "since-seq replay");
 }
@@ -115,7 +126,10 @@ async fn guest_status_is_in_typing_and_presence() {
         .await
         .unwrap();
     let t = a.next_of_type("a", "typing").await.unwrap();
-    assert_eq!(t["user"], json!({"id": guest.id, "name": "손님", "guest": true}));
+    assert_eq!(
+        t["user"],
+        json!({"id": guest.id, "name": "손님", "guest": true})
+    );
 }
 
 #[tokio::test]
@@ -189,7 +203,7 @@ async fn guest_nicknames_that_look_like_a_registered_user_are_refused() {
         "alice",
         "ALICE",
         " a1ice ",
-        "\u{FF21}lice",                   // fullwidth Ａ
+        "\u{FF21}lice",                 // fullwidth Ａ
         "\u{441}\u{43E}\u{440}\u{435}", // "соре", all Cyrillic
     ] {
         let (s, v) = guest_named(&app, look_alike).await;
@@ -204,7 +218,16 @@ async fn guest_nicknames_that_look_like_a_registered_user_are_refused() {
         assert_eq!(code(&v), "invalid_nickname", "{mixed:?}");
     }
     // Real names keep working, Korean mixes included; guests may share names.
-    for ok in ["민수Kim", "김철수", "李민수", "Alicia", "🙂", "Иван Ivan", "Bob", "Bob"] {
+    for ok in [
+        "민수Kim",
+        "김철수",
+        "李민수",
+        "Alicia",
+        "🙂",
+        "Иван Ivan",
+        "Bob",
+        "Bob",
+    ] {
         let (s, v) = guest_named(&app, ok).await;
         assert_eq!(s, StatusCode::CREATED, "{ok:?}: {v}");
         assert_eq!(v["user"]["display_name"], ok);
@@ -221,7 +244,11 @@ async fn signups_cannot_take_a_look_alike_of_a_registered_name_either() {
     assert_eq!(s, StatusCode::CREATED);
     // Another user's display name looking like alice's.
     let (s, v) = signup_as(&app, "mallory", "\u{430}lice").await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_display_name"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_display_name"),
+        "{v}"
+    );
     let (s, v) = signup_as(&app, "mallory", "A1ICE").await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "name_taken"), "{v}");
     // A username alone (the display name defaults to it).
@@ -242,7 +269,11 @@ async fn signups_cannot_take_a_look_alike_of_a_registered_name_either() {
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "name_taken"), "{v}");
     // The exact username of an existing user is still username_taken.
     let (s, v) = signup_as(&app, "ALICE", "Totally New").await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "username_taken"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "username_taken"),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -258,7 +289,11 @@ async fn guest_rooms_named_like_a_registered_user_are_refused() {
                 json!({"name": look_alike, "visibility": "public"}),
             )
             .await;
-        assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "name_taken"), "{look_alike:?}: {v}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::CONFLICT, "name_taken"),
+            "{look_alike:?}: {v}"
+        );
     }
     let (s, v) = app
         .post(
@@ -267,7 +302,11 @@ async fn guest_rooms_named_like_a_registered_user_are_refused() {
             json!({"name": "p\u{430}ypal", "visibility": "public"}),
         )
         .await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_room_name"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_room_name"),
+        "{v}"
+    );
     // Alice may name a room after herself.
     app.create_room(&alice, "Alice", "public").await;
     app.create_room(&bob, "민수Kim 방", "public").await;

@@ -65,8 +65,14 @@ async fn pair_chat_and_partner_left() {
     let fa = event(&mut ca, "match.found").await;
     let fb = event(&mut cb, "match.found").await;
     assert_eq!(fa["room_id"], fb["room_id"]);
-    assert_eq!(fa["partner"], json!({"id": b.id, "name": "Jane", "guest": true}));
-    assert_eq!(fb["partner"], json!({"id": a.id, "name": "민수", "guest": true}));
+    assert_eq!(
+        fa["partner"],
+        json!({"id": b.id, "name": "Jane", "guest": true})
+    );
+    assert_eq!(
+        fb["partner"],
+        json!({"id": a.id, "name": "민수", "guest": true})
+    );
     let room = fa["room_id"].as_i64().unwrap();
     let (s, r) = app.get(&format!("/api/v1/rooms/{room}"), &a.token).await;
     assert_eq!(s, StatusCode::OK);

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use quicktalk::confusables::skeleton;
 use quicktalk::model::{
     AppendRejected, Appended, HistoryQuery, MessageKind, NewMessage, RoomKind, UserRef, Visibility,
 };
-use quicktalk::confusables::skeleton;
 use quicktalk::store::{NewRoom, NewUser, Store, StoreError};
 
 type S = Arc<dyn Store>;
@@ -383,7 +383,11 @@ pub async fn registered_names_are_held_as_skeletons(s: S) {
     let a = user(&s, "alice").await;
     for look_alike in ["alice", "ALICE", "\u{410}lice", "a1ice", "Alice!"] {
         let sk = skeleton(look_alike);
-        assert_eq!(s.name_owner(&sk).await.unwrap(), Some(a.id), "{look_alike:?}");
+        assert_eq!(
+            s.name_owner(&sk).await.unwrap(),
+            Some(a.id),
+            "{look_alike:?}"
+        );
     }
     assert_eq!(s.name_owner(&skeleton("bob")).await.unwrap(), None);
     let err = s

@@ -144,3 +144,35 @@ mod concurrent {
         super::contract::concurrent_writers_keep_seq_gapless(store, Arc::new(other)).await;
     }
 }
+
+/// PostgreSQL computes no skeletons in SQL: registered users from before the
+/// `name_skeletons` table get theirs when a node opens the store (the older
+/// user keeps a shared one; guests get none).
+#[tokio::test]
+async fn postgres_fills_in_the_skeletons_of_existing_users() {
+    let Some((_store, guard)) = postgres().await else {
+        return;
+    };
+    let Guard::Schema { url, schema } = &guard else {
+        unreachable!()
+    };
+    let pool = PostgresStore::open_in_schema(url, schema)
+        .await
+        .unwrap()
+        .pool()
+        .clone();
+    // As a database migrated from before: users, no skeleton rows.
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, guest, created_at) VALUES \
+           (101, 'alice', 'Alice', false, 0), (102, 'a1ice', 'Someone', false, 0), \
+           (103, NULL, 'Bob', true, 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = PostgresStore::open_in_schema(url, schema).await.unwrap();
+    let sk = quicktalk::confusables::skeleton;
+    for (name, owner) in [("ALICE", Some(101)), ("someone", Some(102)), ("bob", None)] {
+        assert_eq!(store.name_owner(&sk(name)).await.unwrap(), owner, "{name}");
+    }
+}

@@ -83,11 +83,10 @@ async fn backfill_skeletons(pool: &PgPool) -> anyhow::Result<()> {
     if !needed {
         return Ok(());
     }
-    let users: Vec<(i64, Option<String>, String)> = sqlx::query_as(
-        "SELECT id, username, display_name FROM users WHERE NOT guest ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await?;
+    let users: Vec<(i64, Option<String>, String)> =
+        sqlx::query_as("SELECT id, username, display_name FROM users WHERE NOT guest ORDER BY id")
+            .fetch_all(pool)
+            .await?;
     let (mut skeletons, mut ids) = (Vec::new(), Vec::new());
     for (id, username, display_name) in users {
         let u = super::NewUser {

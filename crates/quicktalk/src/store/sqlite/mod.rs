@@ -319,7 +319,13 @@ impl Store for SqliteStore {
                     "INSERT INTO users (username, password_hash, display_name, guest, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![u.username, u.password_hash, u.display_name, u.guest, now]);
+                .execute(params![
+                    u.username,
+                    u.password_hash,
+                    u.display_name,
+                    u.guest,
+                    now
+                ]);
             match inserted {
                 Err(e) if is_unique(&e) => return Ok(Err(StoreError::UsernameTaken)),
                 other => other?,
@@ -327,7 +333,9 @@ impl Store for SqliteStore {
             let id = tx.last_insert_rowid();
             for sk in skeletons {
                 let taken = tx
-                    .prepare_cached("INSERT INTO name_skeletons (skeleton, user_id) VALUES (?1, ?2)")?
+                    .prepare_cached(
+                        "INSERT INTO name_skeletons (skeleton, user_id) VALUES (?1, ?2)",
+                    )?
                     .execute(params![sk, id]);
                 match taken {
                     Err(e) if is_unique(&e) => return Ok(Err(StoreError::NameTaken)),
@@ -571,6 +579,48 @@ fn is_unique(e: &rusqlite::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 4 on a database with users and messages: registered users'
+    /// names become skeleton rows (the older user keeps a shared one), guests
+    /// get none, and earlier messages of guests are marked.
+    #[test]
+    fn the_names_migration_fills_in_skeletons_and_guest_senders() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..NAME_SKELETONS_MIGRATION - 1] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", NAME_SKELETONS_MIGRATION - 1)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, display_name, guest, created_at) VALUES \
+               (1, 'alice', 'Alice', 0, 0), (2, 'a1ice', 'Someone', 0, 0), (3, NULL, 'Bob', 1, 0); \
+             INSERT INTO rooms (id, name, visibility, kind, created_by, created_at) \
+               VALUES (1, 'r', 'public', 'group', 1, 0); \
+             INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, sent_at) VALUES \
+               (1, 1, 'text', 1, 'Alice', 'a', 0), (1, 2, 'text', 3, 'Bob', 'b', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT skeleton, user_id FROM name_skeletons ORDER BY skeleton")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let sk = crate::confusables::skeleton;
+        let mut want = vec![(sk("alice"), 1), (sk("someone"), 2)];
+        want.sort();
+        assert_eq!(rows, want);
+        let guests: Vec<bool> = conn
+            .prepare("SELECT sender_guest FROM messages ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(guests, [false, true]);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_write_queue_is_bounded_and_applies_back_pressure() {
