@@ -71,6 +71,14 @@ impl AppError {
             message: message.into(),
         }
     }
+    /// A name that looks like (has the confusable skeleton of) a registered
+    /// user's username or display name.
+    pub fn name_taken() -> Self {
+        AppError::conflict(
+            "name_taken",
+            "this name looks like another registered user's name; choose another",
+        )
+    }
     pub fn unauthorized(code: &'static str, message: &'static str) -> Self {
         AppError::Unauthorized { code, message }
     }
@@ -120,6 +128,7 @@ impl From<crate::store::StoreError> for AppError {
             crate::store::StoreError::UsernameTaken => {
                 AppError::conflict("username_taken", "username is already taken")
             }
+            crate::store::StoreError::NameTaken => AppError::name_taken(),
             crate::store::StoreError::Backend(e) => AppError::Internal(e),
         }
     }

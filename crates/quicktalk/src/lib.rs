@@ -4,11 +4,13 @@
 //! - [`http`] and [`realtime`]: adapters (REST + STOMP over WebSocket/TCP);
 //! - [`domain`]: accounts, rooms, the message pipeline;
 //! - [`fanout`]: who is subscribed where, and delivery to connections;
-//! - [`store`] and [`bus`]: storage and event distribution behind narrow traits.
+//! - [`store`] and [`bus`]: storage and event distribution behind narrow traits;
+//! - [`model`] and [`confusables`]: plain data and pure name rules, used by all.
 
 pub mod bus;
 pub mod cluster;
 pub mod config;
+pub mod confusables;
 pub mod domain;
 pub mod error;
 pub mod fanout;

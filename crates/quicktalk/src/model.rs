@@ -35,15 +35,21 @@ impl User {
         UserRef {
             id: self.id,
             name: self.display_name.clone(),
+            guest: self.guest,
         }
     }
 }
 
-/// The short form of a user inside messages and events: `{"id","name"}`.
+/// The short form of a user inside messages and events: `{"id","name","guest"}`.
+/// `guest` lets every reader mark guests, so a guest named like a registered
+/// user is told apart; in a stored message it is the sender's status when sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UserRef {
     pub id: UserId,
     pub name: String,
+    /// Absent in records written before it existed (cluster wire, matcher state).
+    #[serde(default)]
+    pub guest: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,6 +286,9 @@ pub struct Member {
     pub id: UserId,
     pub name: String,
     pub online: bool,
+    pub guest: bool,
+    /// `None` (JSON `null`) for guests.
+    pub username: Option<String>,
 }
 
 /// Filters of a history page.
@@ -304,6 +313,7 @@ mod tests {
             sender: UserRef {
                 id: 1,
                 name: "민수".into(),
+                guest: true,
             },
             text: "안녕".into(),
             client_id: None,
@@ -313,6 +323,7 @@ mod tests {
         assert_eq!(v["type"], "message");
         assert_eq!(v["kind"], "text");
         assert_eq!(v["sender"]["name"], "민수");
+        assert_eq!(v["sender"]["guest"], true);
         assert_eq!(v["sent_at"], "1970-01-01T00:00:00.000Z");
         assert!(v.get("client_id").is_none());
     }

@@ -57,6 +57,7 @@ export const Api = {
   signup: (username, password, display_name) =>
     api("POST", "/auth/signup", display_name ? { username, password, display_name } : { username, password }),
   me: () => api("GET", "/me"),
+  user: (id) => api("GET", `/users/${id}`),
   // Group and direct rooms only: random chats are not listed in the sidebar, and
   // the server filters them out before its page limit.
   rooms: () => api("GET", "/rooms?kind=group,direct"),

@@ -7,6 +7,7 @@ import { Api, ApiError, getToken, setToken } from "./api.js";
 import { ChatView, formatTime } from "./chat.js";
 import { h, clear } from "./dom.js";
 import { t, errorText, setLanguage, initialLanguage, language, LANGUAGES } from "./i18n.js";
+import { guestTag } from "./profile.js";
 import { Live } from "./live.js";
 
 const root = document.getElementById("app");
@@ -108,7 +109,7 @@ function renderEntry(error) {
       app.me = res.user;
       start();
     } catch (e) {
-      err.textContent = e.status === 0 ? t("error_network") : e.message;
+      err.textContent = e.status === 0 ? t("error_network") : errorText(e);
       btn.disabled = false;
     }
   };
@@ -602,7 +603,11 @@ function renderMatchChat() {
   const header = h(
     "header.chat-header",
     h("button.back", { type: "button", "aria-label": t("back"), onclick: () => (location.hash = "#/") }, "‹"),
-    h("div.titles", h("h2", { "data-testid": "partner" }, partnerName), h("span.subtitle", t("matched_with", { name: partnerName }))),
+    h(
+      "div.titles",
+      h("div.title-line", h("h2", { "data-testid": "partner" }, partnerName), m.partner?.guest ? guestTag() : null),
+      h("span.subtitle", t("matched_with", { name: partnerName })),
+    ),
     h("div.actions", buttons),
   );
   if (app.chat && app.chat.room.id === m.roomId) {

@@ -1,10 +1,12 @@
 // One room's conversation: history with scroll-back, live messages (merged by
 // seq, so replay and live never double), join/leave notices, typing, the read
 // cursor, the members panel and the composer. Used for rooms and random chats.
+// Guests carry a badge next to their name; a click on a name opens its profile card.
 
 import { Api } from "./api.js";
 import { h, clear, uid } from "./dom.js";
 import { t, locale } from "./i18n.js";
+import { guestTag, showProfile, closeProfile } from "./profile.js";
 
 const PAGE = 50;
 const MAX_TEXT = 4000;
@@ -203,9 +205,20 @@ export class ChatView {
     return h(
       "li.msg" + (mine ? ".mine" : ".theirs"),
       { dataset: { seq: m.seq, kind: m.kind } },
-      !mine && !sameAuthor ? h("span.author", m.sender.name) : null,
+      !mine && !sameAuthor ? this.author(m.sender) : null,
       h("div.bubble", h("p.text", m.text), h("time", { datetime: m.sent_at, title: when.toLocaleString(locale()) }, formatTime(when))),
     );
+  }
+
+  /** A sender's name (with the guest badge); a click opens the profile card. */
+  author(sender) {
+    const btn = h(
+      "button.author",
+      { type: "button", "data-testid": "author", dataset: { userId: sender.id }, onclick: () => showProfile(sender, btn) },
+      h("span.author-name", sender.name),
+      sender.guest ? guestTag() : null,
+    );
+    return btn;
   }
 
   // ---------- live ----------
@@ -387,11 +400,18 @@ export class ChatView {
     if (!this.members) return;
     const items = this.members.map((m) => {
       const on = this.online.has(m.id);
+      const profile = { id: m.id, display_name: m.name, guest: m.guest, username: m.username };
+      const btn = h(
+        "button.member",
+        { type: "button", "data-testid": "member", dataset: { userId: m.id }, onclick: () => showProfile(profile, btn) },
+        h("span.name", m.name),
+        m.guest ? guestTag() : null,
+      );
       return h(
         "li",
         { dataset: { online: String(on) } },
         h("span.dot" + (on ? ".on" : ""), { "aria-hidden": "true" }),
-        h("span.name", m.name),
+        btn,
         h("span.sr", on ? t("online") : t("offline")),
       );
     });
@@ -400,6 +420,7 @@ export class ChatView {
   }
 
   destroy() {
+    closeProfile();
     clearTimeout(this.readTimer);
     clearTimeout(this.typingTimer);
   }

@@ -26,6 +26,11 @@ const STRINGS = {
     logout: "Log out",
     signed_in_as: "Signed in as {name}",
     guest_badge: "guest",
+    // marks a guest's name in messages, members and profiles (issue 10)
+    guest_tag: "Guest",
+    profile: "Profile",
+    profile_guest_note: "Guest: not a registered account",
+    profile_close: "Close",
     // connection
     status_connecting: "Connecting…",
     status_live: "Live",
@@ -109,6 +114,7 @@ const STRINGS = {
     err_not_member: "you are not a member of this room",
     err_unstorable: "the message cannot be stored",
     err_unavailable: "the server is busy; try again",
+    err_name_taken: "this name looks like another user's name; choose another",
   },
   ko: {
     app_name: "QuickTalk",
@@ -133,6 +139,10 @@ const STRINGS = {
     logout: "로그아웃",
     signed_in_as: "{name}(으)로 로그인됨",
     guest_badge: "게스트",
+    guest_tag: "게스트",
+    profile: "프로필",
+    profile_guest_note: "게스트: 가입하지 않은 사용자입니다",
+    profile_close: "닫기",
     status_connecting: "연결 중…",
     status_live: "연결됨",
     status_reconnecting: "다시 연결 중…",
@@ -209,6 +219,7 @@ const STRINGS = {
     err_not_member: "이 방의 멤버가 아닙니다",
     err_unstorable: "메시지를 저장할 수 없습니다",
     err_unavailable: "서버가 바쁩니다. 다시 시도해 주세요",
+    err_name_taken: "다른 사용자의 이름과 비슷합니다. 다른 이름을 골라 주세요",
   },
 };
 

@@ -157,4 +157,36 @@ mod tests {
         let failed = Outcome::Failed("replayed without a row".into());
         assert_eq!(failed.into_result().unwrap_err().code(), "outcome_unknown");
     }
+
+    #[test]
+    fn the_senders_guest_status_travels_and_old_records_still_decode() {
+        let req = Request {
+            node: "n1".into(),
+            req: 1,
+            msg: NewMessage {
+                room_id: 3,
+                kind: MessageKind::Text,
+                sender: UserRef {
+                    id: 9,
+                    name: "Alice".into(),
+                    guest: true,
+                },
+                text: "hi".into(),
+                client_id: None,
+                sent_at: 0,
+            },
+        };
+        let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
+        assert!(back.msg.sender.guest);
+        // Written by a node from before the field: a registered sender.
+        let old = r#"{"node":"n0","req":2,"msg":{"room_id":3,"kind":"text",
+            "sender":{"id":9,"name":"Alice"},"text":"hi","client_id":null,"sent_at":0}}"#;
+        let old: Request = serde_json::from_str(old).unwrap();
+        assert!(!old.msg.sender.guest);
+        let ev = r#"{"t":"typing","room_id":3,"user":{"id":9,"name":"Alice"}}"#;
+        assert!(matches!(
+            serde_json::from_str::<Event>(ev).unwrap(),
+            Event::Typing { user, .. } if !user.guest
+        ));
+    }
 }

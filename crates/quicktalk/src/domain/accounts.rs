@@ -1,4 +1,7 @@
-//! Accounts: sign-up, login, guests, and turning a bearer token into a user.
+//! Accounts: sign-up, login, guests, profiles, and turning a bearer token into a
+//! user. No new name may impersonate a registered user: the store refuses a
+//! sign-up whose username or display name looks like another registered user's
+//! (same confusable skeleton), and a guest nickname is checked the same way.
 //! Passwords are stored only as Argon2id hashes, computed off the async runtime
 //! with bounded concurrency ([`Hashing`]); logins go through the login back-off
 //! of [`crate::limits`].
@@ -204,8 +207,12 @@ impl Accounts {
 
     pub async fn guest(&self, nickname: Option<&str>) -> AppResult<Session> {
         let display_name = match nickname {
-            Some(n) => validate::name(n, "invalid_nickname", "nickname")?,
-            None => format!("Guest-{:04}", rand::thread_rng().gen_range(0..10_000)),
+            Some(n) => {
+                let n = validate::name(n, "invalid_nickname", "nickname")?;
+                validate::impersonates(&*self.store, &n, None).await?;
+                n
+            }
+            None => self.generated_guest_name().await?,
         };
         let user = self
             .store
@@ -217,6 +224,24 @@ impl Accounts {
             })
             .await?;
         Ok(self.session(user))
+    }
+
+    /// `Guest-NNNN`, avoiding (a few tries) names registered users hold.
+    async fn generated_guest_name(&self) -> AppResult<String> {
+        let mut tries = 0;
+        loop {
+            let name = format!("Guest-{:04}", rand::thread_rng().gen_range(0..10_000));
+            tries += 1;
+            match validate::impersonates(&*self.store, &name, None).await {
+                Err(AppError::Conflict { .. }) if tries < 5 => continue,
+                other => return other.map(|()| name),
+            }
+        }
+    }
+
+    /// A user's public profile (`GET /users/{id}`).
+    pub async fn profile(&self, id: crate::model::UserId) -> AppResult<User> {
+        self.store.user(id).await?.ok_or(AppError::NotFound("user"))
     }
 
     /// The user a bearer token names.

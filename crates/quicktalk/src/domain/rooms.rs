@@ -1,4 +1,5 @@
 //! Rooms: create, list, join, leave, members, history, read cursors, and posting.
+//! A new room may not be named like a registered user other than its creator.
 //! Access rule: a private room and its history are for members only; a public
 //! room's history is readable by anyone signed in; posting needs membership.
 
@@ -102,6 +103,8 @@ impl Rooms {
         visibility: Visibility,
     ) -> AppResult<RoomView> {
         let name = validate::name(name, "invalid_room_name", "room name")?;
+        // A room named like a registered user could pass for a chat with them.
+        validate::impersonates(&*self.store, &name, Some(user.id)).await?;
         // The room and the creator's join (message 1) are one transaction.
         let (room, _) = self
             .store
@@ -188,10 +191,12 @@ impl Rooms {
             .members(id)
             .await?
             .into_iter()
-            .map(|(uid, name)| Member {
-                id: uid,
-                name,
-                online: online.contains(&uid),
+            .map(|u| Member {
+                online: online.contains(&u.id),
+                id: u.id,
+                name: u.display_name,
+                guest: u.guest,
+                username: u.username,
             })
             .collect())
     }

@@ -31,7 +31,10 @@ pub fn password(p: &str) -> AppResult<()> {
 }
 
 /// Trims and checks a display name, nickname or room name: 1-64 characters, any
-/// script, nothing invisible (see [`name_problem`]). Returns the trimmed name.
+/// script, nothing invisible (see [`name_problem`]), no word mixing look-alike
+/// scripts ([`crate::confusables::mixes_scripts`]). Returns the trimmed name.
+/// Whether it impersonates a registered user is the store's to say
+/// ([`impersonates`]).
 pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<String> {
     let t = raw.trim();
     let n = t.chars().count();
@@ -44,7 +47,29 @@ pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<Stri
     if let Some(problem) = name_problem(t) {
         return Err(AppError::invalid(code, format!("{what} {problem}")));
     }
+    if crate::confusables::mixes_scripts(t) {
+        return Err(AppError::invalid(
+            code,
+            format!(
+                "{what} must not mix look-alike scripts in one word (such as Latin with Cyrillic or Greek)"
+            ),
+        ));
+    }
     Ok(t.to_owned())
+}
+
+/// `name_taken` when `name` looks like (shares the confusable skeleton of) the
+/// username or display name of a registered user other than `me`.
+pub async fn impersonates(
+    store: &dyn crate::store::Store,
+    name: &str,
+    me: Option<crate::model::UserId>,
+) -> AppResult<()> {
+    let skeleton = crate::confusables::skeleton(name);
+    match store.name_owner(&skeleton).await? {
+        Some(owner) if Some(owner) != me => Err(AppError::name_taken()),
+        _ => Ok(()),
+    }
 }
 
 /// Why `name` (trimmed) cannot be shown safely, if it cannot: control, format
@@ -226,6 +251,18 @@ mod tests {
             "a\u{E0041}b",
         ] {
             assert!(name(bad, "c", "name").is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_reject_look_alike_scripts_mixed_in_a_word() {
+        for bad in ["\u{410}lice", "p\u{430}ypal", "\u{3bf}bama"] {
+            let e = name(bad, "c", "name").unwrap_err();
+            assert_eq!(e.code(), "c", "{bad:?}");
+            assert!(e.to_string().contains("scripts"), "{e}");
+        }
+        for ok in ["민수Kim", "김철수", "Иван Ivan", "山田Taro", "👩‍💻 dev"] {
+            assert_eq!(name(ok, "c", "name").unwrap(), ok, "{ok:?}");
         }
     }
 

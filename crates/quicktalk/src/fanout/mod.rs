@@ -168,8 +168,8 @@ struct RoomState {
     /// `Arc` just before must look the room up again.
     removed: bool,
     subs: Vec<Arc<RoomSubscription>>,
-    /// user id -> (display name, number of subscriptions on this node), in id order
-    online: BTreeMap<UserId, (String, usize)>,
+    /// user id -> (the user, number of subscriptions on this node), in id order
+    online: BTreeMap<UserId, (UserRef, usize)>,
 }
 
 pub struct Hub {
@@ -243,7 +243,7 @@ impl Hub {
                 continue;
             }
             st.subs.push(sub.clone());
-            let entry = st.online.entry(user.id).or_insert((user.name.clone(), 0));
+            let entry = st.online.entry(user.id).or_insert((user.clone(), 0));
             entry.1 += 1;
             if entry.1 == 1 {
                 self.presence_dirty.lock().insert(room);
@@ -354,21 +354,17 @@ impl Hub {
             // One node (or nobody elsewhere): no merge, and only `max` names copied.
             return self.local_online(room, max);
         };
-        let mut all: BTreeMap<UserId, String> = self
+        let mut all: BTreeMap<UserId, UserRef> = self
             .local_online(room, usize::MAX)
             .0
             .into_iter()
-            .map(|u| (u.id, u.name))
+            .map(|u| (u.id, u))
             .collect();
         for u in others {
-            all.entry(u.id).or_insert_with(|| u.name.clone());
+            all.entry(u.id).or_insert_with(|| u.clone());
         }
         let n = all.len();
-        let list = all
-            .into_iter()
-            .take(max)
-            .map(|(id, name)| UserRef { id, name })
-            .collect();
+        let list = all.into_values().take(max).collect();
         (list, n)
     }
 
@@ -381,12 +377,9 @@ impl Hub {
         let st = state.read();
         let list = st
             .online
-            .iter()
+            .values()
             .take(max)
-            .map(|(id, (name, _))| UserRef {
-                id: *id,
-                name: name.clone(),
-            })
+            .map(|(user, _)| user.clone())
             .collect();
         (list, st.online.len())
     }
@@ -483,6 +476,7 @@ mod tests {
         UserRef {
             id,
             name: format!("u{id}"),
+            guest: false,
         }
     }
 

@@ -1,4 +1,4 @@
-//! `/api/v1/auth/*` and `/api/v1/me`.
+//! `/api/v1/auth/*`, `/api/v1/me` and `/api/v1/users/{id}` (a profile).
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::client_ip::ClientIp;
-use super::error::{ApiResult, Json};
+use super::error::{ApiResult, Json, Path};
 
 use crate::domain::accounts::Session;
 use crate::limits::{Key, Limit};
@@ -82,4 +82,14 @@ pub async fn guest(
 
 pub async fn me(Caller(user): Caller) -> axum::Json<crate::model::User> {
     axum::Json(user)
+}
+
+/// `GET /users/{id}`: any signed-in user may see anyone's profile (what a
+/// profile card shows: display name, `@username`, guest or not).
+pub async fn user(
+    State(state): State<Arc<AppState>>,
+    Caller(_): Caller,
+    Path(id): Path<crate::model::UserId>,
+) -> ApiResult<axum::Json<crate::model::User>> {
+    Ok(axum::Json(state.accounts.profile(id).await?))
 }

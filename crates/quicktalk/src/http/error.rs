@@ -126,7 +126,8 @@ fn json_rejection(r: JsonRejection) -> ApiError {
     }
 }
 
-/// `axum::extract::Path` with contract errors (an unparsable id is a 404).
+/// `axum::extract::Path` with contract errors (an unparsable id is a 404: no
+/// room or user has it).
 pub struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
@@ -137,7 +138,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             .await
             .map(|axum::extract::Path(v)| Path(v))
             .map_err(|_: PathRejection| {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", "room not found")
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "not found")
             })
     }
 }

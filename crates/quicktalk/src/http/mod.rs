@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/auth/login", post(accounts::login))
         .route("/auth/guest", post(accounts::guest))
         .route("/me", get(accounts::me))
+        .route("/users/{id}", get(accounts::user))
         .route("/rooms", get(rooms::list).post(rooms::create))
         .route("/rooms/{id}", get(rooms::get))
         .route("/rooms/{id}/join", post(rooms::join))

@@ -41,6 +41,7 @@ static ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("i18n.js", JS),
     asset!("live.js", JS),
+    asset!("profile.js", JS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/stomp.umd.min.js", JS),
     asset!("vendor/stompjs-LICENSE", "text/plain; charset=utf-8"),

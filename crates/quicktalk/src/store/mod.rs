@@ -4,6 +4,9 @@
 //! also the authority for message sequencing: [`Store::append`] assigns each room's
 //! next `seq` inside the same transaction that stores the message, so `seq` is
 //! gapless whatever writes it, and a batch is one transaction (one fsync).
+//! Registered users' names are also kept as confusable skeletons
+//! ([`crate::confusables::skeleton`]), one indexed row per distinct skeleton, so
+//! whether a name impersonates someone is one lookup ([`Store::name_owner`]).
 //! The same contract test suite (`tests/store_contract/`) runs against every backend:
 //! `sqlite` (embedded, one node) and `postgres` (shared by any number of nodes).
 
@@ -21,6 +24,10 @@ use crate::model::{
 pub enum StoreError {
     #[error("username is already taken")]
     UsernameTaken,
+    /// A new registered user's username or display name has the confusable
+    /// skeleton of another registered user's name.
+    #[error("name looks like another user's name")]
+    NameTaken,
     #[error("storage failure: {0}")]
     Backend(#[from] anyhow::Error),
 }
@@ -42,6 +49,22 @@ pub struct NewRoom {
     pub visibility: Visibility,
     pub kind: RoomKind,
     pub created_by: UserId,
+}
+
+/// The distinct skeletons a new registered user's names take (none for a guest).
+pub fn user_skeletons(user: &NewUser) -> Vec<String> {
+    if user.guest {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = user
+        .username
+        .iter()
+        .chain([&user.display_name])
+        .map(|n| crate::confusables::skeleton(n))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// A report of one user by another, from a room they shared.
@@ -101,7 +124,12 @@ pub struct RoomWithUnread {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates a user; `UsernameTaken` if the username exists (case-insensitive).
+    /// A registered user's names are recorded as skeletons in the same transaction:
+    /// `NameTaken` if another registered user holds one of them (guests hold none).
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    /// The registered user whose username or display name has this confusable
+    /// `skeleton`, if any.
+    async fn name_owner(&self, skeleton: &str) -> StoreResult<Option<UserId>>;
     async fn user(&self, id: UserId) -> StoreResult<Option<User>>;
     /// The user and their password hash, looked up case-insensitively.
     async fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
@@ -135,8 +163,8 @@ pub trait Store: Send + Sync + 'static {
         Ok(self.list_rooms(user, &q).await?.0)
     }
     async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool>;
-    /// `(user id, display name)` of every member, in join order.
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>>;
+    /// Every member, in join order.
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<User>>;
     /// Messages of kind `text`/`system` from others with `seq` above the read cursor;
     /// `None` if `user` is not a member.
     async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>>;

@@ -23,8 +23,11 @@ use crate::helpers::{spawn_app_with, TestApp, TestUser};
 const ACTORS: [&str; 5] = ["anonymous", "guest", "member", "non-member", "ex-partner"];
 
 /// The rooms rows refer to as `{P}`, `{Q}`, `{R}`, `{L}` (a private room of the
-/// member's that the leave row empties) and `{X}` (unknown).
+/// member's that the leave row empties) and `{X}` (unknown, also as a user id),
+/// and the member's user id as `{M}`.
 struct Rooms {
+    /// The member's user id, `{M}` (for profile rows).
+    member: i64,
     private: i64,
     to_leave: i64,
     public: i64,
@@ -37,6 +40,7 @@ impl Rooms {
             .replace("{Q}", &self.public.to_string())
             .replace("{R}", &self.random.to_string())
             .replace("{L}", &self.to_leave.to_string())
+            .replace("{M}", &self.member.to_string())
             .replace("{X}", "987654321")
     }
 }
@@ -93,6 +97,7 @@ async fn world() -> World {
     World {
         app,
         rooms: Rooms {
+            member: member.id,
             private,
             to_leave,
             public,
@@ -126,6 +131,9 @@ fn rest_rows() -> Vec<RestRow> {
         (M::GET,  "/metrics",                       None,                   [404, 404, 404, 404, 404]),
         (M::GET,  "/api/v1/me",                     None,                   [401, 200, 200, 200, 200]),
         (M::GET,  "/api/v1/rooms",                  None,                   [401, 200, 200, 200, 200]),
+        // Issue 10: any signed-in user may see a profile (the profile card).
+        (M::GET,  "/api/v1/users/{M}",              None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/users/{X}",              None,                   [401, 404, 404, 404, 404]),
         (M::GET,  "/api/v1/rooms/{P}",              None,                   [401, 403, 200, 403, 403]),
         (M::GET,  "/api/v1/rooms/{P}/messages",     None,                   [401, 403, 200, 403, 403]),
         (M::GET,  "/api/v1/rooms/{P}/members",      None,                   [401, 403, 200, 403, 403]),

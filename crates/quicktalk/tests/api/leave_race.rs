@@ -35,7 +35,7 @@ async fn paired(app: &TestApp, i: usize) -> (TestUser, TestUser, i64, StompClien
 async fn a_subscribe_racing_a_leave_leaves_no_live_subscription() {
     let app = spawn_app_with(|c| c.match_window_ms = 0).await;
     for round in 0..12 {
-        let (a, _b, room, mut cb) = paired(&app, round).await;
+        let (a, b, room, mut cb) = paired(&app, round).await;
         // A's other sockets subscribe to the room over and over while A leaves.
         let mut conns = Vec::new();
         for _ in 0..3 {
@@ -61,23 +61,31 @@ async fn a_subscribe_racing_a_leave_leaves_no_live_subscription() {
                 .await
                 .unwrap();
         }
-        // Leaving a running chat's room ends the chat, so B can no longer post;
-        // a typing event still goes to whoever is subscribed.
-        let receipt = format!("typing-{round}");
-        cb.send_json(
-            &format!("/app/rooms.{room}.typing"),
-            &json!({}),
-            Some(&receipt),
-        )
-        .await
-        .unwrap();
-        cb.expect_receipt(&receipt).await.unwrap();
+        // Leaving a running chat's room ends the chat, so B can neither post nor
+        // type there; B subscribing is the probe: the presence broadcast naming B
+        // goes to whoever is subscribed. B gets it after its own snapshot.
+        cb.subscribe_sync("room", &format!("/topic/rooms.{room}"), &[])
+            .await
+            .unwrap();
+        let names_b = |v: &serde_json::Value| {
+            v["type"] == "presence"
+                && v["online"]
+                    .as_array()
+                    .is_some_and(|o| o.iter().any(|u| u["id"] == b.id))
+        };
+        let mut seen = 0;
+        while seen < 2 {
+            let v = cb.next_of_type("room", "presence").await.unwrap();
+            if names_b(&v) {
+                seen += 1;
+            }
+        }
         for c in &mut conns {
             while let Ok(Some(f)) = c.recv_timeout(Duration::from_millis(300)).await {
                 if f.command == Command::Message {
-                    let body = String::from_utf8_lossy(&f.body);
+                    let v: serde_json::Value = serde_json::from_slice(&f.body).unwrap();
                     assert!(
-                        !body.contains("\"typing\""),
+                        !names_b(&v),
                         "round {round}: subscription {:?} outlived the leave",
                         f.header("subscription")
                     );

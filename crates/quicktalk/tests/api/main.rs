@@ -4,6 +4,7 @@
 mod accounts;
 mod authz;
 mod backpressure;
+mod guests;
 mod helpers;
 mod http_hardening;
 mod leave_race;

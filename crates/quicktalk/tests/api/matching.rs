@@ -65,8 +65,14 @@ async fn pair_chat_and_partner_left() {
     let fa = event(&mut ca, "match.found").await;
     let fb = event(&mut cb, "match.found").await;
     assert_eq!(fa["room_id"], fb["room_id"]);
-    assert_eq!(fa["partner"], json!({"id": b.id, "name": "Jane"}));
-    assert_eq!(fb["partner"], json!({"id": a.id, "name": "민수"}));
+    assert_eq!(
+        fa["partner"],
+        json!({"id": b.id, "name": "Jane", "guest": true})
+    );
+    assert_eq!(
+        fb["partner"],
+        json!({"id": a.id, "name": "민수", "guest": true})
+    );
     let room = fa["room_id"].as_i64().unwrap();
     let (s, r) = app.get(&format!("/api/v1/rooms/{room}"), &a.token).await;
     assert_eq!(s, StatusCode::OK);
@@ -283,7 +289,7 @@ async fn rest_mirrors() {
     let (_, v) = app.get("/api/v1/match", &a.token).await;
     assert_eq!(
         v,
-        json!({"state": "matched", "room_id": room, "partner": {"id": b.id, "name": "b"}})
+        json!({"state": "matched", "room_id": room, "partner": {"id": b.id, "name": "b", "guest": true}})
     );
     let (s, v) = app.post("/api/v1/match/connect", &a.token, json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -463,7 +469,11 @@ async fn matched_pair(app: &TestApp) -> ((TestUser, StompClient), (TestUser, Sto
 async fn assert_chat_ended(app: &TestApp, room: i64, sides: Vec<(&TestUser, &mut StompClient)>) {
     for (u, c) in sides {
         for (dest, body, receipt) in [
-            (format!("/app/rooms.{room}"), json!({"text": "after"}), "late"),
+            (
+                format!("/app/rooms.{room}"),
+                json!({"text": "after"}),
+                "late",
+            ),
             (format!("/app/rooms.{room}.typing"), json!({}), "typing"),
         ] {
             c.send_json(&dest, &body, Some(receipt)).await.unwrap();

@@ -293,7 +293,7 @@ async fn typing_is_broadcast_but_not_stored() {
     let t = b.next_of_type("b", "typing").await.unwrap();
     assert_eq!(
         t,
-        json!({"type": "typing", "room_id": room, "user": {"id": alice.id, "name": alice.name}})
+        json!({"type": "typing", "room_id": room, "user": {"id": alice.id, "name": alice.name, "guest": false}})
     );
     let history = app.history(&alice, room).await;
     assert!(history.iter().all(|m| m["kind"] != "typing"));

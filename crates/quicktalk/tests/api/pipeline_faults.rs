@@ -32,6 +32,9 @@ impl Store for FaultStore {
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
         self.0.user(id).await
     }
+    async fn name_owner(&self, skeleton: &str) -> StoreResult<Option<UserId>> {
+        self.0.name_owner(skeleton).await
+    }
     async fn credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
         self.0.credentials(username).await
     }
@@ -67,7 +70,7 @@ impl Store for FaultStore {
     async fn is_member(&self, room: RoomId, user: UserId) -> StoreResult<bool> {
         self.0.is_member(room, user).await
     }
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
         self.0.members(room).await
     }
     async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>> {

@@ -26,7 +26,10 @@ async fn presence_on_subscribe_and_on_change() {
     a.subscribe_sync("a", &dest, &[]).await.unwrap();
     let p = a.next_of_type("a", "presence").await.unwrap();
     assert_eq!(p["room_id"], room);
-    assert_eq!(p["online"], json!([{"id": alice.id, "name": alice.name}]));
+    assert_eq!(
+        p["online"],
+        json!([{"id": alice.id, "name": alice.name, "guest": false}])
+    );
 
     let mut b = app.stomp(&bob).await;
     b.subscribe_sync("b", &dest, &[]).await.unwrap();

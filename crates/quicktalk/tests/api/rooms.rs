@@ -404,10 +404,12 @@ async fn many_random_chats_do_not_crowd_out_group_rooms() {
                     UserRef {
                         id: alice.id,
                         name: alice.name.clone(),
+                        guest: false,
                     },
                     UserRef {
                         id: bob.id,
                         name: bob.name.clone(),
+                        guest: false,
                     },
                 ],
             )

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use quicktalk::confusables::skeleton;
 use quicktalk::model::{
     AppendRejected, Appended, HistoryQuery, MessageKind, NewMessage, RoomKind, UserRef, Visibility,
 };
@@ -19,10 +20,7 @@ async fn user(s: &S, name: &str) -> UserRef {
         })
         .await
         .unwrap();
-    UserRef {
-        id: u.id,
-        name: u.display_name,
-    }
+    u.as_ref()
 }
 
 async fn room(s: &S, by: &UserRef, vis: Visibility) -> i64 {
@@ -363,8 +361,108 @@ pub async fn members_in_join_order(s: S) {
         join(&s, id, u).await;
     }
     let m = s.members(id).await.unwrap();
-    let names: Vec<_> = m.iter().map(|(_, n)| n.as_str()).collect();
+    let names: Vec<_> = m.iter().map(|u| u.display_name.as_str()).collect();
     assert_eq!(names, ["bob!", "alice!", "carol!"]);
+    assert_eq!(m[1].username.as_deref(), Some("alice"));
+    assert!(m.iter().all(|u| !u.guest));
+}
+
+fn guest_user(name: &str) -> NewUser {
+    NewUser {
+        username: None,
+        password_hash: None,
+        display_name: name.into(),
+        guest: true,
+    }
+}
+
+/// A registered user's username and display name are held as confusable
+/// skeletons: a look-alike finds its owner in one lookup, and a second
+/// registered user cannot take one (the whole sign-up is undone). Guests hold none.
+pub async fn registered_names_are_held_as_skeletons(s: S) {
+    let a = user(&s, "alice").await;
+    for look_alike in ["alice", "ALICE", "\u{410}lice", "a1ice", "Alice!"] {
+        let sk = skeleton(look_alike);
+        assert_eq!(
+            s.name_owner(&sk).await.unwrap(),
+            Some(a.id),
+            "{look_alike:?}"
+        );
+    }
+    assert_eq!(s.name_owner(&skeleton("bob")).await.unwrap(), None);
+    let err = s
+        .create_user(NewUser {
+            username: Some("mallory".into()),
+            password_hash: Some("x".into()),
+            display_name: "\u{410}lice".into(),
+            guest: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NameTaken), "{err:?}");
+    assert!(s.credentials("mallory").await.unwrap().is_none());
+    assert_eq!(s.name_owner(&skeleton("mallory")).await.unwrap(), None);
+    // The same name for both of one's own names is fine.
+    let b = s
+        .create_user(NewUser {
+            username: Some("Bob".into()),
+            password_hash: Some("x".into()),
+            display_name: "bob".into(),
+            guest: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.name_owner(&skeleton("BOB")).await.unwrap(), Some(b.id));
+    let g = s.create_user(guest_user("carol")).await.unwrap();
+    assert!(g.guest);
+    assert_eq!(s.name_owner(&skeleton("carol")).await.unwrap(), None);
+}
+
+/// A message remembers whether its sender was a guest: live (the appended
+/// message), in history, and for the joins of a room created with members.
+pub async fn messages_keep_the_senders_guest_status(s: S) {
+    let a = user(&s, "alice").await;
+    let g = s.create_user(guest_user("Alice")).await.unwrap().as_ref();
+    assert!(g.guest && !a.guest);
+    let (room, joins) = s
+        .create_room_with(
+            NewRoom {
+                name: "pair".into(),
+                visibility: Visibility::Private,
+                kind: RoomKind::Random,
+                created_by: a.id,
+            },
+            vec![a.clone(), g.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        joins.iter().map(|m| m.sender.guest).collect::<Vec<_>>(),
+        [false, true]
+    );
+    let out = s
+        .append(vec![text(room.id, &g, "hi"), text(room.id, &a, "hello")])
+        .await
+        .unwrap();
+    let live: Vec<bool> = out
+        .iter()
+        .map(|o| match o {
+            Ok(Appended::New(m)) => m.sender.guest,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(live, [true, false]);
+    let q = HistoryQuery {
+        before_seq: None,
+        after_seq: None,
+        limit: 10,
+    };
+    let (history, _) = s.messages(room.id, q).await.unwrap();
+    let guests: Vec<(i64, bool)> = history.iter().map(|m| (m.seq, m.sender.guest)).collect();
+    assert_eq!(guests, [(1, false), (2, true), (3, true), (4, false)]);
+    let members = s.members(room.id).await.unwrap();
+    assert_eq!(members[1].username, None);
+    assert!(members[1].guest);
 }
 
 pub async fn membership_changes_apply_within_a_batch(s: S) {
@@ -413,6 +511,7 @@ pub async fn a_poisoned_item_is_rejected_alone(s: S) {
     let ghost = UserRef {
         id: 987_654_321,
         name: "ghost".into(),
+        guest: false,
     };
     let out = s
         .append(vec![

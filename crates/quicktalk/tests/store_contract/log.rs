@@ -25,10 +25,7 @@ async fn setup() -> Option<(Arc<PostgresStore>, super::Guard, UserRef, i64)> {
         })
         .await
         .unwrap();
-    let who = UserRef {
-        id: u.id,
-        name: u.display_name,
-    };
+    let who = u.as_ref();
     let room = store
         .create_room(NewRoom {
             name: "room".into(),

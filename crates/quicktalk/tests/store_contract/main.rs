@@ -109,6 +109,8 @@ macro_rules! all_contract_tests {
                 a_poisoned_item_is_rejected_alone,
                 a_closed_room_takes_no_more_messages,
                 reports_make_users_avoid_each_other,
+                registered_names_are_held_as_skeletons,
+                messages_keep_the_senders_guest_status,
             ]
         );
     };
@@ -141,5 +143,37 @@ mod concurrent {
         };
         let other = PostgresStore::open_in_schema(url, schema).await.unwrap();
         super::contract::concurrent_writers_keep_seq_gapless(store, Arc::new(other)).await;
+    }
+}
+
+/// PostgreSQL computes no skeletons in SQL: registered users from before the
+/// `name_skeletons` table get theirs when a node opens the store (the older
+/// user keeps a shared one; guests get none).
+#[tokio::test]
+async fn postgres_fills_in_the_skeletons_of_existing_users() {
+    let Some((_store, guard)) = postgres().await else {
+        return;
+    };
+    let Guard::Schema { url, schema } = &guard else {
+        unreachable!()
+    };
+    let pool = PostgresStore::open_in_schema(url, schema)
+        .await
+        .unwrap()
+        .pool()
+        .clone();
+    // As a database migrated from before: users, no skeleton rows.
+    sqlx::query(
+        "INSERT INTO users (id, username, display_name, guest, created_at) VALUES \
+           (101, 'alice', 'Alice', false, 0), (102, 'a1ice', 'Someone', false, 0), \
+           (103, NULL, 'Bob', true, 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = PostgresStore::open_in_schema(url, schema).await.unwrap();
+    let sk = quicktalk::confusables::skeleton;
+    for (name, owner) in [("ALICE", Some(101)), ("someone", Some(102)), ("bob", None)] {
+        assert_eq!(store.name_owner(&sk(name)).await.unwrap(), owner, "{name}");
     }
 }

@@ -52,6 +52,7 @@ async fn sockets_of_users_who_never_queued_leave_the_matcher_alone() {
     let u = UserRef {
         id: 7,
         name: "g".into(),
+        guest: true,
     };
     engine.connect(&u, Prefs::default()).await.unwrap();
     assert_eq!(engine.state(7).await, State::Waiting);

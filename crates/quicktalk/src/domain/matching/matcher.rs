@@ -129,6 +129,9 @@ pub const MAX_AVOID: usize = 256;
 enum Entry {
     Waiting {
         name: String,
+        /// Absent in matcher state saved before it existed.
+        #[serde(default)]
+        guest: bool,
         since: Ms,
         prefs: Prefs,
         /// Users never to be paired with (sorted).
@@ -137,6 +140,8 @@ enum Entry {
     },
     Matched {
         name: String,
+        #[serde(default)]
+        guest: bool,
         partner: UserId,
         room: Option<RoomId>,
         prefs: Prefs,
@@ -147,9 +152,13 @@ enum Entry {
 }
 
 impl Entry {
-    fn name(&self) -> &str {
+    fn user_ref(&self, id: UserId) -> UserRef {
         match self {
-            Entry::Waiting { name, .. } | Entry::Matched { name, .. } => name,
+            Entry::Waiting { name, guest, .. } | Entry::Matched { name, guest, .. } => UserRef {
+                id,
+                name: name.clone(),
+                guest: *guest,
+            },
         }
     }
 
@@ -221,10 +230,7 @@ impl Matcher {
             None => State::Idle,
             Some(Entry::Waiting { .. }) => State::Waiting,
             Some(Entry::Matched { partner, room, .. }) => State::Matched {
-                partner: UserRef {
-                    id: *partner,
-                    name: self.entries[partner].name().to_owned(),
-                },
+                partner: self.entries[partner].user_ref(*partner),
                 room: *room,
             },
         }
@@ -397,6 +403,7 @@ impl Matcher {
             user.id,
             Entry::Waiting {
                 name: user.name,
+                guest: user.guest,
                 since: now,
                 prefs,
                 avoid,
@@ -489,6 +496,7 @@ impl Matcher {
         for (u, p) in [(a, b), (b, a)] {
             let Some(Entry::Waiting {
                 name,
+                guest,
                 since,
                 prefs,
                 avoid,
@@ -500,6 +508,7 @@ impl Matcher {
                 UserRef {
                     id: u,
                     name: name.clone(),
+                    guest,
                 },
                 now.saturating_sub(since),
             ));
@@ -507,6 +516,7 @@ impl Matcher {
                 u,
                 Entry::Matched {
                     name,
+                    guest,
                     partner: p,
                     room: None,
                     prefs,

@@ -26,6 +26,7 @@ struct MessageCols {
     kind: Vec<&'static str>,
     sender: Vec<i64>,
     sender_name: Vec<String>,
+    sender_guest: Vec<bool>,
     text: Vec<String>,
     client_id: Vec<Option<String>>,
     sent_at: Vec<i64>,
@@ -296,6 +297,7 @@ impl PostgresStore {
             cols.kind.push(m.kind.as_str());
             cols.sender.push(m.sender.id);
             cols.sender_name.push(m.sender.name.clone());
+            cols.sender_guest.push(m.sender.guest);
             cols.text.push(m.text.clone());
             cols.client_id.push(m.client_id.clone());
             cols.sent_at.push(m.sent_at);
@@ -362,9 +364,10 @@ impl PostgresStore {
             let kinds: Vec<String> = cols.kind.iter().map(|k| k.to_string()).collect();
             let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
                 "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       log_id, log_offset) \
+                                       log_id, log_offset, sender_guest) \
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
-                                      $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) \
+                                      $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], \
+                                      $11::boolean[]) \
                  RETURNING id, room_id, seq",
             )
             .bind(&cols.room)
@@ -377,6 +380,7 @@ impl PostgresStore {
             .bind(&cols.sent_at)
             .bind(&cols.log_id)
             .bind(&cols.log_offset)
+            .bind(&cols.sender_guest)
             .fetch_all(&mut **tx)
             .await
             .map_err(db)?;

@@ -58,12 +58,59 @@ impl PostgresStore {
             .run(&pool)
             .await
             .context("migrating the PostgreSQL schema")?;
+        backfill_skeletons(&pool)
+            .await
+            .context("recording the skeletons of existing names")?;
         Ok(PostgresStore { pool })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Records the skeletons of registered users' names once, after the migration
+/// that made `name_skeletons` (SQL cannot compute them): when the table is empty
+/// but registered users exist. When two users' names collide, the older user
+/// keeps the skeleton; nodes starting together insert the same rows.
+async fn backfill_skeletons(pool: &PgPool) -> anyhow::Result<()> {
+    let needed: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM name_skeletons) \
+           AND EXISTS (SELECT 1 FROM users WHERE NOT guest)",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !needed {
+        return Ok(());
+    }
+    let users: Vec<(i64, Option<String>, String)> =
+        sqlx::query_as("SELECT id, username, display_name FROM users WHERE NOT guest ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    let (mut skeletons, mut ids) = (Vec::new(), Vec::new());
+    for (id, username, display_name) in users {
+        let u = super::NewUser {
+            username,
+            password_hash: None,
+            display_name,
+            guest: false,
+        };
+        for sk in super::user_skeletons(&u) {
+            skeletons.push(sk);
+            ids.push(id);
+        }
+    }
+    // In id order, so the older user's row is the one that stays.
+    sqlx::query(
+        "INSERT INTO name_skeletons (skeleton, user_id) \
+         SELECT s, u FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(s, u, n) ORDER BY n \
+         ON CONFLICT (skeleton) DO NOTHING",
+    )
+    .bind(&skeletons)
+    .bind(&ids)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Server-side limits on every session, so a node that hangs or is cut off

@@ -12,10 +12,11 @@ pub(super) const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
      r.closed_at";
 pub(super) const MESSAGE_COLS: &str =
-    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at";
+    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest";
 /// [`MESSAGE_COLS`] of a `messages m` in a join.
 pub(super) const M_MESSAGE_COLS: &str =
-    "m.id, m.room_id, m.seq, m.kind, m.sender_id, m.sender_name, m.text, m.client_id, m.sent_at";
+    "m.id, m.room_id, m.seq, m.kind, m.sender_id, m.sender_name, m.text, m.client_id, m.sent_at, \
+     m.sender_guest";
 
 pub(super) fn user_row(r: &PgRow) -> StoreResult<User> {
     Ok(User {
@@ -52,6 +53,7 @@ pub(super) fn message_row(r: &PgRow) -> StoreResult<Message> {
         sender: UserRef {
             id: r.try_get(4).map_err(db)?,
             name: r.try_get(5).map_err(db)?,
+            guest: r.try_get(9).map_err(db)?,
         },
         text: r.try_get(6).map_err(db)?,
         client_id: r.try_get(7).map_err(db)?,

@@ -34,7 +34,9 @@ async fn unread_count(
 #[async_trait]
 impl Store for PostgresStore {
     async fn create_user(&self, u: NewUser) -> StoreResult<User> {
-        let res = sqlx::query(
+        let skeletons = crate::store::user_skeletons(&u);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let res = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, display_name, guest, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -43,20 +45,46 @@ impl Store for PostgresStore {
         .bind(&u.display_name)
         .bind(u.guest)
         .bind(now_ms())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await;
-        match res {
-            Ok(r) => Ok(User {
-                id: r.get(0),
-                username: u.username,
-                display_name: u.display_name,
-                guest: u.guest,
-            }),
+        let id: i64 = match res {
+            Ok(id) => id,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::UsernameTaken)
+                return Err(StoreError::UsernameTaken)
             }
-            Err(e) => Err(db(e)),
+            Err(e) => return Err(db(e)),
+        };
+        if !skeletons.is_empty() {
+            let res = sqlx::query(
+                "INSERT INTO name_skeletons (skeleton, user_id) SELECT unnest($1::text[]), $2",
+            )
+            .bind(&skeletons)
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+            match res {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(StoreError::NameTaken)
+                }
+                Err(e) => return Err(db(e)),
+            }
         }
+        tx.commit().await.map_err(db)?;
+        Ok(User {
+            id,
+            username: u.username,
+            display_name: u.display_name,
+            guest: u.guest,
+        })
+    }
+
+    async fn name_owner(&self, skeleton: &str) -> StoreResult<Option<UserId>> {
+        sqlx::query_scalar("SELECT user_id FROM name_skeletons WHERE skeleton = $1")
+            .bind(skeleton)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -128,14 +156,16 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
             let mid: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
-                 VALUES ($1, $2, 'join', $3, $4, '', NULL, $5) RETURNING id",
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                       sender_guest) \
+                 VALUES ($1, $2, 'join', $3, $4, '', NULL, $5, $6) RETURNING id",
             )
             .bind(id)
             .bind(seq)
             .bind(user.id)
             .bind(&user.name)
             .bind(now)
+            .bind(user.guest)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
@@ -226,15 +256,18 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>> {
-        sqlx::query_as(
-            "SELECT u.id, u.display_name FROM members m JOIN users u ON u.id = m.user_id \
-             WHERE m.room_id = $1 ORDER BY m.join_seq",
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
+        sqlx::query(
+            "SELECT u.id, u.username, u.display_name, u.guest FROM members m \
+             JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.join_seq",
         )
         .bind(room)
         .fetch_all(&self.pool)
         .await
-        .map_err(db)
+        .map_err(db)?
+        .iter()
+        .map(user_row)
+        .collect()
     }
 
     async fn unread(&self, room: RoomId, user: UserId) -> StoreResult<Option<i64>> {

@@ -34,8 +34,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_reports.sql"),
     include_str!("migrations/0003_room_closed.sql"),
-    include_str!("migrations/0004_reports_by_reported.sql"),
+    include_str!("migrations/0004_names.sql"),
+    include_str!("migrations/0005_reports_by_reported.sql"),
 ];
+/// The migration (1-based) that creates `name_skeletons`: existing registered
+/// users' skeletons are computed right after it, in its transaction.
+const NAME_SKELETONS_MIGRATION: usize = 4;
 const MAX_IDLE_READERS: usize = 8;
 
 /// How hard SQLite syncs a commit. `Full` survives power loss; `Normal` survives a
@@ -199,8 +203,36 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .with_context(|| format!("running migration {}", i + 1))?;
+        if i + 1 == NAME_SKELETONS_MIGRATION {
+            backfill_skeletons(&tx).context("recording the skeletons of existing names")?;
+        }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Records the skeletons of every registered user's names; when two users'
+/// names collide, the older user keeps the skeleton.
+fn backfill_skeletons(c: &Connection) -> rusqlite::Result<()> {
+    let users: Vec<(UserId, NewUser)> = c
+        .prepare("SELECT id, username, display_name FROM users WHERE guest = 0 ORDER BY id")?
+        .query_map([], |r| {
+            let user = NewUser {
+                username: r.get(1)?,
+                password_hash: None,
+                display_name: r.get(2)?,
+                guest: false,
+            };
+            Ok((r.get(0)?, user))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut insert =
+        c.prepare("INSERT OR IGNORE INTO name_skeletons (skeleton, user_id) VALUES (?1, ?2)")?;
+    for (id, u) in &users {
+        for sk in super::user_skeletons(u) {
+            insert.execute(params![sk, id])?;
+        }
     }
     Ok(())
 }
@@ -210,7 +242,7 @@ const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
      r.closed_at";
 const MESSAGE_COLS: &str =
-    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at";
+    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -255,6 +287,7 @@ pub(crate) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         sender: UserRef {
             id: r.get(4)?,
             name: r.get(5)?,
+            guest: r.get(9)?,
         },
         text: r.get(6)?,
         client_id: r.get(7)?,
@@ -278,29 +311,57 @@ fn unread_count(
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, u: NewUser) -> StoreResult<User> {
-        let res = self
-            .write(move |w| {
-                let now = crate::model::now_ms();
-                w.conn
+        self.write(move |w| {
+            let skeletons = super::user_skeletons(&u);
+            let now = crate::model::now_ms();
+            let tx = w.conn.transaction()?;
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO users (username, password_hash, display_name, guest, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    u.username,
+                    u.password_hash,
+                    u.display_name,
+                    u.guest,
+                    now
+                ]);
+            match inserted {
+                Err(e) if is_unique(&e) => return Ok(Err(StoreError::UsernameTaken)),
+                other => other?,
+            };
+            let id = tx.last_insert_rowid();
+            for sk in skeletons {
+                let taken = tx
                     .prepare_cached(
-                        "INSERT INTO users (username, password_hash, display_name, guest, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT INTO name_skeletons (skeleton, user_id) VALUES (?1, ?2)",
                     )?
-                    .execute(params![u.username, u.password_hash, u.display_name, u.guest, now])?;
-                Ok(User {
-                    id: w.conn.last_insert_rowid(),
-                    username: u.username,
-                    display_name: u.display_name,
-                    guest: u.guest,
-                })
-            })
-            .await;
-        match res {
-            Err(StoreError::Backend(e)) if is_unique_violation(&e) => {
-                Err(StoreError::UsernameTaken)
+                    .execute(params![sk, id]);
+                match taken {
+                    Err(e) if is_unique(&e) => return Ok(Err(StoreError::NameTaken)),
+                    other => other?,
+                };
             }
-            other => other,
-        }
+            tx.commit()?;
+            Ok(Ok(User {
+                id,
+                username: u.username,
+                display_name: u.display_name,
+                guest: u.guest,
+            }))
+        })
+        .await?
+    }
+
+    async fn name_owner(&self, skeleton: &str) -> StoreResult<Option<UserId>> {
+        let skeleton = skeleton.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT user_id FROM name_skeletons WHERE skeleton = ?1")?
+                .query_row([skeleton], |r| r.get(0))
+                .optional()
+        })
+        .await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -394,13 +455,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn members(&self, room: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+    async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT u.id, u.display_name FROM members m JOIN users u ON u.id = m.user_id \
-                 WHERE m.room_id = ?1 ORDER BY m.join_seq",
+                "SELECT u.id, u.username, u.display_name, u.guest FROM members m \
+                 JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 ORDER BY m.join_seq",
             )?
-            .query_map([room], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([room], user_row)?
             .collect()
         })
         .await
@@ -515,19 +576,62 @@ impl Store for SqliteStore {
     }
 }
 
-fn is_unique_violation(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        matches!(
-            c.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(f, _))
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-        )
-    })
+fn is_unique(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 4 on a database with users and messages: registered users'
+    /// names become skeleton rows (the older user keeps a shared one), guests
+    /// get none, and earlier messages of guests are marked.
+    #[test]
+    fn the_names_migration_fills_in_skeletons_and_guest_senders() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..NAME_SKELETONS_MIGRATION - 1] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", NAME_SKELETONS_MIGRATION - 1)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, username, display_name, guest, created_at) VALUES \
+               (1, 'alice', 'Alice', 0, 0), (2, 'a1ice', 'Someone', 0, 0), (3, NULL, 'Bob', 1, 0); \
+             INSERT INTO rooms (id, name, visibility, kind, created_by, created_at) \
+               VALUES (1, 'r', 'public', 'group', 1, 0); \
+             INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, sent_at) VALUES \
+               (1, 1, 'text', 1, 'Alice', 'a', 0), (1, 2, 'text', 3, 'Bob', 'b', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT skeleton, user_id FROM name_skeletons ORDER BY skeleton")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let sk = crate::confusables::skeleton;
+        let mut want = vec![(sk("alice"), 1), (sk("someone"), 2)];
+        want.sort();
+        assert_eq!(rows, want);
+        let guests: Vec<bool> = conn
+            .prepare("SELECT sender_guest FROM messages ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(guests, [false, true]);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_write_queue_is_bounded_and_applies_back_pressure() {

@@ -117,10 +117,11 @@ impl Writer {
             )?
             .execute(params![id, user.id, now, seq])?;
             tx.prepare_cached(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
-                 VALUES (?1, ?2, 'join', ?3, ?4, '', NULL, ?5)",
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                       sender_guest) \
+                 VALUES (?1, ?2, 'join', ?3, ?4, '', NULL, ?5, ?6)",
             )?
-            .execute(params![id, seq, user.id, user.name, now])?;
+            .execute(params![id, seq, user.id, user.name, now, user.guest])?;
             joins.push(Message {
                 id: tx.last_insert_rowid(),
                 room_id: id,
@@ -329,8 +330,9 @@ impl Writer {
                 }
             }
             tx.prepare_cached(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                       sender_guest) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 m.room_id,
@@ -340,7 +342,8 @@ impl Writer {
                 m.sender.name,
                 m.text,
                 m.client_id,
-                m.sent_at
+                m.sent_at,
+                m.sender.guest
             ])
             .map_err(at)?;
             let id = tx.last_insert_rowid();
@@ -423,6 +426,7 @@ mod tests {
         UserRef {
             id: 1,
             name: "a".into(),
+            guest: true,
         }
     }
 
@@ -472,6 +476,7 @@ mod tests {
             sender: UserRef {
                 id: 999,
                 name: "ghost".into(),
+                guest: false,
             },
             ..text(r, "")
         };

@@ -26,6 +26,9 @@ impl Store for SlowRooms {
     async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
         self.inner.user(id).await
     }
+    async fn name_owner(&self, skeleton: &str) -> StoreResult<Option<UserId>> {
+        self.inner.name_owner(skeleton).await
+    }
     async fn credentials(&self, u: &str) -> StoreResult<Option<(User, String)>> {
         self.inner.credentials(u).await
     }
@@ -54,7 +57,7 @@ impl Store for SlowRooms {
     async fn is_member(&self, r: RoomId, u: UserId) -> StoreResult<bool> {
         self.inner.is_member(r, u).await
     }
-    async fn members(&self, r: RoomId) -> StoreResult<Vec<(UserId, String)>> {
+    async fn members(&self, r: RoomId) -> StoreResult<Vec<User>> {
         self.inner.members(r).await
     }
     async fn unread(&self, r: RoomId, u: UserId) -> StoreResult<Option<i64>> {

@@ -8,6 +8,7 @@ fn u(id: UserId) -> UserRef {
     UserRef {
         id,
         name: format!("u{id}"),
+        guest: id % 2 == 0,
     }
 }
 
