@@ -28,6 +28,8 @@ pub struct Config {
     pub kafka_partitions: i32,
     /// Replication factor of the topics QuickTalk creates.
     pub kafka_replication: i32,
+    /// A SEND the pipeline has not answered after this long gets `outcome_unknown`.
+    pub kafka_reply_timeout_ms: u64,
     /// Raw STOMP over TCP; off when `None`.
     pub stomp_listen: Option<SocketAddr>,
     pub max_frame_bytes: usize,
@@ -85,6 +87,7 @@ impl Default for Config {
             kafka_topic_prefix: "quicktalk".into(),
             kafka_partitions: 12,
             kafka_replication: 1,
+            kafka_reply_timeout_ms: 30_000,
             stomp_listen: None,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
@@ -190,6 +193,10 @@ pub struct ServeArgs {
     /// production cluster).
     #[arg(long, env = "QUICKTALK_KAFKA_REPLICATION")]
     pub kafka_replication: Option<i32>,
+    /// Ms a SEND may wait for the pipeline's answer before it gets
+    /// `outcome_unknown` (retry with the same `client_id`).
+    #[arg(long, env = "QUICKTALK_KAFKA_REPLY_TIMEOUT_MS")]
+    pub kafka_reply_timeout_ms: Option<u64>,
     /// Also serve raw STOMP over TCP on this address.
     #[arg(long, env = "QUICKTALK_STOMP_LISTEN")]
     pub stomp_listen: Option<SocketAddr>,
@@ -301,6 +308,7 @@ impl ServeArgs {
             kafka_topic_prefix: other.kafka_topic_prefix.or(self.kafka_topic_prefix),
             kafka_partitions: other.kafka_partitions.or(self.kafka_partitions),
             kafka_replication: other.kafka_replication.or(self.kafka_replication),
+            kafka_reply_timeout_ms: other.kafka_reply_timeout_ms.or(self.kafka_reply_timeout_ms),
             stomp_listen: other.stomp_listen.or(self.stomp_listen),
             max_frame_bytes: other.max_frame_bytes.or(self.max_frame_bytes),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
@@ -343,6 +351,7 @@ impl ServeArgs {
             kafka_topic_prefix,
             kafka_partitions,
             kafka_replication,
+            kafka_reply_timeout_ms,
             max_frame_bytes,
             max_body_bytes,
             heartbeat_send_ms,
@@ -432,6 +441,9 @@ pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if c.kafka_replication < 1 {
         anyhow::bail!("kafka_replication must be at least 1");
+    }
+    if c.kafka_reply_timeout_ms == 0 {
+        anyhow::bail!("kafka_reply_timeout_ms must be at least 1");
     }
     if c.kafka_brokers.is_some() && !matches!(c.database()?, Database::Postgres(_)) {
         anyhow::bail!("--kafka-brokers needs a shared database: --database-url postgres://…");

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::local::LocalBus;
 use crate::bus::Bus;
-use crate::cluster::{Cluster, ClusterConfig, SharedMatchEngine};
+use crate::cluster::{Cluster, ClusterConfig, RecordHook, SharedMatchEngine};
 use crate::config::Config;
 use crate::config::Database;
 use crate::domain::accounts::Accounts;
@@ -50,6 +50,17 @@ impl Application {
     pub async fn build_with_store(
         config: Config,
         wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        Self::build_with_faults(config, wrap, None).await
+    }
+
+    /// Like [`Application::build_with_store`]; in multi-node mode the sequencer
+    /// also calls `record_hook` with every record before storing its batch
+    /// (tests make it panic).
+    pub async fn build_with_faults(
+        config: Config,
+        wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+        record_hook: Option<RecordHook>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
@@ -91,6 +102,8 @@ impl Application {
                             partitions: config.kafka_partitions,
                             replication: config.kafka_replication,
                             max_batch: config.max_batch,
+                            reply_timeout: Duration::from_millis(config.kafka_reply_timeout_ms),
+                            record_hook,
                         },
                         pg,
                         hub.clone(),

@@ -4,11 +4,19 @@
 //! gap: a repeat is dropped and a hole (a message whose event was lost, or came
 //! late from a partition's former owner) is filled from the store first. A lost
 //! last message in a quiet room has no later message to reveal it: every
-//! [`REPAIR_EVERY`] the receiver compares the rooms it delivers to local
-//! subscribers with the store's `last_seq` and delivers what it missed.
-//! The per-room `last_seq` it keeps is bounded ([`RoomSeqs`]).
+//! [`REPAIR_EVERY`] the receiver compares the rooms with local subscribers with
+//! the store's `last_seq` (one query for all of them) and delivers what it
+//! missed. A room is known to the receiver from its first delivered event, or
+//! from its first local subscription, whichever comes first: the hub reports
+//! the subscription ([`Hub::set_room_watcher`]) and the receiver reads the
+//! room's `last_seq` at once (batched) as a *floor* — nothing at or below it is
+//! owed to the new subscriber by the live stream, everything above it is, so a
+//! room whose very first event is lost is repaired too. (A message stored in
+//! the milliseconds between that subscription and the floor's read, whose event
+//! is also lost, is not.) The per-room `last_seq` it keeps is bounded
+//! ([`RoomSeqs`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +27,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Notify;
 
 use super::wire::{Event, Outcome};
 use super::{partition_of, ClusterConfig};
@@ -37,6 +46,9 @@ pub struct KafkaBus {
     partitions: i32,
     producer: FutureProducer,
     on_reply: Mutex<Option<ReplyHandler>>,
+    /// Rooms that just got their first local subscription, for the receiver.
+    watch: Mutex<HashSet<RoomId>>,
+    watched: Notify,
 }
 
 impl KafkaBus {
@@ -81,7 +93,14 @@ impl KafkaBus {
             partitions,
             producer,
             on_reply: Mutex::new(None),
+            watch: Mutex::default(),
+            watched: Notify::new(),
         });
+        let watcher = bus.clone();
+        hub.set_room_watcher(Box::new(move |room| {
+            watcher.watch.lock().insert(room);
+            watcher.watched.notify_one();
+        }));
         let announcer = bus.clone();
         hub.set_presence_publisher(Box::new(move |room_id, online| {
             let node = announcer.node().to_owned();
@@ -100,11 +119,15 @@ impl KafkaBus {
             store,
             last_seq: RoomSeqs::new(MAX_TRACKED_ROOMS),
         };
+        let watched = bus.clone();
         tokio::spawn(async move {
             let mut repair = tokio::time::interval(REPAIR_EVERY);
             repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    // First: a room's floor is read before its next event is handled.
+                    biased;
+                    _ = watched.watched.notified() => receiver.watch().await,
                     m = consumer.recv() => match m {
                         Ok(m) => {
                             if let Some(ev) = parse(m.payload()) {
@@ -116,7 +139,11 @@ impl KafkaBus {
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
                     },
-                    _ = repair.tick() => receiver.repair().await,
+                    _ = repair.tick() => {
+                        // Floors whose read failed are retried here.
+                        receiver.watch().await;
+                        receiver.repair().await;
+                    }
                 }
             }
         });
@@ -194,9 +221,39 @@ const MAX_TRACKED_ROOMS: usize = 50_000;
 /// least recently active half is forgotten. A forgotten room's next message is
 /// delivered as is (like the first one after start-up); its subscribers had
 /// everything up to then.
+///
+/// An entry is either a delivered `seq` or a *floor*: the room's `last_seq` when
+/// it got its first local subscription, before any event of it was delivered.
+/// Events at or below a floor are delivered as they come (they may have been
+/// under way at subscription time; each subscription drops what it already
+/// has); one above it replaces the floor, filling any hole first.
 pub struct RoomSeqs {
-    rooms: HashMap<RoomId, (i64, Instant)>,
+    rooms: HashMap<RoomId, Entry>,
     max: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    seq: i64,
+    floor: bool,
+    at: Instant,
+}
+
+/// What the receiver knows of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Messages up to this `seq` were delivered.
+    Delivered(i64),
+    /// Nothing delivered yet; nothing at or below this `seq` is owed.
+    Floor(i64),
+}
+
+impl Known {
+    pub fn seq(self) -> i64 {
+        match self {
+            Known::Delivered(s) | Known::Floor(s) => s,
+        }
+    }
 }
 
 impl RoomSeqs {
@@ -207,8 +264,14 @@ impl RoomSeqs {
         }
     }
 
-    pub fn get(&self, room: RoomId) -> Option<i64> {
-        self.rooms.get(&room).map(|(s, _)| *s)
+    pub fn get(&self, room: RoomId) -> Option<Known> {
+        self.rooms.get(&room).map(|e| {
+            if e.floor {
+                Known::Floor(e.seq)
+            } else {
+                Known::Delivered(e.seq)
+            }
+        })
     }
 
     #[cfg(test)]
@@ -216,27 +279,46 @@ impl RoomSeqs {
         self.rooms.len()
     }
 
+    /// Records that `seq` was delivered.
     pub fn set(&mut self, room: RoomId, seq: i64) {
+        self.insert(room, seq, false);
+    }
+
+    /// Sets a floor for a room not known yet (a known room keeps what it has).
+    pub fn set_floor(&mut self, room: RoomId, seq: i64) {
+        if !self.rooms.contains_key(&room) {
+            self.insert(room, seq, true);
+        }
+    }
+
+    fn insert(&mut self, room: RoomId, seq: i64, floor: bool) {
         if self.rooms.len() >= self.max && !self.rooms.contains_key(&room) {
-            let mut by_age: Vec<Instant> = self.rooms.values().map(|(_, t)| *t).collect();
+            let mut by_age: Vec<Instant> = self.rooms.values().map(|e| e.at).collect();
             let (_, median, _) = by_age.select_nth_unstable(self.rooms.len() / 2);
             let cut = *median;
-            self.rooms.retain(|_, (_, t)| *t > cut);
+            self.rooms.retain(|_, e| e.at > cut);
         }
-        self.rooms.insert(room, (seq, Instant::now()));
+        self.rooms.insert(
+            room,
+            Entry {
+                seq,
+                floor,
+                at: Instant::now(),
+            },
+        );
     }
 
     pub fn rooms(&self) -> impl Iterator<Item = RoomId> + '_ {
         self.rooms.keys().copied()
     }
 
-    /// The `(room, delivered, stored)` of every room the store has more of.
+    /// The `(room, known, stored)` of every room the store has more of.
     pub fn behind(&self, stored: &[(RoomId, i64)]) -> Vec<(RoomId, i64, i64)> {
         stored
             .iter()
             .filter_map(|&(room, last)| {
-                let delivered = self.get(room)?;
-                (last > delivered).then_some((room, delivered, last))
+                let known = self.get(room)?.seq();
+                (last > known).then_some((room, known, last))
             })
             .collect()
     }
@@ -282,13 +364,44 @@ impl Receiver {
     async fn message(&mut self, m: Message) {
         let room = m.room_id;
         match self.last_seq.get(room) {
-            Some(last) if m.seq <= last => return,
+            Some(Known::Delivered(last)) if m.seq <= last => return,
+            // Stored before the first subscription: delivered as it comes, the
+            // floor stays.
+            Some(Known::Floor(floor)) if m.seq <= floor => {
+                self.hub.deliver(BusEvent::Message(Arc::new(m)));
+                return;
+            }
             // A hole: deliver what is stored in between first.
-            Some(last) if m.seq > last + 1 => self.fill(room, last, m.seq).await,
+            Some(known) if m.seq > known.seq() + 1 => self.fill(room, known.seq(), m.seq).await,
             _ => {}
         }
         self.last_seq.set(room, m.seq);
         self.hub.deliver(BusEvent::Message(Arc::new(m)));
+    }
+
+    /// Reads the floor of every room that just got its first local subscription
+    /// and is not known yet (one query). On failure they are tried again on the
+    /// next repair tick.
+    async fn watch(&mut self) {
+        let rooms: Vec<RoomId> = {
+            let mut w = self.bus.watch.lock();
+            w.retain(|r| self.last_seq.get(*r).is_none());
+            w.drain().collect()
+        };
+        if rooms.is_empty() {
+            return;
+        }
+        match self.store.last_seqs(&rooms).await {
+            Ok(stored) => {
+                for (room, last) in stored {
+                    self.last_seq.set_floor(room, last);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the floor of newly watched rooms");
+                self.bus.watch.lock().extend(rooms);
+            }
+        }
     }
 
     /// Delivers the stored messages with `after < seq < before`, in order.
@@ -309,13 +422,14 @@ impl Receiver {
         }
     }
 
-    /// Delivers what the store holds beyond what was delivered, for the rooms
-    /// with subscribers on this node (a lost last message in a quiet room).
+    /// Delivers what the store holds beyond what was delivered (or the floor),
+    /// for the rooms with subscribers on this node (a lost last message in a
+    /// quiet room).
     async fn repair(&mut self) {
         let watched: Vec<RoomId> = self
             .last_seq
             .rooms()
-            .filter(|&r| !self.hub.online(r).is_empty())
+            .filter(|&r| self.hub.has_local_subscribers(r))
             .collect();
         if watched.is_empty() {
             return;
@@ -327,9 +441,9 @@ impl Receiver {
                 return;
             }
         };
-        for (room, delivered, last) in self.last_seq.behind(&stored) {
-            tracing::debug!(room, delivered, last, "repairing lost message events");
-            self.fill(room, delivered, last + 1).await;
+        for (room, known, last) in self.last_seq.behind(&stored) {
+            tracing::debug!(room, known, last, "repairing lost message events");
+            self.fill(room, known, last + 1).await;
         }
     }
 }
@@ -345,8 +459,32 @@ mod tests {
             s.set(room, 1);
             assert!(s.len() <= 100);
         }
-        assert_eq!(s.get(9_999), Some(1), "the newest room is kept");
+        assert_eq!(
+            s.get(9_999),
+            Some(Known::Delivered(1)),
+            "the newest room is kept"
+        );
         assert_eq!(s.get(0), None, "an old room is forgotten");
+        for room in 10_000..20_000 {
+            s.set_floor(room, 3);
+            assert!(s.len() <= 100, "floors count towards the bound");
+        }
+    }
+
+    #[test]
+    fn a_floor_is_set_only_for_an_unknown_room_and_gives_way_to_a_delivery() {
+        let mut s = RoomSeqs::new(10);
+        s.set(1, 5);
+        s.set_floor(1, 9);
+        assert_eq!(
+            s.get(1),
+            Some(Known::Delivered(5)),
+            "a known room keeps its seq"
+        );
+        s.set_floor(2, 9);
+        assert_eq!(s.get(2), Some(Known::Floor(9)));
+        s.set(2, 10);
+        assert_eq!(s.get(2), Some(Known::Delivered(10)));
     }
 
     #[test]
@@ -354,8 +492,9 @@ mod tests {
         let mut s = RoomSeqs::new(10);
         s.set(1, 5);
         s.set(2, 7);
+        s.set_floor(4, 2);
         // Room 3 is not tracked: nothing to compare with.
-        let stored = [(1, 6), (2, 7), (3, 9)];
-        assert_eq!(s.behind(&stored), [(1, 5, 6)]);
+        let stored = [(1, 6), (2, 7), (3, 9), (4, 3)];
+        assert_eq!(s.behind(&stored), [(1, 5, 6), (4, 2, 3)]);
     }
 }

@@ -41,20 +41,24 @@ use tokio_util::sync::CancellationToken;
 
 pub use bus::KafkaBus;
 pub use matching::SharedMatchEngine;
-pub use pipeline::KafkaPipeline;
+pub use pipeline::{KafkaPipeline, RecordHook};
 
 use crate::fanout::Hub;
 use crate::metrics::Metrics;
 use crate::store::postgres::PostgresStore;
 
 /// How a node reaches the cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterConfig {
     pub brokers: String,
     pub topic_prefix: String,
     pub partitions: i32,
     pub replication: i32,
     pub max_batch: usize,
+    /// A SEND not answered in this long is answered `outcome_unknown`.
+    pub reply_timeout: Duration,
+    /// Fault injection for tests: see [`RecordHook`].
+    pub record_hook: Option<RecordHook>,
 }
 
 impl ClusterConfig {

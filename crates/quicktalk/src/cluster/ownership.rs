@@ -13,6 +13,10 @@
 //! the epoch it took (`PostgresStore::append_logged`), so a node that hung and
 //! wakes up after its lease moved writes nothing (fencing). A partition is given
 //! back only after the sequencer confirmed it stopped reading it.
+//!
+//! A node that cannot reach the message log (`reachable` says so) cannot
+//! sequence: it stops, hands every lease back and leaves the members (so the
+//! others' fair share grows to cover its partitions) until the log answers again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -41,7 +45,9 @@ const LIVE_MEMBER: &str =
 
 /// Runs the ownership loop. `owned` publishes the partitions (with lease epochs)
 /// this node should sequence; `active` is the sequencer's answer: the partitions
-/// it reads now.
+/// it reads now. While `reachable` is false (the message log does not answer)
+/// the node holds nothing and is not a member.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     opts: PgConnectOptions,
     topic: String,
@@ -49,6 +55,7 @@ pub async fn run(
     partitions: i32,
     owned: watch::Sender<Owned>,
     mut active: watch::Receiver<BTreeSet<i32>>,
+    mut reachable: watch::Receiver<bool>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     // Its own statements are tiny: one blocked on a lock must not stall renewals.
@@ -64,6 +71,33 @@ pub async fn run(
     };
     let mut held = Owned::new();
     loop {
+        if !*reachable.borrow_and_update() {
+            tracing::warn!("the message log is unreachable: handing this node's partitions back");
+            held.clear();
+            owned.send_replace(Owned::new());
+            let _ = wait_until_inactive(&mut active, &BTreeSet::new(), &stop).await;
+            if let Err(e) = leave(&mut conn, &me).await {
+                // The session is likely gone too: its leases free themselves.
+                tracing::warn!(error = %e, "leaving the members");
+            }
+            loop {
+                tokio::select! {
+                    r = reachable.changed() => {
+                        // No one to say otherwise any more: try again.
+                        if r.is_err() || *reachable.borrow_and_update() {
+                            break;
+                        }
+                    }
+                    _ = stop.cancelled() => return Ok(()),
+                }
+            }
+            tracing::info!("the message log answers again: taking partitions again");
+            match reconnect(&opts, &me, &stop, Duration::ZERO).await {
+                Some(c) => conn = c,
+                None => return Ok(()),
+            }
+            continue;
+        }
         let r = tokio::time::timeout(
             ROUND_TIMEOUT,
             round(&mut conn, &me, &mut held, &owned, &active),
@@ -90,20 +124,27 @@ pub async fn run(
     // Stopping: the sequencer finishes first, then the leases are handed back.
     owned.send_replace(Owned::new());
     let _ = wait_until_inactive(&mut active, &BTreeSet::new(), &CancellationToken::new()).await;
-    let _ = sqlx::query(
+    let _ = leave(&mut conn, &me).await;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+/// Hands back every lease naming this node and removes its member row (the
+/// sequencer must have stopped reading first).
+async fn leave(conn: &mut PgConnection, me: &Me<'_>) -> anyhow::Result<()> {
+    sqlx::query(
         "UPDATE pipeline_offsets SET lease_owner = NULL, lease_expires = NULL \
          WHERE topic = $1 AND lease_owner = $2",
     )
-    .bind(&topic)
-    .bind(&*node)
-    .execute(&mut conn)
-    .await;
-    let _ = sqlx::query("DELETE FROM pipeline_members WHERE topic = $1 AND node = $2")
-        .bind(&topic)
-        .bind(&*node)
-        .execute(&mut conn)
-        .await;
-    let _ = conn.close().await;
+    .bind(me.topic)
+    .bind(me.node)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM pipeline_members WHERE topic = $1 AND node = $2")
+        .bind(me.topic)
+        .bind(me.node)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -308,5 +349,88 @@ async fn wait_until_inactive(
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_secs(5)) => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::postgres::PostgresStore;
+
+    async fn leases(pool: &sqlx::PgPool, node: &str) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pipeline_offsets WHERE lease_owner = $1), \
+                    (SELECT count(*) FROM pipeline_members WHERE node = $1)",
+        )
+        .bind(node)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    }
+
+    async fn until(pool: &sqlx::PgPool, node: &str, want: (i64, i64), what: &str) {
+        for _ in 0..100 {
+            if leases(pool, node).await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{what}: (leases, member rows) = {:?}",
+            leases(pool, node).await
+        );
+    }
+
+    /// A node that cannot reach the message log cannot sequence: it hands its
+    /// leases back and leaves the members until the log answers again.
+    #[tokio::test]
+    async fn an_unreachable_log_hands_every_partition_back_until_it_answers() {
+        let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "QUICKTALK_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("SKIPPED: ownership test: QUICKTALK_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let schema = format!(
+            "qt_ownership_{}_{:x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let store = PostgresStore::open_in_schema(&url, &schema).await.unwrap();
+        let pool = store.pool().clone();
+        let (owned_tx, mut owned_rx) = watch::channel(Owned::new());
+        let (active_tx, active_rx) = watch::channel(BTreeSet::new());
+        let (reachable_tx, reachable_rx) = watch::channel(true);
+        let stop = CancellationToken::new();
+        // The sequencer's side: it reads whatever it is told to, at once.
+        tokio::spawn(async move {
+            while owned_rx.changed().await.is_ok() {
+                let now: BTreeSet<i32> = owned_rx.borrow_and_update().keys().copied().collect();
+                active_tx.send_replace(now);
+            }
+        });
+        let task = tokio::spawn(run(
+            (*pool.connect_options()).clone(),
+            "t.messages".into(),
+            "n1".into(),
+            2,
+            owned_tx,
+            active_rx,
+            reachable_rx,
+            stop.clone(),
+        ));
+        until(&pool, "n1", (2, 1), "a lone node takes every partition").await;
+        reachable_tx.send_replace(false);
+        until(&pool, "n1", (0, 0), "the leases are handed back").await;
+        reachable_tx.send_replace(true);
+        until(&pool, "n1", (2, 1), "taken again once the log answers").await;
+        stop.cancel();
+        task.await.unwrap().unwrap();
+        assert_eq!(leases(&pool, "n1").await, (0, 0));
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&pool)
+            .await;
     }
 }

@@ -10,11 +10,20 @@
 //! errors (database unreachable) are retried, with back-off. Before reading a
 //! partition it compares the broker's log with the stored position: a log that
 //! ends below the applied offset was recreated or rewound, and is applied as a
-//! new log incarnation instead of being mistaken for records applied before. If
-//! the sequencer dies, the node hands its partitions back and reports unhealthy.
+//! new log incarnation instead of being mistaken for records applied before.
+//!
+//! Health ([`Pipeline::health`], which `/healthz` reports): if the sequencer or
+//! the ownership loop dies, the node hands its partitions back and is down for
+//! good; while the broker does not answer a metadata request (every
+//! [`PROBE_EVERY`]) it is down, and holds no partitions, until it does.
+//!
+//! A SEND whose fate is unknown is answered `outcome_unknown`: no reply within
+//! the reply timeout (`--kafka-reply-timeout-ms`), or a delivery error after the
+//! record went to the broker (it may be in the log and get applied). Only a
+//! record refused before it left this node is `unavailable`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,8 +32,10 @@ use async_trait::async_trait;
 use futures_util::FutureExt as _;
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -33,16 +44,64 @@ use super::bus::KafkaBus;
 use super::ownership::{self, Owned};
 use super::wire::{Event, Outcome, Request};
 use super::{partition_of, ClusterConfig};
-use crate::domain::pipeline::{Pipeline, Reply};
+use crate::domain::pipeline::{Pipeline, PipelineHealth, Reply};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::model::{Appended, NewMessage};
 use crate::store::postgres::{Lease, LogRecord, Logged, PostgresStore};
 use crate::store::StoreError;
 
-/// A request not answered in this long gets an error (its sequencer died and the
-/// new owner's reply went to a node that no longer waits, or Kafka is down).
-const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the broker is asked for the messages topic's metadata (health).
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long that request may take before the broker counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SEQUENCER_FAILED: &str = "the message sequencer failed";
+const OWNERSHIP_FAILED: &str = "partition ownership stopped";
+const KAFKA_UNREACHABLE: &str = "the message log (Kafka) is unreachable";
+
+/// Called by the sequencer with every decodable record before its batch is
+/// stored: fault injection for tests (e.g. a hook that panics).
+pub type RecordHook = Arc<dyn Fn(&NewMessage) + Send + Sync>;
+
+/// This node's pipeline health. A failure (the sequencer or ownership ended) is
+/// for good; the broker being unreachable lasts until it answers again (and
+/// meanwhile ownership holds no partitions: `reachable`).
+#[derive(Clone)]
+struct Health {
+    shared: PipelineHealth,
+    failed: Arc<Mutex<Option<&'static str>>>,
+    reachable: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            shared: PipelineHealth::default(),
+            failed: Arc::default(),
+            reachable: Arc::new(watch::channel(true).0),
+        }
+    }
+}
+
+impl Health {
+    fn fail(&self, why: &'static str) {
+        let mut failed = self.failed.lock();
+        failed.get_or_insert(why);
+        self.shared.set_down(failed.unwrap_or(why));
+    }
+
+    fn broker_reachable(&self, reachable: bool) {
+        self.reachable
+            .send_if_modified(|r| std::mem::replace(r, reachable) != reachable);
+        let failed = self.failed.lock();
+        match (*failed, reachable) {
+            (Some(_), _) => {}
+            (None, true) => self.shared.set_up(),
+            (None, false) => self.shared.set_down(KAFKA_UNREACHABLE),
+        }
+    }
+}
 
 pub struct KafkaPipeline {
     node: Arc<str>,
@@ -51,16 +110,10 @@ pub struct KafkaPipeline {
     producer: FutureProducer,
     next_req: AtomicU64,
     pending: Arc<Mutex<HashMap<u64, (Reply, Instant)>>>,
-    healthy: Arc<AtomicBool>,
+    health: Health,
 }
 
 impl KafkaPipeline {
-    /// False once the sequencer or the ownership loop died (the node then holds
-    /// no partitions; its SENDs wait for other nodes' sequencers).
-    pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         cfg: &ClusterConfig,
@@ -92,36 +145,45 @@ impl KafkaPipeline {
             .set("auto.offset.reset", "error")
             .create()
             .context("creating the sequencer consumer")?;
-        let meta: BaseConsumer = cfg
-            .client()
-            .create()
-            .context("creating the sequencer's metadata client")?;
+        let meta: Arc<BaseConsumer> = Arc::new(
+            cfg.client()
+                .create()
+                .context("creating the sequencer's metadata client")?,
+        );
         let (owned_tx, owned_rx) = watch::channel(Owned::new());
         let (active_tx, active_rx) = watch::channel(BTreeSet::new());
         let opts = (*store.pool().connect_options()).clone();
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Health::default();
         // Ownership stops with the node, or when the sequencer died.
         let own_stop = stop.child_token();
         {
-            let (topic, node, healthy, own_stop, stop) = (
+            let (topic, node, health, own_stop, stop) = (
                 topic.clone(),
                 node.clone(),
-                healthy.clone(),
+                health.clone(),
                 own_stop.clone(),
                 stop.clone(),
             );
+            let reachable = health.reachable.subscribe();
             tokio::spawn(async move {
-                let r =
-                    ownership::run(opts, topic, node, partitions, owned_tx, active_rx, own_stop)
-                        .await;
+                let r = ownership::run(
+                    opts, topic, node, partitions, owned_tx, active_rx, reachable, own_stop,
+                )
+                .await;
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "partition ownership stopped");
                 }
                 if !stop.is_cancelled() {
-                    healthy.store(false, Ordering::Relaxed);
+                    health.fail(OWNERSHIP_FAILED);
                 }
             });
         }
+        tokio::spawn(probe(
+            meta.clone(),
+            topic.clone(),
+            health.clone(),
+            stop.clone(),
+        ));
         let pipeline = Arc::new(KafkaPipeline {
             node: node.clone(),
             topic: topic.clone(),
@@ -129,56 +191,116 @@ impl KafkaPipeline {
             producer,
             next_req: AtomicU64::new(1),
             pending: pending.clone(),
-            healthy: healthy.clone(),
+            health: health.clone(),
         });
-        let sweeper = pending.clone();
-        let sweep_stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = sweep_stop.cancelled() => return,
-                }
-                let now = Instant::now();
-                let expired: Vec<Reply> = {
-                    let mut map = sweeper.lock();
-                    let old: Vec<u64> = map
-                        .iter()
-                        .filter(|(_, (_, at))| now.duration_since(*at) > REPLY_TIMEOUT)
-                        .map(|(k, _)| *k)
-                        .collect();
-                    old.into_iter()
-                        .filter_map(|k| map.remove(&k))
-                        .map(|(r, _)| r)
-                        .collect()
-                };
-                for r in expired {
-                    r.send(Err(AppError::Unavailable(
-                        "the message was not confirmed in time; retry",
-                    )));
-                }
-            }
-        });
+        tokio::spawn(sweep(pending.clone(), cfg.reply_timeout, stop.clone()));
         let seq = Sequencer {
             consumer,
-            meta: Arc::new(meta),
+            meta,
             topic,
             node,
             store,
             bus,
-            metrics,
+            metrics: metrics.clone(),
             max_batch: cfg.max_batch,
             active: active_tx,
             epochs: HashMap::new(),
             fenced: HashMap::new(),
+            hook: cfg.record_hook.clone(),
         };
         let task = tokio::spawn(seq.run(stop.clone(), owned_rx, pending));
-        Ok((pipeline, supervise(task, stop, own_stop, healthy)))
+        Ok((pipeline, supervise(task, stop, own_stop, health, metrics)))
+    }
+}
+
+/// Answers `outcome_unknown` to every request waiting longer than `timeout`
+/// (its record may still be applied: the sequencer died after storing it and
+/// the new owner's reply went nowhere, or Kafka is slow or down).
+async fn sweep(
+    pending: Arc<Mutex<HashMap<u64, (Reply, Instant)>>>,
+    timeout: Duration,
+    stop: CancellationToken,
+) {
+    let every = (timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = Instant::now();
+        let expired: Vec<Reply> = {
+            let mut map = pending.lock();
+            let old: Vec<u64> = map
+                .iter()
+                .filter(|(_, (_, at))| now.duration_since(*at) > timeout)
+                .map(|(k, _)| *k)
+                .collect();
+            old.into_iter()
+                .filter_map(|k| map.remove(&k))
+                .map(|(r, _)| r)
+                .collect()
+        };
+        for r in expired {
+            r.send(Err(NOT_CONFIRMED));
+        }
+    }
+}
+
+const NOT_CONFIRMED: AppError = AppError::OutcomeUnknown(
+    "the message was not confirmed in time; retry with the same client_id",
+);
+
+/// Asks the broker for the messages topic's metadata every [`PROBE_EVERY`]:
+/// the node is down while it gets no answer.
+async fn probe(meta: Arc<BaseConsumer>, topic: String, health: Health, stop: CancellationToken) {
+    loop {
+        let (m, t) = (meta.clone(), topic.clone());
+        let answered = tokio::task::spawn_blocking(move || {
+            m.fetch_metadata(Some(&t), PROBE_TIMEOUT).map(|md| {
+                md.topics()
+                    .iter()
+                    .any(|x| x.name() == t && x.error().is_none())
+            })
+        })
+        .await;
+        let reachable = match answered {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the Kafka broker did not answer a metadata request");
+                false
+            }
+            Err(_) => false,
+        };
+        health.broker_reachable(reachable);
+        tokio::select! {
+            _ = tokio::time::sleep(PROBE_EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
     }
 }
 
 fn into_result(o: Outcome) -> AppResult<Appended> {
     o.into_result()
+}
+
+/// What a SEND whose record the producer could not deliver gets. Only an error
+/// that means the record never entered the log (purged from the local queue
+/// before it was sent, an unknown topic or partition, or refused by the broker
+/// as too large) is `unavailable`; after a time-out or a lost connection the
+/// record may be in the log, and then it will be applied: `outcome_unknown`.
+fn delivery_failed(e: &KafkaError) -> AppError {
+    match e.rdkafka_error_code() {
+        Some(
+            RDKafkaErrorCode::PurgeQueue
+            | RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownPartition,
+        ) => AppError::Unavailable("the message log refused the message; retry"),
+        _ => AppError::OutcomeUnknown(
+            "the message log did not confirm the message; retry with the same client_id",
+        ),
+    }
 }
 
 /// Watches the sequencer: if it ends before `stop` (a panic), the node hands
@@ -188,7 +310,8 @@ fn supervise(
     task: tokio::task::JoinHandle<()>,
     stop: CancellationToken,
     own_stop: CancellationToken,
-    healthy: Arc<AtomicBool>,
+    health: Health,
+    metrics: Arc<Metrics>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let r = task.await;
@@ -201,7 +324,8 @@ fn supervise(
             }
             Ok(()) => tracing::error!("the sequencer stopped; handing this node's partitions back"),
         }
-        healthy.store(false, Ordering::Relaxed);
+        health.fail(SEQUENCER_FAILED);
+        metrics.partitions_owned.set(0);
         own_stop.cancel();
     })
 }
@@ -232,19 +356,21 @@ impl Pipeline for KafkaPipeline {
                 tokio::spawn(async move {
                     let failed = match delivery.await {
                         Ok(Ok(_)) => return,
-                        Ok(Err((e, _))) => e.to_string(),
-                        Err(_) => "the producer dropped the message".to_owned(),
+                        Ok(Err((e, _))) => delivery_failed(&e),
+                        // The producer went away with the record: it may have been sent.
+                        Err(_) => AppError::OutcomeUnknown(
+                            "the message log did not confirm the message; retry with the same client_id",
+                        ),
                     };
                     tracing::warn!(error = %failed, "producing a message to Kafka");
                     if let Some((reply, _)) = pending.lock().remove(&req) {
-                        reply.send(Err(AppError::Unavailable(
-                            "the message log is unavailable; retry",
-                        )));
+                        reply.send(Err(failed));
                     }
                 });
                 Ok(())
             }
             Err((e, _)) => {
+                // Refused before it left this node (e.g. the local queue is full).
                 self.pending.lock().remove(&req);
                 tracing::warn!(error = %e, "producing a message to Kafka");
                 Err(AppError::Unavailable(
@@ -252,6 +378,10 @@ impl Pipeline for KafkaPipeline {
                 ))
             }
         }
+    }
+
+    fn health(&self) -> PipelineHealth {
+        self.health.shared.clone()
     }
 }
 
@@ -273,6 +403,7 @@ struct Sequencer {
     /// Partitions the store fenced at this epoch: not read again until ownership
     /// says otherwise.
     fenced: HashMap<i32, i64>,
+    hook: Option<RecordHook>,
 }
 
 /// Who sent a request (decodable even when the message in it is not).
@@ -470,7 +601,12 @@ impl Sequencer {
         let mut refused = Vec::new();
         for p in batch {
             let (who, message) = match p.request {
-                Ok(r) => (Some((r.node, r.req)), Some(r.msg)),
+                Ok(r) => {
+                    if let Some(hook) = &self.hook {
+                        hook(&r.msg);
+                    }
+                    (Some((r.node, r.req)), Some(r.msg))
+                }
                 Err(who) => {
                     tracing::error!(
                         partition = p.partition,
@@ -630,26 +766,82 @@ mod tests {
     async fn a_dead_sequencer_hands_the_partitions_back_and_reports_unhealthy() {
         let stop = CancellationToken::new();
         let own_stop = stop.child_token();
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Health::default();
         let task = tokio::spawn(async { panic!("sequencer bug") });
-        supervise(task, stop.clone(), own_stop.clone(), healthy.clone())
-            .await
-            .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        metrics.partitions_owned.set(2);
+        supervise(
+            task,
+            stop.clone(),
+            own_stop.clone(),
+            health.clone(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(metrics.partitions_owned.get(), 0);
         assert!(own_stop.is_cancelled(), "ownership keeps the partitions");
-        assert!(!healthy.load(Ordering::Relaxed));
+        assert_eq!(health.shared.status(), Err(SEQUENCER_FAILED));
         assert!(!stop.is_cancelled());
+        // The broker answering again does not make a dead sequencer healthy.
+        health.broker_reachable(true);
+        assert_eq!(health.shared.status(), Err(SEQUENCER_FAILED));
     }
 
     #[tokio::test]
     async fn a_stopped_sequencer_is_not_a_failure() {
         let stop = CancellationToken::new();
         let own_stop = stop.child_token();
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Health::default();
         stop.cancel();
         let task = tokio::spawn(async {});
-        supervise(task, stop, own_stop, healthy.clone())
-            .await
-            .unwrap();
-        assert!(healthy.load(Ordering::Relaxed));
+        supervise(
+            task,
+            stop,
+            own_stop,
+            health.clone(),
+            Arc::new(Metrics::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(health.shared.status(), Ok(()));
+    }
+
+    #[test]
+    fn an_unreachable_broker_is_down_until_it_answers() {
+        let health = Health::default();
+        let reachable = health.reachable.subscribe();
+        health.broker_reachable(false);
+        assert_eq!(health.shared.status(), Err(KAFKA_UNREACHABLE));
+        assert!(!*reachable.borrow(), "ownership keeps the partitions");
+        health.broker_reachable(true);
+        assert_eq!(health.shared.status(), Ok(()));
+        assert!(*reachable.borrow());
+    }
+
+    /// Contract v2: a record that may be in the log is `outcome_unknown`; only one
+    /// that certainly is not stays `unavailable`.
+    #[test]
+    fn delivery_errors_say_whether_the_record_may_be_in_the_log() {
+        use rdkafka::error::KafkaError::MessageProduction;
+        for maybe in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::PurgeInflight,
+        ] {
+            let e = delivery_failed(&MessageProduction(maybe));
+            assert_eq!(e.code(), "outcome_unknown", "{maybe:?}");
+        }
+        for never in [
+            RDKafkaErrorCode::PurgeQueue,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::UnknownPartition,
+        ] {
+            let e = delivery_failed(&MessageProduction(never));
+            assert_eq!(e.code(), "unavailable", "{never:?}");
+        }
     }
 }

@@ -16,6 +16,9 @@
 //! - Presence (who is subscribed to a room) is tracked here; changes mark the room
 //!   dirty and [`Hub::flush_presence`] broadcasts one snapshot per dirty room, so a
 //!   burst of joins in a big room costs one message, not one per join.
+//! - A room's first subscription on this node is reported to the room watcher
+//!   ([`Hub::set_room_watcher`], multi-node mode: the events receiver starts
+//!   checking that room for lost events) before it is registered.
 
 mod outlet;
 mod presence;
@@ -172,8 +175,13 @@ struct RoomState {
     online: BTreeMap<UserId, (UserRef, usize)>,
 }
 
+/// Told the room of a subscription about to be a room's first on this node.
+/// Called on the subscriber's task: must not block.
+pub type RoomWatcher = Box<dyn Fn(RoomId) + Send + Sync>;
+
 pub struct Hub {
     rooms: RwLock<HashMap<RoomId, Arc<RwLock<RoomState>>>>,
+    watcher: RwLock<Option<RoomWatcher>>,
     users: RwLock<HashMap<UserId, Vec<Arc<UserSubscription>>>>,
     presence_dirty: Mutex<HashSet<RoomId>>,
     /// Other nodes' online users (multi-node mode); see `presence`.
@@ -186,6 +194,7 @@ impl Hub {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Hub {
             rooms: RwLock::default(),
+            watcher: RwLock::default(),
             users: RwLock::default(),
             presence_dirty: Mutex::default(),
             remote: Mutex::default(),
@@ -207,6 +216,17 @@ impl Hub {
             message_id: format!("e{}", self.event_id()).into(),
             body,
         })
+    }
+
+    /// Sets who hears of a room's first subscription on this node.
+    pub fn set_room_watcher(&self, watcher: RoomWatcher) {
+        *self.watcher.write() = Some(watcher);
+    }
+
+    /// Whether anyone on this node is subscribed to `room`.
+    pub fn has_local_subscribers(&self, room: RoomId) -> bool {
+        self.room_subs(room)
+            .is_some_and(|state| !state.read().subs.is_empty())
     }
 
     /// Registers a room subscription. With `replay`, live events are held back until
@@ -241,6 +261,12 @@ impl Hub {
             let mut st = state.write();
             if st.removed {
                 continue;
+            }
+            if st.subs.is_empty() {
+                // Told before the subscription can receive anything.
+                if let Some(w) = &*self.watcher.read() {
+                    w(room);
+                }
             }
             st.subs.push(sub.clone());
             let entry = st.online.entry(user.id).or_insert((user.clone(), 0));

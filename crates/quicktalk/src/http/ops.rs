@@ -1,4 +1,5 @@
-//! `/healthz` (503 while the message pipeline is down), `/metrics`, and
+//! `/healthz` (503 `unavailable` while the message pipeline is down: a dead
+//! sequencer, or in multi-node mode also an unreachable Kafka), `/metrics`, and
 //! response counting.
 
 use std::sync::Arc;
@@ -8,16 +9,14 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::error::AppError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     match state.rooms.pipeline_health().status() {
         Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
-        Err(why) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable", "reason": why})),
-        )
-            .into_response(),
+        Err(why) => ApiError::from(AppError::Unavailable(why)).into_response(),
     }
 }
 

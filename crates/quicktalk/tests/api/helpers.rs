@@ -61,9 +61,19 @@ pub async fn spawn_app_wrapping_store(
     tweak: impl FnOnce(&mut Config),
     wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
 ) -> TestApp {
+    spawn_app_with_faults(dir, tweak, wrap, None).await
+}
+
+/// A server built with [`Application::build_with_faults`].
+pub async fn spawn_app_with_faults(
+    dir: tempfile::TempDir,
+    tweak: impl FnOnce(&mut Config),
+    wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+    record_hook: Option<quicktalk::cluster::RecordHook>,
+) -> TestApp {
     let mut config = test_config(dir.path());
     tweak(&mut config);
-    let app = Application::build_with_store(config, wrap)
+    let app = Application::build_with_faults(config, wrap, record_hook)
         .await
         .expect("server builds");
     let addr = app.local_addr();

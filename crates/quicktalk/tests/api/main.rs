@@ -1,9 +1,13 @@
 //! Integration tests: the real server (in-process, `127.0.0.1:0`, fresh data dir
 //! per test) driven over real HTTP and real WebSocket STOMP clients.
 
+#[path = "../common/skip.rs"]
+mod skip;
+
 mod accounts;
 mod authz;
 mod backpressure;
+mod cluster;
 mod guests;
 mod helpers;
 mod http_hardening;
