@@ -277,8 +277,12 @@ export class ChatView {
     this.readSent = top;
     clearTimeout(this.readTimer);
     this.readTimer = setTimeout(() => {
-      Api.read(this.room.id, this.readSent).catch(() => {});
-      this.app.markedRead(this.room.id, this.readSent);
+      const seq = this.readSent;
+      Api.read(this.room.id, seq).catch(() => {
+        // Not recorded (e.g. the server is restarting): the next chance sends it again.
+        if (this.readSent === seq) this.readSent = 0;
+      });
+      this.app.markedRead(this.room.id, seq);
     }, 250);
   }
 
