@@ -183,3 +183,16 @@ export function useServerAndBrowser(args = []) {
   });
   return env;
 }
+
+/** The frames of a WebSocket text message (STOMP, NUL-terminated), for tests that route the socket. */
+export function stompFrames(data) {
+  return String(data)
+    .split("\0")
+    .filter((f) => f.replace(/^\s+/, "") !== "")
+    .map((f) => {
+      const [head, ...rest] = f.replace(/^\s+/, "").split("\n\n");
+      const [command, ...lines] = head.split("\n");
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1)]));
+      return { command, headers, body: rest.join("\n\n") };
+    });
+}

@@ -7,22 +7,10 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { useServerAndBrowser, openPage, signUp, say, shownMessages } from "./harness.mjs";
+import { useServerAndBrowser, openPage, signUp, say, shownMessages, stompFrames } from "./harness.mjs";
 
 const env = useServerAndBrowser();
 
-/** Frames of a WebSocket text message (STOMP, NUL-terminated). */
-function frames(data) {
-  return String(data)
-    .split("\0")
-    .filter((f) => f.replace(/^\s+/, "") !== "")
-    .map((f) => {
-      const [head, ...rest] = f.replace(/^\s+/, "").split("\n\n");
-      const [command, ...lines] = head.split("\n");
-      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1)]));
-      return { command, headers, body: rest.join("\n\n") };
-    });
-}
 
 /**
  * Routes the page's /ws through a proxy. `decide(body)` for each room SEND:
@@ -35,7 +23,7 @@ async function proxy(page, decide) {
     const server = ws.connectToServer();
     let errorsSub = null;
     ws.onMessage((data) => {
-      for (const f of frames(data)) {
+      for (const f of stompFrames(data)) {
         if (f.command === "SUBSCRIBE" && f.headers.destination === "/user/queue/errors") errorsSub = f.headers.id;
         if (f.command === "SEND" && /^\/app\/rooms\.\d+$/.test(f.headers.destination)) {
           const code = decide(JSON.parse(f.body));

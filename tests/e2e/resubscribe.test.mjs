@@ -6,21 +6,10 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { useServerAndBrowser, openPage, signUp } from "./harness.mjs";
+import { useServerAndBrowser, openPage, signUp, stompFrames } from "./harness.mjs";
 
 const env = useServerAndBrowser();
 
-/** Frames of a WebSocket text message (STOMP, NUL-terminated). */
-function frames(data) {
-  return String(data)
-    .split("\0")
-    .filter((f) => f.replace(/^\s+/, "") !== "")
-    .map((f) => {
-      const [head] = f.replace(/^\s+/, "").split("\n\n");
-      const [command, ...lines] = head.split("\n");
-      return { command, headers: Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1)])) };
-    });
-}
 
 async function api(path, token, body) {
   const res = await fetch(env.server.url + path, {
@@ -45,7 +34,7 @@ for (const [locale, who] of [
       const server = ws.connectToServer();
       let errorsSub = null;
       ws.onMessage((data) => {
-        for (const f of frames(data)) {
+        for (const f of stompFrames(data)) {
           if (f.command !== "SUBSCRIBE") continue;
           const dest = f.headers.destination;
           if (dest === "/user/queue/errors") errorsSub = f.headers.id;

@@ -20,47 +20,15 @@ use tokio::time::Instant;
 
 use crate::helpers::{assert_no_receipt, next_error, spawn_app_with_faults, TestApp, TestUser};
 
-struct Env {
-    url: String,
-    /// `url` inside this test's schema.
-    db_url: String,
-    brokers: String,
-    schema: String,
-    prefix: String,
-}
+use crate::cluster_env::{cluster_env, ClusterEnv as Env};
 
-/// The cluster's services, or `None` (said loudly) when they are not configured;
-/// under CI a missing one fails the test.
 async fn env(tag: &str) -> Option<Env> {
-    let (Ok(url), Ok(brokers)) = (
-        std::env::var("QUICKTALK_TEST_POSTGRES_URL"),
-        std::env::var("QUICKTALK_TEST_KAFKA_BROKERS"),
-    ) else {
-        crate::skip::skip(
-            "in-process multi-node tests (PostgreSQL + Kafka)",
-            "QUICKTALK_TEST_POSTGRES_URL or QUICKTALK_TEST_KAFKA_BROKERS is not set",
-            "start PostgreSQL and a Kafka-protocol broker (see .ci/run) and set both",
-        );
-        return None;
-    };
-    let id = format!("{tag}_{}_{:x}", std::process::id(), rand::random::<u32>());
-    let schema = format!("qt_api_cluster_{id}");
-    let pool = sqlx::PgPool::connect(&url)
-        .await
-        .expect("connecting to PostgreSQL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .expect("creating the test schema");
-    pool.close().await;
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(Env {
-        db_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
-        url,
-        brokers,
-        schema,
-        prefix: format!("qtapi{id}"),
-    })
+    cluster_env(
+        "in-process multi-node tests (PostgreSQL + Kafka)",
+        "api_cluster",
+        tag,
+    )
+    .await
 }
 
 impl Env {
@@ -96,14 +64,6 @@ impl Env {
         PostgresStore::open_in_schema(&self.url, &self.schema)
             .await
             .expect("opening the shared store")
-    }
-
-    async fn drop_schema(&self) {
-        if let Ok(pool) = sqlx::PgPool::connect(&self.url).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                .execute(&pool)
-                .await;
-        }
     }
 }
 

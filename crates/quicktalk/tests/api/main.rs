@@ -1,6 +1,8 @@
 //! Integration tests: the real server (in-process, `127.0.0.1:0`, fresh data dir
 //! per test) driven over real HTTP and real WebSocket STOMP clients.
 
+#[path = "../common/cluster_env.rs"]
+mod cluster_env;
 #[path = "../common/skip.rs"]
 mod skip;
 

@@ -12,50 +12,10 @@ use tokio::time::Instant;
 
 use crate::harness::{data_dir, ServerProcess};
 
-struct Env {
-    db_url: String,
-    brokers: String,
-    schema: String,
-    prefix: String,
-}
+use crate::cluster_env::{cluster_env, ClusterEnv as Env};
 
-/// The cluster's services, or `None` (said loudly) when they are not configured;
-/// under CI a missing one fails the test.
 async fn env(tag: &str) -> Option<Env> {
-    let (Ok(pg), Ok(brokers)) = (
-        std::env::var("QUICKTALK_TEST_POSTGRES_URL"),
-        std::env::var("QUICKTALK_TEST_KAFKA_BROKERS"),
-    ) else {
-        crate::skip::skip(
-            "multi-node tests (PostgreSQL + Kafka)",
-            "QUICKTALK_TEST_POSTGRES_URL or QUICKTALK_TEST_KAFKA_BROKERS is not set",
-            "start PostgreSQL and a Kafka-protocol broker (see .ci/run) and set both",
-        );
-        return None;
-    };
-    let id = format!("{tag}_{}_{:x}", std::process::id(), rand_u32());
-    let schema = format!("qt_cluster_{id}");
-    let pool = sqlx::PgPool::connect(&pg)
-        .await
-        .expect("connecting to PostgreSQL");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .expect("creating the test schema");
-    let sep = if pg.contains('?') { '&' } else { '?' };
-    Some(Env {
-        db_url: format!("{pg}{sep}options=-c%20search_path%3D{schema}"),
-        brokers,
-        schema,
-        prefix: format!("qt{id}"),
-    })
-}
-
-fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    t.subsec_nanos() ^ (t.as_secs() as u32).rotate_left(13)
+    cluster_env("multi-node tests (PostgreSQL + Kafka)", "cluster", tag).await
 }
 
 impl Env {
@@ -89,16 +49,6 @@ impl Env {
                 "info,rdkafka=warn",
             ],
         )
-    }
-
-    async fn drop_schema(&self) {
-        if let Ok(pg) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") {
-            if let Ok(pool) = sqlx::PgPool::connect(&pg).await {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                    .execute(&pool)
-                    .await;
-            }
-        }
     }
 }
 

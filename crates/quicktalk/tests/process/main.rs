@@ -2,6 +2,8 @@
 //! restarted on the same data dir, driven over HTTP, WebSocket STOMP, raw TCP
 //! STOMP, (when installed) the stock stomp.js client, and the web UI in chromium.
 
+#[path = "../common/cluster_env.rs"]
+mod cluster_env;
 #[path = "../common/skip.rs"]
 mod skip;
 

@@ -1,0 +1,60 @@
+//! The services of a multi-node test: one PostgreSQL database and one
+//! Kafka-protocol broker (`QUICKTALK_TEST_POSTGRES_URL`,
+//! `QUICKTALK_TEST_KAFKA_BROKERS`), with a schema and a topic prefix of the
+//! test's own. Shared by the in-process (`api`) and binary (`process`) suites.
+
+pub struct ClusterEnv {
+    /// The database as configured.
+    pub url: String,
+    /// `url` inside this test's schema.
+    pub db_url: String,
+    pub brokers: String,
+    pub schema: String,
+    /// Topic prefix of this test's cluster.
+    pub prefix: String,
+}
+
+/// A fresh schema and topic prefix named after `kind` and `tag`, or `None`
+/// (said loudly, as `suite`) when a service is not configured; under CI a
+/// missing one fails the test.
+pub async fn cluster_env(suite: &str, kind: &str, tag: &str) -> Option<ClusterEnv> {
+    let (Ok(url), Ok(brokers)) = (
+        std::env::var("QUICKTALK_TEST_POSTGRES_URL"),
+        std::env::var("QUICKTALK_TEST_KAFKA_BROKERS"),
+    ) else {
+        crate::skip::skip(
+            suite,
+            "QUICKTALK_TEST_POSTGRES_URL or QUICKTALK_TEST_KAFKA_BROKERS is not set",
+            "start PostgreSQL and a Kafka-protocol broker (see .ci/run) and set both",
+        );
+        return None;
+    };
+    let id = format!("{tag}_{}_{:x}", std::process::id(), rand::random::<u32>());
+    let schema = format!("qt_{kind}_{id}");
+    let pool = sqlx::PgPool::connect(&url)
+        .await
+        .expect("connecting to PostgreSQL");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("creating the test schema");
+    pool.close().await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(ClusterEnv {
+        db_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
+        url,
+        brokers,
+        schema,
+        prefix: format!("qt{kind}{id}"),
+    })
+}
+
+impl ClusterEnv {
+    pub async fn drop_schema(&self) {
+        if let Ok(pool) = sqlx::PgPool::connect(&self.url).await {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                .execute(&pool)
+                .await;
+        }
+    }
+}
