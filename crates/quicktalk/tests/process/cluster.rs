@@ -521,16 +521,32 @@ async fn send_acked(c: &mut StompClient, room: i64, text: &str, wait: Duration) 
     )
     .await
     .unwrap();
-    c.recv_until(wait, |f| {
-        f.command == Command::Receipt && f.header("receipt-id") == Some(r.as_str())
-            || f.command == Command::Error
-            || f.command == Command::Message
-                && f.header("subscription") == Some("errors")
-                && serde_json::from_slice::<Value>(&f.body)
-                    .is_ok_and(|v| v["receipt_id"] == r.as_str())
-    })
-    .await
-    .is_ok_and(|f| f.command == Command::Receipt)
+    let r = c
+        .recv_until(wait, |f| {
+            f.command == Command::Receipt && f.header("receipt-id") == Some(r.as_str())
+                || f.command == Command::Error
+                || f.command == Command::Message
+                    && f.header("subscription") == Some("errors")
+                    && serde_json::from_slice::<Value>(&f.body)
+                        .is_ok_and(|v| v["receipt_id"] == r.as_str())
+        })
+        .await;
+    match r {
+        Ok(f) if f.command == Command::Receipt => true,
+        // Shown with the failing test's output: why this attempt did not count.
+        Ok(f) => {
+            eprintln!(
+                "{text}: {:?} {}",
+                f.command,
+                String::from_utf8_lossy(&f.body)
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("{text}: {e}");
+            false
+        }
+    }
 }
 
 fn texts_of(history: &[Value]) -> Vec<String> {
