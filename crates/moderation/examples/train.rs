@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p quicktalk-moderation --example train -- /work/shared/moderation/ko-curse-dev.txt [--out PATH] [--no-write]
+//!     [--epochs N] [--rate X] [--l2 X]   (defaults: the shipped settings)
 //! ```
 //! Reads `text|label` lines, runs nested stratified 5-fold cross-validation
 //! (thresholds chosen inside each training part), prints precision / recall /
@@ -10,7 +11,7 @@
 //! Deterministic: the same file gives the same bytes.
 
 use quicktalk_moderation::train::{self, Counts, Sample, Settings};
-use quicktalk_moderation::Classifier;
+use quicktalk_moderation::{Classifier, Severity};
 
 const FOLDS: usize = 5;
 
@@ -19,9 +20,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut input = None;
     let mut out = concat!(env!("CARGO_MANIFEST_DIR"), "/data/weights.bin").to_string();
     let mut write = true;
+    let mut settings = Settings::default();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => out = args.next().ok_or("--out needs a path")?,
+            "--epochs" => settings.epochs = args.next().ok_or("--epochs N")?.parse()?,
+            "--rate" => settings.rate = args.next().ok_or("--rate X")?.parse()?,
+            "--l2" => settings.l2 = args.next().ok_or("--l2 X")?.parse()?,
             "--no-write" => write = false,
             _ => input = Some(a),
         }
@@ -31,8 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let samples = load(&data)?;
     let positives = samples.iter().filter(|s| s.label).count();
     println!("{} lines ({positives} abusive) from {input}", samples.len());
+    let (mut lex_any, mut lex_strong) = (Counts::default(), Counts::default());
+    for s in &samples {
+        lex_any.add(s.worst.any().is_some(), s.label);
+        lex_strong.add(s.worst.any() >= Some(Severity::Strong), s.label);
+    }
+    println!(
+        "lexicon alone (no model): any hit P/R {}, strong hit P/R {}",
+        pr(&lex_any),
+        pr(&lex_strong)
+    );
 
-    let settings = Settings::default();
     let start = std::time::Instant::now();
     let results = train::cross_validate(&samples, FOLDS, &settings);
     println!("\nnested stratified {FOLDS}-fold cross-validation (test folds never seen by weights or thresholds):");

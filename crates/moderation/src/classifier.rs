@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use crate::fold::{fold_into, Folded};
 use crate::lexicon::{Hit, Lexicon, Stream};
 use crate::model::{self, FeatureScratch, Model};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, Worst};
 use crate::symbols::{self, Streams};
 use crate::{Categories, Severity, Verdict};
 
@@ -45,8 +45,8 @@ thread_local! {
 pub struct Analysis {
     /// The model's score.
     pub score: f32,
-    /// The worst severity among the lexicon hits.
-    pub worst: Option<Severity>,
+    /// The worst severities among the lexicon hits.
+    pub worst: Worst,
     /// The hits' categories.
     pub categories: Categories,
     /// Each hit: its severity and char range in the original text.
@@ -131,13 +131,13 @@ impl Classifier {
         }
         self.run(text, |c, s, score| {
             let mut categories = Categories::default();
-            let mut worst = None;
+            let mut worst = Worst::default();
             for h in &s.hits {
                 let e = c.lexicon.entries[h.entry as usize];
                 if let Some(cat) = e.category {
                     categories.insert(cat);
                 }
-                worst = worst.max(Some(e.severity));
+                worst.add(h.stream, e.severity);
             }
             let action = policy::decide(policy, score, worst, &c.model.thresholds);
             let mut spans = Vec::new();
@@ -167,14 +167,14 @@ impl Classifier {
     pub fn analyze(&self, text: &str) -> Analysis {
         self.run(text, |c, s, score| {
             let mut categories = Categories::default();
-            let mut worst = None;
+            let mut worst = Worst::default();
             let mut hits = Vec::new();
             for h in &s.hits {
                 let e = c.lexicon.entries[h.entry as usize];
                 if let Some(cat) = e.category {
                     categories.insert(cat);
                 }
-                worst = worst.max(Some(e.severity));
+                worst.add(h.stream, e.severity);
                 hits.push((e.severity, Self::hit_range(s, h)));
             }
             Analysis {
@@ -195,6 +195,16 @@ impl Classifier {
                 .map(|h| c.lexicon.texts[h.entry as usize].clone())
                 .collect()
         })
+    }
+}
+
+impl Worst {
+    fn add(&mut self, stream: Stream, severity: Severity) {
+        let slot = match stream {
+            Stream::Hangul => &mut self.gated,
+            Stream::Latin => &mut self.direct,
+        };
+        *slot = (*slot).max(Some(severity));
     }
 }
 

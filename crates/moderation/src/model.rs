@@ -10,7 +10,7 @@
 //! - each lexicon hit: its entry and its (category, severity), weight 1.
 //!
 //! File (`data/weights.bin`, little endian): `QTMW`, version 1, `BITS`, two zero
-//! bytes; bias, scale, thresholds `flag lex hard strict_flag` as f32; then
+//! bytes; bias, scale, thresholds `flag lex hard strict_flag hit_flag` as f32; then
 //! `2^BITS` weights as i16 (weight = i16 × scale).
 
 use crate::fold::Folded;
@@ -21,6 +21,8 @@ use crate::Thresholds;
 /// log2 of the number of buckets.
 pub const BITS: u32 = 18;
 const MASK: u32 = (1 << BITS) - 1;
+const CHAR_N: usize = 4;
+const JAMO_N: usize = 3;
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
 const FNV_PRIME: u32 = 0x0100_0193;
@@ -70,7 +72,7 @@ pub fn features(
     let start = out.len();
     for i in 0..chars.len() {
         let mut h = fnv(FNV_OFFSET, 0xC4A2);
-        for n in 1..=4usize {
+        for n in 1..=CHAR_N {
             if i + n > chars.len() {
                 break;
             }
@@ -83,7 +85,7 @@ pub fn features(
     }
     for i in 0..hangul.len() {
         let mut h = fnv(FNV_OFFSET, 0x7A30);
-        for n in 1..=3usize {
+        for n in 1..=JAMO_N {
             if i + n > hangul.len() {
                 break;
             }
@@ -131,7 +133,7 @@ impl std::fmt::Display for FormatError {
 
 impl std::error::Error for FormatError {}
 
-const HEADER: usize = 8 + 6 * 4;
+const HEADER: usize = 8 + 7 * 4;
 
 impl Model {
     /// The probability that `features` are abusive.
@@ -156,7 +158,7 @@ impl Model {
         out.push(if n == 0 { 0 } else { BITS as u8 });
         out.extend_from_slice(&[0, 0]);
         let t = self.thresholds;
-        for x in [self.bias, scale, t.flag, t.lex, t.hard, t.strict_flag] {
+        for x in [self.bias, scale, t.flag, t.lex, t.hard, t.strict_flag, t.hit_flag] {
             out.extend_from_slice(&x.to_le_bytes());
         }
         for w in &self.weights {
@@ -196,6 +198,7 @@ impl Model {
                 lex: f(3),
                 hard: f(4),
                 strict_flag: f(5),
+                hit_flag: f(6),
             },
         })
     }

@@ -33,15 +33,15 @@ impl Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Policy {
     /// Group rooms. A strong lexicon hit is masked and a severe one blocked
-    /// unless the model finds the message fine (score below `lex`); with no
-    /// such hit, block only at a score the training folds showed to be almost
-    /// always right (`hard`); flag from the F1-best threshold (`flag`) or any
-    /// hit the model does not clear.
+    /// unless the model finds the message fine (a Korean hit at a score below
+    /// `lex`); with no such hit, block only at a score the training folds
+    /// showed to be almost always right (`hard`); flag from the F1-best
+    /// threshold (`flag`), or a Korean hit from a lower one (`hit_flag`).
     #[default]
     Standard,
     /// Random chats with strangers: every lexicon hit is masked (mild ones too,
     /// whatever the model says), severe hits and `hard` scores are blocked, and
-    /// flagging starts at the lower, recall-leaning `strict_flag`.
+    /// flagging starts at `strict_flag` (F1-best under this policy).
     Strict,
     /// No moderation: everything is allowed, nothing is computed.
     Off,
@@ -70,8 +70,10 @@ impl Policy {
 pub struct Thresholds {
     /// Standard: flag at or above (F1-best on held-out scores).
     pub flag: f32,
-    /// Standard: a lexicon hit counts at or above.
+    /// Standard: a strong or severe lexicon hit is masked or blocked at or above.
     pub lex: f32,
+    /// Standard: any lexicon hit is flagged at or above.
+    pub hit_flag: f32,
     /// Block at or above without any hit (precision-first).
     pub hard: f32,
     /// Strict: flag at or above.
@@ -83,39 +85,62 @@ impl Default for Thresholds {
         Thresholds {
             flag: 0.5,
             lex: 0.2,
+            hit_flag: 0.2,
             hard: 0.9,
             strict_flag: 0.35,
         }
     }
 }
 
-/// The action for a message with model `score` and worst lexicon hit `worst`.
-pub fn decide(policy: Policy, score: f32, worst: Option<Severity>, t: &Thresholds) -> Action {
+/// The worst lexicon severities found in a message, by how far the model is
+/// trusted to overrule them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Worst {
+    /// Korean hits: the model was trained on Korean, so under the standard
+    /// policy they count only at a score of at least `lex` (or `hit_flag`).
+    pub gated: Option<Severity>,
+    /// English hits: the model knows little English, so they always count.
+    pub direct: Option<Severity>,
+}
+
+impl Worst {
+    /// Both kinds together.
+    pub fn any(self) -> Option<Severity> {
+        self.gated.max(self.direct)
+    }
+}
+
+/// The action for a message with model `score` and lexicon hits `worst`.
+/// Where both masking and blocking would do, a message with something to
+/// mask is masked.
+pub fn decide(policy: Policy, score: f32, worst: Worst, t: &Thresholds) -> Action {
     match policy {
         Policy::Off => Action::Allow,
         Policy::Standard => {
-            let counts = worst.is_some() && score >= t.lex;
-            if score >= t.hard || (counts && worst == Some(Severity::Severe)) {
+            let gated = if score >= t.lex { worst.gated } else { None };
+            let counted = gated.max(worst.direct);
+            if counted == Some(Severity::Severe) {
                 Action::Block
-            } else if counts && worst >= Some(Severity::Strong) {
+            } else if counted == Some(Severity::Strong) {
                 Action::Mask
-            } else if counts || score >= t.flag {
+            } else if score >= t.hard {
+                Action::Block
+            } else if counted.is_some()
+                || (worst.gated.is_some() && score >= t.hit_flag)
+                || score >= t.flag
+            {
                 Action::Flag
             } else {
                 Action::Allow
             }
         }
-        Policy::Strict => {
-            if score >= t.hard || worst == Some(Severity::Severe) {
-                Action::Block
-            } else if worst.is_some() {
-                Action::Mask
-            } else if score >= t.strict_flag {
-                Action::Flag
-            } else {
-                Action::Allow
-            }
-        }
+        Policy::Strict => match worst.any() {
+            Some(Severity::Severe) => Action::Block,
+            Some(_) => Action::Mask,
+            None if score >= t.hard => Action::Block,
+            None if score >= t.strict_flag => Action::Flag,
+            None => Action::Allow,
+        },
     }
 }
 
@@ -134,12 +159,22 @@ mod tests {
     #[test]
     fn standard_gates_hits_by_score() {
         let t = Thresholds::default();
-        let s = Some(Severity::Strong);
+        let s = Worst {
+            gated: Some(Severity::Strong),
+            direct: None,
+        };
+        let none = Worst::default();
         assert_eq!(decide(Policy::Standard, 0.1, s, &t), Action::Allow);
         assert_eq!(decide(Policy::Standard, 0.3, s, &t), Action::Mask);
-        assert_eq!(decide(Policy::Standard, 0.95, None, &t), Action::Block);
-        assert_eq!(decide(Policy::Standard, 0.6, None, &t), Action::Flag);
+        assert_eq!(decide(Policy::Standard, 0.95, none, &t), Action::Block);
+        assert_eq!(decide(Policy::Standard, 0.6, none, &t), Action::Flag);
+        assert_eq!(decide(Policy::Standard, 0.95, s, &t), Action::Mask);
         assert_eq!(decide(Policy::Strict, 0.1, s, &t), Action::Mask);
-        assert_eq!(decide(Policy::Off, 0.99, Some(Severity::Severe), &t), Action::Allow);
+        let english = Worst {
+            gated: None,
+            direct: Some(Severity::Strong),
+        };
+        assert_eq!(decide(Policy::Standard, 0.01, english, &t), Action::Mask);
+        assert_eq!(decide(Policy::Off, 0.99, s, &t), Action::Allow);
     }
 }
