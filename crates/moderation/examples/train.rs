@@ -50,28 +50,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = std::time::Instant::now();
     let results = train::cross_validate(&samples, FOLDS, &settings);
     println!("\nnested stratified {FOLDS}-fold cross-validation (test folds never seen by weights or thresholds):");
-    println!("fold  thresholds(flag/lex/hard/strict)   mask+block P / R          anything-but-allow P / R / F1");
+    println!("fold  thresholds(flag/lex/mild/hard/strict)   mask+block P / R          anything-but-allow P / R / F1");
     let (mut hard, mut any, mut s_hard, mut s_any) = Default::default();
     for (i, r) in results.iter().enumerate() {
         let t = r.thresholds;
         println!(
-            "{i}     {:.2}/{:.2}/{:.2}/{:.2}                {}            {}",
-            t.flag, t.lex, t.hard, t.strict_flag, pr(&r.hard), prf(&r.any)
+            "{i}     {:.2}/{:.2}/{:.2}/{:.2}/{:.2}           {}            {}",
+            t.flag,
+            t.lex,
+            t.mild,
+            t.hard,
+            t.strict_flag,
+            pr(&r.hard),
+            prf(&r.any)
         );
         Counts::merge(&mut hard, r.hard);
         Counts::merge(&mut any, r.any);
         Counts::merge(&mut s_hard, r.strict.0);
         Counts::merge(&mut s_any, r.strict.1);
     }
-    println!("pooled standard: mask+block {}   anything-but-allow {}", pr(&hard), prf(&any));
-    println!("pooled strict:   mask+block {}   anything-but-allow {}", pr(&s_hard), prf(&s_any));
-    println!("(cross-validation took {:.1} s)", start.elapsed().as_secs_f64());
+    println!(
+        "pooled standard: mask+block {}   anything-but-allow {}",
+        pr(&hard),
+        prf(&any)
+    );
+    println!(
+        "pooled strict:   mask+block {}   anything-but-allow {}",
+        pr(&s_hard),
+        prf(&s_any)
+    );
+    println!(
+        "(cross-validation took {:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
 
     let model = train::final_model(&samples, FOLDS, &settings);
     let t = model.thresholds;
     println!(
-        "\nshipped model: thresholds flag {:.2}, lex {:.2}, hard {:.2}, strict_flag {:.2}",
-        t.flag, t.lex, t.hard, t.strict_flag
+        "\nshipped model: thresholds flag {:.2}, hit_flag {:.2}, lex {:.2}, mild {:.2}, hard {:.2}, strict_flag {:.2}",
+        t.flag, t.hit_flag, t.lex, t.mild, t.hard, t.strict_flag
     );
     if write {
         let bytes = model.encode();

@@ -31,7 +31,8 @@ struct Scratch {
     folded: Vec<Folded>,
     streams: Streams,
     hits: Vec<Hit>,
-    hit_scratch: Vec<Hit>,
+    allowed: Vec<Hit>,
+    allowed_ranges: Vec<Range<u32>>,
     features: Vec<(u32, f32)>,
     feature_scratch: FeatureScratch,
 }
@@ -65,12 +66,16 @@ impl Classifier {
     pub fn shared() -> &'static Classifier {
         static SHARED: OnceLock<Classifier> = OnceLock::new();
         SHARED.get_or_init(|| {
-            Classifier::new(LEXICON, WEIGHTS).expect("the compiled-in lexicon and weights are valid")
+            Classifier::new(LEXICON, WEIGHTS)
+                .expect("the compiled-in lexicon and weights are valid")
         })
     }
 
     /// A classifier from a lexicon source and a weights file.
-    pub fn new(lexicon: &str, weights: &[u8]) -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
+    pub fn new(
+        lexicon: &str,
+        weights: &[u8],
+    ) -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Classifier {
             lexicon: Lexicon::parse(lexicon)?,
             model: Model::decode(weights)?,
@@ -102,11 +107,17 @@ impl Classifier {
             let s = &mut *guard;
             fold_into(text, &mut s.folded);
             symbols::build(&s.folded, &mut s.streams);
-            self.lexicon.find(&s.streams, &mut s.hits, &mut s.hit_scratch);
+            self.lexicon.find(&s.streams, &mut s.hits, &mut s.allowed);
+            s.allowed_ranges.clear();
+            for h in &s.allowed {
+                let r = Self::hit_range(&s.streams, h);
+                s.allowed_ranges.push(r.start as u32..r.end as u32);
+            }
             model::features(
                 &s.folded,
                 &s.streams.hangul,
                 &s.hits,
+                &s.allowed_ranges,
                 &self.lexicon,
                 &mut s.feature_scratch,
                 &mut s.features,
@@ -116,10 +127,10 @@ impl Classifier {
         })
     }
 
-    fn hit_range(s: &Scratch, h: &Hit) -> Range<usize> {
+    fn hit_range(s: &Streams, h: &Hit) -> Range<usize> {
         let syms = match h.stream {
-            Stream::Hangul => &s.streams.hangul,
-            Stream::Latin => &s.streams.latin,
+            Stream::Hangul => &s.hangul,
+            Stream::Latin => &s.latin,
         };
         syms[h.start as usize].origin as usize..syms[h.last as usize].origin as usize + 1
     }
@@ -149,8 +160,12 @@ impl Classifier {
                 };
                 for h in &s.hits {
                     if c.lexicon.entries[h.entry as usize].severity >= from {
-                        spans.push(Self::hit_range(s, h));
+                        spans.push(Self::hit_range(&s.streams, h));
                     }
+                }
+                if spans.is_empty() {
+                    // Masked for a mild hit the model is sure about.
+                    spans.extend(s.hits.iter().map(|h| Self::hit_range(&s.streams, h)));
                 }
                 merge(&mut spans);
             }
@@ -175,7 +190,7 @@ impl Classifier {
                     categories.insert(cat);
                 }
                 worst.add(h.stream, e.severity);
-                hits.push((e.severity, Self::hit_range(s, h)));
+                hits.push((e.severity, Self::hit_range(&s.streams, h)));
             }
             Analysis {
                 score,

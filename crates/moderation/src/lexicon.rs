@@ -11,7 +11,7 @@
 //! section headers, then entries separated by commas or new lines. `<` before an
 //! entry: it must start a word; `>` after: it must end one. `#` starts a comment.
 
-use crate::symbols::{self, Sym, Streams};
+use crate::symbols::{self, Streams, Sym};
 use crate::{Category, Severity};
 
 /// What an entry is.
@@ -205,8 +205,7 @@ impl Lexicon {
                 crate::fold::fold_into(item, &mut folded);
                 symbols::build(&folded, &mut streams);
                 let id = lex.entries.len() as u32;
-                let korean = !streams.hangul.is_empty()
-                    && item.chars().any(|c| !c.is_ascii());
+                let korean = !streams.hangul.is_empty() && !item.is_ascii();
                 let (syms, trie) = if korean {
                     (&streams.hangul, &mut lex.hangul)
                 } else {
@@ -230,8 +229,10 @@ impl Lexicon {
     }
 
     /// Finds every hit in both streams, then drops the hits covered by an
-    /// allow-list hit. `hits` is cleared first; `scratch` is a work buffer.
-    pub fn find(&self, s: &Streams, hits: &mut Vec<Hit>, scratch: &mut Vec<Hit>) {
+    /// allow-list hit. `hits` is cleared first; `allowed` ends up holding the
+    /// allow-list hits.
+    pub fn find(&self, s: &Streams, hits: &mut Vec<Hit>, allowed: &mut Vec<Hit>) {
+        let scratch = allowed;
         hits.clear();
         scratch.clear();
         for (stream, syms, trie) in [
@@ -245,8 +246,8 @@ impl Lexicon {
                 stream,
                 out: scratch,
             };
-            for start in 0..syms.len() {
-                let f = syms[start].flags;
+            for (start, sym) in syms.iter().enumerate() {
+                let f = sym.flags;
                 if f & symbols::SYL_START != 0 && f & symbols::WILD == 0 {
                     m.walk(0, start, start, start, false, false);
                 }
@@ -268,8 +269,12 @@ impl Lexicon {
                 hits.push(*h);
             }
         }
+        scratch.retain(|a| self.entries[a.entry as usize].category.is_none());
     }
 }
+
+/// Longest run of one symbol followed (longer runs are cut there).
+const MAX_RUN: usize = 16;
 
 struct Matcher<'a> {
     lex: &'a Lexicon,
@@ -281,13 +286,21 @@ struct Matcher<'a> {
 
 impl Matcher<'_> {
     /// At trie `node` having consumed `start..pos` (last consumed `last`).
-    fn walk(&mut self, node: usize, pos: usize, start: usize, last: usize, crossed: bool, fresh: bool) {
+    fn walk(
+        &mut self,
+        node: usize,
+        pos: usize,
+        start: usize,
+        last: usize,
+        crossed: bool,
+        fresh: bool,
+    ) {
         let trie = self.trie;
         let syms = self.syms;
         if fresh {
             for &e in &trie.nodes[node].terminals {
                 let entry = self.lex.entries[e as usize];
-                let free = entry.category.is_none() || entry.spaced;
+                let free = entry.spaced;
                 let need_start = entry.word_start || (crossed && !free);
                 let need_end = entry.word_end || (crossed && !free);
                 let ok = syms[last].flags & symbols::SYL_END != 0
@@ -316,21 +329,50 @@ impl Matcher<'_> {
             }
             return;
         }
-        // The run of `s.ch` from `pos`.
-        let mut end = pos;
-        let mut all_standalone = true;
+        // The run of `s.ch` from `pos` (fillers between its symbols skipped):
+        // where each of its symbols is, whether a gap came before it, and
+        // whether all so far are written-out jamo.
+        let mut at = [(0usize, false, false); MAX_RUN];
+        let mut len = 0;
+        let mut i = pos;
         let mut run_gap = gap;
-        while end < syms.len() && syms[end].ch == s.ch && syms[end].flags & symbols::WILD == 0 {
-            if end > pos && syms[end].flags & symbols::GAP != 0 {
-                run_gap = true;
+        let mut all_standalone = true;
+        while i < syms.len() && len < MAX_RUN {
+            let x = syms[i];
+            if x.ch == s.ch && x.flags & symbols::WILD == 0 {
+                if i > pos && x.flags & symbols::GAP != 0 {
+                    run_gap = true;
+                }
+                all_standalone &= x.flags & symbols::STANDALONE != 0;
+                at[len] = (i, run_gap, all_standalone);
+                len += 1;
+                i += 1;
+            } else if x.flags & symbols::FILLER != 0 && len > 0 {
+                if x.flags & symbols::GAP != 0 {
+                    run_gap = true;
+                }
+                i += 1;
+            } else {
+                break;
             }
-            all_standalone &= syms[end].flags & symbols::STANDALONE != 0;
-            end += 1;
         }
-        let m = end - pos;
         for edge in &trie.nodes[node].edges {
-            if edge.ch == s.ch && (edge.count as usize) <= m && (!edge.standalone || all_standalone) {
-                self.walk(edge.to as usize, end, start, end - 1, crossed || run_gap, true);
+            let need = (edge.count as usize).max(1);
+            if edge.ch != s.ch || need > len {
+                continue;
+            }
+            // The entry needs at least `count`; the run may end anywhere after.
+            for &(end, run_gap, standalone) in &at[need - 1..len] {
+                if !edge.standalone || standalone {
+                    self.walk(
+                        edge.to as usize,
+                        end + 1,
+                        start,
+                        end,
+                        crossed || run_gap,
+                        true,
+                    );
+                }
             }
         }
         if s.flags & symbols::FILLER != 0 && node != 0 {
@@ -344,7 +386,8 @@ mod tests {
     use super::*;
     use crate::fold::fold_into;
 
-    const LEX: &str = "[profanity 2]\n시발, ㅅㅂ, 씹, <ass>, fuck\n[threat 3]\n<kill you>\n[allow]\n시발점\n";
+    const LEX: &str =
+        "[profanity 2]\n시발, ㅅㅂ, 씹, <ass>, fuck\n[threat 3]\n<kill you>\n[allow]\n시발점\n";
 
     fn found(text: &str) -> Vec<String> {
         let lex = Lexicon::parse(LEX).unwrap();
@@ -354,7 +397,9 @@ mod tests {
         symbols::build(&f, &mut s);
         let (mut hits, mut scratch) = (Vec::new(), Vec::new());
         lex.find(&s, &mut hits, &mut scratch);
-        hits.iter().map(|h| lex.texts[h.entry as usize].clone()).collect()
+        hits.iter()
+            .map(|h| lex.texts[h.entry as usize].clone())
+            .collect()
     }
 
     #[test]

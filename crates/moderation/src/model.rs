@@ -3,14 +3,15 @@
 //!
 //! Features, hashed into `2^BITS` buckets (FNV-1a):
 //! - character 1–4-grams of the folded text (spaces collapsed, runs of one
-//!   character cut at two, so `ㅋㅋㅋㅋㅋ` and `ㅋㅋ` are the same), weighted
-//!   `1/√n`;
+//!   character cut at two, so `ㅋㅋㅋㅋㅋ` and `ㅋㅋ` are the same; allow-listed
+//!   words left out, ASCII letters all `a`), weighted `1/√n`;
 //! - 2–3-grams of the Hangul stream's jamo (so `씨빨`/`시발`/`십알` share
 //!   features), weighted the same way;
 //! - each lexicon hit: its entry and its (category, severity), weight 1.
 //!
 //! File (`data/weights.bin`, little endian): `QTMW`, version 1, `BITS`, two zero
-//! bytes; bias, scale, thresholds `flag lex hard strict_flag hit_flag` as f32; then
+//! bytes; bias, scale, thresholds `flag lex hard strict_flag hit_flag
+//! mild` as f32; then
 //! `2^BITS` weights as i16 (weight = i16 × scale).
 
 use crate::fold::Folded;
@@ -43,10 +44,15 @@ pub struct FeatureScratch {
 }
 
 /// The features of one message, as `(bucket, value)` (buckets may repeat).
+/// Characters inside `allowed` (char ranges of allow-list words) are left out
+/// (`시발점` tells the model nothing about `시발`), and every ASCII letter is one
+/// class `a`: the data are Korean, so the model must not learn English
+/// spellings from a handful of lines (the English lexicon covers English).
 pub fn features(
     folded: &[Folded],
     hangul: &[Sym],
     hits: &[Hit],
+    allowed: &[std::ops::Range<u32>],
     lex: &Lexicon,
     scratch: &mut FeatureScratch,
     out: &mut Vec<(u32, f32)>,
@@ -55,8 +61,15 @@ pub fn features(
     let chars = &mut scratch.chars;
     chars.clear();
     chars.push(' ');
+    let is_allowed = |origin: u32| allowed.iter().any(|r| r.contains(&origin));
     for f in folded {
-        let c = f.ch;
+        let c = if is_allowed(f.origin) {
+            ' '
+        } else if f.ch.is_ascii_alphabetic() {
+            'a'
+        } else {
+            f.ch
+        };
         let n = chars.len();
         if c == ' ' && chars[n - 1] == ' ' {
             continue;
@@ -86,7 +99,7 @@ pub fn features(
     for i in 0..hangul.len() {
         let mut h = fnv(FNV_OFFSET, 0x7A30);
         for n in 1..=JAMO_N {
-            if i + n > hangul.len() {
+            if i + n > hangul.len() || is_allowed(hangul[i + n - 1].origin) {
                 break;
             }
             h = fnv(h, hangul[i + n - 1].ch as u32);
@@ -133,7 +146,7 @@ impl std::fmt::Display for FormatError {
 
 impl std::error::Error for FormatError {}
 
-const HEADER: usize = 8 + 7 * 4;
+const HEADER: usize = 8 + 8 * 4;
 
 impl Model {
     /// The probability that `features` are abusive.
@@ -149,7 +162,11 @@ impl Model {
 
     /// The file form (weights quantized to i16).
     pub fn encode(&self) -> Vec<u8> {
-        let n = if self.weights.is_empty() { 0 } else { 1usize << BITS };
+        let n = if self.weights.is_empty() {
+            0
+        } else {
+            1usize << BITS
+        };
         let max = self.weights.iter().fold(0.0f32, |m, w| m.max(w.abs()));
         let scale = if max > 0.0 { max / 32767.0 } else { 1.0 };
         let mut out = Vec::with_capacity(HEADER + 2 * n);
@@ -158,7 +175,16 @@ impl Model {
         out.push(if n == 0 { 0 } else { BITS as u8 });
         out.extend_from_slice(&[0, 0]);
         let t = self.thresholds;
-        for x in [self.bias, scale, t.flag, t.lex, t.hard, t.strict_flag, t.hit_flag] {
+        for x in [
+            self.bias,
+            scale,
+            t.flag,
+            t.lex,
+            t.hard,
+            t.strict_flag,
+            t.hit_flag,
+            t.mild,
+        ] {
             out.extend_from_slice(&x.to_le_bytes());
         }
         for w in &self.weights {
@@ -199,6 +225,7 @@ impl Model {
                 hard: f(4),
                 strict_flag: f(5),
                 hit_flag: f(6),
+                mild: f(7),
             },
         })
     }

@@ -34,7 +34,8 @@ impl Action {
 pub enum Policy {
     /// Group rooms. A strong lexicon hit is masked and a severe one blocked
     /// unless the model finds the message fine (a Korean hit at a score below
-    /// `lex`); with no such hit, block only at a score the training folds
+    /// `lex`) and a mild one is masked when the model is fairly sure (`mild`);
+    /// with nothing to mask, block only at a score the training folds
     /// showed to be almost always right (`hard`); flag from the F1-best
     /// threshold (`flag`), or a Korean hit from a lower one (`hit_flag`).
     #[default]
@@ -74,6 +75,8 @@ pub struct Thresholds {
     pub lex: f32,
     /// Standard: any lexicon hit is flagged at or above.
     pub hit_flag: f32,
+    /// Standard: a mild Korean hit is masked at or above.
+    pub mild: f32,
     /// Block at or above without any hit (precision-first).
     pub hard: f32,
     /// Strict: flag at or above.
@@ -86,6 +89,7 @@ impl Default for Thresholds {
             flag: 0.5,
             lex: 0.2,
             hit_flag: 0.2,
+            mild: 0.8,
             hard: 0.9,
             strict_flag: 0.35,
         }
@@ -121,7 +125,9 @@ pub fn decide(policy: Policy, score: f32, worst: Worst, t: &Thresholds) -> Actio
             let counted = gated.max(worst.direct);
             if counted == Some(Severity::Severe) {
                 Action::Block
-            } else if counted == Some(Severity::Strong) {
+            } else if counted == Some(Severity::Strong)
+                || (worst.gated == Some(Severity::Mild) && score >= t.mild)
+            {
                 Action::Mask
             } else if score >= t.hard {
                 Action::Block

@@ -103,7 +103,11 @@ fn push_spelling(out: &mut Vec<Sym>, spelling: &str, origin: u32, flags: u8, fir
         if i + 1 == n {
             f |= last;
         }
-        out.push(Sym { ch, origin, flags: f });
+        out.push(Sym {
+            ch,
+            origin,
+            flags: f,
+        });
     }
 }
 
@@ -132,6 +136,15 @@ fn hangul_word(word: &[Folded], s: &mut Streams, gap: bool) {
                 last.flags |= SYL_END;
             }
         } else if let Some(sp) = hangul::jamo(c) {
+            // A written-out `ㅇ` before a vowel is silent, as in a syllable.
+            if c == 'ㅇ'
+                && word
+                    .get(i + 1)
+                    .is_some_and(|n| ('ㅏ'..='ㅣ').contains(&n.ch))
+            {
+                i += 1;
+                continue;
+            }
             push_spelling(&mut s.hangul, sp, f.origin, STANDALONE, SYL_START, SYL_END);
         } else if c.is_ascii_digit() {
             s.hangul.push(Sym {
@@ -159,17 +172,20 @@ fn keyboard_run(run: &[Folded], s: &mut Streams) {
         return;
     }
     let n = s.keys.len();
-    for i in 0..n {
+    for (i, f) in run.iter().enumerate() {
         let k = s.keys[i];
         let role = s.roles[i];
         let next_initial = i + 1 == n || s.roles[i + 1] == Role::Initial;
-        let origin = run[i].origin;
+        let origin = f.origin;
         if role == Role::Initial && k == 'ㅇ' {
             // Silent initial: the vowel starts the syllable.
             continue;
         }
-        let starts =
-            role == Role::Initial || (role == Role::Vowel && i > 0 && s.keys[i - 1] == 'ㅇ' && s.roles[i - 1] == Role::Initial);
+        let starts = role == Role::Initial
+            || (role == Role::Vowel
+                && i > 0
+                && s.keys[i - 1] == 'ㅇ'
+                && s.roles[i - 1] == Role::Initial);
         let sp = hangul::jamo(k).unwrap_or("");
         let first = if starts { SYL_START } else { 0 };
         let last = if next_initial { SYL_END } else { 0 };
@@ -204,11 +220,18 @@ fn latin_word(word: &[Folded], out: &mut Vec<Sym>, gap: bool) {
         }
         let part = &word[i..j];
         // Leading and trailing punctuation is not part of the word.
-        let lo = part.iter().position(|f| f.ch.is_ascii_alphanumeric() || matches!(f.ch, '$' | '@'));
-        let hi = part.iter().rposition(|f| f.ch.is_ascii_alphanumeric() || f.ch == '*');
+        let lo = part
+            .iter()
+            .position(|f| f.ch.is_ascii_alphanumeric() || matches!(f.ch, '$' | '@'));
+        let hi = part
+            .iter()
+            .rposition(|f| f.ch.is_ascii_alphanumeric() || matches!(f.ch, '*' | '$'));
         if let (Some(lo), Some(hi)) = (lo, hi) {
             let part = &part[lo..=hi];
-            if part.iter().any(|f| f.ch.is_ascii_alphabetic()) {
+            if part
+                .iter()
+                .any(|f| f.ch.is_ascii_alphabetic() || matches!(f.ch, '$' | '@'))
+            {
                 let from = out.len();
                 for f in part {
                     let (ch, flags) = if f.ch.is_ascii_alphabetic() {
@@ -259,6 +282,7 @@ mod tests {
         assert_eq!(streams("\u{FFB2}\u{FFB5}").0, "ㅂㅅ"); // half-width jamo
         assert_eq!(streams("씹").0, "ㅅㅅㅣㅂ");
         assert_eq!(streams("ㅄ").0, "ㅂㅅ");
+        assert_eq!(streams("ㅆㅣㅇㅣㅂ").0, streams("씨입").0);
         assert_eq!(streams("18놈").0, "18ㄴㅗㅁ");
     }
 

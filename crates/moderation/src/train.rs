@@ -3,8 +3,8 @@
 //!
 //! - [`fit`]: logistic regression by AdaGrad SGD with L2, examples shuffled with
 //!   a fixed-seed generator, so the same data gives the same bytes.
-//! - [`choose_thresholds`]: from held-out scores. `lex` and `hard` maximize the
-//!   recall of `mask`+`block` subject to its precision ≥ [`HARD_PRECISION`];
+//! - [`choose_thresholds`]: from held-out scores. `lex`, `mild` and `hard` maximize
+//!   the recall of `mask`+`block` subject to its precision ≥ [`HARD_PRECISION`];
 //!   then `flag` and `hit_flag` maximize the F1 of "anything but allow"; `strict_flag`
 //!   maximizes that F1 under the strict policy.
 //! - [`cross_validate`]: stratified k folds; inside each training part, an inner
@@ -223,16 +223,22 @@ pub fn choose_thresholds(samples: &[Sample], idx: &[usize], scores: &[f32]) -> T
     let mut t = Thresholds::default();
     let mut best = (-1.0f64, 0.0f64);
     for lex in grid() {
-        for hard in grid().filter(|h| *h >= lex) {
-            let cand = Thresholds { lex, hard, ..t };
-            let (h, _) = tally(samples, idx, scores, &cand, Policy::Standard);
-            if h.precision() >= HARD_PRECISION {
-                // Prefer recall, then the higher (safer) thresholds.
-                let key = (h.recall(), (lex + hard) as f64);
-                if key > best {
-                    best = key;
-                    t.lex = lex;
-                    t.hard = hard;
+        for mild in grid().filter(|m| *m >= lex && (m * 100.0).round() as i32 % 2 == 0) {
+            for hard in grid().filter(|h| *h >= mild) {
+                let cand = Thresholds {
+                    lex,
+                    mild,
+                    hard,
+                    ..t
+                };
+                let (h, _) = tally(samples, idx, scores, &cand, Policy::Standard);
+                if h.precision() >= HARD_PRECISION {
+                    // Prefer recall, then the higher (safer) thresholds.
+                    let key = (h.recall(), (lex + mild + hard) as f64);
+                    if key > best {
+                        best = key;
+                        (t.lex, t.mild, t.hard) = (lex, mild, hard);
+                    }
                 }
             }
         }
@@ -242,7 +248,11 @@ pub fn choose_thresholds(samples: &[Sample], idx: &[usize], scores: &[f32]) -> T
     let (mut flag_best, mut hit_best) = (t.flag, t.hit_flag);
     for flag in grid() {
         for hit_flag in grid().filter(|h| *h <= flag) {
-            let cand = Thresholds { flag, hit_flag, ..t };
+            let cand = Thresholds {
+                flag,
+                hit_flag,
+                ..t
+            };
             let (_, any) = tally(samples, idx, scores, &cand, Policy::Standard);
             if any.f1() > best_f1 {
                 best_f1 = any.f1();
@@ -269,7 +279,11 @@ pub fn folds(samples: &[Sample], idx: &[usize], k: usize, seed: u64) -> Vec<Vec<
     let mut rng = Rng::new(seed);
     let mut out = vec![Vec::new(); k];
     for label in [true, false] {
-        let mut part: Vec<usize> = idx.iter().copied().filter(|&i| samples[i].label == label).collect();
+        let mut part: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| samples[i].label == label)
+            .collect();
         rng.shuffle(&mut part);
         for (j, i) in part.into_iter().enumerate() {
             out[j % k].push(i);
@@ -283,7 +297,12 @@ pub fn folds(samples: &[Sample], idx: &[usize], k: usize, seed: u64) -> Vec<Vec<
 
 /// Held-out scores for every sample of `idx` (each scored by a model fit on
 /// the other folds), in `idx` order.
-pub fn held_out_scores(samples: &[Sample], idx: &[usize], k: usize, settings: &Settings) -> Vec<f32> {
+pub fn held_out_scores(
+    samples: &[Sample],
+    idx: &[usize],
+    k: usize,
+    settings: &Settings,
+) -> Vec<f32> {
     let parts = folds(samples, idx, k, settings.seed ^ 0xF01D);
     let mut by_sample = std::collections::HashMap::new();
     for (j, test) in parts.iter().enumerate() {
@@ -330,7 +349,10 @@ pub fn cross_validate(samples: &[Sample], k: usize, settings: &Settings) -> Vec<
         let thresholds = choose_thresholds(samples, &train, &inner);
         let mut m = fit(samples, &train, settings);
         m.thresholds = thresholds;
-        let scores: Vec<f32> = test.iter().map(|&i| m.score(&samples[i].features)).collect();
+        let scores: Vec<f32> = test
+            .iter()
+            .map(|&i| m.score(&samples[i].features))
+            .collect();
         let (hard, any) = tally(samples, test, &scores, &thresholds, Policy::Standard);
         let strict = tally(samples, test, &scores, &thresholds, Policy::Strict);
         out.push(FoldResult {
@@ -372,6 +394,8 @@ mod tests {
         assert!(m.score(&samples[1].features) > 0.9);
         assert!(m.score(&samples[0].features) < 0.1);
         let f = folds(&samples, &idx, 5, 1);
-        assert!(f.iter().all(|p| p.len() == 40 && p.iter().filter(|&&i| samples[i].label).count() == 20));
+        assert!(f
+            .iter()
+            .all(|p| p.len() == 40 && p.iter().filter(|&&i| samples[i].label).count() == 20));
     }
 }

@@ -18,7 +18,12 @@ fn moderate(args: &[&str], input: &[u8]) -> Vec<Value> {
         .expect("starting quicktalk moderate");
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .expect("stdout is UTF-8")
         .lines()
