@@ -154,7 +154,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Classify UTF-8 lines from stdin: one JSON verdict per line on stdout
     /// (no server, database or network needed).
     Moderate(ModerateArgs),

@@ -11,7 +11,7 @@ use quicktalk::startup::{shutdown_signal, Application};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::Moderate(args)) => return quicktalk::moderate::run(args.policy),
         None => cli.serve,
     };
