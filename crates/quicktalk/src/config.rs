@@ -157,7 +157,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Classify UTF-8 lines from stdin: one JSON verdict per line on stdout
+    /// (no server, database or network needed).
+    Moderate(ModerateArgs),
+}
+
+/// Flags of `quicktalk moderate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModerateArgs {
+    /// Policy: `standard` (group rooms), `strict` (random chats) or `off`.
+    #[arg(long, env = "QUICKTALK_POLICY", default_value = "standard", value_parser = parse_policy)]
+    pub policy: quicktalk_moderation::Policy,
+}
+
+fn parse_policy(s: &str) -> Result<quicktalk_moderation::Policy, String> {
+    quicktalk_moderation::Policy::from_name(s)
+        .ok_or_else(|| "expected `standard`, `strict` or `off`".into())
 }
 
 /// Flags of `quicktalk serve`; each also reads `QUICKTALK_<NAME>`.

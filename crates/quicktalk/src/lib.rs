@@ -18,6 +18,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod moderate;
 pub mod realtime;
 pub mod startup;
 pub mod state;

@@ -1,4 +1,6 @@
-//! The `quicktalk` binary: parse configuration, start, serve until SIGTERM/SIGINT.
+//! The `quicktalk` binary: parse configuration, then either serve until
+//! SIGTERM/SIGINT or (`quicktalk moderate`) classify stdin lines, which needs no
+//! async runtime.
 
 use std::io::Write as _;
 
@@ -6,13 +8,18 @@ use clap::Parser as _;
 use quicktalk::config::{self, Cli, Command};
 use quicktalk::startup::{shutdown_signal, Application};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
+        Some(Command::Moderate(args)) => return quicktalk::moderate::run(args.policy),
         None => cli.serve,
     };
+    serve(args)
+}
+
+#[tokio::main]
+async fn serve(args: config::ServeArgs) -> std::process::ExitCode {
     let config = match config::resolve(args) {
         Ok(c) => c,
         Err(e) => {
