@@ -306,18 +306,23 @@ pub fn held_out_scores(
     let parts = folds(samples, idx, k, settings.seed ^ 0xF01D);
     let mut by_sample = std::collections::HashMap::new();
     for (j, test) in parts.iter().enumerate() {
-        let train: Vec<usize> = parts
-            .iter()
-            .enumerate()
-            .filter(|(o, _)| *o != j)
-            .flat_map(|(_, p)| p.iter().copied())
-            .collect();
+        let train = all_but(&parts, j);
         let m = fit(samples, &train, settings);
         for &i in test {
             by_sample.insert(i, m.score(&samples[i].features));
         }
     }
     idx.iter().map(|i| by_sample[i]).collect()
+}
+
+/// Every index of `parts` except those of part `j` (a fold's training part).
+fn all_but(parts: &[Vec<usize>], j: usize) -> Vec<usize> {
+    parts
+        .iter()
+        .enumerate()
+        .filter(|(o, _)| *o != j)
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect()
 }
 
 /// One test fold's result.
@@ -339,12 +344,7 @@ pub fn cross_validate(samples: &[Sample], k: usize, settings: &Settings) -> Vec<
     let parts = folds(samples, &all, k, settings.seed);
     let mut out = Vec::new();
     for (j, test) in parts.iter().enumerate() {
-        let train: Vec<usize> = parts
-            .iter()
-            .enumerate()
-            .filter(|(o, _)| *o != j)
-            .flat_map(|(_, p)| p.iter().copied())
-            .collect();
+        let train = all_but(&parts, j);
         let inner = held_out_scores(samples, &train, k, settings);
         let thresholds = choose_thresholds(samples, &train, &inner);
         let mut m = fit(samples, &train, settings);
