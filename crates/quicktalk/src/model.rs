@@ -28,6 +28,87 @@ pub struct User {
     pub username: Option<String>,
     pub display_name: String,
     pub guest: bool,
+    /// What the user may do beyond chatting (contract §5).
+    #[serde(default)]
+    pub role: Role,
+    /// Banned until this time (ms; [`BAN_FOREVER`] = until lifted); `None` when not banned.
+    /// Not shown in user JSON.
+    #[serde(default, skip_serializing)]
+    pub banned_until: Option<i64>,
+}
+
+/// `banned_until` of a ban without an expiry.
+pub const BAN_FOREVER: i64 = i64::MAX;
+
+impl User {
+    /// Whether the user is banned at `now` (ms).
+    pub fn banned_at(&self, now: i64) -> bool {
+        self.banned_until.is_some_and(|until| until > now)
+    }
+}
+
+/// A user's role (contract §5): moderators work the review queue and ban;
+/// admins also grant roles.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    User,
+    Moderator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Role::User),
+            "moderator" => Some(Role::Moderator),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+    /// Moderators and admins.
+    pub fn moderates(self) -> bool {
+        self >= Role::Moderator
+    }
+}
+
+/// A room's moderation policy (contract §5): group rooms choose (their creator
+/// sets it); random chats are always `strict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomPolicy {
+    Off,
+    #[default]
+    Standard,
+    Strict,
+}
+
+impl RoomPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomPolicy::Off => "off",
+            RoomPolicy::Standard => "standard",
+            RoomPolicy::Strict => "strict",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(RoomPolicy::Off),
+            "standard" => Some(RoomPolicy::Standard),
+            "strict" => Some(RoomPolicy::Strict),
+            _ => None,
+        }
+    }
 }
 
 impl User {
@@ -115,6 +196,8 @@ pub struct Room {
     pub last_message_at: Option<i64>,
     /// When the room stopped taking messages (a random chat whose match ended).
     pub closed_at: Option<i64>,
+    /// The moderation policy its creator chose (random chats: always strict).
+    pub moderation: RoomPolicy,
 }
 
 /// A room as the API shows it, optionally with the caller's unread count.
@@ -135,6 +218,8 @@ pub struct RoomView {
     pub unread: Option<i64>,
     /// Whether the caller is a member.
     pub member: bool,
+    /// The room's moderation policy.
+    pub moderation: RoomPolicy,
 }
 
 impl RoomView {
@@ -151,6 +236,7 @@ impl RoomView {
             ended: room.closed_at.is_some(),
             unread: membership,
             member: membership.is_some(),
+            moderation: room.moderation,
         }
     }
 }
@@ -162,6 +248,8 @@ pub enum MessageKind {
     Join,
     Leave,
     System,
+    /// A message a moderator removed: text gone, `seq` kept.
+    Deleted,
 }
 
 impl MessageKind {
@@ -171,6 +259,7 @@ impl MessageKind {
             MessageKind::Join => "join",
             MessageKind::Leave => "leave",
             MessageKind::System => "system",
+            MessageKind::Deleted => "deleted",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -179,6 +268,7 @@ impl MessageKind {
             "join" => Some(MessageKind::Join),
             "leave" => Some(MessageKind::Leave),
             "system" => Some(MessageKind::System),
+            "deleted" => Some(MessageKind::Deleted),
             _ => None,
         }
     }
@@ -195,6 +285,8 @@ pub struct Message {
     pub text: String,
     pub client_id: Option<String>,
     pub sent_at: i64,
+    /// Moderation replaced spans of the text with `*`.
+    pub masked: bool,
 }
 
 /// The JSON body of a stored message (contract §3, `"type":"message"`).
@@ -211,6 +303,8 @@ struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<&'a str>,
     sent_at: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    masked: bool,
 }
 
 impl Message {
@@ -231,6 +325,7 @@ impl Message {
             text: &self.text,
             client_id: self.client_id.as_deref(),
             sent_at: rfc3339(self.sent_at),
+            masked: self.masked,
         }
     }
 }
@@ -251,6 +346,29 @@ pub struct NewMessage {
     pub text: String,
     pub client_id: Option<String>,
     pub sent_at: i64,
+    /// What moderation decided (absent in records written before it existed).
+    #[serde(default)]
+    pub moderation: Moderated,
+}
+
+/// Moderation's outcome for an accepted message, applied when it is stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderated {
+    /// `text` already has its spans masked.
+    #[serde(default)]
+    pub masked: bool,
+    /// Queue the stored message for moderator review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<Flag>,
+}
+
+/// Why a message is queued for review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    /// The classifier's category names.
+    pub categories: Vec<String>,
+    /// The classifier's score in thousandths (0..=1000).
+    pub score_milli: u16,
 }
 
 /// The result of appending one [`NewMessage`].
@@ -318,6 +436,7 @@ mod tests {
             text: "안녕".into(),
             client_id: None,
             sent_at: 0,
+            masked: false,
         };
         let v = m.to_json_value();
         assert_eq!(v["type"], "message");

@@ -112,6 +112,9 @@ pub struct WireMessage {
     pub text: String,
     pub client_id: Option<String>,
     pub sent_at: i64,
+    /// Absent in records written before moderation existed.
+    #[serde(default)]
+    pub masked: bool,
 }
 
 impl From<Message> for WireMessage {
@@ -125,6 +128,7 @@ impl From<Message> for WireMessage {
             text: m.text,
             client_id: m.client_id,
             sent_at: m.sent_at,
+            masked: m.masked,
         }
     }
 }
@@ -140,6 +144,7 @@ impl From<WireMessage> for Message {
             text: m.text,
             client_id: m.client_id,
             sent_at: m.sent_at,
+            masked: m.masked,
         }
     }
 }
@@ -174,6 +179,7 @@ mod tests {
                 text: "hi".into(),
                 client_id: None,
                 sent_at: 0,
+                moderation: Default::default(),
             },
         };
         let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();

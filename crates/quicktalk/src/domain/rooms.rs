@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::fanout::Hub;
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Member, Message, MessageKind, NewMessage, Room,
-    RoomId, RoomKind, RoomView, User, UserRef, Visibility,
+    RoomId, RoomKind, RoomPolicy, RoomView, User, UserRef, Visibility,
 };
 use crate::store::{list_position, NewRoom, RoomListQuery, Store};
 
@@ -114,6 +114,7 @@ impl Rooms {
                     visibility,
                     kind: RoomKind::Group,
                     created_by: user.id,
+                    moderation: RoomPolicy::Standard,
                 },
                 vec![user.as_ref()],
             )
@@ -178,6 +179,7 @@ impl Rooms {
                 text: String::new(),
                 client_id: None,
                 sent_at: now_ms(),
+                moderation: Default::default(),
             })
             .await?;
         settle(ticket).await.map(|_| ())
@@ -246,6 +248,7 @@ impl Rooms {
                     text,
                     client_id,
                     sent_at: now_ms(),
+                    moderation: Default::default(),
                 },
                 reply,
             )

@@ -16,8 +16,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind, User,
-    UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind,
+    RoomPolicy, User, UserId, UserRef, Visibility,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,8 @@ pub struct NewRoom {
     pub visibility: Visibility,
     pub kind: RoomKind,
     pub created_by: UserId,
+    /// Random chats are always [`RoomPolicy::Strict`].
+    pub moderation: RoomPolicy,
 }
 
 /// The distinct skeletons a new registered user's names take (none for a guest).

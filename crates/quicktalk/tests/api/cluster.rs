@@ -245,6 +245,7 @@ async fn store_without_event(store: &PostgresStore, room: i64, sender: &TestUser
             text: text.to_owned(),
             client_id: None,
             sent_at: quicktalk::model::now_ms(),
+            moderation: Default::default(),
         }])
         .await
         .unwrap();

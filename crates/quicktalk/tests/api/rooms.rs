@@ -399,6 +399,7 @@ async fn many_random_chats_do_not_crowd_out_group_rooms() {
                     visibility: Visibility::Private,
                     kind: RoomKind::Random,
                     created_by: alice.id,
+                    moderation: quicktalk::model::RoomPolicy::Strict,
                 },
                 vec![
                     UserRef {

@@ -29,6 +29,7 @@ async fn room(s: &S, by: &UserRef, vis: Visibility) -> i64 {
         visibility: vis,
         kind: RoomKind::Group,
         created_by: by.id,
+        moderation: quicktalk::model::RoomPolicy::Standard,
     })
     .await
     .unwrap()
@@ -49,6 +50,7 @@ fn msg(
         text: text.into(),
         client_id: client_id.map(Into::into),
         sent_at: 1_700_000_000_000,
+        moderation: Default::default(),
     }
 }
 
@@ -431,6 +433,7 @@ pub async fn messages_keep_the_senders_guest_status(s: S) {
                 visibility: Visibility::Private,
                 kind: RoomKind::Random,
                 created_by: a.id,
+                moderation: quicktalk::model::RoomPolicy::Standard,
             },
             vec![a.clone(), g.clone()],
         )
@@ -619,6 +622,7 @@ pub async fn a_closed_room_takes_no_more_messages(s: S) {
                 visibility: Visibility::Private,
                 kind: RoomKind::Random,
                 created_by: a.id,
+                moderation: quicktalk::model::RoomPolicy::Standard,
             },
             vec![a.clone(), b.clone()],
         )

@@ -32,6 +32,7 @@ async fn setup() -> Option<(Arc<PostgresStore>, super::Guard, UserRef, i64)> {
             visibility: Visibility::Public,
             kind: RoomKind::Group,
             created_by: who.id,
+            moderation: quicktalk::model::RoomPolicy::Standard,
         })
         .await
         .unwrap()
@@ -51,6 +52,7 @@ fn msg(room: i64, who: &UserRef, kind: MessageKind, t: &str) -> NewMessage {
         text: t.into(),
         client_id: None,
         sent_at: 1_700_000_000_000,
+        moderation: Default::default(),
     }
 }
 

@@ -13,7 +13,7 @@ use super::matcher::{
     AlreadyMatched, EndReason, Event, Matcher, MatcherConfig, Ms, Prefs, State, MAX_AVOID,
 };
 use crate::error::{AppError, AppResult};
-use crate::model::{Room, RoomId, RoomKind, UserId, UserRef, Visibility};
+use crate::model::{Room, RoomId, RoomKind, RoomPolicy, UserId, UserRef, Visibility};
 use crate::store::{NewRoom, Store};
 
 /// A matching outcome, rooms already created.
@@ -150,6 +150,7 @@ async fn create_pair_room(store: &dyn Store, a: &UserRef, b: &UserRef) -> AppRes
                 visibility: Visibility::Private,
                 kind: RoomKind::Random,
                 created_by: a.id,
+                moderation: RoomPolicy::Strict,
             },
             vec![a.clone(), b.clone()],
         )

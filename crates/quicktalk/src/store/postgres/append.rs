@@ -27,6 +27,7 @@ struct MessageCols {
     sender: Vec<i64>,
     sender_name: Vec<String>,
     sender_guest: Vec<bool>,
+    masked: Vec<bool>,
     text: Vec<String>,
     client_id: Vec<Option<String>>,
     sent_at: Vec<i64>,
@@ -215,6 +216,8 @@ impl PostgresStore {
         let mut out: Vec<Result<Appended, AppendRejected>> = Vec::with_capacity(batch.len());
         // Index into `out` of each new message, in insertion order.
         let mut new_at: Vec<usize> = Vec::new();
+        // (index in `out`, categories, score) of the flagged new messages.
+        let mut flags: Vec<(usize, String, u16)> = Vec::new();
         let mut cols = MessageCols::default();
         let mut changes: HashMap<(RoomId, UserId), MemberChange> = HashMap::new();
         // client_ids stored by this batch: a repeat inside it is a duplicate too.
@@ -230,6 +233,11 @@ impl PostgresStore {
                 .map_or_else(|| member.contains(&key), |c| c.now);
             let seq = room.last_seq + 1;
             match m.kind {
+                // A tombstone is made by deleting a stored message, never appended.
+                MessageKind::Deleted => {
+                    out.push(Err(AppendRejected::Unstorable));
+                    continue;
+                }
                 MessageKind::Text | MessageKind::System => {
                     if !is_member {
                         out.push(Err(AppendRejected::NotMember));
@@ -298,6 +306,10 @@ impl PostgresStore {
             cols.sender.push(m.sender.id);
             cols.sender_name.push(m.sender.name.clone());
             cols.sender_guest.push(m.sender.guest);
+            cols.masked.push(m.moderation.masked);
+            if let Some(flag) = &m.moderation.flag {
+                flags.push((out.len(), flag.categories.join(","), flag.score_milli));
+            }
             cols.text.push(m.text.clone());
             cols.client_id.push(m.client_id.clone());
             cols.sent_at.push(m.sent_at);
@@ -313,6 +325,7 @@ impl PostgresStore {
                 text: m.text,
                 client_id: m.client_id,
                 sent_at: m.sent_at,
+                masked: m.moderation.masked,
             })));
         }
 
@@ -364,10 +377,10 @@ impl PostgresStore {
             let kinds: Vec<String> = cols.kind.iter().map(|k| k.to_string()).collect();
             let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
                 "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       log_id, log_offset, sender_guest) \
+                                       log_id, log_offset, sender_guest, masked) \
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
                                       $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], \
-                                      $11::boolean[]) \
+                                      $11::boolean[], $12::boolean[]) \
                  RETURNING id, room_id, seq",
             )
             .bind(&cols.room)
@@ -381,6 +394,7 @@ impl PostgresStore {
             .bind(&cols.log_id)
             .bind(&cols.log_offset)
             .bind(&cols.sender_guest)
+            .bind(&cols.masked)
             .fetch_all(&mut **tx)
             .await
             .map_err(db)?;
@@ -390,6 +404,39 @@ impl PostgresStore {
                 if let Ok(Appended::New(m)) = &mut out[i] {
                     m.id = by_seq[&(m.room_id, m.seq)];
                 }
+            }
+            // Flagged messages join the review queue in the same transaction.
+            if !flags.is_empty() {
+                let mut fr = Vec::new();
+                let mut fm = Vec::new();
+                let mut fs = Vec::new();
+                let mut fc = Vec::new();
+                let mut fscore = Vec::new();
+                let mut fat = Vec::new();
+                for (i, categories, score) in &flags {
+                    if let Ok(Appended::New(m)) = &out[*i] {
+                        fr.push(m.room_id);
+                        fm.push(m.id);
+                        fs.push(m.sender.id);
+                        fc.push(categories.clone());
+                        fscore.push(f64::from(*score) / 1000.0);
+                        fat.push(m.sent_at);
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO moderation_queue (kind, room_id, message_id, subject_id, reason, score, created_at) \
+                     SELECT 'flag', r, m, s, c, sc, t FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], \
+                         $4::text[], $5::float8[], $6::bigint[]) AS k(r, m, s, c, sc, t) ORDER BY m",
+                )
+                .bind(&fr)
+                .bind(&fm)
+                .bind(&fs)
+                .bind(&fc)
+                .bind(&fscore)
+                .bind(&fat)
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
             }
             // Duplicates inside the batch copied the first before it had an id.
             for o in out.iter_mut() {

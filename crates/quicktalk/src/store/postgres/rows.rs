@@ -4,19 +4,21 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::{bad, db};
-use crate::model::{Message, MessageKind, Room, RoomKind, User, UserRef, Visibility};
+use crate::model::{
+    Message, MessageKind, Role, Room, RoomKind, RoomPolicy, User, UserRef, Visibility,
+};
 use crate::store::StoreResult;
 
-pub(super) const USER_COLS: &str = "id, username, display_name, guest";
+pub(super) const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
 pub(super) const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
-     r.closed_at";
+     r.closed_at, r.moderation";
 pub(super) const MESSAGE_COLS: &str =
-    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest";
+    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest, masked";
 /// [`MESSAGE_COLS`] of a `messages m` in a join.
 pub(super) const M_MESSAGE_COLS: &str =
     "m.id, m.room_id, m.seq, m.kind, m.sender_id, m.sender_name, m.text, m.client_id, m.sent_at, \
-     m.sender_guest";
+     m.sender_guest, m.masked";
 
 pub(super) fn user_row(r: &PgRow) -> StoreResult<User> {
     Ok(User {
@@ -24,6 +26,11 @@ pub(super) fn user_row(r: &PgRow) -> StoreResult<User> {
         username: r.try_get(1).map_err(db)?,
         display_name: r.try_get(2).map_err(db)?,
         guest: r.try_get(3).map_err(db)?,
+        role: {
+            let role: String = r.try_get(4).map_err(db)?;
+            Role::parse(&role).ok_or_else(|| bad("role", &role))?
+        },
+        banned_until: r.try_get(5).map_err(db)?,
     })
 }
 
@@ -40,6 +47,10 @@ pub(super) fn room_row(r: &PgRow) -> StoreResult<Room> {
         created_at: r.try_get(6).map_err(db)?,
         last_message_at: r.try_get(7).map_err(db)?,
         closed_at: r.try_get(8).map_err(db)?,
+        moderation: {
+            let m: String = r.try_get(9).map_err(db)?;
+            RoomPolicy::parse(&m).ok_or_else(|| bad("moderation policy", &m))?
+        },
     })
 }
 
@@ -58,5 +69,6 @@ pub(super) fn message_row(r: &PgRow) -> StoreResult<Message> {
         text: r.try_get(6).map_err(db)?,
         client_id: r.try_get(7).map_err(db)?,
         sent_at: r.try_get(8).map_err(db)?,
+        masked: r.try_get(10).map_err(db)?,
     })
 }

@@ -6,8 +6,8 @@ use sqlx::{PgPool, Row};
 use super::rows::*;
 use super::{db, PostgresStore};
 use crate::model::{
-    now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
-    RoomKind, User, UserId, UserRef,
+    now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Role, Room,
+    RoomId, RoomKind, User, UserId, UserRef,
 };
 use crate::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
@@ -76,6 +76,8 @@ impl Store for PostgresStore {
             username: u.username,
             display_name: u.display_name,
             guest: u.guest,
+            role: Role::User,
+            banned_until: None,
         })
     }
 
@@ -108,7 +110,7 @@ impl Store for PostgresStore {
         .await
         .map_err(db)?;
         match row {
-            Some(r) => Ok(Some((user_row(&r)?, r.try_get(4).map_err(db)?))),
+            Some(r) => Ok(Some((user_row(&r)?, r.try_get(6).map_err(db)?))),
             None => Ok(None),
         }
     }
@@ -129,8 +131,9 @@ impl Store for PostgresStore {
         let last_at = (count > 0).then_some(now);
         let mut tx = self.pool.begin().await.map_err(db)?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at, \
+                                moderation) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
         )
         .bind(&n.name)
         .bind(n.visibility.as_str())
@@ -139,6 +142,7 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(count)
         .bind(last_at)
+        .bind(n.moderation.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
@@ -178,6 +182,7 @@ impl Store for PostgresStore {
                 text: String::new(),
                 client_id: None,
                 sent_at: now,
+                masked: false,
             });
         }
         tx.commit().await.map_err(db)?;
@@ -191,6 +196,7 @@ impl Store for PostgresStore {
             created_at: now,
             last_message_at: last_at,
             closed_at: None,
+            moderation: n.moderation,
         };
         Ok((room, joins))
     }
@@ -237,7 +243,7 @@ impl Store for PostgresStore {
             .map(|r| {
                 Ok(RoomWithUnread {
                     room: room_row(r)?,
-                    unread: r.try_get::<Option<i64>, _>(10).map_err(db)?,
+                    unread: r.try_get::<Option<i64>, _>(11).map_err(db)?,
                 })
             })
             .collect::<StoreResult<_>>()?;
@@ -258,7 +264,7 @@ impl Store for PostgresStore {
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
         sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.guest FROM members m \
+            "SELECT u.id, u.username, u.display_name, u.guest, u.role, u.banned_until FROM members m \
              JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.join_seq",
         )
         .bind(room)

@@ -25,8 +25,8 @@ use super::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
 };
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Room, RoomId,
-    RoomKind, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Role, Room, RoomId,
+    RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
 
@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_room_closed.sql"),
     include_str!("migrations/0004_names.sql"),
     include_str!("migrations/0005_reports_by_reported.sql"),
+    include_str!("migrations/0006_moderation.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
@@ -237,12 +238,12 @@ fn backfill_skeletons(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-const USER_COLS: &str = "id, username, display_name, guest";
+const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
 const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
-     r.closed_at";
+     r.closed_at, r.moderation";
 const MESSAGE_COLS: &str =
-    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest";
+    "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest, masked";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -250,6 +251,11 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
         username: r.get(1)?,
         display_name: r.get(2)?,
         guest: r.get(3)?,
+        role: {
+            let role: String = r.get(4)?;
+            Role::parse(&role).ok_or_else(|| bad_enum(4, &role))?
+        },
+        banned_until: r.get(5)?,
     })
 }
 
@@ -274,6 +280,10 @@ fn room_row(r: &Row<'_>) -> rusqlite::Result<Room> {
         created_at: r.get(6)?,
         last_message_at: r.get(7)?,
         closed_at: r.get(8)?,
+        moderation: {
+            let m: String = r.get(9)?;
+            RoomPolicy::parse(&m).ok_or_else(|| bad_enum(9, &m))?
+        },
     })
 }
 
@@ -292,6 +302,7 @@ pub(crate) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         text: r.get(6)?,
         client_id: r.get(7)?,
         sent_at: r.get(8)?,
+        masked: r.get(10)?,
     })
 }
 
@@ -349,6 +360,8 @@ impl Store for SqliteStore {
                 username: u.username,
                 display_name: u.display_name,
                 guest: u.guest,
+                role: Role::User,
+                banned_until: None,
             }))
         })
         .await?
@@ -379,7 +392,7 @@ impl Store for SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1 AND password_hash IS NOT NULL"
             ))?
-            .query_row([username], |r| Ok((user_row(r)?, r.get(4)?)))
+            .query_row([username], |r| Ok((user_row(r)?, r.get(6)?)))
             .optional()
         })
         .await
@@ -427,7 +440,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(params![user, limit as i64 + 1, before_at, before_id], |r| {
-                    Ok((room_row(r)?, r.get::<_, Option<i64>>(9)?))
+                    Ok((room_row(r)?, r.get::<_, Option<i64>>(10)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let more = rows.len() > limit;
@@ -458,7 +471,7 @@ impl Store for SqliteStore {
     async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT u.id, u.username, u.display_name, u.guest FROM members m \
+                "SELECT u.id, u.username, u.display_name, u.guest, u.role, u.banned_until FROM members m \
                  JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 ORDER BY m.join_seq",
             )?
             .query_map([room], user_row)?

@@ -105,9 +105,17 @@ impl Writer {
         let now = now_ms();
         let tx = self.conn.transaction()?;
         tx.prepare_cached(
-            "INSERT INTO rooms (name, visibility, kind, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, moderation) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![n.name, n.visibility.as_str(), n.kind.as_str(), n.created_by, now])?;
+        .execute(params![
+            n.name,
+            n.visibility.as_str(),
+            n.kind.as_str(),
+            n.created_by,
+            now,
+            n.moderation.as_str()
+        ])?;
         let id = tx.last_insert_rowid();
         let mut joins = Vec::with_capacity(members.len());
         for (i, user) in members.into_iter().enumerate() {
@@ -131,6 +139,7 @@ impl Writer {
                 text: String::new(),
                 client_id: None,
                 sent_at: now,
+                masked: false,
             });
         }
         let n_members = joins.len() as i64;
@@ -154,6 +163,7 @@ impl Writer {
             created_at: now,
             last_message_at: last_at,
             closed_at: None,
+            moderation: n.moderation,
         };
         Ok((room, joins))
     }
@@ -252,6 +262,11 @@ impl Writer {
             let seq = last + 1;
             let mut member_change = 0;
             match m.kind {
+                // A tombstone is made by deleting a stored message, never appended.
+                MessageKind::Deleted => {
+                    out.push(Err(AppendRejected::Unstorable));
+                    continue;
+                }
                 MessageKind::Text | MessageKind::System => {
                     let key = (m.room_id, m.sender.id);
                     // The cache holds committed memberships of open rooms; a join or
@@ -331,8 +346,8 @@ impl Writer {
             }
             tx.prepare_cached(
                 "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       sender_guest) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                       sender_guest, masked) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 m.room_id,
@@ -343,10 +358,26 @@ impl Writer {
                 m.text,
                 m.client_id,
                 m.sent_at,
-                m.sender.guest
+                m.sender.guest,
+                m.moderation.masked
             ])
             .map_err(at)?;
             let id = tx.last_insert_rowid();
+            if let Some(flag) = &m.moderation.flag {
+                tx.prepare_cached(
+                    "INSERT INTO moderation_queue (kind, room_id, message_id, subject_id, reason, score, created_at) \
+                     VALUES ('flag', ?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    m.room_id,
+                    id,
+                    m.sender.id,
+                    flag.categories.join(","),
+                    f64::from(flag.score_milli) / 1000.0,
+                    m.sent_at
+                ])
+                .map_err(at)?;
+            }
             let d = deltas.entry(m.room_id).or_insert(RoomDelta {
                 last_seq: seq,
                 last_at: m.sent_at,
@@ -364,6 +395,7 @@ impl Writer {
                 text: m.text.clone(),
                 client_id: m.client_id.clone(),
                 sent_at: m.sent_at,
+                masked: m.moderation.masked,
             })));
         }
         for (room, d) in &deltas {
@@ -436,6 +468,7 @@ mod tests {
             visibility: Visibility::Public,
             kind: RoomKind::Random,
             created_by: 1,
+            moderation: crate::model::RoomPolicy::Standard,
         };
         w.create_room(new, vec![user()]).unwrap().0.id
     }
@@ -448,6 +481,7 @@ mod tests {
             text: t.into(),
             client_id: None,
             sent_at: 1,
+            moderation: Default::default(),
         }
     }
 
