@@ -2,11 +2,19 @@
 // and turns `{"error":{"code","message"}}` replies into ApiError.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  /** `detail`: the whole `error` object (e.g. `categories`, `until`, `reason`). */
+  constructor(status, code, message, detail = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    this.detail = detail;
   }
+}
+
+/** Called with the ApiError when the server says the caller is banned. */
+let onBanned = null;
+export function setBannedHandler(fn) {
+  onBanned = fn;
 }
 
 let token = localStorage.getItem("qt.token");
@@ -46,7 +54,9 @@ export async function api(method, path, body) {
   }
   if (!res.ok) {
     const err = data && data.error;
-    throw new ApiError(res.status, err ? err.code : "http_" + res.status, err ? err.message : res.statusText);
+    const e = new ApiError(res.status, err ? err.code : "http_" + res.status, err ? err.message : res.statusText, err || {});
+    if (e.code === "banned" && onBanned) onBanned(e);
+    throw e;
   }
   return data;
 }
@@ -62,7 +72,8 @@ export const Api = {
   // the server filters them out before its page limit.
   rooms: () => api("GET", "/rooms?kind=group,direct"),
   room: (id) => api("GET", `/rooms/${id}`),
-  createRoom: (name, visibility) => api("POST", "/rooms", { name, visibility }),
+  createRoom: (name, visibility, moderation) => api("POST", "/rooms", { name, visibility, moderation }),
+  setRoomPolicy: (id, moderation) => api("PATCH", `/rooms/${id}`, { moderation }),
   join: (id) => api("POST", `/rooms/${id}/join`),
   leave: (id) => api("POST", `/rooms/${id}/leave`),
   members: (id) => api("GET", `/rooms/${id}/members`),
@@ -75,4 +86,17 @@ export const Api = {
   read: (id, seq) => api("POST", `/rooms/${id}/read`, { seq }),
   matchState: () => api("GET", "/match"),
   report: (room_id, reason) => api("POST", "/match/report", { room_id, reason }),
+  reportMessage: (id, reason) => api("POST", `/messages/${id}/report`, { reason }),
+  // Moderators and admins only (contract §5).
+  queue: (params) => api("GET", `/admin/queue?${new URLSearchParams(params)}`),
+  resolve: (id, resolution) => api("POST", `/admin/queue/${id}/resolve`, resolution ? { resolution } : {}),
+  ban: (userId, reason, until) => api("POST", `/admin/users/${userId}/ban`, until ? { reason, until } : { reason }),
+  unban: (userId) => api("DELETE", `/admin/users/${userId}/ban`),
+  bans: () => api("GET", "/admin/bans"),
+  deleteMessage: (id) => api("DELETE", `/admin/messages/${id}`),
 };
+
+/** Whether a user JSON may use the moderator tools. */
+export function moderates(user) {
+  return !!user && (user.role === "moderator" || user.role === "admin");
+}

@@ -1,14 +1,17 @@
 // QuickTalk web app: entry (guest / log in / sign up), the shell (header with
 // connection status and language, rooms sidebar), routing by location hash
-// (#/, #/rooms/ID, #/random), and random chat. Rooms' conversations live in
-// chat.js, the socket in live.js, REST in api.js, strings in i18n.js.
+// (#/, #/rooms/ID, #/random, #/moderation), random chat, and the screens a
+// moderation decision leads to (a ban; a matching cool-down). Rooms'
+// conversations live in chat.js, the moderator page in moderation.js, the socket
+// in live.js, REST in api.js, strings in i18n.js.
 
-import { Api, ApiError, getToken, setToken } from "./api.js";
-import { ChatView, formatTime } from "./chat.js";
+import { Api, ApiError, getToken, setToken, setBannedHandler, moderates } from "./api.js";
+import { ChatView, formatTime, policySelect } from "./chat.js";
 import { h, clear } from "./dom.js";
-import { t, errorText, setLanguage, initialLanguage, language, LANGUAGES } from "./i18n.js";
+import { t, errorText, setLanguage, initialLanguage, language, locale, LANGUAGES } from "./i18n.js";
 import { guestTag } from "./profile.js";
 import { Live } from "./live.js";
+import { renderModeration } from "./moderation.js";
 
 const root = document.getElementById("app");
 
@@ -20,6 +23,9 @@ const app = {
   chat: null, // the mounted ChatView
   route: { name: "none" },
   match: { state: "idle", roomId: null, partner: null, reason: null, reported: false },
+  // Until when matching is refused (a `cooldown` error), ms since the epoch.
+  cooldownUntil: 0,
+  banned: null, // the `banned` error once the server said so
   matchPrefs: { interests: "", lang: "" },
   roomsTimer: null,
 };
@@ -27,6 +33,7 @@ const app = {
 // ---------- boot ----------
 
 setLanguage(initialLanguage());
+setBannedHandler((e) => showBanned(e));
 window.addEventListener("hashchange", () => route());
 document.addEventListener("visibilitychange", () => app.chat?.maybeRead());
 window.addEventListener("focus", () => app.me && refreshRooms());
@@ -37,6 +44,7 @@ async function boot() {
   try {
     app.me = await Api.me();
   } catch (e) {
+    if (e instanceof ApiError && e.code === "banned") return;
     if (e instanceof ApiError && e.status === 401) {
       setToken(null);
       return renderEntry();
@@ -58,6 +66,9 @@ function start() {
     onSendFailed,
     onReceipt: () => {},
     onAuthFailed: () => logout(),
+    // CONNECT refused or the socket closed because of a ban: ask REST why
+    // (the reply's `banned` error shows the ban screen).
+    onBanned: () => Api.me().catch(() => {}),
   });
   app.route = { name: "none" };
   renderShell();
@@ -68,6 +79,7 @@ function start() {
 }
 
 function logout() {
+  app.banned = null;
   app.live?.stop();
   app.live = null;
   clearInterval(app.roomsTimer);
@@ -241,6 +253,9 @@ function renderShell() {
         ),
         els.createSlot,
         els.roomList,
+        moderates(me)
+          ? h("a.mod-entry", { href: "#/moderation", "data-testid": "nav-moderation" }, h("span", { "aria-hidden": "true" }, "🛡 "), t("moderation"))
+          : null,
       ),
       els.main,
       els.toasts,
@@ -329,6 +344,8 @@ function renderRooms() {
 function showCreate() {
   if (els.createSlot.firstChild) return clear(els.createSlot);
   const name = h("input", { id: "room-name", required: true, maxlength: "64", "data-testid": "room-name" });
+  const policy = policySelect("room-moderation", "standard");
+  policy.addEventListener("change", () => (form.querySelector("[data-testid=policy-hint]").textContent = t(`policy_hint_${policy.value}`)));
   const vis = (v) =>
     h("label.radio", h("input", { type: "radio", name: "visibility", value: v, checked: v === "public", "data-testid": `vis-${v}` }), t(v));
   const form = h(
@@ -338,18 +355,21 @@ function showCreate() {
         e.preventDefault();
         const visibility = form.querySelector("input[name=visibility]:checked").value;
         try {
-          const room = await Api.createRoom(name.value.trim(), visibility);
+          const room = await Api.createRoom(name.value.trim(), visibility, policy.value);
           clear(els.createSlot);
           roomChanged({ ...room, member: true, unread: 0 });
           location.hash = `#/rooms/${room.id}`;
         } catch (err) {
-          toast(t("error_generic", { message: err.message }));
+          toast(t("error_generic", { message: errorText(err) }));
         }
       },
     },
     h("label", { for: "room-name" }, t("room_name")),
     name,
     h("fieldset", h("legend", t("visibility")), vis("public"), vis("private")),
+    h("label", { for: "room-moderation" }, t("moderation_policy")),
+    policy,
+    h("p.hint", { "data-testid": "policy-hint" }, t("policy_hint_standard")),
     h(
       "div.row",
       h("button.primary", { type: "submit", "data-testid": "create-submit" }, t("create")),
@@ -407,12 +427,52 @@ function onRoomEvent(roomId, ev) {
 }
 
 function onAppError(err) {
+  if (err.code === "cooldown") {
+    app.cooldownUntil = Date.now() + (err.retry_after_ms || 0);
+    // "Find someone new" after an ended chat was refused: back to the start card.
+    if (app.match.state === "ended") Object.assign(app.match, { state: "idle", roomId: null, partner: null });
+    if (app.route.name === "random") renderRandom();
+    return;
+  }
   toast(err.code === "rate_limited" ? t("rate_limited") : t("error_generic", { message: errorText(err) }));
+}
+
+/** The server says this user is banned: everything stops, and the screen says
+ *  until when and why, in the user's language. */
+function showBanned(err, again = false) {
+  if (app.banned && !again) return;
+  app.banned = err;
+  app.live?.stop();
+  app.live = null;
+  clearInterval(app.roomsTimer);
+  app.chat?.destroy();
+  app.chat = null;
+  const d = err.detail || {};
+  const until = d.until ? new Date(d.until) : null;
+  clear(
+    root,
+    h(
+      "main.entry",
+      { "data-testid": "banned" },
+      h(
+        "div.entry-card",
+        h("div.entry-top", h("h1.brand", logo(), t("app_name")), languageSelect(() => showBanned(err, true))),
+        h("h2", t("banned_title")),
+        h("p", { "data-testid": "banned-until" }, until ? t("banned_until", { when: until.toLocaleString(locale()) }) : t("banned_forever")),
+        d.reason ? h("p", { "data-testid": "banned-reason" }, t("banned_reason", { reason: d.reason })) : null,
+        h(
+          "div.row",
+          h("button.primary", { type: "button", "data-testid": "banned-retry", onclick: () => ((app.banned = null), boot()) }, t("banned_retry")),
+          h("button.ghost", { type: "button", "data-testid": "banned-logout", onclick: () => logout() }, t("logout")),
+        ),
+      ),
+    ),
+  );
 }
 
 /** A SEND of ours was rejected (or, `retryable`, could not be confirmed). */
 function onSendFailed(clientId, err, retryable) {
-  app.chat?.failed(clientId, errorText(err), retryable);
+  app.chat?.failed(clientId, err, retryable);
 }
 
 function onUserEvent(ev) {
@@ -448,7 +508,13 @@ function route(next) {
   let r = next;
   if (!r) {
     const m = hash.match(/^#\/rooms\/(\d+)$/);
-    r = m ? { name: "room", id: Number(m[1]) } : hash === "#/random" ? { name: "random" } : { name: "home" };
+    r = m
+      ? { name: "room", id: Number(m[1]) }
+      : hash === "#/random"
+        ? { name: "random" }
+        : hash === "#/moderation"
+          ? { name: "moderation" }
+          : { name: "home" };
   }
   if (app.route.name === r.name && app.route.id === r.id && r.name !== "random") return;
   app.route = r;
@@ -463,6 +529,7 @@ function route(next) {
   renderRooms();
   if (r.name === "room") openRoom(r.id);
   else if (r.name === "random") renderRandom();
+  else if (r.name === "moderation") renderModeration(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash) });
   else clear(els.main, h("div.placeholder", h("p", t("pick_room"))));
 }
 
@@ -530,6 +597,10 @@ function renderRandom() {
     h("option", { value: "", selected: app.matchPrefs.lang === "" }, t("any_language")),
     LANGUAGES.map((l) => h("option", { value: l, selected: app.matchPrefs.lang === l }, t(`lang_${l}`))),
   );
+  const coolLeft = app.cooldownUntil - Date.now();
+  const cooling = coolLeft > 0 && !waiting;
+  clearTimeout(app.cooldownTimer);
+  if (cooling) app.cooldownTimer = setTimeout(() => app.route.name === "random" && app.match.state !== "matched" && renderRandom(), coolLeft + 50);
   const connect = () => {
     app.matchPrefs = { interests: interests.value, lang: langSel.value };
     if (!app.live.match("connect", prefsBody())) toast(t("error_network"));
@@ -547,6 +618,13 @@ function renderRandom() {
         interests,
         h("label", { for: "match-lang" }, t("chat_language")),
         langSel,
+        cooling
+          ? h(
+              "p.match-notice.cooldown",
+              { role: "status", "data-testid": "cooldown" },
+              t("cooldown", { when: new Date(app.cooldownUntil).toLocaleTimeString(locale(), { hour: "numeric", minute: "2-digit" }) }),
+            )
+          : null,
         waiting
           ? h(
               "div.looking",
@@ -555,7 +633,7 @@ function renderRandom() {
               h("div", h("strong", t("looking")), h("p.hint", t("looking_hint"))),
               h("button.ghost", { type: "button", "data-testid": "match-stop", onclick: () => app.live.match("disconnect") }, t("stop")),
             )
-          : h("button.primary.wide", { type: "button", "data-testid": "match-connect", onclick: connect }, t("connect")),
+          : h("button.primary.wide", { type: "button", "data-testid": "match-connect", disabled: cooling || undefined, onclick: connect }, t("connect")),
       ),
     ),
   );

@@ -2,11 +2,16 @@
 // seq, so replay and live never double), join/leave notices, typing, the read
 // cursor, the members panel and the composer. Used for rooms and random chats.
 // Guests carry a badge next to their name; a click on a name opens its profile card.
+// Moderation (issue 11): masked text carries a marker, a deleted message shows as
+// a tombstone (live, on `message.deleted`, and in history), anyone may report a
+// message of someone else, moderators may delete one, and a blocked SEND is
+// explained on its pending bubble in the user's language.
 
-import { Api } from "./api.js";
+import { Api, moderates } from "./api.js";
 import { h, clear, uid } from "./dom.js";
-import { t, locale } from "./i18n.js";
+import { t, locale, errorText } from "./i18n.js";
 import { guestTag, showProfile, closeProfile } from "./profile.js";
+import { showReport, closeReport } from "./report.js";
 
 const PAGE = 50;
 const MAX_TEXT = 4000;
@@ -69,6 +74,7 @@ export class ChatView {
       t("members"),
     );
     actions.append(this.membersBtn);
+    if (r.kind === "group" && r.moderation) actions.prepend(this.policyControl());
     if (r.member && r.kind === "group") {
       actions.append(h("button.ghost", { type: "button", "data-testid": "leave", onclick: () => this.leave() }, t("leave")));
     }
@@ -78,6 +84,30 @@ export class ChatView {
       h("div.titles", h("h2", { "data-testid": "room-title" }, r.name), this.subtitle),
       actions,
     );
+  }
+
+  /** The room's moderation policy: a select for its creator and moderators, else a label. */
+  policyControl() {
+    const r = this.room;
+    const me = this.app.me;
+    if (r.created_by !== me.id && !moderates(me)) {
+      return h("span.badge.policy", { "data-testid": "room-policy-label", title: t("moderation_policy") }, t(`policy_short_${r.moderation}`));
+    }
+    const sel = policySelect("room-policy", r.moderation);
+    sel.setAttribute("aria-label", t("moderation_policy"));
+    sel.addEventListener("change", async () => {
+      const want = sel.value;
+      try {
+        const room = await Api.setRoomPolicy(r.id, want);
+        this.room = { ...this.room, moderation: room.moderation };
+        this.app.roomChanged({ id: r.id, moderation: room.moderation });
+        this.app.toast(t("policy_changed", { policy: t(`policy_${room.moderation}`) }));
+      } catch (e) {
+        sel.value = this.room.moderation;
+        this.app.toast(t("error_generic", { message: errorText(e) }));
+      }
+    });
+    return h("label.policy-control", h("span.sr", t("moderation_policy")), sel);
   }
 
   buildComposer() {
@@ -200,14 +230,78 @@ export class ChatView {
       const text = m.kind === "system" ? m.text : t(m.kind === "join" ? "joined" : "left", { name: m.sender.name });
       return h("li.notice", { dataset: { seq: m.seq, kind: m.kind } }, text);
     }
+    if (m.kind === "deleted") {
+      return h("li.notice.deleted", { dataset: { seq: m.seq, kind: m.kind, id: m.id }, "data-testid": "deleted" }, t("message_deleted"));
+    }
     const sameAuthor = prev && prev.kind === "text" && prev.sender.id === m.sender.id;
     const when = new Date(m.sent_at);
+    const masked = m.masked
+      ? h("span.masked-note", { "data-testid": "masked", title: t("masked_hint") }, t("masked"))
+      : null;
     return h(
-      "li.msg" + (mine ? ".mine" : ".theirs"),
-      { dataset: { seq: m.seq, kind: m.kind } },
+      "li.msg" + (mine ? ".mine" : ".theirs") + (m.masked ? ".masked" : ""),
+      { dataset: { seq: m.seq, kind: m.kind, id: m.id } },
       !mine && !sameAuthor ? this.author(m.sender) : null,
-      h("div.bubble", h("p.text", m.text), h("time", { datetime: m.sent_at, title: when.toLocaleString(locale()) }, formatTime(when))),
+      h(
+        "div.bubble",
+        h("p.text", m.text),
+        h("div.meta", masked, h("time", { datetime: m.sent_at, title: when.toLocaleString(locale()) }, formatTime(when))),
+      ),
+      this.messageTools(m, mine),
     );
+  }
+
+  /** Report (others' messages) and, for moderators, delete. */
+  messageTools(m, mine) {
+    const mod = moderates(this.app.me);
+    if (mine && !mod) return null;
+    const tools = h("div.msg-tools");
+    if (!mine) {
+      const report = h(
+        "button.msg-tool",
+        {
+          type: "button",
+          "data-testid": "report-message",
+          "aria-label": t("report_message"),
+          title: t("report_message"),
+          onclick: () => showReport(m, report, this.app.toast),
+        },
+        "⚑",
+      );
+      tools.append(report);
+    }
+    if (mod) {
+      tools.append(
+        h(
+          "button.msg-tool",
+          {
+            type: "button",
+            "data-testid": "delete-message",
+            "aria-label": t("delete_message"),
+            title: t("delete_message"),
+            onclick: async () => {
+              if (!confirm(t("delete_message_confirm"))) return;
+              try {
+                await Api.deleteMessage(m.id);
+                this.tombstone(m.seq);
+              } catch (e) {
+                this.app.toast(t("error_generic", { message: errorText(e) }));
+              }
+            },
+          },
+          "🗑",
+        ),
+      );
+    }
+    return tools;
+  }
+
+  /** The message at `seq` became a tombstone (deleted by a moderator). */
+  tombstone(seq) {
+    const m = this.bySeq.get(seq);
+    if (!m || m.kind === "deleted") return;
+    this.bySeq.set(seq, { ...m, kind: "deleted", text: "", masked: false });
+    if (this.loaded) this.renderAll();
   }
 
   /** A sender's name (with the guest badge); a click opens the profile card. */
@@ -248,6 +342,8 @@ export class ChatView {
       if (wasBottom || mine) this.scrollToBottom();
       else this.newBtn.hidden = false;
       if (ev.kind === "join" || ev.kind === "leave") this.refreshMembers();
+    } else if (ev.type === "message.deleted") {
+      this.tombstone(ev.seq);
     } else if (ev.type === "typing") {
       if (ev.user.id === this.app.me.id) return;
       this.typing.set(ev.user.id, { name: ev.user.name, until: Date.now() + TYPING_SHOWN_MS });
@@ -333,13 +429,36 @@ export class ChatView {
   /** The server rejected a SEND (its `receipt_id` names the client_id), or its
    *  outcome stayed unknown after the automatic re-sends (`retryable`): then a
    *  retry button sends it again with the same client_id. */
-  failed(clientId, message, retryable) {
+  failed(clientId, err, retryable) {
     const li = this.list.querySelector(`li.pending[data-client-id="${CSS.escape(clientId)}"]`);
     if (!li) return;
     li.classList.add("failed");
+    li.dataset.code = err.code || "";
     const time = li.querySelector("time");
-    time.textContent = t("failed", { reason: message });
+    time.textContent = t("failed", { reason: errorText(err) });
     li.querySelector("button.retry")?.remove();
+    if (err.code === "moderated") {
+      // Blocked by moderation: say why, and let the sender rewrite it.
+      li.querySelector("div.bubble").append(
+        h("p.blocked-note", { "data-testid": "blocked-note" }, t("blocked_explained")),
+        h(
+          "button.retry.ghost",
+          {
+            type: "button",
+            "data-testid": "edit-blocked",
+            onclick: () => {
+              if (!this.input) return;
+              this.input.value = li.querySelector("p.text").textContent;
+              li.remove();
+              this.onInput();
+              this.input.focus();
+            },
+          },
+          t("edit_message"),
+        ),
+      );
+      return;
+    }
     if (!retryable) return;
     const text = li.querySelector("p.text").textContent;
     const roomId = this.room.id;
@@ -425,9 +544,19 @@ export class ChatView {
 
   destroy() {
     closeProfile();
+    closeReport();
     clearTimeout(this.readTimer);
     clearTimeout(this.typingTimer);
   }
+}
+
+/** A group room's moderation policy: off / standard / strict (contract §5). */
+export function policySelect(id, value) {
+  return h(
+    "select",
+    { id, "data-testid": id },
+    ["standard", "strict", "off"].map((p) => h("option", { value: p, selected: p === value }, t(`policy_${p}`))),
+  );
 }
 
 export function formatTime(d) {

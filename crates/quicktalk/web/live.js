@@ -22,7 +22,8 @@ export class Live {
   /**
    * @param {string} token bearer token
    * @param {object} handlers {onStatus(status), onRoomEvent(roomId, body), onUserEvent(body),
-   *   onError(body), onReceipt(clientId), onSendFailed(clientId, body, retryable), onAuthFailed()}
+   *   onError(body), onReceipt(clientId), onSendFailed(clientId, body, retryable), onAuthFailed(),
+   *   onBanned()}
    */
   constructor(token, handlers) {
     this.h = handlers;
@@ -44,9 +45,14 @@ export class Live {
     this.client.onConnect = () => this.connected();
     this.client.onWebSocketClose = () => this.setStatus(this.everConnected ? "reconnecting" : "connecting");
     this.client.onStompError = (frame) => {
-      if ((frame.headers.message || "").includes("unauthorized")) {
+      const why = frame.headers.message || "";
+      if (why.includes("unauthorized")) {
         this.stop();
         this.h.onAuthFailed();
+      } else if (why.includes("banned")) {
+        // Banned (contract §5): reconnecting would only be refused again.
+        this.stop();
+        this.h.onBanned?.();
       }
     };
     this.client.activate();
