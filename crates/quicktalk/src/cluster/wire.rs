@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, AppResult};
 use crate::model::{
-    AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId, UserRef,
+    AppendRejected, Appended, Message, MessageId, MessageKind, NewMessage, RoomId, UserId, UserRef,
 };
 
 /// A message accepted by `node`, waiting to be sequenced.
@@ -32,6 +32,18 @@ pub enum Event {
     User {
         user_id: UserId,
         body: String,
+    },
+    /// A user's role or ban changed: every node forgets its cached copy; when
+    /// `banned`, their connections close.
+    UserChanged {
+        user_id: UserId,
+        banned: bool,
+    },
+    /// A stored message became a tombstone.
+    MessageDeleted {
+        room_id: RoomId,
+        id: MessageId,
+        seq: i64,
     },
     /// The users of `room_id` connected to `node` (replaces what it said before).
     Presence {

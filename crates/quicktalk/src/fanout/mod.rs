@@ -19,6 +19,11 @@
 //! - A room's first subscription on this node is reported to the room watcher
 //!   ([`Hub::set_room_watcher`], multi-node mode: the events receiver starts
 //!   checking that room for lost events) before it is registered.
+//! - Every connected (authenticated) connection is registered by user
+//!   ([`Hub::register_connection`]), so a ban closes all of a user's sockets on
+//!   this node ([`BusEvent::UserChanged`] with `banned`); the user watcher
+//!   ([`Hub::set_user_watcher`]) hears of every user change first (the
+//!   authentication cache forgets the user).
 
 mod outlet;
 mod presence;
@@ -179,10 +184,19 @@ struct RoomState {
 /// Called on the subscriber's task: must not block.
 pub type RoomWatcher = Box<dyn Fn(RoomId) + Send + Sync>;
 
+/// Told of a user whose role or ban changed (on any node). Must not block.
+pub type UserWatcher = Box<dyn Fn(UserId) + Send + Sync>;
+
+/// The ERROR `message` a banned user's connections close with (contract §5).
+pub const BANNED: &str = "banned";
+
 pub struct Hub {
     rooms: RwLock<HashMap<RoomId, Arc<RwLock<RoomState>>>>,
     watcher: RwLock<Option<RoomWatcher>>,
     users: RwLock<HashMap<UserId, Vec<Arc<UserSubscription>>>>,
+    /// Connected (authenticated) connections by user, so a ban can close them.
+    connections: Mutex<HashMap<UserId, Vec<Arc<Outlet>>>>,
+    user_watcher: RwLock<Option<UserWatcher>>,
     presence_dirty: Mutex<HashSet<RoomId>>,
     /// Other nodes' online users (multi-node mode); see `presence`.
     remote: Mutex<presence::Remote>,
@@ -196,6 +210,8 @@ impl Hub {
             rooms: RwLock::default(),
             watcher: RwLock::default(),
             users: RwLock::default(),
+            connections: Mutex::default(),
+            user_watcher: RwLock::default(),
             presence_dirty: Mutex::default(),
             remote: Mutex::default(),
             next_event: AtomicU64::new(1),
@@ -221,6 +237,42 @@ impl Hub {
     /// Sets who hears of a room's first subscription on this node.
     pub fn set_room_watcher(&self, watcher: RoomWatcher) {
         *self.watcher.write() = Some(watcher);
+    }
+
+    /// Sets who hears of user changes (role, ban) from any node.
+    pub fn set_user_watcher(&self, watcher: UserWatcher) {
+        *self.user_watcher.write() = Some(watcher);
+    }
+
+    /// Records a connection of `user` (once it is authenticated).
+    pub fn register_connection(&self, user: UserId, outlet: Arc<Outlet>) {
+        self.connections
+            .lock()
+            .entry(user)
+            .or_default()
+            .push(outlet);
+    }
+
+    /// Forgets a connection of `user` (it is closing).
+    pub fn unregister_connection(&self, user: UserId, outlet: &Arc<Outlet>) {
+        let mut conns = self.connections.lock();
+        if let Some(list) = conns.get_mut(&user) {
+            list.retain(|o| !Arc::ptr_eq(o, outlet));
+            if list.is_empty() {
+                conns.remove(&user);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` on this node with an ERROR saying
+    /// `reason`; returns how many.
+    pub fn kill_user(&self, user: UserId, reason: &str) -> usize {
+        let outlets = self.connections.lock().get(&user).cloned();
+        let outlets = outlets.unwrap_or_default();
+        for o in &outlets {
+            o.kill(reason);
+        }
+        outlets.len()
     }
 
     /// Whether anyone on this node is subscribed to `room`.
@@ -476,6 +528,26 @@ impl BusSink for Hub {
                     Bytes::from(body.to_string()),
                 );
                 self.fan_out_room(room_id, ev, Some(user.id));
+            }
+            BusEvent::UserChanged { user_id, banned } => {
+                if let Some(w) = &*self.user_watcher.read() {
+                    w(user_id);
+                }
+                if banned {
+                    self.kill_user(user_id, BANNED);
+                }
+            }
+            BusEvent::MessageDeleted { room_id, id, seq } => {
+                let body =
+                    json!({"type": "message.deleted", "room_id": room_id, "id": id, "seq": seq});
+                // Not a stored message's event: no `seq` of its own, so per-subscription
+                // de-duplication by `seq` lets it through.
+                let ev = self.event(
+                    room_destination(room_id).into(),
+                    None,
+                    Bytes::from(body.to_string()),
+                );
+                self.fan_out_room(room_id, ev, None);
             }
             BusEvent::User { user_id, body } => {
                 let subs = self.users.read().get(&user_id).cloned();
