@@ -165,6 +165,36 @@ impl From<WireMessage> for Message {
 mod tests {
     use super::*;
 
+    /// The moderation events cross nodes intact.
+    #[test]
+    fn user_changes_and_deletions_travel() {
+        let evs = [
+            Event::UserChanged {
+                user_id: 7,
+                banned: true,
+            },
+            Event::MessageDeleted {
+                room_id: 3,
+                id: 40,
+                seq: 12,
+            },
+        ];
+        for ev in evs {
+            let json = serde_json::to_vec(&ev).unwrap();
+            let back: Event = serde_json::from_slice(&json).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{ev:?}"));
+        }
+        let old: Event =
+            serde_json::from_str(r#"{"t":"user_changed","user_id":7,"banned":false}"#).unwrap();
+        assert!(matches!(
+            old,
+            Event::UserChanged {
+                user_id: 7,
+                banned: false
+            }
+        ));
+    }
+
     #[test]
     fn an_unstorable_record_travels_as_its_own_rejection() {
         let o: Outcome = Err(AppendRejected::Unstorable).into();

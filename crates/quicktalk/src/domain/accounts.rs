@@ -369,6 +369,38 @@ mod tests {
 
     use super::*;
 
+    fn someone(id: UserId) -> User {
+        User {
+            id,
+            username: None,
+            display_name: format!("u{id}"),
+            guest: true,
+            role: crate::model::Role::User,
+            banned_until: None,
+        }
+    }
+
+    /// A user read from the store before a forget (a ban racing the read) is
+    /// not cached after it: the next check reads the store again.
+    #[test]
+    fn a_forget_keeps_a_read_from_before_it_out_of_the_cache() {
+        let cache = UserCache::default();
+        let began = cache.begin();
+        cache.forget(1);
+        cache.put(someone(1), began);
+        assert!(cache.get(1).is_none(), "a stale copy was cached");
+        let began = cache.begin();
+        cache.put(someone(1), began);
+        assert_eq!(cache.get(1), Some(someone(1)));
+        cache.forget(1);
+        assert!(cache.get(1).is_none());
+        // Forgetting another user also blocks (harmlessly) a read in flight.
+        let began = cache.begin();
+        cache.forget(2);
+        cache.put(someone(1), began);
+        assert!(cache.get(1).is_none());
+    }
+
     /// A login flood cannot queue without bound: with every hashing thread busy
     /// and the waiting room full, the next caller is told `unavailable` (HTTP 503)
     /// at once; those admitted still finish.

@@ -613,6 +613,91 @@ mod tests {
         assert_eq!(hub.online(1).len(), 1, "the leave went through afterwards");
     }
 
+    /// A ban (from any node) closes every connection of that user on this node
+    /// with ERROR `banned`, after the user watcher heard of it; others stay.
+    #[test]
+    fn a_ban_kills_every_connection_of_the_user_and_only_theirs() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        hub.set_user_watcher(Box::new(move |u| h.lock().push(u)));
+        let (o1, o2, o3) = (
+            Outlet::new(1, 10, metrics.clone()),
+            Outlet::new(2, 10, metrics.clone()),
+            Outlet::new(3, 10, metrics.clone()),
+        );
+        let gone = Outlet::new(4, 10, metrics);
+        hub.register_connection(1, o1.clone());
+        hub.register_connection(1, o2.clone());
+        hub.register_connection(2, o3.clone());
+        hub.register_connection(1, gone.clone());
+        hub.unregister_connection(1, &gone);
+        hub.deliver(BusEvent::UserChanged {
+            user_id: 2,
+            banned: false,
+        });
+        assert!(!o3.is_closing(), "a role change closes nothing");
+        hub.deliver(BusEvent::UserChanged {
+            user_id: 1,
+            banned: true,
+        });
+        assert_eq!(*heard.lock(), vec![2, 1]);
+        for o in [&o1, &o2] {
+            assert!(o.is_closing());
+            assert_eq!(o.take_reason().as_deref(), Some(BANNED));
+        }
+        assert!(!o3.is_closing());
+        assert!(
+            !gone.is_closing(),
+            "an unregistered connection is not touched"
+        );
+        hub.unregister_connection(1, &o1);
+        hub.unregister_connection(1, &o2);
+        assert_eq!(hub.kill_user(1, BANNED), 0);
+    }
+
+    /// A deletion reaches the room's live subscribers even though its `seq` is
+    /// one they already had.
+    #[test]
+    fn a_deletion_reaches_subscribers_past_the_seq_filter() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let outlet = Outlet::new(1, 100, metrics);
+        let _s = hub.subscribe_room(5, user(1), "s".into(), outlet.clone(), false);
+        let msg = crate::model::Message {
+            id: 10,
+            room_id: 5,
+            seq: 3,
+            kind: MessageKind::Text,
+            sender: user(2),
+            text: "bad".into(),
+            client_id: None,
+            sent_at: 0,
+            masked: false,
+        };
+        hub.deliver(BusEvent::Message(Arc::new(msg)));
+        hub.deliver(BusEvent::MessageDeleted {
+            room_id: 5,
+            id: 10,
+            seq: 3,
+        });
+        let mut out = Vec::new();
+        outlet.take(&mut out, 10);
+        let bodies: Vec<serde_json::Value> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outbound::Event { event, .. } => serde_json::from_slice(&event.body).ok(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert_eq!(
+            bodies[1],
+            json!({"type": "message.deleted", "room_id": 5, "id": 10, "seq": 3})
+        );
+    }
+
     #[test]
     fn a_closed_subscription_gets_nothing_more_and_empty_rooms_go() {
         let metrics = Arc::new(Metrics::new());
