@@ -283,6 +283,22 @@ async fn a_match_report_is_queued_with_context_and_resolved_once() {
             .len(),
         1
     );
+    // The subject shows their ban while it lasts (null: until lifted).
+    let until = now_ms() + 60_000;
+    let (s, _) = ban(
+        &app,
+        &moderator,
+        b.id,
+        json!({"reason": "insults", "until": rfc3339(until)}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v = queue(&app, &moderator, "?state=all").await;
+    assert_eq!(v["items"][0]["subject"]["banned_until"], rfc3339(until));
+    ban(&app, &moderator, b.id, json!({"reason": "for good"})).await;
+    let v = queue(&app, &moderator, "?state=all").await;
+    assert_eq!(v["items"][0]["subject"]["banned_until"], Value::Null);
+    assert!(v["items"][0]["subject"].get("banned_until").is_some());
     for bad in [
         "?state=bogus",
         "?limit=0",
