@@ -161,6 +161,60 @@ pub enum Command {
     /// Classify UTF-8 lines from stdin: one JSON verdict per line on stdout
     /// (no server, database or network needed).
     Moderate(ModerateArgs),
+    /// Administration on the database itself (with or without a running server).
+    Admin(AdminArgs),
+}
+
+/// `quicktalk admin …`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Set a registered user's role: `user`, `moderator` or `admin`.
+    Grant {
+        /// The user's username (case-insensitive).
+        username: String,
+        /// `user`, `moderator` or `admin`.
+        #[arg(value_parser = parse_role)]
+        role: crate::model::Role,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_role(s: &str) -> Result<crate::model::Role, String> {
+    crate::model::Role::parse(s).ok_or_else(|| "expected `user`, `moderator` or `admin`".into())
+}
+
+/// Where the data is: the same options (and environment, and `--config` file)
+/// as `quicktalk serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// Directory for the embedded database and the signing key.
+    #[arg(long, env = "QUICKTALK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` (default: under the data dir) or `postgres://…`.
+    #[arg(long, env = "QUICKTALK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML file with any of `serve`'s options (snake_case keys).
+    #[arg(long, env = "QUICKTALK_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The configuration `serve` would use with these options.
+    pub fn resolve(self) -> anyhow::Result<Config> {
+        resolve(ServeArgs {
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+            config: self.config,
+            ..ServeArgs::default()
+        })
+    }
 }
 
 /// Flags of `quicktalk moderate`.

@@ -7,6 +7,7 @@
 //! - [`store`] and [`bus`]: storage and event distribution behind narrow traits;
 //! - [`model`] and [`confusables`]: plain data and pure name rules, used by all.
 
+pub mod admin;
 pub mod bus;
 pub mod cluster;
 pub mod config;

@@ -1,6 +1,6 @@
 //! The `quicktalk` binary: parse configuration, then either serve until
-//! SIGTERM/SIGINT or (`quicktalk moderate`) classify stdin lines, which needs no
-//! async runtime.
+//! SIGTERM/SIGINT, or (`quicktalk moderate`) classify stdin lines, which needs no
+//! async runtime, or (`quicktalk admin grant`) change the database and exit.
 
 use std::io::Write as _;
 
@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,
         Some(Command::Moderate(args)) => return quicktalk::moderate::run(args.policy),
+        Some(Command::Admin(args)) => return quicktalk::admin::run(args),
         None => cli.serve,
     };
     serve(args)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub type UserId = i64;
 pub type RoomId = i64;
+pub type MessageId = i64;
 
 /// Milliseconds since the Unix epoch, UTC.
 pub fn now_ms() -> i64 {

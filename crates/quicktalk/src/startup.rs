@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::config::Database;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, MatcherConfig};
+use crate::domain::moderators::Moderation;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
 use crate::domain::tokens::TokenKeys;
@@ -162,6 +163,16 @@ impl Application {
             metrics.clone(),
             Duration::from_millis(config.match_next_interval_ms),
         ));
+        let moderation = Arc::new(Moderation::new(
+            store.clone(),
+            bus.clone(),
+            hub.clone(),
+            matching.clone(),
+            accounts.user_cache(),
+        ));
+        // A user's role or ban changed (on any node): forget the cached copy.
+        let cache = accounts.user_cache();
+        hub.set_user_watcher(Box::new(move |user| cache.forget(user)));
         let rooms = Rooms::new(store, pipeline, bus, hub.clone());
         let listener = TcpListener::bind(config.listen)
             .await
@@ -189,7 +200,7 @@ impl Application {
         let tick = (config.match_window_ms.min(config.match_grace_ms) / 4).clamp(10, 250);
         matching.spawn_ticker(Duration::from_millis(tick), shutdown.clone());
         let state = Arc::new(AppState::new(
-            config, accounts, rooms, matching, hub, metrics, limits, shutdown,
+            config, accounts, rooms, matching, moderation, hub, metrics, limits, shutdown,
         ));
         Ok(Application {
             listener,

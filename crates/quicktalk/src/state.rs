@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::MatchService;
+use crate::domain::moderators::Moderation;
 use crate::domain::rooms::Rooms;
 use crate::fanout::Hub;
 use crate::limits::Limits;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub accounts: Accounts,
     pub rooms: Rooms,
     pub matching: Arc<MatchService>,
+    /// Moderators' tools: review queue, bans, deleting messages (contract §5).
+    pub moderation: Arc<Moderation>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     /// Abuse limits (contract §4).
@@ -34,6 +37,7 @@ impl AppState {
         accounts: Accounts,
         rooms: Rooms,
         matching: Arc<MatchService>,
+        moderation: Arc<Moderation>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         limits: Arc<Limits>,
@@ -44,6 +48,7 @@ impl AppState {
             accounts,
             rooms,
             matching,
+            moderation,
             hub,
             metrics,
             limits,

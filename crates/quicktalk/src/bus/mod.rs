@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::model::{Message, RoomId, UserId, UserRef};
+use crate::model::{Message, MessageId, RoomId, UserId, UserRef};
 
 /// An event to fan out.
 #[derive(Debug, Clone)]
@@ -22,6 +22,16 @@ pub enum BusEvent {
     Typing { room_id: RoomId, user: UserRef },
     /// A JSON event for one user's `/user/queue/events`.
     User { user_id: UserId, body: Bytes },
+    /// A user's role or ban changed (contract §5): every node forgets its cached
+    /// copy of the user; when `banned`, their connections on every node close.
+    UserChanged { user_id: UserId, banned: bool },
+    /// A stored message became a tombstone (contract §5): the room's subscribers
+    /// get `{"type":"message.deleted","room_id","id","seq"}`.
+    MessageDeleted {
+        room_id: RoomId,
+        id: MessageId,
+        seq: i64,
+    },
 }
 
 /// Publishes events to every node's subscribers.

@@ -197,6 +197,12 @@ impl Bus for KafkaBus {
                 let body = String::from_utf8_lossy(&body).into_owned();
                 self.send(user_id, &Event::User { user_id, body });
             }
+            BusEvent::UserChanged { user_id, banned } => {
+                self.send(user_id, &Event::UserChanged { user_id, banned });
+            }
+            BusEvent::MessageDeleted { room_id, id, seq } => {
+                self.send(room_id, &Event::MessageDeleted { room_id, id, seq });
+            }
         }
     }
 }
@@ -342,6 +348,12 @@ impl Receiver {
                 user_id,
                 body: Bytes::from(body),
             }),
+            Event::UserChanged { user_id, banned } => {
+                self.hub.deliver(BusEvent::UserChanged { user_id, banned })
+            }
+            Event::MessageDeleted { room_id, id, seq } => self
+                .hub
+                .deliver(BusEvent::MessageDeleted { room_id, id, seq }),
             Event::Presence {
                 node,
                 room_id,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, AppResult};
 use crate::model::{
-    AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId, UserRef,
+    AppendRejected, Appended, Message, MessageId, MessageKind, NewMessage, RoomId, UserId, UserRef,
 };
 
 /// A message accepted by `node`, waiting to be sequenced.
@@ -32,6 +32,18 @@ pub enum Event {
     User {
         user_id: UserId,
         body: String,
+    },
+    /// A user's role or ban changed: every node forgets its cached copy; when
+    /// `banned`, their connections close.
+    UserChanged {
+        user_id: UserId,
+        banned: bool,
+    },
+    /// A stored message became a tombstone.
+    MessageDeleted {
+        room_id: RoomId,
+        id: MessageId,
+        seq: i64,
     },
     /// The users of `room_id` connected to `node` (replaces what it said before).
     Presence {
@@ -152,6 +164,36 @@ impl From<WireMessage> for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The moderation events cross nodes intact.
+    #[test]
+    fn user_changes_and_deletions_travel() {
+        let evs = [
+            Event::UserChanged {
+                user_id: 7,
+                banned: true,
+            },
+            Event::MessageDeleted {
+                room_id: 3,
+                id: 40,
+                seq: 12,
+            },
+        ];
+        for ev in evs {
+            let json = serde_json::to_vec(&ev).unwrap();
+            let back: Event = serde_json::from_slice(&json).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{ev:?}"));
+        }
+        let old: Event =
+            serde_json::from_str(r#"{"t":"user_changed","user_id":7,"banned":false}"#).unwrap();
+        assert!(matches!(
+            old,
+            Event::UserChanged {
+                user_id: 7,
+                banned: false
+            }
+        ));
+    }
 
     #[test]
     fn an_unstorable_record_travels_as_its_own_rejection() {

@@ -5,10 +5,19 @@
 //! Passwords are stored only as Argon2id hashes, computed off the async runtime
 //! with bounded concurrency ([`Hashing`]); logins go through the login back-off
 //! of [`crate::limits`].
+//!
+//! Authenticated users are cached ([`UserCache`]); a change of role or ban
+//! makes every node forget the user at once (`BusEvent::UserChanged`, through
+//! the hub's user watcher), and entries expire after [`USER_CACHE_TTL`] in case
+//! such an event is lost or the change came from outside (`quicktalk admin grant`).
+//! A banned user ([`User::banned_at`]) is refused everywhere a token is checked,
+//! and at login, with `403 banned`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
@@ -18,7 +27,7 @@ use super::tokens::TokenKeys;
 use super::validate;
 use crate::error::{AppError, AppResult};
 use crate::limits::Limits;
-use crate::model::User;
+use crate::model::{now_ms, rfc3339, User, UserId, BAN_FOREVER};
 use crate::store::{NewUser, Store};
 
 /// Verified against when a username does not exist, so a login takes as long either way.
@@ -116,15 +125,61 @@ impl Hashing {
 
 /// Users kept in memory for authentication; cleared when it grows past this.
 const USER_CACHE_MAX: usize = 200_000;
+/// How long a cached user is believed without reading the store again: the
+/// safety net for a lost change event, or a change made by another process.
+pub const USER_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Authenticated users, so that every request and connect need not read the
+/// store. [`UserCache::forget`] drops a user at once (role or ban changed); a
+/// store read that began before a forget does not fill the cache afterwards, so
+/// a stale copy cannot outlive the change.
+#[derive(Default)]
+pub struct UserCache {
+    users: parking_lot::RwLock<HashMap<UserId, (User, Instant)>>,
+    /// Bumped (under the write lock) by every forget.
+    forgets: AtomicU64,
+}
+
+impl UserCache {
+    /// The cached user, if cached less than [`USER_CACHE_TTL`] ago.
+    pub fn get(&self, id: UserId) -> Option<User> {
+        let users = self.users.read();
+        let (user, at) = users.get(&id)?;
+        (at.elapsed() < USER_CACHE_TTL).then(|| user.clone())
+    }
+
+    /// Taken before a store read whose result will be [`put`](Self::put).
+    fn begin(&self) -> u64 {
+        self.forgets.load(Ordering::Acquire)
+    }
+
+    /// Caches `user` as read after [`begin`](Self::begin) gave `began`, unless a
+    /// forget happened since.
+    fn put(&self, user: User, began: u64) {
+        let mut users = self.users.write();
+        if self.forgets.load(Ordering::Acquire) != began {
+            return;
+        }
+        if users.len() >= USER_CACHE_MAX {
+            users.clear();
+        }
+        users.insert(user.id, (user, Instant::now()));
+    }
+
+    /// Drops `id` (its role or ban changed).
+    pub fn forget(&self, id: UserId) {
+        let mut users = self.users.write();
+        users.remove(&id);
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 pub struct Accounts {
     store: Arc<dyn Store>,
     tokens: TokenKeys,
     limits: Arc<Limits>,
     hashing: Hashing,
-    /// Users never change after creation (no profile edits yet), so every
-    /// connect need not read the store. Invalidate here once they can.
-    users: parking_lot::RwLock<std::collections::HashMap<crate::model::UserId, User>>,
+    users: Arc<UserCache>,
 }
 
 /// A user and a fresh token for them.
@@ -142,6 +197,11 @@ impl Accounts {
             hashing: Hashing::default(),
             users: Default::default(),
         }
+    }
+
+    /// The authentication cache (the hub's user watcher forgets users in it).
+    pub fn user_cache(&self) -> Arc<UserCache> {
+        self.users.clone()
     }
 
     pub async fn signup(
@@ -196,6 +256,7 @@ impl Accounts {
         match (user, ok) {
             (Some(user), true) => {
                 self.limits.login_succeeded(username, ip);
+                let user = self.refuse_banned(user).await?;
                 Ok(self.session(user))
             }
             _ => Err(AppError::unauthorized(
@@ -244,23 +305,56 @@ impl Accounts {
         self.store.user(id).await?.ok_or(AppError::NotFound("user"))
     }
 
-    /// The user a bearer token names.
+    /// The user a bearer token names (from the cache when fresh enough);
+    /// `403 banned` while they are banned.
     pub async fn authenticate(&self, token: &str) -> AppResult<User> {
         let id = self.tokens.verify(token)?;
-        if let Some(u) = self.users.read().get(&id) {
-            return Ok(u.clone());
-        }
+        let user = match self.users.get(id) {
+            Some(u) => u,
+            None => self.load(id).await?,
+        };
+        self.refuse_banned(user).await
+    }
+
+    /// Like [`authenticate`](Self::authenticate), always reading the user from
+    /// the store (admin routes and `GET /me`: a role set by `quicktalk admin
+    /// grant` shows at once).
+    pub async fn authenticate_fresh(&self, token: &str) -> AppResult<User> {
+        let id = self.tokens.verify(token)?;
+        let user = self.load(id).await?;
+        self.refuse_banned(user).await
+    }
+
+    /// Reads user `id` from the store and caches it.
+    async fn load(&self, id: UserId) -> AppResult<User> {
+        let began = self.users.begin();
         let user = self
             .store
             .user(id)
             .await?
             .ok_or(AppError::unauthorized("invalid_token", "invalid token"))?;
-        let mut cache = self.users.write();
-        if cache.len() >= USER_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(id, user.clone());
+        self.users.put(user.clone(), began);
         Ok(user)
+    }
+
+    /// `user`, or `403 banned` (with until when and why) while they are banned.
+    async fn refuse_banned(&self, user: User) -> AppResult<User> {
+        let now = now_ms();
+        if !user.banned_at(now) {
+            return Ok(user);
+        }
+        let ban = self.store.ban(user.id).await?;
+        let until = ban.as_ref().map_or(BAN_FOREVER, |b| b.until);
+        let reason = ban.map(|b| b.reason).unwrap_or_default();
+        let when = if until == BAN_FOREVER {
+            "until a moderator lifts it".to_owned()
+        } else {
+            format!("until {}", rfc3339(until))
+        };
+        Err(AppError::Forbidden {
+            code: "banned",
+            message: format!("you are banned {when}; reason: {reason}").into(),
+        })
     }
 
     fn session(&self, user: User) -> Session {
@@ -274,6 +368,38 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn someone(id: UserId) -> User {
+        User {
+            id,
+            username: None,
+            display_name: format!("u{id}"),
+            guest: true,
+            role: crate::model::Role::User,
+            banned_until: None,
+        }
+    }
+
+    /// A user read from the store before a forget (a ban racing the read) is
+    /// not cached after it: the next check reads the store again.
+    #[test]
+    fn a_forget_keeps_a_read_from_before_it_out_of_the_cache() {
+        let cache = UserCache::default();
+        let began = cache.begin();
+        cache.forget(1);
+        cache.put(someone(1), began);
+        assert!(cache.get(1).is_none(), "a stale copy was cached");
+        let began = cache.begin();
+        cache.put(someone(1), began);
+        assert_eq!(cache.get(1), Some(someone(1)));
+        cache.forget(1);
+        assert!(cache.get(1).is_none());
+        // Forgetting another user also blocks (harmlessly) a read in flight.
+        let began = cache.begin();
+        cache.forget(2);
+        cache.put(someone(1), began);
+        assert!(cache.get(1).is_none());
+    }
 
     /// A login flood cannot queue without bound: with every hashing thread busy
     /// and the waiting room full, the next caller is told `unavailable` (HTTP 503)

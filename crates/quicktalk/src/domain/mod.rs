@@ -1,9 +1,11 @@
-//! Domain services: accounts, rooms and the message pipeline. They know nothing of
+//! Domain services: accounts, rooms, the message pipeline, matching and
+//! moderators' tools (`moderators`). They know nothing of
 //! HTTP or STOMP; the `http` and `realtime` adapters call them and map
 //! [`crate::error::AppError`] to their wire.
 
 pub mod accounts;
 pub mod matching;
+pub mod moderators;
 pub mod pipeline;
 pub mod rooms;
 pub mod tokens;

@@ -19,6 +19,11 @@
 //! - A room's first subscription on this node is reported to the room watcher
 //!   ([`Hub::set_room_watcher`], multi-node mode: the events receiver starts
 //!   checking that room for lost events) before it is registered.
+//! - Every connected (authenticated) connection is registered by user
+//!   ([`Hub::register_connection`]), so a ban closes all of a user's sockets on
+//!   this node ([`BusEvent::UserChanged`] with `banned`); the user watcher
+//!   ([`Hub::set_user_watcher`]) hears of every user change first (the
+//!   authentication cache forgets the user).
 
 mod outlet;
 mod presence;
@@ -179,10 +184,19 @@ struct RoomState {
 /// Called on the subscriber's task: must not block.
 pub type RoomWatcher = Box<dyn Fn(RoomId) + Send + Sync>;
 
+/// Told of a user whose role or ban changed (on any node). Must not block.
+pub type UserWatcher = Box<dyn Fn(UserId) + Send + Sync>;
+
+/// The ERROR `message` a banned user's connections close with (contract §5).
+pub const BANNED: &str = "banned";
+
 pub struct Hub {
     rooms: RwLock<HashMap<RoomId, Arc<RwLock<RoomState>>>>,
     watcher: RwLock<Option<RoomWatcher>>,
     users: RwLock<HashMap<UserId, Vec<Arc<UserSubscription>>>>,
+    /// Connected (authenticated) connections by user, so a ban can close them.
+    connections: Mutex<HashMap<UserId, Vec<Arc<Outlet>>>>,
+    user_watcher: RwLock<Option<UserWatcher>>,
     presence_dirty: Mutex<HashSet<RoomId>>,
     /// Other nodes' online users (multi-node mode); see `presence`.
     remote: Mutex<presence::Remote>,
@@ -196,6 +210,8 @@ impl Hub {
             rooms: RwLock::default(),
             watcher: RwLock::default(),
             users: RwLock::default(),
+            connections: Mutex::default(),
+            user_watcher: RwLock::default(),
             presence_dirty: Mutex::default(),
             remote: Mutex::default(),
             next_event: AtomicU64::new(1),
@@ -221,6 +237,42 @@ impl Hub {
     /// Sets who hears of a room's first subscription on this node.
     pub fn set_room_watcher(&self, watcher: RoomWatcher) {
         *self.watcher.write() = Some(watcher);
+    }
+
+    /// Sets who hears of user changes (role, ban) from any node.
+    pub fn set_user_watcher(&self, watcher: UserWatcher) {
+        *self.user_watcher.write() = Some(watcher);
+    }
+
+    /// Records a connection of `user` (once it is authenticated).
+    pub fn register_connection(&self, user: UserId, outlet: Arc<Outlet>) {
+        self.connections
+            .lock()
+            .entry(user)
+            .or_default()
+            .push(outlet);
+    }
+
+    /// Forgets a connection of `user` (it is closing).
+    pub fn unregister_connection(&self, user: UserId, outlet: &Arc<Outlet>) {
+        let mut conns = self.connections.lock();
+        if let Some(list) = conns.get_mut(&user) {
+            list.retain(|o| !Arc::ptr_eq(o, outlet));
+            if list.is_empty() {
+                conns.remove(&user);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` on this node with an ERROR saying
+    /// `reason`; returns how many.
+    pub fn kill_user(&self, user: UserId, reason: &str) -> usize {
+        let outlets = self.connections.lock().get(&user).cloned();
+        let outlets = outlets.unwrap_or_default();
+        for o in &outlets {
+            o.kill(reason);
+        }
+        outlets.len()
     }
 
     /// Whether anyone on this node is subscribed to `room`.
@@ -477,6 +529,26 @@ impl BusSink for Hub {
                 );
                 self.fan_out_room(room_id, ev, Some(user.id));
             }
+            BusEvent::UserChanged { user_id, banned } => {
+                if let Some(w) = &*self.user_watcher.read() {
+                    w(user_id);
+                }
+                if banned {
+                    self.kill_user(user_id, BANNED);
+                }
+            }
+            BusEvent::MessageDeleted { room_id, id, seq } => {
+                let body =
+                    json!({"type": "message.deleted", "room_id": room_id, "id": id, "seq": seq});
+                // Not a stored message's event: no `seq` of its own, so per-subscription
+                // de-duplication by `seq` lets it through.
+                let ev = self.event(
+                    room_destination(room_id).into(),
+                    None,
+                    Bytes::from(body.to_string()),
+                );
+                self.fan_out_room(room_id, ev, None);
+            }
             BusEvent::User { user_id, body } => {
                 let subs = self.users.read().get(&user_id).cloned();
                 let ev = self.event(USER_EVENTS.into(), None, body);
@@ -539,6 +611,91 @@ mod tests {
         leaving.join().unwrap();
         assert!(went_ahead, "room 2 waited for room 1's lock");
         assert_eq!(hub.online(1).len(), 1, "the leave went through afterwards");
+    }
+
+    /// A ban (from any node) closes every connection of that user on this node
+    /// with ERROR `banned`, after the user watcher heard of it; others stay.
+    #[test]
+    fn a_ban_kills_every_connection_of_the_user_and_only_theirs() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        hub.set_user_watcher(Box::new(move |u| h.lock().push(u)));
+        let (o1, o2, o3) = (
+            Outlet::new(1, 10, metrics.clone()),
+            Outlet::new(2, 10, metrics.clone()),
+            Outlet::new(3, 10, metrics.clone()),
+        );
+        let gone = Outlet::new(4, 10, metrics);
+        hub.register_connection(1, o1.clone());
+        hub.register_connection(1, o2.clone());
+        hub.register_connection(2, o3.clone());
+        hub.register_connection(1, gone.clone());
+        hub.unregister_connection(1, &gone);
+        hub.deliver(BusEvent::UserChanged {
+            user_id: 2,
+            banned: false,
+        });
+        assert!(!o3.is_closing(), "a role change closes nothing");
+        hub.deliver(BusEvent::UserChanged {
+            user_id: 1,
+            banned: true,
+        });
+        assert_eq!(*heard.lock(), vec![2, 1]);
+        for o in [&o1, &o2] {
+            assert!(o.is_closing());
+            assert_eq!(o.take_reason().as_deref(), Some(BANNED));
+        }
+        assert!(!o3.is_closing());
+        assert!(
+            !gone.is_closing(),
+            "an unregistered connection is not touched"
+        );
+        hub.unregister_connection(1, &o1);
+        hub.unregister_connection(1, &o2);
+        assert_eq!(hub.kill_user(1, BANNED), 0);
+    }
+
+    /// A deletion reaches the room's live subscribers even though its `seq` is
+    /// one they already had.
+    #[test]
+    fn a_deletion_reaches_subscribers_past_the_seq_filter() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let outlet = Outlet::new(1, 100, metrics);
+        let _s = hub.subscribe_room(5, user(1), "s".into(), outlet.clone(), false);
+        let msg = crate::model::Message {
+            id: 10,
+            room_id: 5,
+            seq: 3,
+            kind: MessageKind::Text,
+            sender: user(2),
+            text: "bad".into(),
+            client_id: None,
+            sent_at: 0,
+            masked: false,
+        };
+        hub.deliver(BusEvent::Message(Arc::new(msg)));
+        hub.deliver(BusEvent::MessageDeleted {
+            room_id: 5,
+            id: 10,
+            seq: 3,
+        });
+        let mut out = Vec::new();
+        outlet.take(&mut out, 10);
+        let bodies: Vec<serde_json::Value> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outbound::Event { event, .. } => serde_json::from_slice(&event.body).ok(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert_eq!(
+            bodies[1],
+            json!({"type": "message.deleted", "room_id": 5, "id": 10, "seq": 3})
+        );
     }
 
     #[test]

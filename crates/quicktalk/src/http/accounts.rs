@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
+use super::auth::{Caller, FreshCaller};
 use super::client_ip::ClientIp;
 use super::error::{ApiResult, Json, Path};
 
@@ -80,7 +80,8 @@ pub async fn guest(
     Ok((StatusCode::CREATED, session_json(s)))
 }
 
-pub async fn me(Caller(user): Caller) -> axum::Json<crate::model::User> {
+/// `GET /me`: read from the store, so a new role shows at once.
+pub async fn me(FreshCaller(user): FreshCaller) -> axum::Json<crate::model::User> {
     axum::Json(user)
 }
 

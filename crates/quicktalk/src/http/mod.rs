@@ -3,6 +3,7 @@
 //! place (`error`); every body, path and query input has a limit and a typed error.
 
 mod accounts;
+mod admin;
 mod auth;
 mod body;
 pub mod client_ip;
@@ -20,6 +21,7 @@ pub use error::ApiError;
 /// targets in `fuzz/`).
 pub mod bodies {
     pub use super::accounts::{Guest, Login, Signup};
+    pub use super::admin::{BanBody, ResolveBody};
     pub use super::matching::Report;
     pub use super::rooms::{CreateRoom, PostMessage, Read};
 }
@@ -27,7 +29,7 @@ pub mod bodies {
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -63,6 +65,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/match/next", post(matching::next))
         .route("/match/disconnect", post(matching::disconnect))
         .route("/match/report", post(matching::report))
+        .route("/admin/queue", get(admin::queue))
+        .route("/admin/queue/{id}/resolve", post(admin::resolve))
+        .route(
+            "/admin/users/{id}/ban",
+            post(admin::ban).delete(admin::unban),
+        )
+        .route("/admin/bans", get(admin::bans))
+        .route("/admin/messages/{id}", delete(admin::delete_message))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     let mut public = Router::new()

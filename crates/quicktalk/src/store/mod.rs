@@ -10,15 +10,17 @@
 //! The same contract test suite (`tests/store_contract/`) runs against every backend:
 //! `sqlite` (embedded, one node) and `postgres` (shared by any number of nodes).
 
+pub mod moderation;
 pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind,
-    RoomPolicy, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Message, MessageId, NewMessage, Role, Room, RoomId,
+    RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
+use moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -200,4 +202,38 @@ pub trait Store: Send + Sync + 'static {
     /// A page of history ascending by `seq`, and whether more exist beyond it
     /// (older ones for a "newest"/`before_seq` page, newer ones for an `after_seq` page).
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)>;
+
+    // ---- Moderation: roles, the review queue, bans, deleting messages ----
+    // (issue 11 part 4, contract §5; the records are in `moderation`)
+
+    /// One message by id.
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Sets the role of the registered user named `username` (case-insensitive,
+    /// as at login). The user as it is now; `None` if there is no such user.
+    async fn set_role(&self, username: &str, role: Role) -> StoreResult<Option<User>>;
+    /// A page of the review queue (oldest first, by id) and whether more follow.
+    async fn moderation_queue(&self, q: QueueQuery) -> StoreResult<(Vec<QueueItem>, bool)>;
+    async fn queue_item(&self, id: i64) -> StoreResult<Option<QueueItem>>;
+    /// Resolves an open item at `at` (ms) by `by` (`None`: automatically), with
+    /// an optional note; an item resolved before is left as it was.
+    async fn resolve_queue_item(
+        &self,
+        id: i64,
+        by: Option<UserId>,
+        note: Option<String>,
+        at: i64,
+    ) -> StoreResult<Resolved>;
+    /// Bans `user` until `until` (ms; [`crate::model::BAN_FOREVER`] = until
+    /// lifted) for `reason`, replacing any earlier ban. The user as it is now;
+    /// `None` if there is no such user.
+    async fn set_ban(&self, user: UserId, until: i64, reason: &str) -> StoreResult<Option<User>>;
+    /// Lifts `user`'s ban (if any). The user as it is now; `None` if unknown.
+    async fn clear_ban(&self, user: UserId) -> StoreResult<Option<User>>;
+    /// `user`'s ban as stored, expired or not; `None` if none (or no such user).
+    async fn ban(&self, user: UserId) -> StoreResult<Option<Ban>>;
+    /// The bans in force at `now` (ms), by user id, at most `limit`.
+    async fn bans(&self, now: i64, limit: usize) -> StoreResult<Vec<Ban>>;
+    /// Turns a `text` or `system` message into a tombstone: kind `deleted`, text
+    /// empty, not masked; id, room, `seq`, sender and time kept.
+    async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted>;
 }

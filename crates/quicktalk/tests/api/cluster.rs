@@ -325,3 +325,87 @@ async fn a_lost_first_event_of_a_room_is_repaired() {
     drop(node);
     env.drop_schema().await;
 }
+
+/// Moderation across nodes (contract §5): a ban made on node A closes the
+/// user's socket on node B within 1 s and B refuses them at once (its cache
+/// forgot them); a message deleted on A reaches a subscriber on B as
+/// `message.deleted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_and_deletions_reach_the_other_node() {
+    let Some(env) = env("admin").await else {
+        return;
+    };
+    let a = env.node(2, |_| {}, None).await;
+    let b = env.node(2, |_| {}, None).await;
+    let store = env.store().await;
+    let moderator = a.signup("moderator").await;
+    store
+        .set_role("moderator", quicktalk::model::Role::Moderator)
+        .await
+        .unwrap()
+        .unwrap();
+    let alice = a.signup("alice").await;
+    let carol = a.signup("carol").await;
+    let room = a.create_room(&alice, "r", "public").await;
+    let mut watcher = b.stomp(&carol).await;
+    watcher
+        .subscribe_sync("r", &format!("/topic/rooms.{room}"), &[])
+        .await
+        .unwrap();
+    // B has carol cached now.
+    let (s, _) = b.get("/api/v1/rooms", &carol.token).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut ca = a.stomp(&alice).await;
+    send(&mut ca, room, "awful", "c1", "r1").await;
+    ca.expect_receipt("r1").await.unwrap();
+    let m = watcher.next_of_type("r", "message").await.unwrap();
+    let (id, seq) = (m["id"].as_i64().unwrap(), m["seq"].as_i64().unwrap());
+
+    let (s, t) = a
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/admin/messages/{id}"),
+            Some(&moderator.token),
+            None,
+        )
+        .await;
+    assert_eq!((s, &t["kind"]), (StatusCode::OK, &json!("deleted")), "{t}");
+    let ev = watcher.next_of_type("r", "message.deleted").await.unwrap();
+    assert_eq!(
+        ev,
+        json!({"type": "message.deleted", "room_id": room, "id": id, "seq": seq})
+    );
+
+    let start = Instant::now();
+    let (s, v) = a
+        .post(
+            &format!("/api/v1/admin/users/{}/ban", carol.id),
+            &moderator.token,
+            json!({"reason": "abuse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut error = None;
+    let closed = tokio::time::timeout(Duration::from_millis(1500), async {
+        loop {
+            match watcher.recv_timeout(Duration::from_secs(2)).await {
+                Ok(Some(f)) if f.command == Command::Error => {
+                    error = f.header("message").map(str::to_owned)
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "carol's socket on node B stayed open");
+    assert_eq!(error.as_deref(), Some("banned"));
+    eprintln!("banned on A, closed on B after {:?}", start.elapsed());
+    let (s, v) = b.get("/api/v1/rooms", &carol.token).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("banned"))
+    );
+    drop((a, b));
+    env.drop_schema().await;
+}

@@ -7,6 +7,7 @@ mod cluster_env;
 mod skip;
 
 mod accounts;
+mod admin;
 mod authz;
 mod backpressure;
 mod cluster;

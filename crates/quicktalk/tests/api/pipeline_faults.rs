@@ -103,6 +103,60 @@ impl Store for FaultStore {
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
         self.0.messages(room, q).await
     }
+    // ---- Moderation: roles, the review queue, bans, deleting messages ----
+    async fn message(&self, id: quicktalk::model::MessageId) -> StoreResult<Option<Message>> {
+        self.0.message(id).await
+    }
+    async fn set_role(
+        &self,
+        username: &str,
+        role: quicktalk::model::Role,
+    ) -> StoreResult<Option<User>> {
+        self.0.set_role(username, role).await
+    }
+    async fn moderation_queue(
+        &self,
+        q: quicktalk::store::moderation::QueueQuery,
+    ) -> StoreResult<(Vec<quicktalk::store::moderation::QueueItem>, bool)> {
+        self.0.moderation_queue(q).await
+    }
+    async fn queue_item(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<quicktalk::store::moderation::QueueItem>> {
+        self.0.queue_item(id).await
+    }
+    async fn resolve_queue_item(
+        &self,
+        id: i64,
+        by: Option<UserId>,
+        note: Option<String>,
+        at: i64,
+    ) -> StoreResult<quicktalk::store::moderation::Resolved> {
+        self.0.resolve_queue_item(id, by, note, at).await
+    }
+    async fn set_ban(&self, user: UserId, until: i64, reason: &str) -> StoreResult<Option<User>> {
+        self.0.set_ban(user, until, reason).await
+    }
+    async fn clear_ban(&self, user: UserId) -> StoreResult<Option<User>> {
+        self.0.clear_ban(user).await
+    }
+    async fn ban(&self, user: UserId) -> StoreResult<Option<quicktalk::store::moderation::Ban>> {
+        self.0.ban(user).await
+    }
+    async fn bans(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<quicktalk::store::moderation::Ban>> {
+        self.0.bans(now, limit).await
+    }
+    async fn delete_message(
+        &self,
+        id: quicktalk::model::MessageId,
+    ) -> StoreResult<quicktalk::store::moderation::Deleted> {
+        self.0.delete_message(id).await
+    }
 }
 
 async fn faulty_app() -> TestApp {

@@ -695,3 +695,265 @@ pub async fn reports_make_users_avoid_each_other(s: S) {
     assert_eq!(s.match_avoid(b.id, 10).await.unwrap(), vec![a.id]);
     assert!(s.match_avoid(d.id + 100, 10).await.unwrap().is_empty());
 }
+
+// ---- Moderation: roles, the review queue, bans, deleting messages ----
+
+/// Flags (from `append`) and reports (`add_report`) share the review queue:
+/// oldest first, paged by id, filtered by state; resolving happens once.
+pub async fn the_review_queue_lists_pages_and_resolves(s: S) {
+    use quicktalk::model::Flag;
+    use quicktalk::store::moderation::{QueueKind, QueueQuery, QueueState, Resolved};
+    use quicktalk::store::NewReport;
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let r = room(&s, &a, Visibility::Public).await;
+    join(&s, r, &a).await;
+    join(&s, r, &b).await;
+    let mut flagged = text(r, &b, "nasty");
+    flagged.moderation.flag = Some(Flag {
+        categories: vec!["profanity".into(), "threat".into()],
+        score_milli: 875,
+    });
+    let stored = s.append(vec![flagged]).await.unwrap().remove(0);
+    let Ok(Appended::New(m)) = stored else {
+        panic!("{stored:?}")
+    };
+    s.add_report(NewReport {
+        room_id: r,
+        reporter: a.id,
+        reported: b.id,
+        reason: "rude".into(),
+    })
+    .await
+    .unwrap();
+    let all = |state| QueueQuery {
+        state,
+        after: None,
+        limit: 10,
+    };
+    let (items, more) = s.moderation_queue(all(QueueState::Open)).await.unwrap();
+    assert!(!more);
+    assert_eq!(items.len(), 2, "{items:?}");
+    let (flag, report) = (&items[0], &items[1]);
+    assert!(flag.id < report.id, "oldest first");
+    assert_eq!(flag.kind, QueueKind::Flag);
+    assert_eq!(flag.room_id, r);
+    assert_eq!(flag.message_id, Some(m.id));
+    assert_eq!(flag.subject_id, b.id);
+    assert_eq!(flag.reporter_id, None);
+    assert_eq!(flag.categories(), vec!["profanity", "threat"]);
+    assert!((flag.score.unwrap() - 0.875).abs() < 1e-9);
+    assert!(flag.resolved.is_none());
+    assert_eq!(report.kind, QueueKind::Report);
+    assert_eq!(report.message_id, None);
+    assert_eq!(report.subject_id, b.id);
+    assert_eq!(report.reporter_id, Some(a.id));
+    assert_eq!(report.reason, "rude");
+    assert!(report.categories().is_empty());
+    assert_eq!(report.score, None);
+    // Keyset paging.
+    let page = QueueQuery {
+        state: QueueState::Open,
+        after: None,
+        limit: 1,
+    };
+    let (first, more) = s.moderation_queue(page).await.unwrap();
+    assert_eq!((first.len(), more), (1, true));
+    let (second, more) = s
+        .moderation_queue(QueueQuery {
+            after: Some(first[0].id),
+            ..page
+        })
+        .await
+        .unwrap();
+    assert_eq!((second[0].id, more), (report.id, false));
+    assert_eq!(
+        s.queue_item(report.id).await.unwrap().as_ref(),
+        Some(report)
+    );
+    assert_eq!(s.queue_item(report.id + 1000).await.unwrap(), None);
+    // Resolve once.
+    let done = s
+        .resolve_queue_item(flag.id, Some(a.id), Some("warned".into()), 1234)
+        .await
+        .unwrap();
+    let Resolved::Now(item) = done else {
+        panic!("{done:?}")
+    };
+    let res = item.resolved.unwrap();
+    assert_eq!(
+        (res.at, res.by, res.note.as_deref()),
+        (1234, Some(a.id), Some("warned"))
+    );
+    let again = s
+        .resolve_queue_item(flag.id, Some(b.id), None, 9999)
+        .await
+        .unwrap();
+    let Resolved::Already(item) = again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(item.resolved.unwrap().by, Some(a.id), "unchanged");
+    assert_eq!(
+        s.resolve_queue_item(report.id + 1000, None, None, 1)
+            .await
+            .unwrap(),
+        Resolved::NotFound
+    );
+    let ids = |items: Vec<quicktalk::store::moderation::QueueItem>| {
+        items.into_iter().map(|i| i.id).collect::<Vec<_>>()
+    };
+    let open = s.moderation_queue(all(QueueState::Open)).await.unwrap().0;
+    assert_eq!(ids(open), vec![report.id]);
+    let resolved = s
+        .moderation_queue(all(QueueState::Resolved))
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(ids(resolved), vec![flag.id]);
+    let every = s.moderation_queue(all(QueueState::All)).await.unwrap().0;
+    assert_eq!(ids(every), vec![flag.id, report.id]);
+    // An automatic resolution has no resolver.
+    let auto = s
+        .resolve_queue_item(report.id, None, None, 5)
+        .await
+        .unwrap();
+    assert!(matches!(auto, Resolved::Now(i) if i.resolved.as_ref().unwrap().by.is_none()));
+}
+
+/// Roles are set by username (case-insensitively); bans are stored with their
+/// reason, listed while in force, and lifted.
+pub async fn roles_and_bans_are_stored(s: S) {
+    use quicktalk::model::{Role, BAN_FOREVER};
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let c = user(&s, "carol").await;
+    assert_eq!(s.user(a.id).await.unwrap().unwrap().role, Role::User);
+    let set = s.set_role("ALICE", Role::Moderator).await.unwrap().unwrap();
+    assert_eq!((set.id, set.role), (a.id, Role::Moderator));
+    assert_eq!(s.user(a.id).await.unwrap().unwrap().role, Role::Moderator);
+    assert_eq!(
+        s.set_role("alice", Role::Admin)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Admin
+    );
+    assert!(s.set_role("nobody", Role::Admin).await.unwrap().is_none());
+    assert_eq!(
+        s.user(b.id).await.unwrap().unwrap().role,
+        Role::User,
+        "others untouched"
+    );
+
+    let now = 1_800_000_000_000;
+    assert!(s.ban(b.id).await.unwrap().is_none());
+    let banned = s
+        .set_ban(b.id, now + 10_000, "spam")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(banned.banned_until, Some(now + 10_000));
+    assert!(banned.banned_at(now) && !banned.banned_at(now + 10_000));
+    let ban = s.ban(b.id).await.unwrap().unwrap();
+    assert_eq!(
+        (ban.user.id, ban.until, ban.reason.as_str()),
+        (b.id, now + 10_000, "spam")
+    );
+    s.set_ban(c.id, BAN_FOREVER, "abuse")
+        .await
+        .unwrap()
+        .unwrap();
+    let listed: Vec<_> = s
+        .bans(now, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.user.id, b.reason))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(b.id, String::from("spam")), (c.id, String::from("abuse"))]
+    );
+    let later: Vec<_> = s
+        .bans(now + 10_000, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.user.id)
+        .collect();
+    assert_eq!(later, vec![c.id], "an expired ban is not in force");
+    assert_eq!(s.bans(now, 1).await.unwrap().len(), 1, "limit");
+    // A new ban replaces the old one.
+    s.set_ban(b.id, now + 50_000, "again").await.unwrap();
+    assert_eq!(s.ban(b.id).await.unwrap().unwrap().reason, "again");
+    let lifted = s.clear_ban(b.id).await.unwrap().unwrap();
+    assert_eq!(lifted.banned_until, None);
+    assert!(s.ban(b.id).await.unwrap().is_none());
+    assert_eq!(s.user(b.id).await.unwrap().unwrap().banned_until, None);
+    assert!(s.set_ban(c.id + 1000, now, "x").await.unwrap().is_none());
+    assert!(s.clear_ban(c.id + 1000).await.unwrap().is_none());
+}
+
+/// A deleted message keeps its id, `seq`, sender and time; its text and mask go.
+/// Join/leave notices cannot be deleted.
+pub async fn deleted_messages_become_tombstones(s: S) {
+    use quicktalk::store::moderation::Deleted;
+    let a = user(&s, "alice").await;
+    let r = room(&s, &a, Visibility::Public).await;
+    let join_seq = join(&s, r, &a).await;
+    let mut masked = msg(r, &a, MessageKind::Text, "you **", Some("c1"));
+    masked.moderation.masked = true;
+    let out = s.append(vec![masked, text(r, &a, "after")]).await.unwrap();
+    let Ok(Appended::New(m)) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(m.masked);
+    assert_eq!(s.message(m.id).await.unwrap().as_ref(), Some(m));
+    assert!(s.message(m.id + 1000).await.unwrap().is_none());
+    let done = s.delete_message(m.id).await.unwrap();
+    let Deleted::Now(t) = done else {
+        panic!("{done:?}")
+    };
+    assert_eq!(t.kind, MessageKind::Deleted);
+    assert_eq!(t.text, "");
+    assert!(!t.masked);
+    assert_eq!(
+        (t.id, t.room_id, t.seq, &t.sender, t.sent_at),
+        (m.id, m.room_id, m.seq, &m.sender, m.sent_at)
+    );
+    assert_eq!(s.message(m.id).await.unwrap().as_ref(), Some(&t));
+    let (history, _) = s
+        .messages(
+            r,
+            HistoryQuery {
+                before_seq: None,
+                after_seq: Some(0),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let kinds: Vec<_> = history.iter().map(|m| (m.seq, m.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (join_seq, MessageKind::Join),
+            (m.seq, MessageKind::Deleted),
+            (m.seq + 1, MessageKind::Text)
+        ]
+    );
+    assert!(matches!(s.delete_message(m.id).await.unwrap(), Deleted::Already(x) if x == t));
+    let join_id = history[0].id;
+    assert!(matches!(
+        s.delete_message(join_id).await.unwrap(),
+        Deleted::NotDeletable(x) if x.kind == MessageKind::Join
+    ));
+    assert_eq!(
+        s.delete_message(m.id + 1000).await.unwrap(),
+        Deleted::NotFound
+    );
+    // Seq goes on gaplessly after a tombstone.
+    let next = s.append(vec![text(r, &a, "more")]).await.unwrap();
+    assert_eq!(seq_of(&next[0]), m.seq + 2);
+}

@@ -111,6 +111,9 @@ macro_rules! all_contract_tests {
                 reports_make_users_avoid_each_other,
                 registered_names_are_held_as_skeletons,
                 messages_keep_the_senders_guest_status,
+                the_review_queue_lists_pages_and_resolves,
+                roles_and_bans_are_stored,
+                deleted_messages_become_tombstones,
             ]
         );
     };

@@ -30,13 +30,7 @@ impl Session {
         };
         let user = match self.state.accounts.authenticate(&token).await {
             Ok(u) => u,
-            Err(crate::error::AppError::Unauthorized { .. }) => {
-                return Err(ProtocolError::new("unauthorized", &frame))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "authentication failed");
-                return Err(ProtocolError::new("server error", &frame));
-            }
+            Err(e) => return Err(refused(e, &frame)),
         };
         // Concurrent sockets per IP and per user (contract §4): over a cap, the
         // new socket is refused; the open ones stay.
@@ -51,6 +45,16 @@ impl Session {
                 return Err(err);
             }
         }
+        // Registered for bans (which close every socket of the user), then checked
+        // again: a ban that came between the check above and the registration
+        // found nothing to close, but it already made the cache forget the user.
+        let outlet = self.replier.outlet.clone();
+        self.state.hub.register_connection(user.id, outlet.clone());
+        if let Err(e) = self.state.accounts.authenticate(&token).await {
+            self.state.hub.unregister_connection(user.id, &outlet);
+            return Err(refused(e, &frame));
+        }
+        self.registered = true;
         let cfg = &self.state.config;
         let (send_every, expect_every) =
             negotiate_heartbeat(hb, (cfg.heartbeat_send_ms, cfg.heartbeat_recv_ms));
@@ -70,5 +74,18 @@ impl Session {
         self.state.matching.socket_opened(user.id).await;
         self.user = Some(Arc::new(user));
         Ok(Flow::Continue)
+    }
+}
+
+/// The ERROR for a CONNECT whose token was refused: `unauthorized`, `banned`
+/// (contract §5), or `server error`.
+fn refused(e: crate::error::AppError, frame: &Frame) -> ProtocolError {
+    match e {
+        crate::error::AppError::Unauthorized { .. } => ProtocolError::new("unauthorized", frame),
+        e if e.code() == "banned" => ProtocolError::new(crate::fanout::BANNED, frame),
+        e => {
+            tracing::error!(error = %e, "authentication failed");
+            ProtocolError::new("server error", frame)
+        }
     }
 }

@@ -103,6 +103,8 @@ pub struct Session {
     /// The client's IP (abuse limits), and the socket slot held after CONNECT.
     client_ip: Option<std::net::IpAddr>,
     _socket_slot: Option<crate::limits::SocketGuard>,
+    /// Registered with the hub by user (bans close it), from CONNECT to close.
+    registered: bool,
 }
 
 impl Session {
@@ -125,6 +127,7 @@ impl Session {
             replay_slots: None,
             client_ip,
             _socket_slot: None,
+            registered: false,
         }
     }
 
@@ -193,6 +196,13 @@ impl Session {
 
     /// Removes every subscription (the connection is closing).
     pub fn close(&mut self) {
+        if let Some(user) = &self.user {
+            if std::mem::take(&mut self.registered) {
+                self.state
+                    .hub
+                    .unregister_connection(user.id, &self.replier.outlet);
+            }
+        }
         if let Some(user) = self.user.take() {
             let matching = self.state.matching.clone();
             tokio::spawn(async move { matching.socket_closed(user.id).await });

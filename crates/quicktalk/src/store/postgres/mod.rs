@@ -17,6 +17,7 @@
 
 mod append;
 mod log;
+mod moderation;
 mod rows;
 mod schema;
 mod secrets;

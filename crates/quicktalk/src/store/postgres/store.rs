@@ -3,12 +3,14 @@
 use async_trait::async_trait;
 use sqlx::{PgPool, Row};
 
+use super::moderation;
 use super::rows::*;
 use super::{db, PostgresStore};
 use crate::model::{
-    now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Role, Room,
-    RoomId, RoomKind, User, UserId, UserRef,
+    now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage,
+    Role, Room, RoomId, RoomKind, User, UserId, UserRef,
 };
+use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use crate::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
 };
@@ -343,6 +345,8 @@ impl Store for PostgresStore {
     }
 
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
             "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -351,10 +355,24 @@ impl Store for PostgresStore {
         .bind(r.reporter)
         .bind(r.reported)
         .bind(&r.reason)
-        .bind(now_ms())
-        .execute(&self.pool)
+        .bind(now)
+        .execute(&mut *tx)
         .await
         .map_err(db)?;
+        // The report is also an item of the moderators' review queue.
+        sqlx::query(
+            "INSERT INTO moderation_queue (kind, room_id, subject_id, reporter_id, reason, created_at) \
+             VALUES ('report', $1, $2, $3, $4, $5)",
+        )
+        .bind(r.room_id)
+        .bind(r.reported)
+        .bind(r.reporter)
+        .bind(&r.reason)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         Ok(())
     }
 
@@ -398,5 +416,53 @@ impl Store for PostgresStore {
             msgs.reverse();
         }
         Ok((msgs, has_more))
+    }
+
+    // ---- Moderation: roles, the review queue, bans, deleting messages ----
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        moderation::message(&self.pool, id).await
+    }
+
+    async fn set_role(&self, username: &str, role: Role) -> StoreResult<Option<User>> {
+        moderation::set_role(&self.pool, username, role).await
+    }
+
+    async fn moderation_queue(&self, q: QueueQuery) -> StoreResult<(Vec<QueueItem>, bool)> {
+        moderation::queue(&self.pool, q).await
+    }
+
+    async fn queue_item(&self, id: i64) -> StoreResult<Option<QueueItem>> {
+        moderation::queue_item(&self.pool, id).await
+    }
+
+    async fn resolve_queue_item(
+        &self,
+        id: i64,
+        by: Option<UserId>,
+        note: Option<String>,
+        at: i64,
+    ) -> StoreResult<Resolved> {
+        moderation::resolve(&self.pool, id, by, note, at).await
+    }
+
+    async fn set_ban(&self, user: UserId, until: i64, reason: &str) -> StoreResult<Option<User>> {
+        moderation::set_ban(&self.pool, user, Some(until), Some(reason)).await
+    }
+
+    async fn clear_ban(&self, user: UserId) -> StoreResult<Option<User>> {
+        moderation::set_ban(&self.pool, user, None, None).await
+    }
+
+    async fn ban(&self, user: UserId) -> StoreResult<Option<Ban>> {
+        moderation::ban(&self.pool, user).await
+    }
+
+    async fn bans(&self, now: i64, limit: usize) -> StoreResult<Vec<Ban>> {
+        moderation::bans(&self.pool, now, limit).await
+    }
+
+    async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted> {
+        moderation::delete_message(&self.pool, id).await
     }
 }

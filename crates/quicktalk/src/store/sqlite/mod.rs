@@ -10,6 +10,7 @@
 //! connection (PASSIVE, never blocking the writer), so their fsyncs stay off the
 //! commit path.
 
+mod moderation;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -21,12 +22,13 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
+use super::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use super::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
 };
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Role, Room, RoomId,
-    RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage, Role,
+    Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
 
@@ -529,19 +531,20 @@ impl Store for SqliteStore {
 
     async fn add_report(&self, r: NewReport) -> StoreResult<()> {
         self.write(move |w| {
-            w.conn
-                .prepare_cached(
-                    "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    r.room_id,
-                    r.reporter,
-                    r.reported,
-                    r.reason,
-                    crate::model::now_ms()
-                ])?;
-            Ok(())
+            let now = crate::model::now_ms();
+            let tx = w.conn.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![r.room_id, r.reporter, r.reported, r.reason, now])?;
+            // The report is also an item of the moderators' review queue.
+            tx.prepare_cached(
+                "INSERT INTO moderation_queue (kind, room_id, subject_id, reporter_id, reason, created_at) \
+                 VALUES ('report', ?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![r.room_id, r.reported, r.reporter, r.reason, now])?;
+            tx.commit()
         })
         .await
     }
@@ -586,6 +589,61 @@ impl Store for SqliteStore {
             Ok((rows, has_more))
         })
         .await
+    }
+
+    // ---- Moderation: roles, the review queue, bans, deleting messages ----
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.read(move |c| moderation::message(c, id)).await
+    }
+
+    async fn set_role(&self, username: &str, role: Role) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        self.write(move |w| moderation::set_role(&w.conn, &username, role))
+            .await
+    }
+
+    async fn moderation_queue(&self, q: QueueQuery) -> StoreResult<(Vec<QueueItem>, bool)> {
+        self.read(move |c| moderation::queue(c, q)).await
+    }
+
+    async fn queue_item(&self, id: i64) -> StoreResult<Option<QueueItem>> {
+        self.read(move |c| moderation::queue_item(c, id)).await
+    }
+
+    async fn resolve_queue_item(
+        &self,
+        id: i64,
+        by: Option<UserId>,
+        note: Option<String>,
+        at: i64,
+    ) -> StoreResult<Resolved> {
+        self.write(move |w| moderation::resolve(&w.conn, id, by, note, at))
+            .await
+    }
+
+    async fn set_ban(&self, user: UserId, until: i64, reason: &str) -> StoreResult<Option<User>> {
+        let reason = reason.to_owned();
+        self.write(move |w| moderation::set_ban(&w.conn, user, Some(until), Some(reason.as_str())))
+            .await
+    }
+
+    async fn clear_ban(&self, user: UserId) -> StoreResult<Option<User>> {
+        self.write(move |w| moderation::set_ban(&w.conn, user, None, None))
+            .await
+    }
+
+    async fn ban(&self, user: UserId) -> StoreResult<Option<Ban>> {
+        self.read(move |c| moderation::ban(c, user)).await
+    }
+
+    async fn bans(&self, now: i64, limit: usize) -> StoreResult<Vec<Ban>> {
+        self.read(move |c| moderation::bans(c, now, limit)).await
+    }
+
+    async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted> {
+        self.write(move |w| moderation::delete_message(&w.conn, id))
+            .await
     }
 }
 

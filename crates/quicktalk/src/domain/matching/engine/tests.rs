@@ -87,6 +87,60 @@ impl Store for SlowRooms {
     async fn messages(&self, r: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
         self.inner.messages(r, q).await
     }
+    // ---- Moderation: roles, the review queue, bans, deleting messages ----
+    async fn message(&self, id: crate::model::MessageId) -> StoreResult<Option<Message>> {
+        self.inner.message(id).await
+    }
+    async fn set_role(
+        &self,
+        username: &str,
+        role: crate::model::Role,
+    ) -> StoreResult<Option<User>> {
+        self.inner.set_role(username, role).await
+    }
+    async fn moderation_queue(
+        &self,
+        q: crate::store::moderation::QueueQuery,
+    ) -> StoreResult<(Vec<crate::store::moderation::QueueItem>, bool)> {
+        self.inner.moderation_queue(q).await
+    }
+    async fn queue_item(
+        &self,
+        id: i64,
+    ) -> StoreResult<Option<crate::store::moderation::QueueItem>> {
+        self.inner.queue_item(id).await
+    }
+    async fn resolve_queue_item(
+        &self,
+        id: i64,
+        by: Option<UserId>,
+        note: Option<String>,
+        at: i64,
+    ) -> StoreResult<crate::store::moderation::Resolved> {
+        self.inner.resolve_queue_item(id, by, note, at).await
+    }
+    async fn set_ban(&self, user: UserId, until: i64, reason: &str) -> StoreResult<Option<User>> {
+        self.inner.set_ban(user, until, reason).await
+    }
+    async fn clear_ban(&self, user: UserId) -> StoreResult<Option<User>> {
+        self.inner.clear_ban(user).await
+    }
+    async fn ban(&self, user: UserId) -> StoreResult<Option<crate::store::moderation::Ban>> {
+        self.inner.ban(user).await
+    }
+    async fn bans(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::store::moderation::Ban>> {
+        self.inner.bans(now, limit).await
+    }
+    async fn delete_message(
+        &self,
+        id: crate::model::MessageId,
+    ) -> StoreResult<crate::store::moderation::Deleted> {
+        self.inner.delete_message(id).await
+    }
 }
 
 async fn guest(s: &SlowRooms, name: &str) -> UserRef {
