@@ -196,6 +196,7 @@ const STRINGS = {
     mod_banned_forever: "banned until lifted",
     mod_unban: "Unban",
     mod_unbanned: "{name} can chat again.",
+    mod_automatic: "the system",
   },
   ko: {
     app_name: "QuickTalk",
@@ -382,6 +383,7 @@ const STRINGS = {
     mod_banned_forever: "해제할 때까지 정지",
     mod_unban: "정지 해제",
     mod_unbanned: "{name} 님이 다시 채팅할 수 있습니다.",
+    mod_automatic: "시스템",
   },
 };
 

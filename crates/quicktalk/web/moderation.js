@@ -130,7 +130,7 @@ class ModerationView {
           "p.queue-resolved",
           { "data-testid": "queue-resolved" },
           t("mod_resolved_by", {
-            name: item.resolved.by?.name ?? item.resolved.by?.display_name ?? String(item.resolved.by ?? ""),
+            name: item.resolved.by ? item.resolved.by.display_name : t("mod_automatic"),
             when: new Date(item.resolved.at).toLocaleString(locale()),
           }),
           item.resolved.resolution ? h("span.resolution", " — " + item.resolved.resolution) : null,
@@ -202,8 +202,9 @@ class ModerationView {
         ),
       );
     }
-    if (item.subject && !item.subject.banned_until && item.subject.id !== this.ctx.me.id) {
-      actions.push(this.banForm(item.subject, item.reason || "", (until) => this.fillItem(li, { ...item, subject: { ...item.subject, banned_until: until ?? "forever" } })));
+    // `banned_until` is present while the subject is banned (null: until lifted).
+    if (item.subject && !("banned_until" in item.subject) && item.subject.id !== this.ctx.me.id) {
+      actions.push(this.banForm(item.subject, item.kind === "report" ? item.reason || "" : "", (until) => this.fillItem(li, { ...item, subject: { ...item.subject, banned_until: until } })));
     }
     return h("div.queue-actions", actions);
   }
@@ -248,7 +249,7 @@ class ModerationView {
   async showBans() {
     const res = await Api.bans();
     if (this.tab !== "bans") return;
-    const bans = res.bans ?? res.items ?? [];
+    const bans = res.bans;
     if (!bans.length) return clear(this.body, h("p.hint", { "data-testid": "bans-empty" }, t("mod_no_bans")));
     clear(
       this.body,
@@ -256,7 +257,7 @@ class ModerationView {
         "ul.bans",
         { "data-testid": "bans" },
         bans.map((b) => {
-          const until = b.until ?? b.banned_until ?? null;
+          const until = b.banned_until;
           const li = h(
             "li.ban",
             { "data-testid": "ban-item", dataset: { userId: b.user.id } },
@@ -297,9 +298,9 @@ function person(user, testid) {
 }
 
 function banState(user) {
-  if (!user || !user.banned_until) return null;
+  if (!user || !("banned_until" in user)) return null;
   const text =
-    user.banned_until === "forever" || new Date(user.banned_until).getFullYear() > 9000
+    user.banned_until === null
       ? t("mod_banned_forever")
       : t("mod_banned_until", { when: new Date(user.banned_until).toLocaleString(locale()) });
   return h("span.badge.banned", { "data-testid": "subject-banned" }, text);
