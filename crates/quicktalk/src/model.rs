@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub type UserId = i64;
 pub type RoomId = i64;
+pub type MessageId = i64;
 
 /// Milliseconds since the Unix epoch, UTC.
 pub fn now_ms() -> i64 {
@@ -198,6 +199,8 @@ pub struct Room {
     pub closed_at: Option<i64>,
     /// The moderation policy its creator chose (random chats: always strict).
     pub moderation: RoomPolicy,
+    /// Who made it (for a random chat: one of the pair).
+    pub created_by: UserId,
 }
 
 /// A room as the API shows it, optionally with the caller's unread count.

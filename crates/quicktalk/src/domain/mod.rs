@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod matching;
+pub mod moderation;
 pub mod pipeline;
 pub mod rooms;
 pub mod tokens;

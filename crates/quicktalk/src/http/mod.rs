@@ -8,6 +8,7 @@ mod body;
 pub mod client_ip;
 mod error;
 mod matching;
+mod messages;
 mod ops;
 mod rooms;
 pub mod server;
@@ -21,7 +22,8 @@ pub use error::ApiError;
 pub mod bodies {
     pub use super::accounts::{Guest, Login, Signup};
     pub use super::matching::Report;
-    pub use super::rooms::{CreateRoom, PostMessage, Read};
+    pub use super::messages::ReportMessage;
+    pub use super::rooms::{CreateRoom, PatchRoom, PostMessage, Read};
 }
 
 use std::sync::Arc;
@@ -49,7 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/me", get(accounts::me))
         .route("/users/{id}", get(accounts::user))
         .route("/rooms", get(rooms::list).post(rooms::create))
-        .route("/rooms/{id}", get(rooms::get))
+        .route("/rooms/{id}", get(rooms::get).patch(rooms::patch))
         .route("/rooms/{id}/join", post(rooms::join))
         .route("/rooms/{id}/leave", post(rooms::leave))
         .route("/rooms/{id}/members", get(rooms::members))
@@ -63,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/match/next", post(matching::next))
         .route("/match/disconnect", post(matching::disconnect))
         .route("/match/report", post(matching::report))
+        .route("/messages/{id}/report", post(messages::report))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     let mut public = Router::new()

@@ -16,7 +16,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind,
+    AppendRejected, Appended, HistoryQuery, Message, MessageId, NewMessage, Room, RoomId, RoomKind,
     RoomPolicy, User, UserId, UserRef, Visibility,
 };
 
@@ -75,6 +75,17 @@ pub struct NewReport {
     pub room_id: RoomId,
     pub reporter: UserId,
     pub reported: UserId,
+    pub reason: String,
+}
+
+/// A report of one stored message, for the moderators' queue (kind `report`).
+#[derive(Debug, Clone)]
+pub struct NewMessageReport {
+    pub message_id: MessageId,
+    pub room_id: RoomId,
+    /// The message's sender.
+    pub subject: UserId,
+    pub reporter: UserId,
     pub reason: String,
 }
 
@@ -191,8 +202,10 @@ pub trait Store: Send + Sync + 'static {
     /// Closes every open room of `kind` (at start-up, random chats whose match
     /// lived only in the memory of the process that ended). Returns how many.
     async fn close_open_rooms(&self, kind: RoomKind) -> StoreResult<u64>;
-    /// Stores a report; the two users are never matched again.
-    async fn add_report(&self, report: NewReport) -> StoreResult<()>;
+    /// Stores a report, and queues it for the moderators (a `moderation_queue`
+    /// row of kind `report` with no message) in the same transaction; the two
+    /// users are never matched again. Returns the queue row's id.
+    async fn add_report(&self, report: NewReport) -> StoreResult<i64>;
     /// The users `user` must never be matched with: those they reported or were
     /// reported by, newest first, at most `limit`.
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>>;
@@ -200,4 +213,22 @@ pub trait Store: Send + Sync + 'static {
     /// A page of history ascending by `seq`, and whether more exist beyond it
     /// (older ones for a "newest"/`before_seq` page, newer ones for an `after_seq` page).
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)>;
+
+    // ---- Moderation in the message path (issue 11 part 3: room policy,
+    // message reports, strikes). Kept together at the end of the trait. ----
+
+    /// One message by id.
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// Sets a room's moderation policy; `false` if there is no such room.
+    async fn set_room_moderation(&self, room: RoomId, policy: RoomPolicy) -> StoreResult<bool>;
+    /// Queues a report of one message (kind `report`) and returns its queue id.
+    /// One per reporter and message, by a uniqueness rule: a repeat adds nothing
+    /// and returns the first report's id.
+    async fn report_message(&self, report: NewMessageReport) -> StoreResult<i64>;
+    /// Records a strike against `user` at `at` (ms): a message of theirs was blocked.
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()>;
+    /// How many strikes `user` has at or after `since` (ms).
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32>;
+    /// When `user`'s latest strike was (ms), if they have one.
+    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>>;
 }

@@ -17,6 +17,7 @@ mod leave_race;
 mod limits;
 mod matching;
 mod messaging;
+mod moderation;
 mod pipeline_faults;
 mod presence;
 mod protocol;

@@ -111,6 +111,9 @@ macro_rules! all_contract_tests {
                 reports_make_users_avoid_each_other,
                 registered_names_are_held_as_skeletons,
                 messages_keep_the_senders_guest_status,
+                room_moderation_can_be_changed,
+                message_reports_are_queued_once_per_reporter,
+                strikes_are_counted_per_user_by_time,
             ]
         );
     };

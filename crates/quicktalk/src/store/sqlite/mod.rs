@@ -22,11 +22,12 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use super::{
-    NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
+    NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
+    StoreError, StoreResult,
 };
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, MessageKind, NewMessage, Role, Room, RoomId,
-    RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage, Role,
+    Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
 
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_names.sql"),
     include_str!("migrations/0005_reports_by_reported.sql"),
     include_str!("migrations/0006_moderation.sql"),
+    include_str!("migrations/0007_message_reports.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
@@ -241,7 +243,7 @@ fn backfill_skeletons(c: &Connection) -> rusqlite::Result<()> {
 const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
 const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
-     r.closed_at, r.moderation";
+     r.closed_at, r.moderation, r.created_by";
 const MESSAGE_COLS: &str =
     "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest, masked";
 
@@ -284,6 +286,7 @@ fn room_row(r: &Row<'_>) -> rusqlite::Result<Room> {
             let m: String = r.get(9)?;
             RoomPolicy::parse(&m).ok_or_else(|| bad_enum(9, &m))?
         },
+        created_by: r.get(10)?,
     })
 }
 
@@ -440,7 +443,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(params![user, limit as i64 + 1, before_at, before_id], |r| {
-                    Ok((room_row(r)?, r.get::<_, Option<i64>>(10)?))
+                    Ok((room_row(r)?, r.get::<_, Option<i64>>(11)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let more = rows.len() > limit;
@@ -527,21 +530,23 @@ impl Store for SqliteStore {
         self.write(move |w| w.close_open_rooms(kind)).await
     }
 
-    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+    async fn add_report(&self, r: NewReport) -> StoreResult<i64> {
         self.write(move |w| {
-            w.conn
-                .prepare_cached(
-                    "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![
-                    r.room_id,
-                    r.reporter,
-                    r.reported,
-                    r.reason,
-                    crate::model::now_ms()
-                ])?;
-            Ok(())
+            let now = crate::model::now_ms();
+            let tx = w.conn.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO reports (room_id, reporter_id, reported_id, reason, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![r.room_id, r.reporter, r.reported, r.reason, now])?;
+            tx.prepare_cached(
+                "INSERT INTO moderation_queue (kind, room_id, subject_id, reporter_id, reason, created_at) \
+                 VALUES ('report', ?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![r.room_id, r.reported, r.reporter, r.reason, now])?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
         })
         .await
     }
@@ -584,6 +589,86 @@ impl Store for SqliteStore {
                 rows.reverse();
             }
             Ok((rows, has_more))
+        })
+        .await
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLS} FROM messages WHERE id = ?1"
+            ))?
+            .query_row([id], message_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn set_room_moderation(&self, room: RoomId, policy: RoomPolicy) -> StoreResult<bool> {
+        self.write(move |w| {
+            let n = w
+                .conn
+                .prepare_cached("UPDATE rooms SET moderation = ?2 WHERE id = ?1")?
+                .execute(params![room, policy.as_str()])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn report_message(&self, r: NewMessageReport) -> StoreResult<i64> {
+        self.write(move |w| {
+            let tx = w.conn.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO moderation_queue \
+                   (kind, room_id, message_id, subject_id, reporter_id, reason, created_at) \
+                 VALUES ('report', ?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (message_id, reporter_id) WHERE kind = 'report' AND message_id IS NOT NULL \
+                 DO NOTHING",
+            )?
+            .execute(params![
+                r.room_id,
+                r.message_id,
+                r.subject,
+                r.reporter,
+                r.reason,
+                crate::model::now_ms()
+            ])?;
+            let id: i64 = tx
+                .prepare_cached(
+                    "SELECT id FROM moderation_queue \
+                     WHERE kind = 'report' AND message_id = ?1 AND reporter_id = ?2",
+                )?
+                .query_row(params![r.message_id, r.reporter], |row| row.get(0))?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()> {
+        self.write(move |w| {
+            w.conn
+                .prepare_cached("INSERT INTO moderation_strikes (user_id, at) VALUES (?1, ?2)")?
+                .execute(params![user, at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM moderation_strikes WHERE user_id = ?1 AND at >= ?2",
+            )?
+            .query_row(params![user, since], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>> {
+        self.read(move |c| {
+            c.prepare_cached("SELECT MAX(at) FROM moderation_strikes WHERE user_id = ?1")?
+                .query_row([user], |r| r.get(0))
         })
         .await
     }

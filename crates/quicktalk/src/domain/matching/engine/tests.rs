@@ -78,7 +78,7 @@ impl Store for SlowRooms {
     async fn close_open_rooms(&self, k: RoomKind) -> StoreResult<u64> {
         self.inner.close_open_rooms(k).await
     }
-    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+    async fn add_report(&self, r: NewReport) -> StoreResult<i64> {
         self.inner.add_report(r).await
     }
     async fn match_avoid(&self, u: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
@@ -86,6 +86,29 @@ impl Store for SlowRooms {
     }
     async fn messages(&self, r: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
         self.inner.messages(r, q).await
+    }
+    // ---- Moderation in the message path (issue 11 part 3) ----
+    async fn message(&self, id: crate::model::MessageId) -> StoreResult<Option<Message>> {
+        self.inner.message(id).await
+    }
+    async fn set_room_moderation(
+        &self,
+        room: RoomId,
+        policy: crate::model::RoomPolicy,
+    ) -> StoreResult<bool> {
+        self.inner.set_room_moderation(room, policy).await
+    }
+    async fn report_message(&self, report: crate::store::NewMessageReport) -> StoreResult<i64> {
+        self.inner.report_message(report).await
+    }
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()> {
+        self.inner.add_strike(user, at).await
+    }
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
+        self.inner.strikes_since(user, since).await
+    }
+    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>> {
+        self.inner.last_strike(user).await
     }
 }
 
