@@ -12,7 +12,8 @@
 //!   refused (`moderated`); report reasons are stored masked (standard policy).
 //! - [`Escalation`]: every blocked message is a strike (stored, so every node
 //!   sees it); [`COOLDOWN_STRIKES`] within [`COOLDOWN_WINDOW_MS`] pause random
-//!   matching until [`COOLDOWN_MS`] after the latest strike; the temporary ban
+//!   matching until [`COOLDOWN_MS`] after the latest strike (a strike during a
+//!   cool-down extends it: [`cooldown_until`]); the temporary ban
 //!   at [`BAN_STRIKES`] within [`BAN_WINDOW_MS`] goes in
 //!   [`Escalation::after_strike`] (the ban hook).
 //!
@@ -123,12 +124,29 @@ pub fn mask_reason(reason: &str) -> String {
         .masked(reason)
 }
 
-/// Until when (ms) a user whose latest strike was at `last` is in a matching
-/// cool-down at `now`, given how many strikes they have within
-/// [`COOLDOWN_WINDOW_MS`] up to `last` (`last` included); `None` if not.
-pub fn cooldown_until(now: i64, last: i64, strikes_in_window: u32) -> Option<i64> {
-    let until = last.saturating_add(COOLDOWN_MS);
-    (strikes_in_window >= COOLDOWN_STRIKES && until > now).then_some(until)
+/// Strikes [`Escalation::check_cooldown`] looks back over.
+const STRIKE_HISTORY: u32 = 100;
+
+/// Until when (ms) a user with these strike times (ascending) is in a
+/// matching cool-down, if they ever were: a strike starts one when it is the
+/// [`COOLDOWN_STRIKES`]th within [`COOLDOWN_WINDOW_MS`], or extends a running
+/// one; either way it then lasts until [`COOLDOWN_MS`] after that strike. (So a
+/// further blocked message never shortens a cool-down.)
+pub fn cooldown_until(strikes: &[i64]) -> Option<i64> {
+    let mut until: Option<i64> = None;
+    for (i, &s) in strikes.iter().enumerate() {
+        let running = until.is_some_and(|u| s < u);
+        let from = s - COOLDOWN_WINDOW_MS;
+        let in_window = strikes[..=i]
+            .iter()
+            .rev()
+            .take_while(|&&t| t >= from)
+            .count();
+        if running || in_window >= COOLDOWN_STRIKES as usize {
+            until = Some(s.saturating_add(COOLDOWN_MS));
+        }
+    }
+    until
 }
 
 /// Escalation for repeat offenders: strikes, the matching cool-down, and the
@@ -175,26 +193,25 @@ impl Escalation {
         }
     }
 
-    /// `cooldown` (with the wait) while `user` may not enter random matching:
-    /// their latest strike is less than [`COOLDOWN_MS`] old and at least
-    /// [`COOLDOWN_STRIKES`] fall within the [`COOLDOWN_WINDOW_MS`] up to it.
+    /// `cooldown` (with the wait) while `user` may not enter random matching
+    /// (see [`cooldown_until`]; computed from the stored strikes, so every node
+    /// agrees).
     pub async fn check_cooldown(&self, user: UserId) -> AppResult<()> {
-        let Some(last) = self.store.last_strike(user).await? else {
-            return Ok(());
-        };
+        let mut strikes = self.store.last_strikes(user, STRIKE_HISTORY).await?;
         let now = now_ms();
-        if last.saturating_add(COOLDOWN_MS) <= now {
+        // A cool-down ends at most COOLDOWN_MS after the latest strike.
+        if strikes
+            .first()
+            .is_none_or(|&latest| latest.saturating_add(COOLDOWN_MS) <= now)
+        {
             return Ok(());
         }
-        let n = self
-            .store
-            .strikes_since(user, last - COOLDOWN_WINDOW_MS)
-            .await?;
-        match cooldown_until(now, last, n) {
-            Some(until) => Err(AppError::Cooldown {
+        strikes.reverse();
+        match cooldown_until(&strikes) {
+            Some(until) if until > now => Err(AppError::Cooldown {
                 retry_after: Duration::from_millis((until - now) as u64),
             }),
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 }
@@ -246,13 +263,24 @@ mod tests {
 
     #[test]
     fn a_cooldown_needs_enough_strikes_and_ends_after_the_latest() {
-        let last = 1_000_000;
-        assert_eq!(cooldown_until(last, last, 2), None);
-        assert_eq!(cooldown_until(last, last, 3), Some(last + COOLDOWN_MS));
+        const MIN: i64 = 60_000;
+        assert_eq!(cooldown_until(&[]), None);
+        assert_eq!(cooldown_until(&[0, MIN]), None);
+        // The third within 10 minutes starts it, until 5 minutes after it.
+        assert_eq!(cooldown_until(&[0, MIN, 2 * MIN]), Some(7 * MIN));
+        assert_eq!(cooldown_until(&[0, 5 * MIN, 10 * MIN]), Some(15 * MIN));
+        assert_eq!(cooldown_until(&[0, 5 * MIN, 10 * MIN + 1]), None);
+        // A strike during a cool-down extends it, even with no other strike in
+        // the 10 minutes before it.
         assert_eq!(
-            cooldown_until(last + COOLDOWN_MS - 1, last, 4),
-            Some(last + COOLDOWN_MS)
+            cooldown_until(&[0, 30_000, 10 * MIN, 11 * MIN]),
+            Some(16 * MIN)
         );
-        assert_eq!(cooldown_until(last + COOLDOWN_MS, last, 4), None);
+        assert_eq!(
+            cooldown_until(&[0, 30_000, 10 * MIN, 14 * MIN, 18 * MIN]),
+            Some(23 * MIN)
+        );
+        // After one ends, a lone strike starts nothing.
+        assert_eq!(cooldown_until(&[0, MIN, 2 * MIN, 20 * MIN]), Some(7 * MIN));
     }
 }

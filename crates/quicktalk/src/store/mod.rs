@@ -229,6 +229,6 @@ pub trait Store: Send + Sync + 'static {
     async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()>;
     /// How many strikes `user` has at or after `since` (ms).
     async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32>;
-    /// When `user`'s latest strike was (ms), if they have one.
-    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>>;
+    /// The times (ms) of `user`'s newest `limit` strikes, newest first.
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>>;
 }

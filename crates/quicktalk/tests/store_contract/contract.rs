@@ -791,12 +791,12 @@ pub async fn message_reports_are_queued_once_per_reporter(s: S) {
     assert_eq!(s.report_message(report(&b)).await.unwrap(), first);
 }
 
-/// Strikes count per user from a time on; the latest is known.
+/// Strikes count per user from a time on; the newest are listed, newest first.
 pub async fn strikes_are_counted_per_user_by_time(s: S) {
     let a = user(&s, "alice").await;
     let b = user(&s, "bob").await;
     assert_eq!(s.strikes_since(a.id, 0).await.unwrap(), 0);
-    assert_eq!(s.last_strike(a.id).await.unwrap(), None);
+    assert!(s.last_strikes(a.id, 10).await.unwrap().is_empty());
     for at in [1_000, 3_000, 2_000] {
         s.add_strike(a.id, at).await.unwrap();
     }
@@ -804,7 +804,11 @@ pub async fn strikes_are_counted_per_user_by_time(s: S) {
     assert_eq!(s.strikes_since(a.id, 0).await.unwrap(), 3);
     assert_eq!(s.strikes_since(a.id, 2_000).await.unwrap(), 2);
     assert_eq!(s.strikes_since(a.id, 3_001).await.unwrap(), 0);
-    assert_eq!(s.last_strike(a.id).await.unwrap(), Some(3_000));
-    assert_eq!(s.last_strike(b.id).await.unwrap(), Some(5_000));
+    assert_eq!(
+        s.last_strikes(a.id, 10).await.unwrap(),
+        vec![3_000, 2_000, 1_000]
+    );
+    assert_eq!(s.last_strikes(a.id, 2).await.unwrap(), vec![3_000, 2_000]);
+    assert_eq!(s.last_strikes(b.id, 10).await.unwrap(), vec![5_000]);
     assert_eq!(s.strikes_since(b.id, 0).await.unwrap(), 1);
 }

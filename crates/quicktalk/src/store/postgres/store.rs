@@ -495,11 +495,14 @@ impl Store for PostgresStore {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>> {
-        sqlx::query_scalar("SELECT MAX(at) FROM moderation_strikes WHERE user_id = $1")
-            .bind(user)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT at FROM moderation_strikes WHERE user_id = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
     }
 }

@@ -665,10 +665,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>> {
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
         self.read(move |c| {
-            c.prepare_cached("SELECT MAX(at) FROM moderation_strikes WHERE user_id = ?1")?
-                .query_row([user], |r| r.get(0))
+            c.prepare_cached(
+                "SELECT at FROM moderation_strikes WHERE user_id = ?1 ORDER BY at DESC LIMIT ?2",
+            )?
+            .query_map(params![user, limit], |r| r.get(0))?
+            .collect()
         })
         .await
     }

@@ -107,8 +107,8 @@ impl Store for SlowRooms {
     async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
         self.inner.strikes_since(user, since).await
     }
-    async fn last_strike(&self, user: UserId) -> StoreResult<Option<i64>> {
-        self.inner.last_strike(user).await
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
+        self.inner.last_strikes(user, limit).await
     }
 }
 
