@@ -514,6 +514,16 @@ mod tests {
     }
 
     #[test]
+    fn moderation_is_on_unless_switched_off() {
+        assert!(resolve(ServeArgs::default()).unwrap().moderation);
+        let off = ServeArgs {
+            moderation: Some(Switch::Off),
+            ..Default::default()
+        };
+        assert!(!resolve(off).unwrap().moderation);
+    }
+
+    #[test]
     fn unknown_file_keys_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("q.toml");

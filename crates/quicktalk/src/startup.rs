@@ -173,6 +173,7 @@ impl Application {
             hub.clone(),
             config.moderation,
             escalation,
+            metrics.clone(),
         );
         let listener = TcpListener::bind(config.listen)
             .await

@@ -18,6 +18,7 @@ use super::validate;
 use crate::bus::{Bus, BusEvent};
 use crate::error::{AppError, AppResult};
 use crate::fanout::Hub;
+use crate::metrics::Metrics;
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Member, Message, MessageId, MessageKind,
     NewMessage, Room, RoomId, RoomKind, RoomPolicy, RoomView, User, UserRef, Visibility,
@@ -53,6 +54,7 @@ pub struct Rooms {
     /// `--moderation off`: no room's messages are classified.
     moderation_on: bool,
     escalation: Arc<Escalation>,
+    metrics: Arc<Metrics>,
 }
 
 impl Rooms {
@@ -63,6 +65,7 @@ impl Rooms {
         hub: Arc<Hub>,
         moderation_on: bool,
         escalation: Arc<Escalation>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Rooms {
             meta: Default::default(),
@@ -72,6 +75,7 @@ impl Rooms {
             hub,
             moderation_on,
             escalation,
+            metrics,
         }
     }
 
@@ -330,9 +334,26 @@ impl Rooms {
         }
         let policy = self.policy(room).await?;
         let (text, moderated) = match moderation::moderate_text(text, policy) {
-            Ok(t) => t,
+            Ok((text, m)) => {
+                if policy != quicktalk_moderation::Policy::Off {
+                    let action = match (&m.flag, m.masked) {
+                        (_, true) => "mask",
+                        (Some(_), false) => "flag",
+                        (None, false) => "allow",
+                    };
+                    self.metrics
+                        .moderation_verdicts
+                        .with_label_values(&[action])
+                        .inc();
+                }
+                (text, m)
+            }
             Err(e) => {
                 if matches!(e, AppError::Moderated { .. }) {
+                    self.metrics
+                        .moderation_verdicts
+                        .with_label_values(&["block"])
+                        .inc();
                     self.escalation.strike(sender.id).await;
                 }
                 return Err(e);

@@ -91,6 +91,10 @@ async fn a_blocked_send_gets_moderated_and_nothing_is_stored() {
     assert_eq!(code(&v), "moderated", "{v}");
     assert_eq!(v["error"]["categories"], json!(["self_harm"]), "{v}");
     assert_eq!(app.history(&alice, room).await.len(), 2);
+    let verdicts =
+        |action: &str| format!("quicktalk_moderation_verdicts_total{{action=\"{action}\"}}");
+    assert_eq!(app.metric(&verdicts("block")).await, 2.0);
+    assert_eq!(app.metric(&verdicts("allow")).await, 1.0);
 }
 
 #[tokio::test]
