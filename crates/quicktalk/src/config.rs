@@ -61,6 +61,9 @@ pub struct Config {
     pub rate_limits: bool,
     /// Every rate limit's `N/PERIOD` (defaults in `limits::Limit::default_rate`).
     pub rates: Rates,
+    /// Moderation of messages (contract §5) on, or off for every room
+    /// (benchmarks: the cost of the classifier on the hot path).
+    pub moderation: bool,
     /// Concurrent STOMP sockets (WebSocket or TCP) per client IP / per user.
     pub max_sockets_per_ip: usize,
     pub max_sockets_per_user: usize,
@@ -107,6 +110,7 @@ impl Default for Config {
             frame_timeout_ms: 30_000,
             rate_limits: true,
             rates: Rates::default(),
+            moderation: true,
             max_sockets_per_ip: 50,
             max_sockets_per_user: 10,
             max_http_connections_per_ip: 64,
@@ -326,6 +330,10 @@ pub struct ServeArgs {
     /// or comma-separated; README lists the names and defaults.
     #[arg(long, env = "QUICKTALK_RATE_LIMIT", value_delimiter = ',')]
     pub rate_limit: Option<Vec<String>>,
+    /// Moderation of messages (`on`, the default) or none in any room (`off`:
+    /// benchmarks). Names and report reasons are checked either way.
+    #[arg(long, env = "QUICKTALK_MODERATION")]
+    pub moderation: Option<Switch>,
     /// Most concurrent STOMP sockets from one client IP.
     #[arg(long, env = "QUICKTALK_MAX_SOCKETS_PER_IP")]
     pub max_sockets_per_ip: Option<usize>,
@@ -398,6 +406,7 @@ impl ServeArgs {
             frame_timeout_ms: other.frame_timeout_ms.or(self.frame_timeout_ms),
             rate_limits: other.rate_limits.or(self.rate_limits),
             rate_limit: other.rate_limit.or(self.rate_limit),
+            moderation: other.moderation.or(self.moderation),
             max_sockets_per_ip: other.max_sockets_per_ip.or(self.max_sockets_per_ip),
             max_sockets_per_user: other.max_sockets_per_user.or(self.max_sockets_per_user),
             max_http_connections_per_ip: other
@@ -446,6 +455,9 @@ impl ServeArgs {
         );
         if let Some(s) = self.rate_limits {
             c.rate_limits = s == Switch::On;
+        }
+        if let Some(s) = self.moderation {
+            c.moderation = s == Switch::On;
         }
         if let Some(o) = &self.rate_limit {
             c.rates
@@ -553,6 +565,16 @@ mod tests {
         assert_eq!(c.max_frame_bytes, 2048);
         assert_eq!(c.log, "debug");
         assert_eq!(c.outbound_queue, Config::default().outbound_queue);
+    }
+
+    #[test]
+    fn moderation_is_on_unless_switched_off() {
+        assert!(resolve(ServeArgs::default()).unwrap().moderation);
+        let off = ServeArgs {
+            moderation: Some(Switch::Off),
+            ..Default::default()
+        };
+        assert!(!resolve(off).unwrap().moderation);
     }
 
     #[test]

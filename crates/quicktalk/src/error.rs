@@ -39,6 +39,18 @@ pub enum AppError {
         message: Cow<'static, str>,
         retry_after: std::time::Duration,
     },
+    /// Moderation refused the text (contract §5, code `moderated`): a blocked
+    /// message, or a name or room name that is not allowed. `categories` are
+    /// the classifier's category names (e.g. `profanity`).
+    #[error("{message}")]
+    Moderated {
+        message: Cow<'static, str>,
+        categories: Vec<&'static str>,
+    },
+    /// Random matching is closed to this user for a while after repeated
+    /// blocked messages (code `cooldown`); the client may retry after `retry_after`.
+    #[error("too many blocked messages; random matching is paused for you")]
+    Cooldown { retry_after: std::time::Duration },
     /// The server is shutting down or a queue is full; the client may retry.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -89,10 +101,12 @@ impl AppError {
             retry_after,
         }
     }
-    /// The wait before a retry may succeed, for rate-limit rejections.
+    /// The wait before a retry may succeed, for rate-limit and cool-down rejections.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            AppError::RateLimited { retry_after, .. } => Some(*retry_after),
+            AppError::RateLimited { retry_after, .. } | AppError::Cooldown { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
@@ -110,9 +124,19 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::TooLarge(_) => "too_large",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::Moderated { .. } => "moderated",
+            AppError::Cooldown { .. } => "cooldown",
             AppError::Unavailable(_) => "unavailable",
             AppError::OutcomeUnknown(_) => "outcome_unknown",
             AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The moderation categories of a `moderated` rejection.
+    pub fn categories(&self) -> Option<&[&'static str]> {
+        match self {
+            AppError::Moderated { categories, .. } => Some(categories),
+            _ => None,
         }
     }
 

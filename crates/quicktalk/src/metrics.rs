@@ -34,6 +34,9 @@ pub struct Metrics {
     pub conn_timeouts: IntCounterVec,
     /// Rejections by abuse limit (contract §4), label `limit`.
     pub rate_limited: IntCounterVec,
+    /// Moderation verdicts on posted messages (rooms whose policy is not
+    /// `off`), label `action`: `allow`, `flag`, `mask`, `block`.
+    pub moderation_verdicts: IntCounterVec,
 }
 
 impl Metrics {
@@ -126,6 +129,17 @@ impl Metrics {
                 IntCounterVec::new(
                     Opts::new("rate_limited_total", "Actions refused by an abuse limit"),
                     &["limit"],
+                )
+                .expect("metric"),
+            ),
+            moderation_verdicts: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "moderation_verdicts_total",
+                        "Moderation verdicts on posted messages, by action",
+                    ),
+                    &["action"],
                 )
                 .expect("metric"),
             ),

@@ -199,6 +199,8 @@ pub struct Room {
     pub closed_at: Option<i64>,
     /// The moderation policy its creator chose (random chats: always strict).
     pub moderation: RoomPolicy,
+    /// Who made it (for a random chat: one of the pair).
+    pub created_by: UserId,
 }
 
 /// A room as the API shows it, optionally with the caller's unread count.

@@ -21,6 +21,7 @@ use crate::config::Database;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, MatcherConfig};
 use crate::domain::moderators::Moderation;
+use crate::domain::moderation::Escalation;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
 use crate::domain::tokens::TokenKeys;
@@ -156,12 +157,15 @@ impl Application {
                     .map_err(|e| anyhow::anyhow!("loading matching state: {e:#}"))?,
             ),
         };
+        // Strikes for blocked messages (Rooms) and the cool-down they cause (matching).
+        let escalation = Arc::new(Escalation::new(store.clone()));
         let matching = Arc::new(MatchService::new(
             engine,
             bus.clone(),
             store.clone(),
             metrics.clone(),
             Duration::from_millis(config.match_next_interval_ms),
+            escalation.clone(),
         ));
         let moderation = Arc::new(Moderation::new(
             store.clone(),
@@ -173,7 +177,15 @@ impl Application {
         // A user's role or ban changed (on any node): forget the cached copy.
         let cache = accounts.user_cache();
         hub.set_user_watcher(Box::new(move |user| cache.forget(user)));
-        let rooms = Rooms::new(store, pipeline, bus, hub.clone());
+        let rooms = Rooms::new(
+            store,
+            pipeline,
+            bus,
+            hub.clone(),
+            config.moderation,
+            escalation,
+            metrics.clone(),
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

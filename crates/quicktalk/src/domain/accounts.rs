@@ -217,6 +217,9 @@ impl Accounts {
             "invalid_display_name",
             "display_name",
         )?;
+        // Both names are public (profiles show `@username`).
+        super::moderation::check_name(username, "username")?;
+        super::moderation::check_name(&display_name, "display name")?;
         let pw = password.to_owned();
         let hash = self.hashing.run(move || hash_password(&pw)).await?;
         let user = self
@@ -270,6 +273,7 @@ impl Accounts {
         let display_name = match nickname {
             Some(n) => {
                 let n = validate::name(n, "invalid_nickname", "nickname")?;
+                super::moderation::check_name(&n, "nickname")?;
                 validate::impersonates(&*self.store, &n, None).await?;
                 n
             }

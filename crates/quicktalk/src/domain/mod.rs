@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod matching;
 pub mod moderators;
+pub mod moderation;
 pub mod pipeline;
 pub mod rooms;
 pub mod tokens;

@@ -1,33 +1,48 @@
-//! Rooms: create, list, join, leave, members, history, read cursors, and posting.
-//! A new room may not be named like a registered user other than its creator.
+//! Rooms: create, list, join, leave, members, history, read cursors, posting,
+//! and each room's moderation policy (set by its creator or a moderator).
+//! A new room may not be named like a registered user other than its creator,
+//! nor with a name moderation refuses. A posted text goes through
+//! [`moderation::moderate_text`] under the room's policy before it is submitted
+//! to the pipeline (so every pipeline, local or cluster, stores only moderated
+//! text); a blocked one is a strike ([`moderation::Escalation`]).
 //! Access rule: a private room and its history are for members only; a public
 //! room's history is readable by anyone signed in; posting needs membership.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::moderation::{self, Escalation};
 use super::pipeline::{settle, Pipeline, Reply, Ticket};
 use super::validate;
 use crate::bus::{Bus, BusEvent};
 use crate::error::{AppError, AppResult};
 use crate::fanout::Hub;
+use crate::metrics::Metrics;
 use crate::model::{
-    now_ms, AppendRejected, Appended, HistoryQuery, Member, Message, MessageKind, NewMessage, Room,
-    RoomId, RoomKind, RoomPolicy, RoomView, User, UserRef, Visibility,
+    now_ms, AppendRejected, Appended, HistoryQuery, Member, Message, MessageId, MessageKind,
+    NewMessage, Room, RoomId, RoomKind, RoomPolicy, RoomView, User, UserRef, Visibility,
 };
-use crate::store::{list_position, NewRoom, RoomListQuery, Store};
+use crate::store::{list_position, NewMessageReport, NewRoom, RoomListQuery, Store};
 
 pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_PAGE: usize = 50;
 const MAX_LISTED_ROOMS: usize = 500;
 /// Rooms whose metadata is kept in memory; cleared when it grows past this.
 const ROOM_META_CACHE_MAX: usize = 500_000;
+/// How long a cached moderation policy is trusted for a SEND: a change made on
+/// this node applies at once (the entry is dropped), one made on another node
+/// within this long.
+const POLICY_TTL: Duration = Duration::from_secs(5);
 
-/// What never changes about a room: enough for access checks without the store.
+/// What a room's access checks and SENDs need without the store: visibility and
+/// kind never change; the moderation policy may, so it carries when it was read.
 #[derive(Clone, Copy)]
 struct RoomMeta {
     visibility: Visibility,
     kind: RoomKind,
+    policy: RoomPolicy,
+    read_at: Instant,
 }
 
 pub struct Rooms {
@@ -36,6 +51,10 @@ pub struct Rooms {
     pipeline: Arc<dyn Pipeline>,
     bus: Arc<dyn Bus>,
     hub: Arc<Hub>,
+    /// `--moderation off`: no room's messages are classified.
+    moderation_on: bool,
+    escalation: Arc<Escalation>,
+    metrics: Arc<Metrics>,
 }
 
 impl Rooms {
@@ -44,6 +63,9 @@ impl Rooms {
         pipeline: Arc<dyn Pipeline>,
         bus: Arc<dyn Bus>,
         hub: Arc<Hub>,
+        moderation_on: bool,
+        escalation: Arc<Escalation>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Rooms {
             meta: Default::default(),
@@ -51,6 +73,9 @@ impl Rooms {
             pipeline,
             bus,
             hub,
+            moderation_on,
+            escalation,
+            metrics,
         }
     }
 
@@ -58,15 +83,24 @@ impl Rooms {
         self.store.room(id).await?.ok_or(AppError::NotFound("room"))
     }
 
-    /// A room's unchanging metadata, cached.
+    /// A room's metadata, cached (its policy may be stale: see [`Self::policy`]).
     async fn meta(&self, id: RoomId) -> AppResult<RoomMeta> {
+        self.meta_within(id, None).await
+    }
+
+    /// A room's metadata, read again when the cached entry is older than `max_age`.
+    async fn meta_within(&self, id: RoomId, max_age: Option<Duration>) -> AppResult<RoomMeta> {
         if let Some(m) = self.meta.read().get(&id).copied() {
-            return Ok(m);
+            if max_age.is_none_or(|age| m.read_at.elapsed() < age) {
+                return Ok(m);
+            }
         }
         let room = self.room(id).await?;
         let m = RoomMeta {
             visibility: room.visibility,
             kind: room.kind,
+            policy: room.moderation,
+            read_at: Instant::now(),
         };
         let mut meta = self.meta.write();
         if meta.len() >= ROOM_META_CACHE_MAX {
@@ -74,6 +108,61 @@ impl Rooms {
         }
         meta.insert(id, m);
         Ok(m)
+    }
+
+    /// The classifier policy for texts posted to room `id` (at most
+    /// [`POLICY_TTL`] old; `Off` for every room with `--moderation off`).
+    async fn policy(&self, id: RoomId) -> AppResult<quicktalk_moderation::Policy> {
+        if !self.moderation_on {
+            return Ok(quicktalk_moderation::Policy::Off);
+        }
+        let m = self.meta_within(id, Some(POLICY_TTL)).await?;
+        Ok(moderation::text_policy(m.kind, m.policy))
+    }
+
+    /// Sets room `id`'s moderation policy (`"off"`, `"standard"`, `"strict"`):
+    /// its creator or a moderator may; a random chat's is fixed (strict).
+    /// Returns the room as `user` sees it.
+    pub async fn set_moderation(
+        &self,
+        user: &User,
+        id: RoomId,
+        policy: Option<&str>,
+    ) -> AppResult<RoomView> {
+        let policy = match policy {
+            None => None,
+            Some(p) => Some(RoomPolicy::parse(p).ok_or(AppError::invalid(
+                "invalid_moderation",
+                "moderation must be \"off\", \"standard\" or \"strict\"",
+            ))?),
+        };
+        let room = self.room(id).await?;
+        if room.kind == RoomKind::Random {
+            return Err(AppError::forbidden(
+                "a random chat's moderation is always strict",
+            ));
+        }
+        if room.created_by != user.id && !user.role.moderates() {
+            return Err(AppError::forbidden(
+                "only the room's creator or a moderator may change its moderation",
+            ));
+        }
+        if let Some(policy) = policy {
+            if !self.store.set_room_moderation(id, policy).await? {
+                return Err(AppError::NotFound("room"));
+            }
+            // This node's SENDs see the change at once; other nodes' within POLICY_TTL.
+            self.meta.write().remove(&id);
+            tracing::info!(
+                room_id = id,
+                by = user.id,
+                policy = policy.as_str(),
+                "room moderation set"
+            );
+        }
+        let room = self.room(id).await?;
+        let unread = self.store.unread(id, user.id).await?;
+        Ok(RoomView::new(&room, unread))
     }
 
     /// May `user` read (subscribe to) room `id`? Cheap: room metadata is cached
@@ -101,8 +190,10 @@ impl Rooms {
         user: &User,
         name: &str,
         visibility: Visibility,
+        policy: RoomPolicy,
     ) -> AppResult<RoomView> {
         let name = validate::name(name, "invalid_room_name", "room name")?;
+        moderation::check_name(&name, "room name")?;
         // A room named like a registered user could pass for a chat with them.
         validate::impersonates(&*self.store, &name, Some(user.id)).await?;
         // The room and the creator's join (message 1) are one transaction.
@@ -114,7 +205,7 @@ impl Rooms {
                     visibility,
                     kind: RoomKind::Group,
                     created_by: user.id,
-                    moderation: RoomPolicy::Standard,
+                    moderation: policy,
                 },
                 vec![user.as_ref()],
             )
@@ -226,7 +317,9 @@ impl Rooms {
     }
 
     /// Accepts a text message for storage; `reply` hears once it is durable.
-    /// Membership and the room's existence are checked in the storing transaction.
+    /// The text is moderated under the room's policy first: blocked → `moderated`
+    /// (not stored, a strike), masked or flagged → stored so. Membership is
+    /// checked in the storing transaction.
     pub async fn post_with(
         &self,
         sender: UserRef,
@@ -239,6 +332,33 @@ impl Rooms {
         if let Some(c) = &client_id {
             validate::client_id(c)?;
         }
+        let policy = self.policy(room).await?;
+        let (text, moderated) = match moderation::moderate_text(text, policy) {
+            Ok((text, m)) => {
+                if policy != quicktalk_moderation::Policy::Off {
+                    let action = match (&m.flag, m.masked) {
+                        (_, true) => "mask",
+                        (Some(_), false) => "flag",
+                        (None, false) => "allow",
+                    };
+                    self.metrics
+                        .moderation_verdicts
+                        .with_label_values(&[action])
+                        .inc();
+                }
+                (text, m)
+            }
+            Err(e) => {
+                if matches!(e, AppError::Moderated { .. }) {
+                    self.metrics
+                        .moderation_verdicts
+                        .with_label_values(&["block"])
+                        .inc();
+                    self.escalation.strike(sender.id).await;
+                }
+                return Err(e);
+            }
+        };
         self.pipeline
             .submit_with(
                 NewMessage {
@@ -248,7 +368,7 @@ impl Rooms {
                     text,
                     client_id,
                     sent_at: now_ms(),
-                    moderation: Default::default(),
+                    moderation: moderated,
                 },
                 reply,
             )
@@ -278,6 +398,56 @@ impl Rooms {
         client_id: Option<String>,
     ) -> AppResult<Appended> {
         settle(self.post(sender, room, text, client_id).await?).await
+    }
+
+    /// Reports message `id` to the moderators (contract §5); returns the queue
+    /// id. Anyone who may read its room may report it (others: 404, as if it did
+    /// not exist), except its sender (`own_message`); only text messages
+    /// (`not_reportable`). A repeat by the same user returns the first report.
+    /// The reason is stored masked.
+    pub async fn report_message(&self, user: &User, id: MessageId, reason: &str) -> AppResult<i64> {
+        let reason = validate::reason(reason)?;
+        let msg = self
+            .store
+            .message(id)
+            .await?
+            .ok_or(AppError::NotFound("message"))?;
+        match self.check_readable(user, msg.room_id).await {
+            Ok(()) => {}
+            Err(AppError::Forbidden { .. } | AppError::NotFound(_)) => {
+                return Err(AppError::NotFound("message"))
+            }
+            Err(e) => return Err(e),
+        }
+        if msg.sender.id == user.id {
+            return Err(AppError::invalid(
+                "own_message",
+                "you cannot report your own message",
+            ));
+        }
+        if msg.kind != MessageKind::Text {
+            return Err(AppError::invalid(
+                "not_reportable",
+                "only text messages can be reported",
+            ));
+        }
+        let queued = self
+            .store
+            .report_message(NewMessageReport {
+                message_id: id,
+                room_id: msg.room_id,
+                subject: msg.sender.id,
+                reporter: user.id,
+                reason: moderation::mask_reason(&reason),
+            })
+            .await?;
+        tracing::info!(
+            reporter = user.id,
+            message_id = id,
+            queue_id = queued,
+            "message report"
+        );
+        Ok(queued)
     }
 
     /// Broadcasts a typing event; members only, and not in an ended random chat.

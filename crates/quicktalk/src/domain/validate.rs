@@ -19,6 +19,22 @@ pub fn username(u: &str) -> AppResult<()> {
     }
 }
 
+/// Longest report reason, in characters after trimming.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Trims and checks a report reason: 1-500 characters (`invalid_reason`).
+pub fn reason(raw: &str) -> AppResult<String> {
+    let t = raw.trim();
+    let n = t.chars().count();
+    if n == 0 || n > MAX_REASON_CHARS {
+        return Err(AppError::invalid(
+            "invalid_reason",
+            format!("reason must be 1-{MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(t.to_owned())
+}
+
 pub fn password(p: &str) -> AppResult<()> {
     if (8..=128).contains(&p.chars().count()) {
         Ok(())

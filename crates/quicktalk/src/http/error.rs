@@ -19,6 +19,8 @@ pub struct ApiError {
     message: String,
     /// Seconds for `Retry-After` (429 only).
     retry_after: Option<u64>,
+    /// A `moderated` rejection's categories (`error.categories`).
+    categories: Option<Vec<&'static str>>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            categories: None,
         }
     }
 }
@@ -35,13 +38,15 @@ impl ApiError {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let status = match &e {
-            AppError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            AppError::Invalid { .. } | AppError::Moderated { .. } => StatusCode::BAD_REQUEST,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::Cooldown { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::Unavailable(_) | AppError::OutcomeUnknown(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -55,13 +60,17 @@ impl From<AppError> for ApiError {
         api.retry_after = e
             .retry_after()
             .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        api.categories = e.categories().map(<[_]>::to_vec);
         api
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(c) = self.categories {
+            body["error"]["categories"] = json!(c);
+        }
         let mut res = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             res.headers_mut()

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Caller;
+use super::client_ip::ClientIp;
 use super::error::{ApiResult, Json};
 use crate::domain::matching::{state_json, PrefsInput};
 use crate::limits::{Key, Limit};
@@ -57,10 +58,15 @@ pub struct Report {
 
 pub async fn report(
     State(state): S,
+    ClientIp(ip): ClientIp,
     Caller(user): Caller,
     Json(b): Json<Report>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     state.limits.check(Limit::ReportUser, Key::User(user.id))?;
-    state.matching.report(&user, b.room_id, &b.reason).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"reported": true}))))
+    state.limits.check(Limit::ReportIp, Key::Ip(ip))?;
+    let id = state.matching.report(&user, b.room_id, &b.reason).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"reported": true, "id": id})),
+    ))
 }

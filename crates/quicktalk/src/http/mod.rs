@@ -9,6 +9,7 @@ mod body;
 pub mod client_ip;
 mod error;
 mod matching;
+mod messages;
 mod ops;
 mod rooms;
 pub mod server;
@@ -23,7 +24,8 @@ pub mod bodies {
     pub use super::accounts::{Guest, Login, Signup};
     pub use super::admin::{BanBody, ResolveBody};
     pub use super::matching::Report;
-    pub use super::rooms::{CreateRoom, PostMessage, Read};
+    pub use super::messages::ReportMessage;
+    pub use super::rooms::{CreateRoom, PatchRoom, PostMessage, Read};
 }
 
 use std::sync::Arc;
@@ -51,7 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/me", get(accounts::me))
         .route("/users/{id}", get(accounts::user))
         .route("/rooms", get(rooms::list).post(rooms::create))
-        .route("/rooms/{id}", get(rooms::get))
+        .route("/rooms/{id}", get(rooms::get).patch(rooms::patch))
         .route("/rooms/{id}/join", post(rooms::join))
         .route("/rooms/{id}/leave", post(rooms::leave))
         .route("/rooms/{id}/members", get(rooms::members))
@@ -73,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/bans", get(admin::bans))
         .route("/admin/messages/{id}", delete(admin::delete_message))
+        .route("/messages/{id}/report", post(messages::report))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     let mut public = Router::new()

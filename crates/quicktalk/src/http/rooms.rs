@@ -13,7 +13,7 @@ use super::error::{ApiResult, Json, Path, Query};
 use crate::domain::rooms::{history_query, room_list_query};
 use crate::error::AppError;
 use crate::limits::{Key, Limit};
-use crate::model::{Appended, RoomId, RoomView, Visibility};
+use crate::model::{Appended, RoomId, RoomPolicy, RoomView, Visibility};
 use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
@@ -22,6 +22,24 @@ type S = State<Arc<AppState>>;
 pub struct CreateRoom {
     pub name: String,
     pub visibility: Option<String>,
+    /// `"off"`, `"standard"` (the default) or `"strict"`.
+    pub moderation: Option<String>,
+}
+
+/// `PATCH /rooms/{id}`: what to change (absent fields stay).
+#[derive(Deserialize)]
+pub struct PatchRoom {
+    pub moderation: Option<String>,
+}
+
+fn parse_policy(p: Option<&str>) -> Result<RoomPolicy, AppError> {
+    match p {
+        None => Ok(RoomPolicy::Standard),
+        Some(p) => RoomPolicy::parse(p).ok_or(AppError::invalid(
+            "invalid_moderation",
+            "moderation must be \"off\", \"standard\" or \"strict\"",
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -63,8 +81,27 @@ pub async fn create(
             "visibility must be \"public\" or \"private\"",
         ))?,
     };
-    let room = state.rooms.create(&user, &b.name, visibility).await?;
+    let policy = parse_policy(b.moderation.as_deref())?;
+    let room = state
+        .rooms
+        .create(&user, &b.name, visibility, policy)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(room)))
+}
+
+/// `PATCH /rooms/{id}` `{"moderation"}`: the room's creator or a moderator.
+pub async fn patch(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<RoomId>,
+    Json(b): Json<PatchRoom>,
+) -> ApiResult<axum::Json<RoomView>> {
+    Ok(axum::Json(
+        state
+            .rooms
+            .set_moderation(&user, id, b.moderation.as_deref())
+            .await?,
+    ))
 }
 
 pub async fn get(

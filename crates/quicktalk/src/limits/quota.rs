@@ -17,11 +17,12 @@ pub enum Limit {
     RoomCreateUser,
     RoomCreateIp,
     ReportUser,
+    ReportIp,
     MatchUser,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Limit::SignupIp,
         Limit::GuestIp,
         Limit::LoginIp,
@@ -32,6 +33,7 @@ impl Limit {
         Limit::RoomCreateUser,
         Limit::RoomCreateIp,
         Limit::ReportUser,
+        Limit::ReportIp,
         Limit::MatchUser,
     ];
 
@@ -47,6 +49,7 @@ impl Limit {
             Limit::RoomCreateUser => "room_create_user",
             Limit::RoomCreateIp => "room_create_ip",
             Limit::ReportUser => "report_user",
+            Limit::ReportIp => "report_ip",
             Limit::MatchUser => "match_user",
         }
     }
@@ -68,6 +71,7 @@ impl Limit {
             Limit::RoomCreateUser => r(10, 3600),
             Limit::RoomCreateIp => r(30, 3600),
             Limit::ReportUser => r(10, 3600),
+            Limit::ReportIp => r(30, 3600),
             Limit::MatchUser => r(10, 10),
         }
     }

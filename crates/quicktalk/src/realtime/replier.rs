@@ -64,6 +64,9 @@ impl Replier {
             if let Some(r) = receipt {
                 body["receipt_id"] = r.into();
             }
+            if let Some(c) = err.categories() {
+                body["categories"] = c.into();
+            }
             if let Some(wait) = err.retry_after() {
                 body["retry_after_ms"] = (wait.as_micros().div_ceil(1000).max(1) as u64).into();
             }

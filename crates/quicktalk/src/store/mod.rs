@@ -80,6 +80,17 @@ pub struct NewReport {
     pub reason: String,
 }
 
+/// A report of one stored message, for the moderators' queue (kind `report`).
+#[derive(Debug, Clone)]
+pub struct NewMessageReport {
+    pub message_id: MessageId,
+    pub room_id: RoomId,
+    /// The message's sender.
+    pub subject: UserId,
+    pub reporter: UserId,
+    pub reason: String,
+}
+
 /// Which rooms a listing shows, and where a page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomListQuery {
@@ -193,8 +204,10 @@ pub trait Store: Send + Sync + 'static {
     /// Closes every open room of `kind` (at start-up, random chats whose match
     /// lived only in the memory of the process that ended). Returns how many.
     async fn close_open_rooms(&self, kind: RoomKind) -> StoreResult<u64>;
-    /// Stores a report; the two users are never matched again.
-    async fn add_report(&self, report: NewReport) -> StoreResult<()>;
+    /// Stores a report, and queues it for the moderators (a `moderation_queue`
+    /// row of kind `report` with no message) in the same transaction; the two
+    /// users are never matched again. Returns the queue row's id.
+    async fn add_report(&self, report: NewReport) -> StoreResult<i64>;
     /// The users `user` must never be matched with: those they reported or were
     /// reported by, newest first, at most `limit`.
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>>;
@@ -236,4 +249,19 @@ pub trait Store: Send + Sync + 'static {
     /// Turns a `text` or `system` message into a tombstone: kind `deleted`, text
     /// empty, not masked; id, room, `seq`, sender and time kept.
     async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted>;
+    // ---- Moderation in the message path (issue 11 part 3: room policy,
+    // message reports, strikes). Kept together at the end of the trait. ----
+
+    /// Sets a room's moderation policy; `false` if there is no such room.
+    async fn set_room_moderation(&self, room: RoomId, policy: RoomPolicy) -> StoreResult<bool>;
+    /// Queues a report of one message (kind `report`) and returns its queue id.
+    /// One per reporter and message, by a uniqueness rule: a repeat adds nothing
+    /// and returns the first report's id.
+    async fn report_message(&self, report: NewMessageReport) -> StoreResult<i64>;
+    /// Records a strike against `user` at `at` (ms): a message of theirs was blocked.
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()>;
+    /// How many strikes `user` has at or after `since` (ms).
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32>;
+    /// The times (ms) of `user`'s newest `limit` strikes, newest first.
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>>;
 }

@@ -409,3 +409,70 @@ async fn bans_and_deletions_reach_the_other_node() {
     drop((a, b));
     env.drop_schema().await;
 }
+
+/// Moderation runs before the Kafka pipeline: a blocked text is refused and
+/// never logged, a masked one is sequenced, stored and delivered masked on
+/// every node; a policy change on one node reaches the other within its cache
+/// time (5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_applies_before_the_kafka_pipeline_on_every_node() {
+    let Some(env) = env("moderation").await else {
+        return;
+    };
+    let a = env.node(1, |_| {}, None).await;
+    let b = env.node(1, |_| {}, None).await;
+    let alice = a.signup("alice").await;
+    let (s, v) = a
+        .post("/api/v1/rooms", &alice.token, json!({"name": "talk"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let room = v["id"].as_i64().unwrap();
+    async fn post_to(app: &TestApp, token: &str, room: i64, text: &str) -> (StatusCode, Value) {
+        app.post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            token,
+            json!({ "text": text }),
+        )
+        .await
+    }
+    let (s, v) = post_to(&b, &alice.token, room, "kill yourself").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("moderated")),
+        "{v}"
+    );
+    let (s, v) = post_to(&b, &alice.token, room, "fuck you").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["text"].clone(), v["masked"].clone()),
+        (json!("**** you"), json!(true))
+    );
+    let (_, h) = a
+        .get(&format!("/api/v1/rooms/{room}/messages"), &alice.token)
+        .await;
+    let texts: Vec<_> = h["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "text")
+        .map(|m| (m["text"].clone(), m["masked"].clone()))
+        .collect();
+    assert_eq!(texts, vec![(json!("**** you"), json!(true))]);
+    // Policy off, set on node A: node B follows within its cache time.
+    let (s, v) = a
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/rooms/{room}"),
+            Some(&alice.token),
+            Some(json!({"moderation": "off"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let (s, v) = post_to(&b, &alice.token, room, "fuck you").await;
+    assert_eq!(
+        (s, v["text"].clone()),
+        (StatusCode::CREATED, json!("fuck you")),
+        "{v}"
+    );
+}

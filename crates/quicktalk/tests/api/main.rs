@@ -18,6 +18,7 @@ mod leave_race;
 mod limits;
 mod matching;
 mod messaging;
+mod moderation;
 mod pipeline_faults;
 mod presence;
 mod protocol;

@@ -94,7 +94,7 @@ impl Store for FaultStore {
         }
         self.0.append(batch).await
     }
-    async fn add_report(&self, report: NewReport) -> StoreResult<()> {
+    async fn add_report(&self, report: NewReport) -> StoreResult<i64> {
         self.0.add_report(report).await
     }
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
@@ -156,6 +156,26 @@ impl Store for FaultStore {
         id: quicktalk::model::MessageId,
     ) -> StoreResult<quicktalk::store::moderation::Deleted> {
         self.0.delete_message(id).await
+    }
+    // ---- Moderation in the message path (issue 11 part 3) ----
+    async fn set_room_moderation(
+        &self,
+        room: RoomId,
+        policy: quicktalk::model::RoomPolicy,
+    ) -> StoreResult<bool> {
+        self.0.set_room_moderation(room, policy).await
+    }
+    async fn report_message(&self, report: quicktalk::store::NewMessageReport) -> StoreResult<i64> {
+        self.0.report_message(report).await
+    }
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()> {
+        self.0.add_strike(user, at).await
+    }
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
+        self.0.strikes_since(user, since).await
+    }
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
+        self.0.last_strikes(user, limit).await
     }
 }
 

@@ -957,3 +957,120 @@ pub async fn deleted_messages_become_tombstones(s: S) {
     let next = s.append(vec![text(r, &a, "more")]).await.unwrap();
     assert_eq!(seq_of(&next[0]), m.seq + 2);
 }
+
+// ---- Moderation in the message path (issue 11 part 3) ----
+
+/// A room keeps its creator; its moderation policy can be changed (and only
+/// an existing room's).
+pub async fn room_moderation_can_be_changed(s: S) {
+    use quicktalk::model::RoomPolicy;
+    let a = user(&s, "alice").await;
+    let r = room(&s, &a, Visibility::Public).await;
+    let got = s.room(r).await.unwrap().unwrap();
+    assert_eq!(got.moderation, RoomPolicy::Standard);
+    assert_eq!(got.created_by, a.id);
+    for p in [RoomPolicy::Strict, RoomPolicy::Off, RoomPolicy::Standard] {
+        assert!(s.set_room_moderation(r, p).await.unwrap());
+        assert_eq!(s.room(r).await.unwrap().unwrap().moderation, p);
+    }
+    assert!(!s
+        .set_room_moderation(r + 1000, RoomPolicy::Off)
+        .await
+        .unwrap());
+    // A room made strict from the start, and listed with its policy and creator.
+    let strict = s
+        .create_room(NewRoom {
+            name: "strict".into(),
+            visibility: Visibility::Public,
+            kind: RoomKind::Group,
+            created_by: a.id,
+            moderation: RoomPolicy::Strict,
+        })
+        .await
+        .unwrap();
+    assert_eq!(strict.moderation, RoomPolicy::Strict);
+    let listed = s.rooms_for(a.id, 10).await.unwrap();
+    let l = listed.iter().find(|x| x.room.id == strict.id).unwrap();
+    assert_eq!(
+        (l.room.moderation, l.room.created_by),
+        (RoomPolicy::Strict, a.id)
+    );
+}
+
+/// One message by id (masked as stored); a message report is queued once per
+/// reporter and message (a repeat returns the first id); partner reports are
+/// queued too, each its own row.
+pub async fn message_reports_are_queued_once_per_reporter(s: S) {
+    use quicktalk::model::{Flag, Moderated};
+    use quicktalk::store::{NewMessageReport, NewReport};
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    let c = user(&s, "carol").await;
+    let r = room(&s, &a, Visibility::Public).await;
+    join(&s, r, &a).await;
+    let mut m = text(r, &a, "**** you");
+    m.moderation = Moderated {
+        masked: true,
+        flag: Some(Flag {
+            categories: vec!["profanity".into()],
+            score_milli: 150,
+        }),
+    };
+    let stored = match s
+        .append(vec![m, text(r, &a, "plain")])
+        .await
+        .unwrap()
+        .remove(0)
+    {
+        Ok(Appended::New(m)) => m,
+        other => panic!("not stored: {other:?}"),
+    };
+    assert!(stored.masked);
+    let got = s.message(stored.id).await.unwrap().unwrap();
+    assert_eq!(got, stored);
+    assert!(s.message(stored.id + 1000).await.unwrap().is_none());
+    let report = |by: &UserRef| NewMessageReport {
+        message_id: stored.id,
+        room_id: r,
+        subject: a.id,
+        reporter: by.id,
+        reason: "rude".into(),
+    };
+    let first = s.report_message(report(&b)).await.unwrap();
+    assert_eq!(s.report_message(report(&b)).await.unwrap(), first);
+    let other = s.report_message(report(&c)).await.unwrap();
+    assert_ne!(other, first);
+    let partner = |by: &UserRef| NewReport {
+        room_id: r,
+        reporter: by.id,
+        reported: a.id,
+        reason: "spam".into(),
+    };
+    let p1 = s.add_report(partner(&b)).await.unwrap();
+    let p2 = s.add_report(partner(&b)).await.unwrap();
+    assert!(p1 != p2 && ![first, other].contains(&p1) && ![first, other].contains(&p2));
+    // The message report still dedupes after partner reports of the same pair.
+    assert_eq!(s.report_message(report(&b)).await.unwrap(), first);
+}
+
+/// Strikes count per user from a time on; the newest are listed, newest first.
+pub async fn strikes_are_counted_per_user_by_time(s: S) {
+    let a = user(&s, "alice").await;
+    let b = user(&s, "bob").await;
+    assert_eq!(s.strikes_since(a.id, 0).await.unwrap(), 0);
+    assert!(s.last_strikes(a.id, 10).await.unwrap().is_empty());
+    for at in [1_000, 3_000, 2_000] {
+        s.add_strike(a.id, at).await.unwrap();
+    }
+    s.add_strike(b.id, 5_000).await.unwrap();
+    assert_eq!(s.strikes_since(a.id, 0).await.unwrap(), 3);
+    assert_eq!(s.strikes_since(a.id, 2_000).await.unwrap(), 2);
+    assert_eq!(s.strikes_since(a.id, 3_001).await.unwrap(), 0);
+    assert_eq!(
+        s.last_strikes(a.id, 10).await.unwrap(),
+        vec![3_000, 2_000, 1_000]
+    );
+    assert_eq!(s.last_strikes(a.id, 2).await.unwrap(), vec![3_000, 2_000]);
+    assert_eq!(s.last_strikes(b.id, 10).await.unwrap(), vec![5_000]);
+    assert_eq!(s.strikes_since(b.id, 0).await.unwrap(), 1);
+}

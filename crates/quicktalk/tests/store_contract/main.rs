@@ -114,6 +114,9 @@ macro_rules! all_contract_tests {
                 the_review_queue_lists_pages_and_resolves,
                 roles_and_bans_are_stored,
                 deleted_messages_become_tombstones,
+                room_moderation_can_be_changed,
+                message_reports_are_queued_once_per_reporter,
+                strikes_are_counted_per_user_by_time,
             ]
         );
     };

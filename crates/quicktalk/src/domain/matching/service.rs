@@ -1,4 +1,6 @@
-//! The matching service the adapters call.
+//! The matching service the adapters call. A user in a moderation cool-down
+//! (repeated blocked messages, [`crate::domain::moderation::Escalation`]) may
+//! not enter the queue (`match.connect`, `match.next`): `cooldown`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::engine::{MatchEngine, Outcome};
 use super::matcher::{Prefs, State};
 use crate::bus::{Bus, BusEvent};
+use crate::domain::moderation::{self, Escalation};
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::model::{HistoryQuery, MessageKind, RoomId, RoomKind, User, UserId};
@@ -20,7 +23,6 @@ use crate::store::{NewReport, Store};
 
 pub const MAX_INTERESTS: usize = 10;
 pub const MAX_INTEREST_CHARS: usize = 32;
-const MAX_REASON_CHARS: usize = 500;
 
 /// The body of `match.connect` (unknown fields are ignored).
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +82,7 @@ pub struct MatchService {
     next_every: Duration,
     last_next: Mutex<HashMap<UserId, Instant>>,
     sockets: Mutex<HashMap<UserId, usize>>,
+    escalation: Arc<Escalation>,
 }
 
 /// A user's matching state as JSON: `{"state":"idle"|"waiting"|"matched", …}`.
@@ -100,6 +103,7 @@ impl MatchService {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         next_every: Duration,
+        escalation: Arc<Escalation>,
     ) -> Self {
         MatchService {
             engine,
@@ -109,11 +113,13 @@ impl MatchService {
             next_every,
             last_next: Mutex::default(),
             sockets: Mutex::default(),
+            escalation,
         }
     }
 
     pub async fn connect(&self, user: &User, input: PrefsInput) -> AppResult<State> {
         let prefs = input.validate()?;
+        self.escalation.check_cooldown(user.id).await?;
         let out = self.engine.connect(&user.as_ref(), prefs).await?;
         self.publish(out).await;
         Ok(self.state_of(user.id).await)
@@ -146,6 +152,8 @@ impl MatchService {
             }
             last.insert(user.id, now);
         }
+        // `next` queues again: not during a cool-down (`disconnect` still leaves).
+        self.escalation.check_cooldown(user.id).await?;
         let out = self.engine.next(&user.as_ref()).await?;
         self.publish(out).await;
         Ok(self.state_of(user.id).await)
@@ -164,16 +172,10 @@ impl MatchService {
     /// Reports the partner of a random room; the two are never matched again, and
     /// the chat ends: a match still running in that room ends and the room closes
     /// (both keep reading its history). The partner is whoever was paired with the
-    /// reporter in that room, even if they have left it since.
-    pub async fn report(&self, user: &User, room_id: RoomId, reason: &str) -> AppResult<()> {
-        let reason = reason.trim();
-        let n = reason.chars().count();
-        if n == 0 || n > MAX_REASON_CHARS {
-            return Err(AppError::invalid(
-                "invalid_reason",
-                format!("reason must be 1-{MAX_REASON_CHARS} characters"),
-            ));
-        }
+    /// reporter in that room, even if they have left it since. The reason is
+    /// stored masked; returns the moderation queue id of the report.
+    pub async fn report(&self, user: &User, room_id: RoomId, reason: &str) -> AppResult<i64> {
+        let reason = crate::domain::validate::reason(reason)?;
         let room = self
             .store
             .room(room_id)
@@ -192,12 +194,13 @@ impl MatchService {
         let Some(partner) = pair.into_iter().find(|id| *id != user.id) else {
             return Err(AppError::invalid("no_partner", "nobody else in this room"));
         };
-        self.store
+        let id = self
+            .store
             .add_report(NewReport {
                 room_id,
                 reporter: user.id,
                 reported: partner,
-                reason: reason.to_owned(),
+                reason: moderation::mask_reason(&reason),
             })
             .await?;
         self.engine.block(user.id, partner).await;
@@ -209,7 +212,7 @@ impl MatchService {
             room_id,
             "random chat report"
         );
-        Ok(())
+        Ok(id)
     }
 
     /// `user` left random room `room_id` (e.g. `POST /rooms/{id}/leave`): a match

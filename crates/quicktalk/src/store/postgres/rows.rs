@@ -12,7 +12,7 @@ use crate::store::StoreResult;
 pub(super) const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
 pub(super) const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
-     r.closed_at, r.moderation";
+     r.closed_at, r.moderation, r.created_by";
 pub(super) const MESSAGE_COLS: &str =
     "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest, masked";
 /// [`MESSAGE_COLS`] of a `messages m` in a join.
@@ -51,6 +51,7 @@ pub(super) fn room_row(r: &PgRow) -> StoreResult<Room> {
             let m: String = r.try_get(9).map_err(db)?;
             RoomPolicy::parse(&m).ok_or_else(|| bad("moderation policy", &m))?
         },
+        created_by: r.try_get(10).map_err(db)?,
     })
 }
 

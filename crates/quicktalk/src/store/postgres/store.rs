@@ -8,11 +8,12 @@ use super::rows::*;
 use super::{db, PostgresStore};
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage,
-    Role, Room, RoomId, RoomKind, User, UserId, UserRef,
+    Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
 };
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use crate::store::{
-    NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
+    NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
+    StoreError, StoreResult,
 };
 
 const UNREAD_SQL: &str = "SELECT COUNT(*) FROM messages WHERE room_id = $1 AND seq > $2 \
@@ -199,6 +200,7 @@ impl Store for PostgresStore {
             last_message_at: last_at,
             closed_at: None,
             moderation: n.moderation,
+            created_by: n.created_by,
         };
         Ok((room, joins))
     }
@@ -245,7 +247,7 @@ impl Store for PostgresStore {
             .map(|r| {
                 Ok(RoomWithUnread {
                     room: room_row(r)?,
-                    unread: r.try_get::<Option<i64>, _>(11).map_err(db)?,
+                    unread: r.try_get::<Option<i64>, _>(12).map_err(db)?,
                 })
             })
             .collect::<StoreResult<_>>()?;
@@ -344,7 +346,7 @@ impl Store for PostgresStore {
         Ok(n)
     }
 
-    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+    async fn add_report(&self, r: NewReport) -> StoreResult<i64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query(
@@ -359,21 +361,20 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-        // The report is also an item of the moderators' review queue.
-        sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO moderation_queue (kind, room_id, subject_id, reporter_id, reason, created_at) \
-             VALUES ('report', $1, $2, $3, $4, $5)",
+             VALUES ('report', $1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(r.room_id)
         .bind(r.reported)
         .bind(r.reporter)
         .bind(&r.reason)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(())
+        Ok(id)
     }
 
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
@@ -464,5 +465,80 @@ impl Store for PostgresStore {
 
     async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted> {
         moderation::delete_message(&self.pool, id).await
+    }
+    async fn set_room_moderation(&self, room: RoomId, policy: RoomPolicy) -> StoreResult<bool> {
+        let n = sqlx::query("UPDATE rooms SET moderation = $2 WHERE id = $1")
+            .bind(room)
+            .bind(policy.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn report_message(&self, r: NewMessageReport) -> StoreResult<i64> {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO moderation_queue \
+               (kind, room_id, message_id, subject_id, reporter_id, reason, created_at) \
+             VALUES ('report', $1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (message_id, reporter_id) WHERE kind = 'report' AND message_id IS NOT NULL \
+             DO NOTHING RETURNING id",
+        )
+        .bind(r.room_id)
+        .bind(r.message_id)
+        .bind(r.subject)
+        .bind(r.reporter)
+        .bind(&r.reason)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        if let Some(id) = inserted {
+            return Ok(id);
+        }
+        // A repeat: the first report (committed, or the conflict would have waited).
+        sqlx::query_scalar(
+            "SELECT id FROM moderation_queue \
+             WHERE kind = 'report' AND message_id = $1 AND reporter_id = $2",
+        )
+        .bind(r.message_id)
+        .bind(r.reporter)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO moderation_strikes (user_id, at) VALUES ($1, $2)")
+            .bind(user)
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM moderation_strikes WHERE user_id = $1 AND at >= $2",
+        )
+        .bind(user)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT at FROM moderation_strikes WHERE user_id = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
     }
 }

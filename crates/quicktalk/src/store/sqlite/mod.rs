@@ -24,7 +24,8 @@ use tokio::sync::oneshot;
 
 use super::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use super::{
-    NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreError, StoreResult,
+    NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
+    StoreError, StoreResult,
 };
 use crate::model::{
     AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage, Role,
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_names.sql"),
     include_str!("migrations/0005_reports_by_reported.sql"),
     include_str!("migrations/0006_moderation.sql"),
+    include_str!("migrations/0007_message_reports.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
@@ -243,7 +245,7 @@ fn backfill_skeletons(c: &Connection) -> rusqlite::Result<()> {
 const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
 const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
-     r.closed_at, r.moderation";
+     r.closed_at, r.moderation, r.created_by";
 const MESSAGE_COLS: &str =
     "id, room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, sender_guest, masked";
 
@@ -286,6 +288,7 @@ fn room_row(r: &Row<'_>) -> rusqlite::Result<Room> {
             let m: String = r.get(9)?;
             RoomPolicy::parse(&m).ok_or_else(|| bad_enum(9, &m))?
         },
+        created_by: r.get(10)?,
     })
 }
 
@@ -442,7 +445,7 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
                 .query_map(params![user, limit as i64 + 1, before_at, before_id], |r| {
-                    Ok((room_row(r)?, r.get::<_, Option<i64>>(10)?))
+                    Ok((room_row(r)?, r.get::<_, Option<i64>>(11)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let more = rows.len() > limit;
@@ -529,7 +532,7 @@ impl Store for SqliteStore {
         self.write(move |w| w.close_open_rooms(kind)).await
     }
 
-    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+    async fn add_report(&self, r: NewReport) -> StoreResult<i64> {
         self.write(move |w| {
             let now = crate::model::now_ms();
             let tx = w.conn.transaction()?;
@@ -544,7 +547,9 @@ impl Store for SqliteStore {
                  VALUES ('report', ?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![r.room_id, r.reported, r.reporter, r.reason, now])?;
-            tx.commit()
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
         })
         .await
     }
@@ -644,6 +649,77 @@ impl Store for SqliteStore {
     async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted> {
         self.write(move |w| moderation::delete_message(&w.conn, id))
             .await
+    }
+    async fn set_room_moderation(&self, room: RoomId, policy: RoomPolicy) -> StoreResult<bool> {
+        self.write(move |w| {
+            let n = w
+                .conn
+                .prepare_cached("UPDATE rooms SET moderation = ?2 WHERE id = ?1")?
+                .execute(params![room, policy.as_str()])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn report_message(&self, r: NewMessageReport) -> StoreResult<i64> {
+        self.write(move |w| {
+            let tx = w.conn.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO moderation_queue \
+                   (kind, room_id, message_id, subject_id, reporter_id, reason, created_at) \
+                 VALUES ('report', ?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (message_id, reporter_id) WHERE kind = 'report' AND message_id IS NOT NULL \
+                 DO NOTHING",
+            )?
+            .execute(params![
+                r.room_id,
+                r.message_id,
+                r.subject,
+                r.reporter,
+                r.reason,
+                crate::model::now_ms()
+            ])?;
+            let id: i64 = tx
+                .prepare_cached(
+                    "SELECT id FROM moderation_queue \
+                     WHERE kind = 'report' AND message_id = ?1 AND reporter_id = ?2",
+                )?
+                .query_row(params![r.message_id, r.reporter], |row| row.get(0))?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()> {
+        self.write(move |w| {
+            w.conn
+                .prepare_cached("INSERT INTO moderation_strikes (user_id, at) VALUES (?1, ?2)")?
+                .execute(params![user, at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT COUNT(*) FROM moderation_strikes WHERE user_id = ?1 AND at >= ?2",
+            )?
+            .query_row(params![user, since], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT at FROM moderation_strikes WHERE user_id = ?1 ORDER BY at DESC LIMIT ?2",
+            )?
+            .query_map(params![user, limit], |r| r.get(0))?
+            .collect()
+        })
+        .await
     }
 }
 

@@ -164,6 +164,7 @@ impl Writer {
             last_message_at: last_at,
             closed_at: None,
             moderation: n.moderation,
+            created_by: n.created_by,
         };
         Ok((room, joins))
     }

@@ -78,7 +78,7 @@ impl Store for SlowRooms {
     async fn close_open_rooms(&self, k: RoomKind) -> StoreResult<u64> {
         self.inner.close_open_rooms(k).await
     }
-    async fn add_report(&self, r: NewReport) -> StoreResult<()> {
+    async fn add_report(&self, r: NewReport) -> StoreResult<i64> {
         self.inner.add_report(r).await
     }
     async fn match_avoid(&self, u: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
@@ -140,6 +140,26 @@ impl Store for SlowRooms {
         id: crate::model::MessageId,
     ) -> StoreResult<crate::store::moderation::Deleted> {
         self.inner.delete_message(id).await
+    }
+    // ---- Moderation in the message path (issue 11 part 3) ----
+    async fn set_room_moderation(
+        &self,
+        room: RoomId,
+        policy: crate::model::RoomPolicy,
+    ) -> StoreResult<bool> {
+        self.inner.set_room_moderation(room, policy).await
+    }
+    async fn report_message(&self, report: crate::store::NewMessageReport) -> StoreResult<i64> {
+        self.inner.report_message(report).await
+    }
+    async fn add_strike(&self, user: UserId, at: i64) -> StoreResult<()> {
+        self.inner.add_strike(user, at).await
+    }
+    async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32> {
+        self.inner.strikes_since(user, since).await
+    }
+    async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
+        self.inner.last_strikes(user, limit).await
     }
 }
 
