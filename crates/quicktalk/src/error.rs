@@ -24,6 +24,15 @@ pub enum AppError {
         code: &'static str,
         message: Cow<'static, str>,
     },
+    /// The caller is banned (contract §5, code `banned`, 403): `until` (ms;
+    /// [`crate::model::BAN_FOREVER`] = until lifted) and the moderator's reason
+    /// go to the client with the message.
+    #[error("{message}")]
+    Banned {
+        message: Cow<'static, str>,
+        until: i64,
+        reason: String,
+    },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -125,6 +134,7 @@ impl AppError {
             AppError::TooLarge(_) => "too_large",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Moderated { .. } => "moderated",
+            AppError::Banned { .. } => "banned",
             AppError::Cooldown { .. } => "cooldown",
             AppError::Unavailable(_) => "unavailable",
             AppError::OutcomeUnknown(_) => "outcome_unknown",

@@ -223,6 +223,8 @@ pub struct RoomView {
     pub member: bool,
     /// The room's moderation policy.
     pub moderation: RoomPolicy,
+    /// Who made it (the one who may change its policy, with moderators).
+    pub created_by: UserId,
 }
 
 impl RoomView {
@@ -240,6 +242,7 @@ impl RoomView {
             unread: membership,
             member: membership.is_some(),
             moderation: room.moderation,
+            created_by: room.created_by,
         }
     }
 }

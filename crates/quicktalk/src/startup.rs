@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::config::Database;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, MatcherConfig};
+use crate::domain::moderation::{AutoBan, Escalation};
 use crate::domain::moderators::Moderation;
-use crate::domain::moderation::Escalation;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
 use crate::domain::tokens::TokenKeys;
@@ -174,6 +174,7 @@ impl Application {
             matching.clone(),
             accounts.user_cache(),
         ));
+        escalation.set_banner(Arc::downgrade(&moderation) as std::sync::Weak<dyn AutoBan>);
         // A user's role or ban changed (on any node): forget the cached copy.
         let cache = accounts.user_cache();
         hub.set_user_watcher(Box::new(move |user| cache.forget(user)));

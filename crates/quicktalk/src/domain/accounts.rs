@@ -355,9 +355,10 @@ impl Accounts {
         } else {
             format!("until {}", rfc3339(until))
         };
-        Err(AppError::Forbidden {
-            code: "banned",
+        Err(AppError::Banned {
             message: format!("you are banned {when}; reason: {reason}").into(),
+            until,
+            reason,
         })
     }
 

@@ -5,8 +5,8 @@
 
 pub mod accounts;
 pub mod matching;
-pub mod moderators;
 pub mod moderation;
+pub mod moderators;
 pub mod pipeline;
 pub mod rooms;
 pub mod tokens;

@@ -14,15 +14,18 @@
 //!   sees it); [`COOLDOWN_STRIKES`] within [`COOLDOWN_WINDOW_MS`] pause random
 //!   matching until [`COOLDOWN_MS`] after the latest strike (a strike during a
 //!   cool-down extends it: [`cooldown_until`]); the temporary ban
-//!   at [`BAN_STRIKES`] within [`BAN_WINDOW_MS`] goes in
-//!   [`Escalation::after_strike`] (the ban hook).
+//!   at [`BAN_STRIKES`] within [`BAN_WINDOW_MS`] ([`AUTO_BAN_MS`] long) goes
+//!   through an [`AutoBan`] (the moderators' ban service, set once at start:
+//!   that module depends on matching, which depends on this one).
 //!
 //! Pure except for `Escalation`, which reads and writes strikes through the
 //! [`Store`]. The classifier does no I/O and allocates nothing for an allowed
 //! message (see `quicktalk_moderation`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use quicktalk_moderation::{Action, Classifier, Policy, Verdict};
 
@@ -40,6 +43,21 @@ pub const COOLDOWN_MS: i64 = 5 * 60 * 1000;
 pub const BAN_STRIKES: u32 = 6;
 /// The window (ms) in which [`BAN_STRIKES`] strikes earn a temporary ban.
 pub const BAN_WINDOW_MS: i64 = 30 * 60 * 1000;
+/// How long (ms) the automatic ban lasts.
+pub const AUTO_BAN_MS: i64 = 60 * 60 * 1000;
+/// The reason an automatic ban gives.
+pub const AUTO_BAN_REASON: &str = "automatic: repeated blocked messages";
+
+/// Bans a user without a moderator (the escalation's temporary ban).
+pub trait AutoBan: Send + Sync {
+    /// Bans `user` until `until` (ms) for `reason`, everywhere at once.
+    fn auto_ban<'a>(
+        &'a self,
+        user: UserId,
+        until: i64,
+        reason: &'a str,
+    ) -> BoxFuture<'a, AppResult<()>>;
+}
 
 /// The classifier policy for messages in a room of `kind` whose creator chose
 /// `policy`: random chats with strangers are always strict, whatever is stored.
@@ -153,11 +171,20 @@ pub fn cooldown_until(strikes: &[i64]) -> Option<i64> {
 /// place of the automatic temporary ban.
 pub struct Escalation {
     store: Arc<dyn Store>,
+    banner: OnceLock<Weak<dyn AutoBan>>,
 }
 
 impl Escalation {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Escalation { store }
+        Escalation {
+            store,
+            banner: OnceLock::new(),
+        }
+    }
+
+    /// Who carries out the automatic ban (set once, at start).
+    pub fn set_banner(&self, banner: Weak<dyn AutoBan>) {
+        let _ = self.banner.set(banner);
     }
 
     /// Records a strike against `user` (a message of theirs was blocked) and
@@ -178,12 +205,20 @@ impl Escalation {
     /// [`BAN_WINDOW_MS`] (this one included).
     async fn after_strike(&self, user: UserId, strikes_in_30_min: u32) {
         if strikes_in_30_min >= BAN_STRIKES {
-            // ban hook: a temporary ban (the ban service, issue 11 part 4) goes here.
             tracing::info!(
                 user,
                 strikes = strikes_in_30_min,
-                "repeat offender: temporary ban due"
+                "repeat offender: temporary ban"
             );
+            let Some(banner) = self.banner.get().and_then(Weak::upgrade) else {
+                tracing::error!(user, "no ban service: the temporary ban is not applied");
+                return;
+            };
+            let until = now_ms() + AUTO_BAN_MS;
+            if let Err(e) = banner.auto_ban(user, until, AUTO_BAN_REASON).await {
+                // Moderators and admins are never banned automatically (403).
+                tracing::warn!(error = %e, user, "automatic ban not applied");
+            }
         } else if strikes_in_30_min >= COOLDOWN_STRIKES {
             tracing::info!(
                 user,

@@ -129,6 +129,17 @@ struct Lookups {
     rooms: HashMap<RoomId, Option<Room>>,
 }
 
+impl super::moderation::AutoBan for Moderation {
+    fn auto_ban<'a>(
+        &'a self,
+        user: UserId,
+        until: i64,
+        reason: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, AppResult<()>> {
+        Box::pin(async move { self.ban(None, user, Some(until), reason).await.map(drop) })
+    }
+}
+
 impl Moderation {
     pub fn new(
         store: Arc<dyn Store>,

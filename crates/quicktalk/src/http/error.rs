@@ -19,8 +19,10 @@ pub struct ApiError {
     message: String,
     /// Seconds for `Retry-After` (429 only).
     retry_after: Option<u64>,
-    /// A `moderated` rejection's categories (`error.categories`).
-    categories: Option<Vec<&'static str>>,
+    /// More fields of the `error` object: a `moderated` rejection's
+    /// `categories`, a `banned` one's `until` (RFC 3339; `null` = until lifted)
+    /// and `reason`.
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -30,7 +32,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
-            categories: None,
+            extra: serde_json::Map::new(),
         }
     }
 }
@@ -40,7 +42,7 @@ impl From<AppError> for ApiError {
         let status = match &e {
             AppError::Invalid { .. } | AppError::Moderated { .. } => StatusCode::BAD_REQUEST,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AppError::Forbidden { .. } | AppError::Banned { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -60,7 +62,15 @@ impl From<AppError> for ApiError {
         api.retry_after = e
             .retry_after()
             .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
-        api.categories = e.categories().map(<[_]>::to_vec);
+        if let Some(c) = e.categories() {
+            api.extra.insert("categories".into(), json!(c));
+        }
+        if let AppError::Banned { until, reason, .. } = &e {
+            let until =
+                (*until != crate::model::BAN_FOREVER).then(|| crate::model::rfc3339(*until));
+            api.extra.insert("until".into(), json!(until));
+            api.extra.insert("reason".into(), json!(reason));
+        }
         api
     }
 }
@@ -68,8 +78,8 @@ impl From<AppError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"error": {"code": self.code, "message": self.message}});
-        if let Some(c) = self.categories {
-            body["error"]["categories"] = json!(c);
+        if let Some(error) = body["error"].as_object_mut() {
+            error.extend(self.extra);
         }
         let mut res = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {

@@ -190,7 +190,7 @@ async fn a_match_report_is_queued_with_context_and_resolved_once() {
     let moderator = with_role(&app, &store, "mod", Role::Moderator).await;
     let (a, b, room) = matched_pair(&app).await;
     post_text(&app, &a, room, "hi there").await;
-    post_text(&app, &b, room, "go away idiot").await;
+    post_text(&app, &b, room, "go away now").await;
     let (s, v) = app
         .post(
             "/api/v1/match/report",
@@ -228,7 +228,7 @@ async fn a_match_report_is_queued_with_context_and_resolved_once() {
         .filter(|m| m["kind"] == "text")
         .map(|m| m["text"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["hi there", "go away idiot"]);
+    assert_eq!(texts, ["hi there", "go away now"]);
     let seqs: Vec<i64> = item["context"]
         .as_array()
         .unwrap()
@@ -426,6 +426,9 @@ async fn a_ban_closes_sockets_within_a_second_refuses_rest_and_stomp_and_ends_th
             msg.contains("abusive language") && msg.contains("until"),
             "{msg}"
         );
+        // The same, as fields a client can show in its own language.
+        assert_eq!(v["error"]["until"], Value::Null, "{v}");
+        assert_eq!(v["error"]["reason"], "abusive language", "{v}");
     }
     // STOMP: ERROR banned, then close.
     let (mut c, first) = connect_frame(&app, &b.token).await;
@@ -541,6 +544,8 @@ async fn a_temporary_ban_ends_by_itself() {
         .as_str()
         .unwrap()
         .contains(&rfc3339(until_ms)));
+    assert_eq!(v["error"]["until"], rfc3339(until_ms), "{v}");
+    assert_eq!(v["error"]["reason"], "cool down", "{v}");
     let (_, bans) = app.get("/api/v1/admin/bans", &moderator.token).await;
     assert_eq!(bans["bans"][0]["banned_until"], rfc3339(until_ms));
     let (_, first) = connect_frame(&app, &bob.token).await;
@@ -758,4 +763,81 @@ async fn admin_grant_works_on_a_running_server() {
     assert!(out.status.success());
     let (s, _) = app.get("/api/v1/admin/queue", &alice.token).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// Escalation's last step (issue 11): the sixth blocked message within 30
+/// minutes bans its sender for an hour, automatically and everywhere at once
+/// (socket closed with `banned`, REST 403 with until and reason, listed among
+/// the bans); the partner's report reason is stored masked and reaches the
+/// queue.
+#[tokio::test]
+async fn six_blocked_messages_ban_their_sender_for_an_hour() {
+    let (app, store) = app().await;
+    let moderator = with_role(&app, &store, "mod", Role::Moderator).await;
+    let (a, b, room) = matched_pair(&app).await;
+    let mut ca = app.stomp_with_errors(&a).await;
+    let dest = format!("/app/rooms.{room}");
+    for i in 0..5 {
+        ca.send_json(
+            &dest,
+            &json!({"text": "kill yourself"}),
+            Some(&format!("s{i}")),
+        )
+        .await
+        .unwrap();
+        let e = crate::helpers::next_error(&mut ca, "errs").await;
+        assert_eq!(e["code"], "moderated", "{e}");
+    }
+    // Five strikes: a cool-down, not a ban.
+    let (s, v) = app.get("/api/v1/me", &a.token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let start = Instant::now();
+    ca.send_json(&dest, &json!({"text": "kill yourself"}), Some("s5"))
+        .await
+        .unwrap();
+    let error = closes_within(&mut ca, Duration::from_millis(1500)).await;
+    assert_eq!(error.as_deref(), Some("banned"));
+    eprintln!(
+        "sixth blocked message → socket closed after {:?}",
+        start.elapsed()
+    );
+    let (s, v) = app.get("/api/v1/me", &a.token).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "banned"), "{v}");
+    assert_eq!(v["error"]["reason"], "automatic: repeated blocked messages");
+    let until = chrono::DateTime::parse_from_rfc3339(v["error"]["until"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let left = until - now_ms();
+    assert!((55 * 60_000..=60 * 60_000).contains(&left), "{left} ms");
+    let (_, bans) = app.get("/api/v1/admin/bans", &moderator.token).await;
+    assert_eq!(bans["bans"][0]["user"]["id"], a.id, "{bans}");
+    assert_eq!(
+        bans["bans"][0]["reason"],
+        "automatic: repeated blocked messages"
+    );
+
+    // The partner reports them; the reason is kept masked for the reviewer.
+    let (s, v) = app
+        .post(
+            "/api/v1/match/report",
+            &b.token,
+            json!({"room_id": room, "reason": "he said fuck you"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let q = queue(&app, &moderator, "?state=open").await;
+    let item = q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == v["id"])
+        .unwrap_or_else(|| panic!("report {v} not in {q}"));
+    assert_eq!(item["kind"], "report");
+    assert_eq!(item["reason"], "he said **** you");
+    assert_eq!(item["subject"]["id"], a.id);
+    assert_eq!(item["subject"]["banned_until"], v_until(until));
+}
+
+fn v_until(ms: i64) -> Value {
+    json!(rfc3339(ms))
 }

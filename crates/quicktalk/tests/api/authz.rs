@@ -24,8 +24,10 @@ const ACTORS: [&str; 5] = ["anonymous", "guest", "member", "non-member", "ex-par
 
 /// The rooms rows refer to as `{P}`, `{Q}`, `{R}`, `{L}` (a private room of the
 /// member's that the leave row empties) and `{X}` (unknown, also as a user id),
-/// and the member's user id as `{M}`.
+/// the member's user id as `{M}`, and the ex-partner's message in `R` as `{RM}`.
 struct Rooms {
+    /// The ex-partner's "hello" in the random room, `{RM}`.
+    random_message: i64,
     /// The member's user id, `{M}` (for profile rows).
     member: i64,
     private: i64,
@@ -40,6 +42,7 @@ impl Rooms {
             .replace("{Q}", &self.public.to_string())
             .replace("{R}", &self.random.to_string())
             .replace("{L}", &self.to_leave.to_string())
+            .replace("{RM}", &self.random_message.to_string())
             .replace("{M}", &self.member.to_string())
             .replace("{X}", "987654321")
     }
@@ -94,9 +97,21 @@ async fn world() -> World {
         .unwrap();
     let ended = ce.next_of_type("ev", "match.ended").await.unwrap();
     assert_eq!(ended["reason"], "partner_left");
+    let (_, history) = app
+        .get(&format!("/api/v1/rooms/{random}/messages"), &ex.token)
+        .await;
+    let random_message = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "hello")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
     World {
         app,
         rooms: Rooms {
+            random_message,
             member: member.id,
             private,
             to_leave,
@@ -125,6 +140,8 @@ fn rest_rows() -> Vec<RestRow> {
     let text = || Some(json!({"text": "hi"}));
     let report = Some(json!({"room_id": "{R}", "reason": "rude"}));
     let new_room = Some(json!({"name": "new room", "visibility": "public"}));
+    let reason = Some(json!({"reason": "rude"}));
+    let strict = Some(json!({"moderation": "strict"}));
     vec![
         (M::GET,  "/healthz",                       None,                   [200, 200, 200, 200, 200]),
         // Contract v2 §2: metrics are not on the public listener.
@@ -158,6 +175,21 @@ fn rest_rows() -> Vec<RestRow> {
         // The former partner may still report; nobody else may report that room.
         (M::POST, "/api/v1/match/report",           report,                 [401, 403, 403, 403, 201]),
         (M::POST, "/api/v1/rooms",                  new_room,               [401, 201, 201, 201, 201]),
+        // Issue 11: reports of one message — readers only (the author: 400 own_message).
+        (M::POST, "/api/v1/messages/{RM}/report",   reason.clone(),         [401, 404, 404, 404, 400]),
+        (M::POST, "/api/v1/messages/{X}/report",    reason,                 [401, 404, 404, 404, 404]),
+        // A room's moderation policy: its creator (or a moderator); never a random chat's.
+        (M::PATCH, "/api/v1/rooms/{Q}",             strict.clone(),         [401, 403, 200, 403, 403]),
+        (M::PATCH, "/api/v1/rooms/{P}",             strict.clone(),         [401, 403, 200, 403, 403]),
+        (M::PATCH, "/api/v1/rooms/{R}",             strict.clone(),         [401, 403, 403, 403, 403]),
+        (M::PATCH, "/api/v1/rooms/{X}",             strict,                 [401, 404, 404, 404, 404]),
+        // Moderators' routes: nobody here is one.
+        (M::GET,  "/api/v1/admin/queue",            None,                   [401, 403, 403, 403, 403]),
+        (M::POST, "/api/v1/admin/queue/{X}/resolve", Some(json!({})),       [401, 403, 403, 403, 403]),
+        (M::POST, "/api/v1/admin/users/{M}/ban",    Some(json!({"reason": "x"})), [401, 403, 403, 403, 403]),
+        (M::DELETE, "/api/v1/admin/users/{M}/ban",  None,                   [401, 403, 403, 403, 403]),
+        (M::GET,  "/api/v1/admin/bans",             None,                   [401, 403, 403, 403, 403]),
+        (M::DELETE, "/api/v1/admin/messages/{RM}",  None,                   [401, 403, 403, 403, 403]),
     ]
 }
 
