@@ -105,7 +105,7 @@ for (const [i, L] of LANGS.entries()) {
     await dialog.waitFor();
     assert.equal(await dialog.getByTestId("report-message-quote").textContent(), "**** happens");
     assert.deepEqual(await unlabelledControls(a.page), []);
-    await dialog.getByTestId("report-message-reason").fill("rude to everyone");
+    await dialog.getByTestId("report-message-reason").fill(`rude to everyone ${i}`);
     await dialog.getByTestId("report-message-send").click();
     await a.page.locator(".toast", { hasText: L.thanks }).waitFor();
     await dialog.waitFor({ state: "detached" });
@@ -122,7 +122,7 @@ for (const [i, L] of LANGS.entries()) {
     await m.page.getByTestId("password").fill("long enough pass");
     await m.page.getByTestId("login-submit").click();
     await m.page.getByTestId("nav-moderation").click();
-    const item = m.page.locator("[data-testid=queue-item][data-kind=report]", { hasText: "rude to everyone" });
+    const item = m.page.locator("[data-testid=queue-item][data-kind=report]", { hasText: `rude to everyone ${i}` });
     await item.waitFor();
     assert.equal(await item.getByTestId("queue-kind").textContent(), L.report);
     assert.match(await item.getByTestId("queue-target").textContent(), /\*\*\*\* happens/);
@@ -134,14 +134,14 @@ for (const [i, L] of LANGS.entries()) {
 
     // Ban the author for an hour: their page explains it, in their language.
     await item.getByTestId("ban-length").selectOption("1h");
-    await item.getByTestId("ban-reason").fill("rude to everyone");
+    await item.getByTestId("ban-reason").fill(`rude to everyone ${i}`);
     await item.getByTestId("ban").click();
     await item.getByTestId("subject-banned").waitFor();
     const bannedPage = b.page.getByTestId("banned");
     await bannedPage.waitFor({ timeout: 5000 });
     await bannedPage.locator("h2", { hasText: L.banned }).waitFor();
     assert.match(await b.page.getByTestId("banned-until").textContent(), new RegExp(L.bannedUntil));
-    assert.equal(await b.page.getByTestId("banned-reason").textContent(), L.reason);
+    assert.equal(await b.page.getByTestId("banned-reason").textContent(), `${L.reason} ${i}`);
     await screenshot(b.page, `moderation-banned-${L.locale}`);
 
     // Delete the message: everyone in the room sees the tombstone at once.
@@ -155,7 +155,7 @@ for (const [i, L] of LANGS.entries()) {
     await item.waitFor({ state: "detached" });
     await m.page.getByTestId("mod-tab-resolved").click();
     await m.page
-      .locator("[data-testid=queue-item][data-kind=report]", { hasText: "rude to everyone" })
+      .locator("[data-testid=queue-item][data-kind=report]", { hasText: `rude to everyone ${i}` })
       .getByTestId("queue-resolved")
       .filter({ hasText: "banned and deleted" })
       .waitFor();

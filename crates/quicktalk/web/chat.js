@@ -93,7 +93,7 @@ export class ChatView {
     if (r.created_by !== me.id && !moderates(me)) {
       return h("span.badge.policy", { "data-testid": "room-policy-label", title: t("moderation_policy") }, t(`policy_short_${r.moderation}`));
     }
-    const sel = policySelect("room-policy", r.moderation);
+    const sel = policySelect("room-policy", r.moderation, true);
     sel.setAttribute("aria-label", t("moderation_policy"));
     sel.addEventListener("change", async () => {
       const want = sel.value;
@@ -341,7 +341,11 @@ export class ChatView {
       const mine = ev.sender && ev.sender.id === this.app.me.id;
       if (wasBottom || mine) this.scrollToBottom();
       else this.newBtn.hidden = false;
-      if (ev.kind === "join" || ev.kind === "leave") this.refreshMembers();
+      if (ev.kind === "join" || ev.kind === "leave") {
+        this.room.member_count = Math.max(0, (this.room.member_count || 0) + (ev.kind === "join" ? 1 : -1));
+        if (this.subtitle && !this.membersOpen) this.subtitle.textContent = t("members_count", { n: this.room.member_count });
+        this.refreshMembers();
+      }
     } else if (ev.type === "message.deleted") {
       this.tombstone(ev.seq);
     } else if (ev.type === "typing") {
@@ -551,11 +555,13 @@ export class ChatView {
 }
 
 /** A group room's moderation policy: off / standard / strict (contract §5). */
-export function policySelect(id, value) {
+export function policySelect(id, value, short = false) {
   return h(
     "select",
     { id, "data-testid": id },
-    ["standard", "strict", "off"].map((p) => h("option", { value: p, selected: p === value }, t(`policy_${p}`))),
+    ["standard", "strict", "off"].map((p) =>
+      h("option", { value: p, selected: p === value, title: t(`policy_${p}`) }, t(short ? `policy_short_${p}` : `policy_${p}`)),
+    ),
   );
 }
 

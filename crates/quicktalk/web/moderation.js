@@ -120,7 +120,8 @@ class ModerationView {
     );
     const why = h(
       "div.queue-why",
-      item.reason ? h("p.queue-reason", { "data-testid": "queue-reason" }, item.reason) : null,
+      // A flag's reason is the server's summary; its categories say the same, translated.
+      item.kind === "report" && item.reason ? h("p.queue-reason", { "data-testid": "queue-reason" }, item.reason) : null,
       (item.categories || []).map((c) => h("span.badge.cat", { "data-testid": "queue-category" }, t(`cat_${c}`))),
       typeof item.score === "number" ? h("span.queue-score", t("mod_score", { n: Math.round(item.score * 100) })) : null,
     );
