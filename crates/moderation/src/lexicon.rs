@@ -61,7 +61,16 @@ struct Edge {
 
 #[derive(Debug, Default)]
 struct Node {
+    /// After [`Trie::index`]: sorted by symbol, in insertion order within one
+    /// symbol (the order the matcher tries them).
     edges: Vec<Edge>,
+    /// The distinct symbols of `edges`, ascending, and where each one's edges
+    /// start (`starts[i]..starts[i + 1]`): a binary search over a few
+    /// contiguous chars finds them (the root has hundreds of edges).
+    chars: Vec<char>,
+    starts: Vec<u32>,
+    /// Indices into `edges` in insertion order (the order a wildcard tries them).
+    wild: Vec<u32>,
     terminals: Vec<u32>,
 }
 
@@ -101,6 +110,40 @@ impl Trie {
             };
         }
         self.nodes[at].terminals.push(entry);
+    }
+
+    /// Sorts every node's edges by symbol and builds its lookup (after the
+    /// last insert).
+    fn index(&mut self) {
+        for node in &mut self.nodes {
+            let mut order: Vec<u32> = (0..node.edges.len() as u32).collect();
+            order.sort_by_key(|&i| (node.edges[i as usize].ch, i));
+            let mut sorted = Vec::with_capacity(order.len());
+            let mut wild = vec![0u32; order.len()];
+            for (at, &i) in order.iter().enumerate() {
+                let e = &node.edges[i as usize];
+                if node.chars.last() != Some(&e.ch) {
+                    node.chars.push(e.ch);
+                    node.starts.push(at as u32);
+                }
+                wild[i as usize] = at as u32;
+                sorted.push(*e);
+            }
+            node.starts.push(sorted.len() as u32);
+            node.edges = sorted;
+            node.wild = wild;
+        }
+    }
+}
+
+impl Node {
+    /// The edges on symbol `ch`, in insertion order.
+    #[inline]
+    fn edges_on(&self, ch: char) -> &[Edge] {
+        match self.chars.binary_search(&ch) {
+            Ok(i) => &self.edges[self.starts[i] as usize..self.starts[i + 1] as usize],
+            Err(_) => &[],
+        }
     }
 }
 
@@ -225,6 +268,8 @@ impl Lexicon {
                 lex.texts.push(item.to_string());
             }
         }
+        lex.hangul.index();
+        lex.latin.index();
         Ok(lex)
     }
 
@@ -246,9 +291,13 @@ impl Lexicon {
                 stream,
                 out: scratch,
             };
+            let root = &trie.nodes[0];
             for (start, sym) in syms.iter().enumerate() {
                 let f = sym.flags;
-                if f & symbols::SYL_START != 0 && f & symbols::WILD == 0 {
+                if f & symbols::SYL_START != 0
+                    && f & symbols::WILD == 0
+                    && !root.edges_on(sym.ch).is_empty()
+                {
                     m.walk(0, start, start, start, false, false);
                 }
             }
@@ -321,8 +370,17 @@ impl Matcher<'_> {
         }
         let s = syms[pos];
         let gap = pos > start && s.flags & symbols::GAP != 0;
+        let filler_skip = s.flags & symbols::FILLER != 0 && node != 0;
+        if s.flags & symbols::WILD == 0
+            && !filler_skip
+            && trie.nodes[node].edges_on(s.ch).is_empty()
+        {
+            // Nothing continues with this symbol and it cannot be skipped.
+            return;
+        }
         if s.flags & symbols::WILD != 0 {
-            for edge in &trie.nodes[node].edges {
+            let n = &trie.nodes[node];
+            for edge in n.wild.iter().map(|&i| &n.edges[i as usize]) {
                 if edge.count == 1 && !edge.standalone && edge.ch.is_ascii_alphabetic() {
                     self.walk(edge.to as usize, pos + 1, start, pos, crossed || gap, true);
                 }
@@ -356,9 +414,9 @@ impl Matcher<'_> {
                 break;
             }
         }
-        for edge in &trie.nodes[node].edges {
+        for edge in trie.nodes[node].edges_on(s.ch) {
             let need = (edge.count as usize).max(1);
-            if edge.ch != s.ch || need > len {
+            if need > len {
                 continue;
             }
             // The entry needs at least `count`; the run may end anywhere after.
@@ -375,7 +433,7 @@ impl Matcher<'_> {
                 }
             }
         }
-        if s.flags & symbols::FILLER != 0 && node != 0 {
+        if filler_skip {
             self.walk(node, pos + 1, start, last, crossed || gap, false);
         }
     }

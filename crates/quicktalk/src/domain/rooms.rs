@@ -54,7 +54,9 @@ pub struct Rooms {
     /// `--moderation off`: no room's messages are classified.
     moderation_on: bool,
     escalation: Arc<Escalation>,
-    metrics: Arc<Metrics>,
+    /// `quicktalk_moderation_verdicts_total` for allow, flag, mask, block,
+    /// resolved once (no label lookup per message).
+    verdicts: [prometheus::IntCounter; 4],
 }
 
 impl Rooms {
@@ -75,7 +77,8 @@ impl Rooms {
             hub,
             moderation_on,
             escalation,
-            metrics,
+            verdicts: ["allow", "flag", "mask", "block"]
+                .map(|a| metrics.moderation_verdicts.with_label_values(&[a])),
         }
     }
 
@@ -337,23 +340,17 @@ impl Rooms {
             Ok((text, m)) => {
                 if policy != quicktalk_moderation::Policy::Off {
                     let action = match (&m.flag, m.masked) {
-                        (_, true) => "mask",
-                        (Some(_), false) => "flag",
-                        (None, false) => "allow",
+                        (_, true) => 2,
+                        (Some(_), false) => 1,
+                        (None, false) => 0,
                     };
-                    self.metrics
-                        .moderation_verdicts
-                        .with_label_values(&[action])
-                        .inc();
+                    self.verdicts[action].inc();
                 }
                 (text, m)
             }
             Err(e) => {
                 if matches!(e, AppError::Moderated { .. }) {
-                    self.metrics
-                        .moderation_verdicts
-                        .with_label_values(&["block"])
-                        .inc();
+                    self.verdicts[3].inc();
                     self.escalation.strike(sender.id).await;
                 }
                 return Err(e);
