@@ -66,8 +66,7 @@ impl FromRequestParts<Arc<AppState>> for Staff {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let token = token(parts)?;
-        let user = state.accounts.authenticate_fresh(token).await?;
+        let FreshCaller(user) = FreshCaller::from_request_parts(parts, state).await?;
         if !user.role.moderates() {
             return Err(AppError::forbidden("moderators only").into());
         }
