@@ -17,6 +17,7 @@ pub mod error;
 pub mod fanout;
 pub mod http;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod moderate;
