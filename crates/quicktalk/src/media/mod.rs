@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(resolve_range(None, 10).unwrap(), 0..10);
         assert_eq!(resolve_range(Some(2..5), 10).unwrap(), 2..5);
         assert_eq!(resolve_range(Some(8..100), 10).unwrap(), 8..10);
-        for r in [5..5, 6..2, 10..11, 12..20] {
+        for r in [5..5, Range { start: 6, end: 2 }, 10..11, 12..20] {
             assert!(matches!(
                 resolve_range(Some(r.clone()), 10),
                 Err(MediaError::BadRange { .. })
