@@ -296,3 +296,27 @@ mod tests {
         assert!(resolve_range(Some(0..1), 0).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the input, a key that parses is two plain segments that
+        /// stay inside any directory they are joined to.
+        #[test]
+        fn a_parsed_key_is_never_a_path_elsewhere(s in "[a-z.]{0,4}/[A-Za-z0-9._/\\\\-]{0,8}|\\PC{0,200}") {
+            if let Ok(key) = MediaKey::parse(&s) {
+                prop_assert_eq!(key.as_str(), s.as_str());
+                let path = std::path::Path::new(key.as_str());
+                let parts: Vec<_> = path.components().collect();
+                prop_assert_eq!(parts.len(), 2);
+                prop_assert!(parts
+                    .iter()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))));
+                prop_assert!(!key.name().starts_with('.'));
+            }
+        }
+    }
+}

@@ -62,6 +62,13 @@ impl S3Store {
     }
 }
 
+/// Aborts a multipart upload (its parts are dropped; no object appears).
+async fn abort(writer: WriteMultipart, key: &MediaKey) {
+    if let Err(e) = writer.abort().await {
+        tracing::warn!(key = %key, error = %e, "aborting a multipart upload failed");
+    }
+}
+
 fn path_of(key: &MediaKey) -> Path {
     // Keys are `[a-z]+/[A-Za-z0-9_-]+`: two path segments needing no encoding.
     Path::from(key.as_str())
@@ -107,13 +114,16 @@ impl MediaStore for S3Store {
         .await;
         match (streamed, upload) {
             (Err(e), Some(writer)) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(key = %key, error = %abort, "aborting a multipart upload failed");
-                }
+                abort(writer, key).await;
                 Err(e)
             }
             (Err(e), None) => Err(e),
-            (Ok(()), Some(writer)) => {
+            (Ok(()), Some(mut writer)) => {
+                // `finish` aborts when completing fails, not when a part did.
+                if let Err(e) = writer.wait_for_capacity(0).await {
+                    abort(writer, key).await;
+                    return Err(e.into());
+                }
                 writer.finish().await?;
                 Ok(size)
             }
