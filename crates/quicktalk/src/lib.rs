@@ -4,7 +4,8 @@
 //! - [`http`] and [`realtime`]: adapters (REST + STOMP over WebSocket/TCP);
 //! - [`domain`]: accounts, rooms, the message pipeline;
 //! - [`fanout`]: who is subscribed where, and delivery to connections;
-//! - [`store`] and [`bus`]: storage and event distribution behind narrow traits;
+//! - [`store`], [`media`] and [`bus`]: storage (messages, file bytes) and event
+//!   distribution behind narrow traits;
 //! - [`model`] and [`confusables`]: plain data and pure name rules, used by all.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fanout;
 pub mod http;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod moderate;
