@@ -5,7 +5,8 @@
 //! - [`domain`]: accounts, rooms, the message pipeline;
 //! - [`fanout`]: who is subscribed where, and delivery to connections;
 //! - [`store`] and [`bus`]: storage and event distribution behind narrow traits;
-//! - [`model`] and [`confusables`]: plain data and pure name rules, used by all.
+//! - [`model`] and [`confusables`]: plain data and pure name rules, used by all;
+//! - [`imaging`]: pure functions over uploaded bytes (type, names, metadata, thumbnails).
 
 pub mod admin;
 pub mod bus;
@@ -16,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod fanout;
 pub mod http;
+pub mod imaging;
 pub mod limits;
 pub mod metrics;
 pub mod model;
