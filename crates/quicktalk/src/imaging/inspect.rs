@@ -97,6 +97,10 @@ pub fn inspect(bytes: &[u8]) -> Result<ImageInfo, ImagingError> {
 pub(crate) fn open(bytes: &[u8]) -> Result<(impl ImageDecoder + '_, ImageInfo), ImagingError> {
     check_input_len(bytes.len())?;
     let format = RasterFormat::detect(bytes).ok_or(ImagingError::Unsupported)?;
+    if let Some((width, height)) = webp_canvas(bytes) {
+        // image-webp refuses giant canvases itself, but untyped.
+        check_pixels(width, height)?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
     // Only the allocation budget here: the side limits are ours to check, so
     // the error says what was declared.
@@ -122,6 +126,16 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(impl ImageDecoder + '_, ImageInfo), 
             orientation,
         },
     ))
+}
+
+/// The canvas size an extended WebP's VP8X chunk declares (24-bit sides).
+fn webp_canvas(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"VP8X" {
+        return None;
+    }
+    let d = bytes.get(24..30)?;
+    let side = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], 0]) + 1;
+    Some((side(&d[..3]), side(&d[3..])))
 }
 
 /// The limits every decode runs under.
@@ -205,6 +219,26 @@ mod tests {
                 height: 65_535
             })
         ));
+    }
+
+    #[test]
+    fn gif_and_webp_declaring_huge_canvases_are_refused() {
+        let mut gif = fixtures::gif(8, 8);
+        gif[6..10].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]); // 65535x65535 screen
+        let r = inspect(&gif);
+        assert!(
+            matches!(r, Err(ImagingError::TooManyPixels { .. })),
+            "{r:?}"
+        );
+        let webp = fixtures::riff(&[
+            fixtures::vp8x(0, 16_000_000, 16_000_000),
+            fixtures::webp_image_chunk(&fixtures::webp(8, 8)),
+        ]);
+        let r = inspect(&webp);
+        assert!(
+            matches!(r, Err(ImagingError::TooManyPixels { .. })),
+            "{r:?}"
+        );
     }
 
     #[test]
