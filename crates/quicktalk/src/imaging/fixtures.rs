@@ -44,6 +44,22 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     )
 }
 
+/// A PNG whose iCCP chunk holds `profile` (the encoder compresses it).
+pub fn png_with_icc(width: u32, height: u32, profile: &[u8]) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut out);
+    enc.set_icc_profile(profile.to_vec()).unwrap();
+    enc.write_image(
+        rgb(width, height).as_raw(),
+        width,
+        height,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    out
+}
+
 pub fn png_rgba(width: u32, height: u32) -> Vec<u8> {
     let img = RgbaImage::from_fn(width, height, |x, _| {
         Rgba([255, 0, 0, (x * 255 / width) as u8])

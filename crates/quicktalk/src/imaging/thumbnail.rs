@@ -3,13 +3,13 @@
 //! enlarged), the EXIF orientation applied, encoded as JPEG. Shrinking
 //! happens before rotating, so the rotation only touches the small image.
 //! Transparent pixels are put on white (JPEG has no alpha). Animated GIF
-//! and WebP: the first frame.
+//! and WebP: the first frame. The source's ICC profile, if any, is kept.
 
 use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, RgbImage};
 
 use super::inspect::{open, ImageInfo};
 use super::ImagingError;
@@ -18,6 +18,8 @@ use super::ImagingError;
 pub const THUMBNAIL_BOX: (u32, u32) = (320, 320);
 /// JPEG quality of thumbnails.
 pub const THUMBNAIL_QUALITY: u8 = 80;
+/// Largest ICC profile copied into a thumbnail.
+const MAX_ICC_BYTES: usize = 1024 * 1024;
 
 /// A thumbnail and the facts of the image it was made from.
 #[derive(Debug, Clone)]
@@ -33,7 +35,14 @@ pub struct Thumbnail {
 
 /// Makes the thumbnail of a JPEG, PNG, GIF or WebP (see the module docs).
 pub fn thumbnail(bytes: &[u8]) -> Result<Thumbnail, ImagingError> {
-    let (decoder, source) = open(bytes)?;
+    let (mut decoder, source) = open(bytes)?;
+    // Kept so wide-gamut photos keep their colours; an unreadable or
+    // oversized profile is dropped, not an error.
+    let icc = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .filter(|p| !p.is_empty() && p.len() <= MAX_ICC_BYTES);
     let image = DynamicImage::from_decoder(decoder).map_err(ImagingError::Decode)?;
     // The box in the stored frame: axes swapped for orientations 5–8.
     let (box_w, box_h) = if source.swaps_axes() {
@@ -52,9 +61,12 @@ pub fn thumbnail(bytes: &[u8]) -> Result<Thumbnail, ImagingError> {
     }
     let rgb = on_white(small);
     let mut jpeg = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut jpeg, THUMBNAIL_QUALITY)
-        .encode_image(&rgb)
-        .map_err(ImagingError::Encode)?;
+    let mut encoder = JpegEncoder::new_with_quality(&mut jpeg, THUMBNAIL_QUALITY);
+    if let Some(icc) = icc {
+        // Refused only for profiles over the APP2 chunking limit: go without.
+        let _ = encoder.set_icc_profile(icc);
+    }
+    encoder.encode_image(&rgb).map_err(ImagingError::Encode)?;
     Ok(Thumbnail {
         jpeg: jpeg.into_inner(),
         width: rgb.width(),
@@ -174,6 +186,42 @@ mod tests {
         let t = thumbnail(&fixtures::png_rgba(30, 20)).unwrap();
         let px = decode(&t.jpeg).get_pixel(0, 10).0;
         assert!(px.iter().all(|&c| c > 230), "{px:?}");
+    }
+
+    #[test]
+    fn the_icc_profile_is_carried_over() {
+        let profile = b"a stand-in ICC profile: decoders pass it through unread".to_vec();
+        let png = fixtures::png_with_icc(24, 24, &profile);
+        let t = thumbnail(&png).unwrap();
+        assert!(fixtures::contains(&t.jpeg, b"ICC_PROFILE\0"));
+        assert!(fixtures::contains(&t.jpeg, &profile));
+        let plain = thumbnail(&fixtures::png(24, 24)).unwrap();
+        assert!(!fixtures::contains(&plain.jpeg, b"ICC_PROFILE"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Damaged images give an error or a bounded thumbnail, never a panic.
+        #[test]
+        fn never_panics_on_damaged_images(
+            which in 0usize..4,
+            cut in 0usize..3000,
+            flips in proptest::collection::vec((0usize..3000, proptest::prelude::any::<u8>()), 0..6),
+        ) {
+            let mut bytes = match which {
+                0 => fixtures::with_all_jpeg_metadata(&fixtures::jpeg(40, 30), 6),
+                1 => fixtures::png(40, 30),
+                2 => fixtures::webp(40, 30),
+                _ => fixtures::gif(40, 30),
+            };
+            for (at, b) in flips {
+                if at < bytes.len() && at >= 4 { bytes[at] = b; }
+            }
+            bytes.truncate(cut.max(4));
+            if let Ok(t) = thumbnail(&bytes) {
+                proptest::prop_assert!(t.width <= 320 && t.height <= 320);
+            }
+        }
     }
 
     #[test]
