@@ -6,7 +6,8 @@
 //! - [`fanout`]: who is subscribed where, and delivery to connections;
 //! - [`store`], [`media`] and [`bus`]: storage (messages, file bytes) and event
 //!   distribution behind narrow traits;
-//! - [`model`] and [`confusables`]: plain data and pure name rules, used by all.
+//! - [`model`] and [`confusables`]: plain data and pure name rules, used by all;
+//! - [`imaging`]: pure functions over uploaded bytes (type, names, metadata, thumbnails).
 
 pub mod admin;
 pub mod bus;
@@ -17,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod fanout;
 pub mod http;
+pub mod imaging;
 pub mod limits;
 pub mod media;
 pub mod metrics;
