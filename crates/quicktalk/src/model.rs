@@ -21,6 +21,130 @@ pub fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The id of an uploaded file: 22 characters of URL-safe base64 (128 random
+/// bits), so ids cannot be guessed or enumerated.
+pub type MediaId = String;
+
+/// Whether `s` has the shape of a [`MediaId`] (checked before any lookup).
+pub fn is_media_id(s: &str) -> bool {
+    s.len() == 22
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What a client may do with a file: show it inline or offer a download
+/// (contract §6 `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    File,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::File => "file",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "image" => Some(MediaKind::Image),
+            "video" => Some(MediaKind::Video),
+            "audio" => Some(MediaKind::Audio),
+            "file" => Some(MediaKind::File),
+            _ => None,
+        }
+    }
+}
+
+/// An uploaded file (contract §6). Its bytes live in the media store under
+/// `orig/<id>` (and `thumb/<id>` when `thumbnail`); this is its metadata row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Media {
+    pub id: MediaId,
+    pub owner: UserId,
+    /// The sanitized (and moderated) file name.
+    pub name: String,
+    /// Sniffed from the bytes.
+    pub mime: String,
+    pub kind: MediaKind,
+    /// Bytes of the stored original.
+    pub size: u64,
+    /// Images: as displayed (EXIF orientation applied).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// A thumbnail is stored under `thumb/<id>`.
+    pub thumbnail: bool,
+    pub created_at: i64,
+}
+
+/// The JSON of a media item: `{"id","name","mime","size","kind","width"?,"height"?,"url","thumbnail_url"?}`.
+#[derive(Serialize)]
+struct MediaJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    mime: &'a str,
+    size: u64,
+    kind: MediaKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbnail_url: Option<String>,
+}
+
+impl Media {
+    /// `GET` path of the original (needs the bearer token or a signature).
+    pub fn url(&self) -> String {
+        format!("/api/v1/media/{}", self.id)
+    }
+    /// `GET` path of the thumbnail, when there is one.
+    pub fn thumbnail_url(&self) -> Option<String> {
+        self.thumbnail
+            .then(|| format!("/api/v1/media/{}/thumbnail", self.id))
+    }
+}
+
+/// A media item as clients see it (the derived `Serialize` of [`Media`] is the
+/// nodes' and the pipeline's full form).
+pub struct MediaView<'a>(pub &'a Media);
+
+impl Serialize for MediaView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        MediaJson {
+            id: &m.id,
+            name: &m.name,
+            mime: &m.mime,
+            size: m.size,
+            kind: m.kind,
+            width: m.width,
+            height: m.height,
+            url: m.url(),
+            thumbnail_url: m.thumbnail_url(),
+        }
+        .serialize(s)
+    }
+}
+
+/// A message's attachments as clients see them.
+struct MediaList<'a>(&'a [Media]);
+
+impl Serialize for MediaList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(MediaView))
+    }
+}
+
 /// A user as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -293,6 +417,8 @@ pub struct Message {
     pub sent_at: i64,
     /// Moderation replaced spans of the text with `*`.
     pub masked: bool,
+    /// Files the message carries, in the sender's order (contract §6).
+    pub attachments: Vec<Media>,
 }
 
 /// The JSON body of a stored message (contract §3, `"type":"message"`).
@@ -311,6 +437,7 @@ struct MessageJson<'a> {
     sent_at: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     masked: bool,
+    attachments: MediaList<'a>,
 }
 
 impl Message {
@@ -332,6 +459,7 @@ impl Message {
             client_id: self.client_id.as_deref(),
             sent_at: rfc3339(self.sent_at),
             masked: self.masked,
+            attachments: MediaList(&self.attachments),
         }
     }
 }
@@ -355,6 +483,10 @@ pub struct NewMessage {
     /// What moderation decided (absent in records written before it existed).
     #[serde(default)]
     pub moderation: Moderated,
+    /// Files the message carries, checked by the sender's node (each one the
+    /// sender's own upload); stored with the message in one transaction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Media>,
 }
 
 /// Moderation's outcome for an accepted message, applied when it is stored.
@@ -443,6 +575,7 @@ mod tests {
             client_id: None,
             sent_at: 0,
             masked: false,
+            attachments: vec![],
         };
         let v = m.to_json_value();
         assert_eq!(v["type"], "message");

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, AppResult};
-use crate::model::{
+use crate::model::{Media, 
     AppendRejected, Appended, Message, MessageId, MessageKind, NewMessage, RoomId, UserId, UserRef,
 };
 
@@ -127,6 +127,9 @@ pub struct WireMessage {
     /// Absent in records written before moderation existed.
     #[serde(default)]
     pub masked: bool,
+    /// Absent in records written before attachments existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Media>,
 }
 
 impl From<Message> for WireMessage {
@@ -141,6 +144,7 @@ impl From<Message> for WireMessage {
             client_id: m.client_id,
             sent_at: m.sent_at,
             masked: m.masked,
+            attachments: m.attachments,
         }
     }
 }
@@ -157,6 +161,7 @@ impl From<WireMessage> for Message {
             client_id: m.client_id,
             sent_at: m.sent_at,
             masked: m.masked,
+            attachments: m.attachments,
         }
     }
 }

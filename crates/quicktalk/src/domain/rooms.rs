@@ -274,6 +274,7 @@ impl Rooms {
                 client_id: None,
                 sent_at: now_ms(),
                 moderation: Default::default(),
+                attachments: Vec::new(),
             })
             .await?;
         settle(ticket).await.map(|_| ())
@@ -366,6 +367,7 @@ impl Rooms {
                     client_id,
                     sent_at: now_ms(),
                     moderation: moderated,
+                    attachments: Vec::new(),
                 },
                 reply,
             )

@@ -5,32 +5,11 @@
 //! `audio` only for the types [`safe_inline`] allows (the ones browsers
 //! render without running anything); a TIFF, an AVI or an SVG is a `file`.
 
-use serde::Serialize;
-
 /// How many leading bytes are looked at (every `infer` matcher for the types
 /// we care about decides within the first few hundred).
 pub const SNIFF_BYTES: usize = 8 * 1024;
 
-/// What a client may do with a file: show it inline or offer a download.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    Image,
-    Video,
-    Audio,
-    File,
-}
-
-impl MediaKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Audio => "audio",
-            MediaKind::File => "file",
-        }
-    }
-}
+pub use crate::model::MediaKind;
 
 /// The sniffed type of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

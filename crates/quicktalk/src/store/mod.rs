@@ -10,6 +10,7 @@
 //! The same contract test suite (`tests/store_contract/`) runs against every backend:
 //! `sqlite` (embedded, one node) and `postgres` (shared by any number of nodes).
 
+pub mod media;
 pub mod moderation;
 pub mod postgres;
 pub mod sqlite;
@@ -17,9 +18,10 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, MessageId, NewMessage, Role, Room, RoomId,
+    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, NewMessage, Role, Room, RoomId,
     RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
+use media::Upload;
 use moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 
 #[derive(Debug, thiserror::Error)]
@@ -264,4 +266,39 @@ pub trait Store: Send + Sync + 'static {
     async fn strikes_since(&self, user: UserId, since: i64) -> StoreResult<u32>;
     /// The times (ms) of `user`'s newest `limit` strikes, newest first.
     async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>>;
+
+    // ---- Media (issue 12, contract §6; the records are in `media`). A message's
+    // attachments are stored by `append` (rows of which message carries which
+    // file, in order) and read back with the message everywhere messages are
+    // read (`messages`, `message`, a duplicate's original). A tombstone
+    // (`delete_message`) drops its message's attachments. ----
+
+    /// Records an uploaded file whose bytes are already stored.
+    async fn create_media(&self, media: Media) -> StoreResult<()>;
+    /// One file's record.
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>>;
+    /// Total `size` of every file `owner` uploaded (attached or not): the quota.
+    async fn media_usage(&self, owner: UserId) -> StoreResult<u64>;
+    /// May `user` read file `id`: its uploader, or someone who may read a room
+    /// (public, or private and a member) with a message carrying it.
+    async fn can_read_media(&self, id: &str, user: UserId) -> StoreResult<bool>;
+    /// Files carried by no message and created before `before` (ms), oldest
+    /// first, at most `limit`: the grace-period cleanup's candidates.
+    async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>>;
+    /// Deletes file `id`'s record if no message carries it (checked in the same
+    /// statement, so an attachment stored meanwhile wins); whether it was deleted.
+    async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool>;
+    /// Starts a resumable upload (`offset` 0, no parts).
+    async fn create_upload(&self, upload: Upload) -> StoreResult<()>;
+    async fn upload(&self, id: &str) -> StoreResult<Option<Upload>>;
+    /// Records one more stored piece: the upload moves from offset `from` to `to`
+    /// with `part` appended to its parts, at `at` (ms) — only if its offset is
+    /// still `from` (a compare-and-set: of two concurrent pieces one wins).
+    /// Whether it moved.
+    async fn advance_upload(&self, id: &str, from: u64, to: u64, part: &str, at: i64)
+        -> StoreResult<bool>;
+    /// Forgets an upload (finished or abandoned); whether there was one.
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool>;
+    /// Uploads whose `updated_at` is before `before` (ms), oldest first, at most `limit`.
+    async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>>;
 }
