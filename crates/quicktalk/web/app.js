@@ -12,6 +12,7 @@ import { t, errorText, setLanguage, initialLanguage, language, locale, LANGUAGES
 import { guestTag } from "./profile.js";
 import { Live } from "./live.js";
 import { renderModeration } from "./moderation.js";
+import { signer } from "./attachments.js";
 
 const root = document.getElementById("app");
 
@@ -87,6 +88,7 @@ function logout() {
   app.chat = null;
   app.me = null;
   app.rooms.clear();
+  signer.clear();
   app.match = { state: "idle", roomId: null, partner: null, reason: null, reported: false };
   setToken(null);
   history.replaceState(null, "", "#/");

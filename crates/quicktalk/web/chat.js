@@ -6,12 +6,17 @@
 // a tombstone (live, on `message.deleted`, and in history), anyone may report a
 // message of someone else, moderators may delete one, and a blocked SEND is
 // explained on its pending bubble in the user's language.
+// Files (issue 12): the composer's attach button, a paste or a drop onto the
+// conversation put files in the tray (tray.js) while they upload; Send sends the
+// text with their ids. Messages show their attachments (attachments.js).
 
 import { Api, moderates } from "./api.js";
 import { h, clear, uid } from "./dom.js";
 import { t, locale, errorText } from "./i18n.js";
 import { guestTag, showProfile, closeProfile } from "./profile.js";
 import { showReport, closeReport } from "./report.js";
+import { renderAttachments, presign, closeLightbox } from "./attachments.js";
+import { Tray } from "./tray.js";
 
 const PAGE = 50;
 const MAX_TEXT = 4000;
@@ -40,6 +45,7 @@ export class ChatView {
     this.online = new Set();
     this.members = null;
     this.membersOpen = false;
+    this.sentFiles = new Map(); // client_id -> media list of a pending message
     this.el = this.build();
   }
 
@@ -56,12 +62,36 @@ export class ChatView {
     this.composer = this.buildComposer();
     this.membersPanel = h("aside.members", { hidden: true, "aria-label": t("members"), "data-testid": "members" });
     const header = this.opts.header || this.buildHeader();
-    return h(
-      "section.chat",
-      { "data-room": r.id, "data-testid": "chat" },
-      header,
-      h("div.chat-body", h("div.chat-main", this.scroller, this.newBtn, this.typingLine, this.composer), this.membersPanel),
-    );
+    const main = h("div.chat-main", this.scroller, this.newBtn, this.typingLine, this.tray ? this.tray.el : null, this.composer);
+    if (this.tray) this.dropTarget(main);
+    return h("section.chat", { "data-room": r.id, "data-testid": "chat" }, header, h("div.chat-body", main, this.membersPanel));
+  }
+
+  /** Files dropped onto the conversation go to the tray. */
+  dropTarget(el) {
+    const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+    let depth = 0;
+    el.addEventListener("dragenter", (e) => {
+      if (!hasFiles(e) || this.opts.readOnly) return;
+      depth += 1;
+      el.classList.add("dropping");
+    });
+    el.addEventListener("dragleave", () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) el.classList.remove("dropping");
+    });
+    el.addEventListener("dragover", (e) => {
+      if (!hasFiles(e) || this.opts.readOnly) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "copy";
+    });
+    el.addEventListener("drop", (e) => {
+      depth = 0;
+      el.classList.remove("dropping");
+      if (!e.dataTransfer?.files?.length || this.opts.readOnly) return;
+      e.preventDefault();
+      this.tray.add(e.dataTransfer.files);
+    });
   }
 
   buildHeader() {
@@ -127,6 +157,37 @@ export class ChatView {
       disabled: this.opts.readOnly || undefined,
     });
     this.counter = h("span.counter", { "aria-live": "polite" }, "");
+    this.tray = new Tray(() => this.onInput(), this.app.toast);
+    this.fileInput = h("input.file-input", {
+      type: "file",
+      multiple: true,
+      tabindex: "-1",
+      "aria-label": t("attach"),
+      "data-testid": "attach-input",
+      onchange: () => {
+        if (this.fileInput.files.length) this.tray.add(this.fileInput.files);
+        this.fileInput.value = "";
+      },
+    });
+    this.attachBtn = h(
+      "button.ghost.attach",
+      {
+        type: "button",
+        "aria-label": t("attach"),
+        title: t("attach"),
+        "data-testid": "attach",
+        disabled: this.opts.readOnly || undefined,
+        onclick: () => this.fileInput.click(),
+      },
+      h("span", { "aria-hidden": "true" }, "📎"),
+    );
+    this.input.addEventListener("paste", (e) => {
+      const files = e.clipboardData?.files;
+      if (files && files.length && !this.opts.readOnly) {
+        e.preventDefault();
+        this.tray.add(files);
+      }
+    });
     this.sendBtn = h("button.primary", { type: "submit", "data-testid": "send", disabled: true }, t("send"));
     this.input.addEventListener("input", () => this.onInput());
     this.input.addEventListener("keydown", (e) => {
@@ -139,6 +200,8 @@ export class ChatView {
     return h(
       "form.composer",
       { onsubmit: (e) => (e.preventDefault(), this.submit()) },
+      this.attachBtn,
+      this.fileInput,
       this.input,
       h("div.composer-side", this.counter, this.sendBtn),
     );
@@ -148,6 +211,7 @@ export class ChatView {
     this.opts.readOnly = ro;
     if (this.input) {
       this.input.disabled = ro;
+      this.attachBtn.disabled = ro;
       this.onInput();
     }
   }
@@ -158,6 +222,7 @@ export class ChatView {
     const page = await Api.messages(this.room.id, { limit: PAGE });
     this.hasMore = page.has_more;
     for (const m of page.messages) this.bySeq.set(m.seq, m);
+    presign(page.messages);
     this.loaded = true;
     this.renderAll();
     this.scrollToBottom();
@@ -174,6 +239,7 @@ export class ChatView {
       const page = await Api.messages(this.room.id, { before_seq: this.firstSeq, limit: PAGE });
       const before = this.scroller.scrollHeight;
       for (const m of page.messages) this.bySeq.set(m.seq, m);
+      presign(page.messages);
       this.hasMore = page.has_more;
       this.renderAll();
       // Keep what the reader was looking at in place.
@@ -243,8 +309,9 @@ export class ChatView {
       { dataset: { seq: m.seq, kind: m.kind, id: m.id } },
       !mine && !sameAuthor ? this.author(m.sender) : null,
       h(
-        "div.bubble",
-        h("p.text", m.text),
+        "div.bubble" + (m.attachments?.length ? ".has-files" : ""),
+        m.text || !m.attachments?.length ? h("p.text", m.text) : null,
+        renderAttachments(m.attachments),
         h("div.meta", masked, h("time", { datetime: m.sent_at, title: when.toLocaleString(locale()) }, formatTime(when))),
       ),
       this.messageTools(m, mine),
@@ -300,7 +367,7 @@ export class ChatView {
   tombstone(seq) {
     const m = this.bySeq.get(seq);
     if (!m || m.kind === "deleted") return;
-    this.bySeq.set(seq, { ...m, kind: "deleted", text: "", masked: false });
+    this.bySeq.set(seq, { ...m, kind: "deleted", text: "", masked: false, attachments: [] });
     if (this.loaded) this.renderAll();
   }
 
@@ -323,7 +390,10 @@ export class ChatView {
       if (this.bySeq.has(ev.seq)) return;
       const wasBottom = this.atBottom();
       this.bySeq.set(ev.seq, ev);
-      if (ev.client_id) this.list.querySelector(`li.pending[data-client-id="${CSS.escape(ev.client_id)}"]`)?.remove();
+      if (ev.client_id) {
+        this.list.querySelector(`li.pending[data-client-id="${CSS.escape(ev.client_id)}"]`)?.remove();
+        this.sentFiles.delete(ev.client_id);
+      }
       if (!this.loaded) return;
       const last = this.list.querySelector("li[data-seq]:last-of-type");
       const lastSeq = last ? Number(last.dataset.seq) : -1;
@@ -391,9 +461,15 @@ export class ChatView {
   onInput() {
     const n = [...this.input.value.trim()].length;
     const over = n > MAX_TEXT;
-    this.counter.textContent = n ? (over ? `${t("too_long")} · ` : "") + t("chars", { n, max: MAX_TEXT }) : "";
+    const files = this.tray.ready().length;
+    const busy = this.tray.busy();
+    this.counter.textContent = busy
+      ? t("wait_uploads")
+      : n
+        ? (over ? `${t("too_long")} · ` : "") + t("chars", { n, max: MAX_TEXT })
+        : "";
     this.counter.classList.toggle("over", over);
-    this.sendBtn.disabled = this.opts.readOnly || n === 0 || over;
+    this.sendBtn.disabled = this.opts.readOnly || (n === 0 && files === 0) || over || busy;
     if (n) this.sendTyping();
   }
 
@@ -414,16 +490,24 @@ export class ChatView {
 
   submit() {
     const text = this.input.value.trim();
-    if (!text || [...text].length > MAX_TEXT || this.opts.readOnly) return;
+    if (this.tray.busy() || [...text].length > MAX_TEXT || this.opts.readOnly) return;
+    if (!text && !this.tray.ready().length) return;
+    const files = this.tray.takeReady();
     const clientId = uid();
+    if (files.length) this.sentFiles.set(clientId, files);
     this.list.append(
       h(
         "li.msg.mine.pending",
         { dataset: { clientId } },
-        h("div.bubble", h("p.text", text), h("time", t("pending"))),
+        h(
+          "div.bubble",
+          h("p.text", text),
+          files.length ? h("ul.pending-files", files.map((f) => h("li", "📎 ", f.name))) : null,
+          h("time", t("pending")),
+        ),
       ),
     );
-    this.app.live.send(this.room.id, text, clientId);
+    this.app.live.send(this.room.id, text, clientId, files.map((f) => f.id));
     this.input.value = "";
     this.onInput();
     this.scrollToBottom();
@@ -453,6 +537,8 @@ export class ChatView {
             onclick: () => {
               if (!this.input) return;
               this.input.value = li.querySelector("p.text").textContent;
+              this.tray.restore(this.sentFiles.get(clientId) || []);
+              this.sentFiles.delete(clientId);
               li.remove();
               this.onInput();
               this.input.focus();
@@ -475,7 +561,7 @@ export class ChatView {
           retry.remove();
           li.classList.remove("failed");
           time.textContent = t("pending");
-          this.app.live.resend(clientId, roomId, text);
+          this.app.live.resend(clientId, roomId, text, (this.sentFiles.get(clientId) || []).map((f) => f.id));
         },
       },
       t("retry"),
@@ -549,6 +635,8 @@ export class ChatView {
   destroy() {
     closeProfile();
     closeReport();
+    closeLightbox();
+    this.tray?.destroy();
     clearTimeout(this.readTimer);
     clearTimeout(this.typingTimer);
   }

@@ -125,17 +125,17 @@ export class Live {
     }
   }
 
-  /** Sends a chat message; it stays pending (and is re-sent) until stored. */
-  send(roomId, text, clientId) {
-    const p = { roomId, text, attempts: 0, timer: null };
+  /** Sends a chat message (text and media ids); it stays pending (and is re-sent) until stored. */
+  send(roomId, text, clientId, attachments = []) {
+    const p = { roomId, text, attachments, attempts: 0, timer: null };
     this.pending.set(clientId, p);
     this.publish(clientId, p);
   }
 
   /** Sends a failed message again (the user pressed retry): same client_id. */
-  resend(clientId, roomId, text) {
+  resend(clientId, roomId, text, attachments = []) {
     this.drop(clientId);
-    this.send(roomId, text, clientId);
+    this.send(roomId, text, clientId, attachments);
   }
 
   /** An error event: a rejected SEND of ours, or anything else for the app. */
@@ -189,7 +189,7 @@ export class Live {
     });
     this.client.publish({
       destination: `/app/rooms.${p.roomId}`,
-      body: JSON.stringify({ text: p.text, client_id: clientId }),
+      body: JSON.stringify(p.attachments.length ? { text: p.text, attachments: p.attachments, client_id: clientId } : { text: p.text, client_id: clientId }),
       headers: { receipt, "content-type": "application/json" },
     });
   }

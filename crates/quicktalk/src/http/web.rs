@@ -37,6 +37,7 @@ static ASSETS: &[Asset] = &[
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("app.js", JS),
     asset!("api.js", JS),
+    asset!("attachments.js", JS),
     asset!("chat.js", JS),
     asset!("dom.js", JS),
     asset!("i18n.js", JS),
@@ -44,13 +45,18 @@ static ASSETS: &[Asset] = &[
     asset!("moderation.js", JS),
     asset!("profile.js", JS),
     asset!("report.js", JS),
+    asset!("tray.js", JS),
+    asset!("upload.js", JS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/stomp.umd.min.js", JS),
     asset!("vendor/stompjs-LICENSE", "text/plain; charset=utf-8"),
 ];
 
-/// Same-origin only. `connect-src 'self'` covers ws:// and wss:// to this host.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// Same-origin only. `connect-src 'self'` covers ws:// and wss:// to this host;
+/// `blob:` images are the previews of files still being uploaded, `media-src`
+/// lets the players load (signed) files from this origin.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   media-src 'self' blob:; \
                    connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
