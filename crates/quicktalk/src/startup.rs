@@ -69,6 +69,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let media_spec = media_spec(&config)?;
         let mut shared_pg: Option<Arc<PostgresStore>> = None;
         let (store, tokens): (Arc<dyn Store>, TokenKeys) = match config.database()? {
             Database::Sqlite(path) => {
@@ -192,7 +193,7 @@ impl Application {
             escalation,
             metrics.clone(),
         );
-        let media = Arc::new(build_media(&config, store_for_media, accounts_url_key).await?);
+        let media = Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -338,15 +339,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The media service over the store `--media-store` names (`<data_dir>/media`
-/// by default). Several nodes (`--kafka-brokers`) need a store they all see:
-/// a local directory is refused there, since a file uploaded on one node
-/// would be missing on the others.
-async fn build_media(
-    config: &Config,
-    store: Arc<dyn Store>,
-    url_key: [u8; 32],
-) -> anyhow::Result<MediaService> {
+/// The store `--media-store` names (`<data_dir>/media` by default). Several
+/// nodes (`--kafka-brokers`) need a store they all see: a local directory is
+/// refused there, since a file uploaded on one node would be missing on the
+/// others.
+fn media_spec(config: &Config) -> anyhow::Result<MediaStoreSpec> {
     let spec = match &config.media_store {
         Some(s) => s.parse::<MediaStoreSpec>().map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
         None => MediaStoreSpec::Local {
@@ -360,7 +357,17 @@ async fn build_media(
              Use --media-store s3://BUCKET?endpoint=… (any S3-compatible server)"
         );
     }
-    let objects = crate::media::open(&spec)
+    Ok(spec)
+}
+
+/// The media service over the store `spec` names.
+async fn build_media(
+    config: &Config,
+    spec: &MediaStoreSpec,
+    store: Arc<dyn Store>,
+    url_key: [u8; 32],
+) -> anyhow::Result<MediaService> {
+    let objects = crate::media::open(spec)
         .await
         .map_err(|e| anyhow::anyhow!("opening the media store: {e}"))?;
     Ok(MediaService::new(
