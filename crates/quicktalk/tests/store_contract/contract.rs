@@ -51,6 +51,7 @@ fn msg(
         client_id: client_id.map(Into::into),
         sent_at: 1_700_000_000_000,
         moderation: Default::default(),
+        attachments: vec![],
     }
 }
 
