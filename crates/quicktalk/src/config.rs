@@ -77,6 +77,19 @@ pub struct Config {
     pub metrics_public: bool,
     /// Longest time a client may take to send a request body, in ms.
     pub http_body_timeout_ms: u64,
+    /// Where uploaded files live: `file://DIR` or `s3://BUCKET?endpoint=…`;
+    /// `None` means `file://<data_dir>/media`.
+    pub media_store: Option<String>,
+    /// Largest uploaded file, in bytes (contract §6).
+    pub max_upload_bytes: u64,
+    /// Bytes of files a registered user / a guest may keep stored.
+    pub media_quota_bytes: u64,
+    pub guest_media_quota_bytes: u64,
+    /// A file no message carries is removed this long after its upload (and an
+    /// unfinished resumable upload this long after its last piece), in seconds.
+    pub media_grace_secs: u64,
+    /// How often the media cleanup runs, in seconds.
+    pub media_sweep_secs: u64,
 }
 
 impl Default for Config {
@@ -118,6 +131,12 @@ impl Default for Config {
             metrics_listen: None,
             metrics_public: false,
             http_body_timeout_ms: 10_000,
+            media_store: None,
+            max_upload_bytes: 25 * 1024 * 1024,
+            media_quota_bytes: 1024 * 1024 * 1024,
+            guest_media_quota_bytes: 100 * 1024 * 1024,
+            media_grace_secs: 24 * 3600,
+            media_sweep_secs: 600,
         }
     }
 }
@@ -343,6 +362,26 @@ pub struct ServeArgs {
     /// Most concurrent HTTP connections from one client IP.
     #[arg(long, env = "QUICKTALK_MAX_HTTP_CONNECTIONS_PER_IP")]
     pub max_http_connections_per_ip: Option<usize>,
+    /// Where uploaded files live: `file://DIR` (default `<data-dir>/media`; one
+    /// node only) or `s3://BUCKET?endpoint=URL&region=R` (any number of nodes).
+    #[arg(long, env = "QUICKTALK_MEDIA_STORE")]
+    pub media_store: Option<String>,
+    /// Largest uploaded file, in bytes (default 25 MiB).
+    #[arg(long, env = "QUICKTALK_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
+    /// Bytes of files one registered user may keep stored (default 1 GiB).
+    #[arg(long, env = "QUICKTALK_MEDIA_QUOTA_BYTES")]
+    pub media_quota_bytes: Option<u64>,
+    /// Bytes of files one guest may keep stored (default 100 MiB).
+    #[arg(long, env = "QUICKTALK_GUEST_MEDIA_QUOTA_BYTES")]
+    pub guest_media_quota_bytes: Option<u64>,
+    /// Seconds before a file no message carries (or an unfinished resumable
+    /// upload) is removed (default 86400).
+    #[arg(long, env = "QUICKTALK_MEDIA_GRACE_SECS")]
+    pub media_grace_secs: Option<u64>,
+    /// Seconds between two runs of the media cleanup (default 600).
+    #[arg(long, env = "QUICKTALK_MEDIA_SWEEP_SECS")]
+    pub media_sweep_secs: Option<u64>,
     /// Proxies (`CIDR` or IP, comma-separated) whose `X-Forwarded-For` is believed.
     #[arg(long, env = "QUICKTALK_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
@@ -416,6 +455,14 @@ impl ServeArgs {
             metrics_listen: other.metrics_listen.or(self.metrics_listen),
             metrics_public: other.metrics_public.or(self.metrics_public),
             http_body_timeout_ms: other.http_body_timeout_ms.or(self.http_body_timeout_ms),
+            media_store: other.media_store.or(self.media_store),
+            max_upload_bytes: other.max_upload_bytes.or(self.max_upload_bytes),
+            media_quota_bytes: other.media_quota_bytes.or(self.media_quota_bytes),
+            guest_media_quota_bytes: other
+                .guest_media_quota_bytes
+                .or(self.guest_media_quota_bytes),
+            media_grace_secs: other.media_grace_secs.or(self.media_grace_secs),
+            media_sweep_secs: other.media_sweep_secs.or(self.media_sweep_secs),
         }
     }
 
@@ -451,8 +498,16 @@ impl ServeArgs {
             max_sockets_per_user,
             max_http_connections_per_ip,
             metrics_public,
-            http_body_timeout_ms
+            http_body_timeout_ms,
+            max_upload_bytes,
+            media_quota_bytes,
+            guest_media_quota_bytes,
+            media_grace_secs,
+            media_sweep_secs
         );
+        if let Some(m) = &self.media_store {
+            c.media_store = Some(m.clone());
+        }
         if let Some(s) = self.rate_limits {
             c.rate_limits = s == Switch::On;
         }

@@ -42,6 +42,9 @@ pub enum AppError {
     },
     #[error("{0}")]
     TooLarge(Cow<'static, str>),
+    /// The caller's stored files would pass their quota (413 `quota_exceeded`).
+    #[error("{0}")]
+    QuotaExceeded(Cow<'static, str>),
     /// Over a rate limit (contract §4); the client may retry after `retry_after`.
     #[error("{message}")]
     RateLimited {
@@ -132,6 +135,7 @@ impl AppError {
             AppError::Unauthorized { code, .. } => code,
             AppError::NotFound(_) => "not_found",
             AppError::TooLarge(_) => "too_large",
+            AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Moderated { .. } => "moderated",
             AppError::Banned { .. } => "banned",

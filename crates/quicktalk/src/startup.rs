@@ -24,7 +24,10 @@ use crate::domain::moderation::{AutoBan, Escalation};
 use crate::domain::moderators::Moderation;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
+use crate::domain::media::{MediaLimits, MediaService};
+use crate::domain::signed_urls::UrlSigner;
 use crate::domain::tokens::TokenKeys;
+use crate::media::MediaStoreSpec;
 use crate::fanout::Hub;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -66,6 +69,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let media_spec = media_spec(&config)?;
         let mut shared_pg: Option<Arc<PostgresStore>> = None;
         let (store, tokens): (Arc<dyn Store>, TokenKeys) = match config.database()? {
             Database::Sqlite(path) => {
@@ -178,6 +182,8 @@ impl Application {
         // A user's role or ban changed (on any node): forget the cached copy.
         let cache = accounts.user_cache();
         hub.set_user_watcher(Box::new(move |user| cache.forget(user)));
+        let store_for_media = store.clone();
+        let accounts_url_key = accounts.url_key();
         let rooms = Rooms::new(
             store,
             pipeline,
@@ -187,6 +193,7 @@ impl Application {
             escalation,
             metrics.clone(),
         );
+        let media = Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -212,8 +219,12 @@ impl Application {
         hub.spawn_presence_flusher(presence_every, shutdown.clone());
         let tick = (config.match_window_ms.min(config.match_grace_ms) / 4).clamp(10, 250);
         matching.spawn_ticker(Duration::from_millis(tick), shutdown.clone());
+        media.spawn_cleanup(
+            Duration::from_secs(config.media_sweep_secs.max(1)),
+            shutdown.clone(),
+        );
         let state = Arc::new(AppState::new(
-            config, accounts, rooms, matching, moderation, hub, metrics, limits, shutdown,
+            config, accounts, rooms, matching, moderation, media, hub, metrics, limits, shutdown,
         ));
         Ok(Application {
             listener,
@@ -326,4 +337,49 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
+}
+
+/// The store `--media-store` names (`<data_dir>/media` by default). Several
+/// nodes (`--kafka-brokers`) need a store they all see: a local directory is
+/// refused there, since a file uploaded on one node would be missing on the
+/// others.
+fn media_spec(config: &Config) -> anyhow::Result<MediaStoreSpec> {
+    let spec = match &config.media_store {
+        Some(s) => s.parse::<MediaStoreSpec>().map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
+        None => MediaStoreSpec::Local {
+            dir: config.data_dir.join("media"),
+        },
+    };
+    if config.kafka_brokers.is_some() && matches!(spec, MediaStoreSpec::Local { .. }) {
+        anyhow::bail!(
+            "cluster mode (--kafka-brokers) needs a media store every node shares: a file \
+             uploaded to one node's local directory would be missing on the others. \
+             Use --media-store s3://BUCKET?endpoint=… (any S3-compatible server)"
+        );
+    }
+    Ok(spec)
+}
+
+/// The media service over the store `spec` names.
+async fn build_media(
+    config: &Config,
+    spec: &MediaStoreSpec,
+    store: Arc<dyn Store>,
+    url_key: [u8; 32],
+) -> anyhow::Result<MediaService> {
+    let objects = crate::media::open(spec)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the media store: {e}"))?;
+    Ok(MediaService::new(
+        store,
+        objects,
+        MediaLimits {
+            max_upload_bytes: config.max_upload_bytes,
+            quota_bytes: config.media_quota_bytes,
+            guest_quota_bytes: config.guest_media_quota_bytes,
+            grace: Duration::from_secs(config.media_grace_secs),
+        },
+        UrlSigner::new(url_key),
+        config.moderation,
+    ))
 }

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
+use crate::domain::media::MediaService;
 use crate::domain::matching::MatchService;
 use crate::domain::moderators::Moderation;
 use crate::domain::rooms::Rooms;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub matching: Arc<MatchService>,
     /// Moderators' tools: review queue, bans, deleting messages (contract §5).
     pub moderation: Arc<Moderation>,
+    /// Files in chat: uploads, downloads, signed URLs (contract §6).
+    pub media: Arc<MediaService>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     /// Abuse limits (contract §4).
@@ -38,6 +41,7 @@ impl AppState {
         rooms: Rooms,
         matching: Arc<MatchService>,
         moderation: Arc<Moderation>,
+        media: Arc<MediaService>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         limits: Arc<Limits>,
@@ -49,6 +53,7 @@ impl AppState {
             rooms,
             matching,
             moderation,
+            media,
             hub,
             metrics,
             limits,

@@ -227,6 +227,7 @@ mod tests {
                 client_id: None,
                 sent_at: 0,
                 moderation: Default::default(),
+                attachments: vec![],
             },
         };
         let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();

@@ -311,6 +311,11 @@ impl Accounts {
 
     /// The user a bearer token names (from the cache when fresh enough);
     /// `403 banned` while they are banned.
+    /// The media URL signing key (derived from the token key).
+    pub fn url_key(&self) -> [u8; 32] {
+        self.tokens.url_key()
+    }
+
     pub async fn authenticate(&self, token: &str) -> AppResult<User> {
         let id = self.tokens.verify(token)?;
         let user = match self.users.get(id) {

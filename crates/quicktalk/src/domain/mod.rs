@@ -5,9 +5,12 @@
 
 pub mod accounts;
 pub mod matching;
+pub mod media;
 pub mod moderation;
 pub mod moderators;
 pub mod pipeline;
 pub mod rooms;
+pub mod signed_urls;
 pub mod tokens;
+pub mod uploads;
 pub mod validate;

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::media;
 use super::moderation::{self, Escalation};
 use super::pipeline::{settle, Pipeline, Reply, Ticket};
 use super::validate;
@@ -329,15 +330,31 @@ impl Rooms {
         sender: UserRef,
         room: RoomId,
         text: &str,
+        attachments: &[String],
         client_id: Option<String>,
         reply: Reply,
     ) -> AppResult<()> {
-        let text = validate::text(text)?;
+        // With files attached the text may be empty (contract §6).
+        let text = if attachments.is_empty() || !text.trim().is_empty() {
+            validate::text(text)?
+        } else {
+            String::new()
+        };
         if let Some(c) = &client_id {
             validate::client_id(c)?;
         }
+        let attachments = if attachments.is_empty() {
+            Vec::new()
+        } else {
+            media::check_attachments(&*self.store, sender.id, attachments).await?
+        };
         let policy = self.policy(room).await?;
-        let (text, moderated) = match moderation::moderate_text(text, policy) {
+        let moderated = if text.is_empty() {
+            Ok((text, Default::default()))
+        } else {
+            moderation::moderate_text(text, policy)
+        };
+        let (text, moderated) = match moderated {
             Ok((text, m)) => {
                 if policy != quicktalk_moderation::Policy::Off {
                     let action = match (&m.flag, m.masked) {
@@ -367,7 +384,7 @@ impl Rooms {
                     client_id,
                     sent_at: now_ms(),
                     moderation: moderated,
-                    attachments: Vec::new(),
+                    attachments,
                 },
                 reply,
             )
@@ -380,10 +397,11 @@ impl Rooms {
         sender: UserRef,
         room: RoomId,
         text: &str,
+        attachments: &[String],
         client_id: Option<String>,
     ) -> AppResult<Ticket> {
         let (tx, ticket) = tokio::sync::oneshot::channel();
-        self.post_with(sender, room, text, client_id, Reply::Ticket(tx))
+        self.post_with(sender, room, text, attachments, client_id, Reply::Ticket(tx))
             .await?;
         Ok(ticket)
     }
@@ -394,9 +412,10 @@ impl Rooms {
         sender: UserRef,
         room: RoomId,
         text: &str,
+        attachments: &[String],
         client_id: Option<String>,
     ) -> AppResult<Appended> {
-        settle(self.post(sender, room, text, client_id).await?).await
+        settle(self.post(sender, room, text, attachments, client_id).await?).await
     }
 
     /// Reports message `id` to the moderators (contract §5); returns the queue

@@ -18,11 +18,20 @@ struct Claims {
     exp: i64,
 }
 
+fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: u64,
+    /// The media URL signing key, derived from the same secret.
+    url_key: [u8; 32],
 }
 
 impl TokenKeys {
@@ -63,7 +72,14 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl_secs,
+            url_key: derive(secret, b"quicktalk media url key v1"),
         }
+    }
+
+    /// The key of [`crate::domain::signed_urls::UrlSigner`]: derived from the
+    /// token secret, so nodes sharing it sign alike, yet never the same key.
+    pub fn url_key(&self) -> [u8; 32] {
+        self.url_key
     }
 
     pub fn issue(&self, user: UserId) -> String {

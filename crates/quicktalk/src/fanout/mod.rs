@@ -675,6 +675,7 @@ mod tests {
             client_id: None,
             sent_at: 0,
             masked: false,
+            attachments: vec![],
         };
         hub.deliver(BusEvent::Message(Arc::new(msg)));
         hub.deliver(BusEvent::MessageDeleted {

@@ -2,13 +2,14 @@
 //! deadline (`--http-body-timeout-ms`; hyper only times out headers) and up to
 //! `--max-body-bytes`. A client that stalls gets 408 and the connection closes;
 //! an oversized body gets the contract's 413 `too_large` JSON on every route.
+//! Uploads are the exception: their handlers stream the body (`media`, `uploads`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
@@ -31,8 +32,16 @@ fn too_large() -> Response {
     ))
 }
 
+/// Whether a request's body is an upload, streamed by its handler (direct
+/// uploads and resumable-upload pieces) instead of read here.
+fn streamed(req: &Request) -> bool {
+    let path = req.uri().path();
+    (req.method() == Method::POST && path == "/api/v1/media")
+        || (req.method() == Method::PATCH && path.starts_with("/api/v1/uploads/"))
+}
+
 pub async fn read_body(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if req.body().is_end_stream() {
+    if req.body().is_end_stream() || streamed(&req) {
         return next.run(req).await;
     }
     let limit = state.config.max_body_bytes;

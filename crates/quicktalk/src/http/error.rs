@@ -45,7 +45,7 @@ impl From<AppError> for ApiError {
             AppError::Forbidden { .. } | AppError::Banned { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
-            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooLarge(_) | AppError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } | AppError::Cooldown { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

@@ -9,10 +9,12 @@ mod body;
 pub mod client_ip;
 mod error;
 mod matching;
+mod media;
 mod messages;
 mod ops;
 mod rooms;
 pub mod server;
+mod uploads;
 mod web;
 mod ws;
 
@@ -31,7 +33,7 @@ pub mod bodies {
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, head, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -76,6 +78,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/bans", get(admin::bans))
         .route("/admin/messages/{id}", delete(admin::delete_message))
         .route("/messages/{id}/report", post(messages::report))
+        // Streamed bodies: no buffering (see `body`), no extractor limit; the
+        // media service enforces `--max-upload-bytes`.
+        .route(
+            "/media",
+            post(media::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/media/sign", post(media::sign))
+        .route("/media/{id}", get(media::original))
+        .route("/media/{id}/thumbnail", get(media::thumbnail))
+        .route("/media/{id}/info", get(media::info))
+        .route(
+            "/uploads",
+            post(uploads::create).options(uploads::options),
+        )
+        .route(
+            "/uploads/{id}",
+            head(uploads::head)
+                .patch(uploads::patch)
+                .delete(uploads::delete),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed);
     let mut public = Router::new()

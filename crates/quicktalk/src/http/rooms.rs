@@ -161,7 +161,12 @@ pub async fn messages(
 
 #[derive(Deserialize)]
 pub struct PostMessage {
+    /// May be empty (or absent) when files are attached.
+    #[serde(default)]
     pub text: String,
+    /// Media ids (contract §6), at most 10, each uploaded by the sender.
+    #[serde(default)]
+    pub attachments: Vec<String>,
     pub client_id: Option<String>,
 }
 
@@ -176,7 +181,7 @@ pub async fn post_message(
     state.limits.check(Limit::SendRoom, Key::Room(id))?;
     let appended = state
         .rooms
-        .post_and_wait(user.as_ref(), id, &b.text, b.client_id)
+        .post_and_wait(user.as_ref(), id, &b.text, &b.attachments, b.client_id)
         .await?;
     match appended {
         Appended::New(m) => Ok((StatusCode::CREATED, axum::Json(m.to_json_value()))),

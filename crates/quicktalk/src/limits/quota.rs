@@ -19,10 +19,12 @@ pub enum Limit {
     ReportUser,
     ReportIp,
     MatchUser,
+    UploadUser,
+    UploadIp,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 14] = [
         Limit::SignupIp,
         Limit::GuestIp,
         Limit::LoginIp,
@@ -35,6 +37,8 @@ impl Limit {
         Limit::ReportUser,
         Limit::ReportIp,
         Limit::MatchUser,
+        Limit::UploadUser,
+        Limit::UploadIp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,8 @@ impl Limit {
             Limit::ReportUser => "report_user",
             Limit::ReportIp => "report_ip",
             Limit::MatchUser => "match_user",
+            Limit::UploadUser => "upload_user",
+            Limit::UploadIp => "upload_ip",
         }
     }
 
@@ -73,6 +79,10 @@ impl Limit {
             Limit::ReportUser => r(10, 3600),
             Limit::ReportIp => r(30, 3600),
             Limit::MatchUser => r(10, 10),
+            // Uploads (direct, or a resumable upload's creation): a photo
+            // burst is fine, a flood of files is not.
+            Limit::UploadUser => r(60, 600),
+            Limit::UploadIp => r(120, 600),
         }
     }
 

@@ -345,6 +345,7 @@ async fn flagged_messages_are_queued_with_the_messages_around_them() {
                 score_milli: 900,
             }),
         },
+        attachments: vec![],
     };
     let out = store.append(vec![flagged]).await.unwrap();
     let Ok(quicktalk::model::Appended::New(m)) = &out[0] else {

@@ -246,6 +246,7 @@ async fn store_without_event(store: &PostgresStore, room: i64, sender: &TestUser
             client_id: None,
             sent_at: quicktalk::model::now_ms(),
             moderation: Default::default(),
+            attachments: vec![],
         }])
         .await
         .unwrap();

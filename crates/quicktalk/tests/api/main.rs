@@ -17,6 +17,7 @@ mod http_hardening;
 mod leave_race;
 mod limits;
 mod matching;
+mod media;
 mod messaging;
 mod moderation;
 mod pipeline_faults;

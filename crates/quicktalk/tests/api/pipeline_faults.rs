@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use quicktalk::model::{
-    AppendRejected, Appended, HistoryQuery, Message, NewMessage, Room, RoomId, RoomKind, User,
+    AppendRejected, Appended, HistoryQuery, Media, Message, NewMessage, Room, RoomId, RoomKind, User,
     UserId, UserRef,
 };
 use quicktalk::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreResult,
 };
+use quicktalk::store::media::Upload;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -176,6 +177,47 @@ impl Store for FaultStore {
     }
     async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
         self.0.last_strikes(user, limit).await
+    }
+
+    async fn create_media(&self, m: Media) -> StoreResult<()> {
+        self.0.create_media(m).await
+    }
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
+        self.0.media(id).await
+    }
+    async fn media_usage(&self, owner: UserId) -> StoreResult<u64> {
+        self.0.media_usage(owner).await
+    }
+    async fn can_read_media(&self, id: &str, user: UserId) -> StoreResult<bool> {
+        self.0.can_read_media(id, user).await
+    }
+    async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
+        self.0.unattached_media(before, limit).await
+    }
+    async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool> {
+        self.0.delete_unattached_media(id).await
+    }
+    async fn create_upload(&self, u: Upload) -> StoreResult<()> {
+        self.0.create_upload(u).await
+    }
+    async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
+        self.0.upload(id).await
+    }
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        part: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
+        self.0.advance_upload(id, from, to, part, at).await
+    }
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
+        self.0.delete_upload(id).await
+    }
+    async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
+        self.0.stale_uploads(before, limit).await
     }
 }
 

@@ -8,9 +8,9 @@ use quicktalk::model::{
 };
 use quicktalk::store::{NewRoom, NewUser, Store, StoreError};
 
-type S = Arc<dyn Store>;
+pub(crate) type S = Arc<dyn Store>;
 
-async fn user(s: &S, name: &str) -> UserRef {
+pub(crate) async fn user(s: &S, name: &str) -> UserRef {
     let u = s
         .create_user(NewUser {
             username: Some(name.into()),
@@ -23,7 +23,7 @@ async fn user(s: &S, name: &str) -> UserRef {
     u.as_ref()
 }
 
-async fn room(s: &S, by: &UserRef, vis: Visibility) -> i64 {
+pub(crate) async fn room(s: &S, by: &UserRef, vis: Visibility) -> i64 {
     s.create_room(NewRoom {
         name: "room".into(),
         visibility: vis,
@@ -36,7 +36,7 @@ async fn room(s: &S, by: &UserRef, vis: Visibility) -> i64 {
     .id
 }
 
-fn msg(
+pub(crate) fn msg(
     room: i64,
     who: &UserRef,
     kind: MessageKind,
@@ -51,14 +51,15 @@ fn msg(
         client_id: client_id.map(Into::into),
         sent_at: 1_700_000_000_000,
         moderation: Default::default(),
+        attachments: vec![],
     }
 }
 
-fn text(room: i64, who: &UserRef, t: &str) -> NewMessage {
+pub(crate) fn text(room: i64, who: &UserRef, t: &str) -> NewMessage {
     msg(room, who, MessageKind::Text, t, None)
 }
 
-async fn join(s: &S, room: i64, who: &UserRef) -> i64 {
+pub(crate) async fn join(s: &S, room: i64, who: &UserRef) -> i64 {
     match s
         .append(vec![msg(room, who, MessageKind::Join, "", None)])
         .await

@@ -53,6 +53,7 @@ fn msg(room: i64, who: &UserRef, kind: MessageKind, t: &str) -> NewMessage {
         client_id: None,
         sent_at: 1_700_000_000_000,
         moderation: Default::default(),
+        attachments: vec![],
     }
 }
 

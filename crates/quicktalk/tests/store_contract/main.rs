@@ -3,6 +3,7 @@
 
 mod contract;
 mod log;
+mod media;
 mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;
@@ -74,13 +75,20 @@ async fn postgres() -> Option<(Arc<dyn Store>, Guard)> {
 }
 
 macro_rules! contract_tests {
-    ($backend:ident, $make:expr, [$($name:ident),* $(,)?]) => {
+    ($backend:ident, $make:expr, [$($name:ident),* $(,)?], media: [$($media:ident),* $(,)?]) => {
         mod $backend {
             $(
                 #[tokio::test]
                 async fn $name() {
                     let Some((store, _guard)) = $make.await else { return };
                     super::contract::$name(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $media() {
+                    let Some((store, _guard)) = $make.await else { return };
+                    super::media::$media(store).await;
                 }
             )*
         }
@@ -117,6 +125,16 @@ macro_rules! all_contract_tests {
                 room_moderation_can_be_changed,
                 message_reports_are_queued_once_per_reporter,
                 strikes_are_counted_per_user_by_time,
+            ],
+            media: [
+                media_records_round_trip_and_count_towards_usage,
+                attachments_are_stored_in_order_and_read_back_everywhere,
+                a_batch_mixes_messages_with_and_without_attachments,
+                an_attachment_of_an_unknown_file_is_rejected_alone,
+                who_may_read_a_file,
+                unattached_files_are_listed_oldest_first_and_deleted_only_unattached,
+                uploads_advance_by_compare_and_set,
+                stale_uploads_are_listed_oldest_first,
             ]
         );
     };

@@ -19,7 +19,12 @@ const TYPING_EVERY: Duration = Duration::from_millis(1000);
 /// The body of a SEND to a room.
 #[derive(Deserialize)]
 pub struct PostBody {
+    /// May be empty (or absent) when files are attached.
+    #[serde(default)]
     pub text: String,
+    /// Media ids (contract §6).
+    #[serde(default)]
+    pub attachments: Vec<String>,
     pub client_id: Option<String>,
 }
 
@@ -85,6 +90,7 @@ impl Session {
                 user.as_ref(),
                 room,
                 &body.text,
+                &body.attachments,
                 body.client_id,
                 Reply::Callback(done),
             )

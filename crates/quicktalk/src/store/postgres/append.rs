@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::db;
+use super::media::{self, AttachmentCols};
 use super::rows::*;
 use super::PostgresStore;
 use crate::model::{AppendRejected, Appended, Message, MessageKind, NewMessage, RoomId, UserId};
@@ -189,6 +190,7 @@ impl PostgresStore {
         }
         let mut earlier: HashMap<(RoomId, UserId, String), Message> = HashMap::new();
         if !cr.is_empty() {
+            let mut found = Vec::new();
             let sql = format!(
                 "SELECT {M_MESSAGE_COLS} FROM messages m \
                  JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(r, s, c) \
@@ -202,7 +204,11 @@ impl PostgresStore {
                 .await
                 .map_err(db)?
             {
-                let m = message_row(&r)?;
+                found.push(message_row(&r)?);
+            }
+            // A duplicate answers with the original as stored, files included.
+            media::attach(&mut **tx, &mut found).await?;
+            for m in found {
                 let key = (
                     m.room_id,
                     m.sender.id,
@@ -326,6 +332,7 @@ impl PostgresStore {
                 client_id: m.client_id,
                 sent_at: m.sent_at,
                 masked: m.moderation.masked,
+                attachments: m.attachments,
             })));
         }
 
@@ -400,11 +407,15 @@ impl PostgresStore {
             .map_err(db)?;
             let by_seq: HashMap<(i64, i64), i64> =
                 ids.into_iter().map(|(id, r, s)| ((r, s), id)).collect();
+            // Their attachments, for the whole batch in one statement.
+            let mut attachments = AttachmentCols::default();
             for i in new_at {
                 if let Ok(Appended::New(m)) = &mut out[i] {
                     m.id = by_seq[&(m.room_id, m.seq)];
+                    attachments.push(m);
                 }
             }
+            attachments.insert(&mut **tx).await?;
             // Flagged messages join the review queue in the same transaction.
             if !flags.is_empty() {
                 let mut fr = Vec::new();

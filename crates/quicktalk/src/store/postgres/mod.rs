@@ -11,12 +11,13 @@
 //! PostgreSQL made it durable (`synchronous_commit` on, the default).
 //!
 //! Files: `append` (the batch transaction), `log` (the pipeline log's exactly-once
-//! application), `store` (the [`Store`](super::Store) trait), `rows` (columns and
+//! application), `media` (files' records, attachments, uploads), `store` (the [`Store`](super::Store) trait), `rows` (columns and
 //! row mapping), `secrets` (values shared by every node), `schema` (a private
 //! schema per test or bench run).
 
 mod append;
 mod log;
+mod media;
 mod moderation;
 mod rows;
 mod schema;

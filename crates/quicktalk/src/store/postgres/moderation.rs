@@ -40,7 +40,7 @@ fn queue_row(r: &PgRow) -> StoreResult<QueueItem> {
 }
 
 pub(super) async fn message(pool: &PgPool, id: MessageId) -> StoreResult<Option<Message>> {
-    sqlx::query(&format!(
+    let mut found = sqlx::query(&format!(
         "SELECT {MESSAGE_COLS} FROM messages WHERE id = $1"
     ))
     .bind(id)
@@ -49,7 +49,11 @@ pub(super) async fn message(pool: &PgPool, id: MessageId) -> StoreResult<Option<
     .map_err(db)?
     .as_ref()
     .map(message_row)
-    .transpose()
+    .transpose()?
+    .into_iter()
+    .collect::<Vec<_>>();
+    super::media::attach(pool, &mut found).await?;
+    Ok(found.pop())
 }
 
 pub(super) async fn set_role(
@@ -189,9 +193,13 @@ pub(super) async fn bans(pool: &PgPool, now: i64, limit: usize) -> StoreResult<V
 }
 
 pub(super) async fn delete_message(pool: &PgPool, id: MessageId) -> StoreResult<Deleted> {
+    // The tombstone and the end of its attachments: one statement, so one
+    // transaction (a tombstone carries no files).
     let now = sqlx::query(&format!(
-        "UPDATE messages SET kind = 'deleted', text = '', masked = FALSE \
-         WHERE id = $1 AND kind IN ('text', 'system') RETURNING {MESSAGE_COLS}"
+        "WITH t AS (UPDATE messages SET kind = 'deleted', text = '', masked = FALSE \
+                    WHERE id = $1 AND kind IN ('text', 'system') RETURNING {MESSAGE_COLS}), \
+              gone AS (DELETE FROM message_media mm USING t WHERE mm.message_id = t.id) \
+         SELECT * FROM t"
     ))
     .bind(id)
     .fetch_optional(pool)

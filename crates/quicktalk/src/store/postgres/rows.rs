@@ -71,5 +71,7 @@ pub(super) fn message_row(r: &PgRow) -> StoreResult<Message> {
         client_id: r.try_get(7).map_err(db)?,
         sent_at: r.try_get(8).map_err(db)?,
         masked: r.try_get(10).map_err(db)?,
+        // Loaded by `media::attach`, for a whole page at once.
+        attachments: Vec::new(),
     })
 }

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use sqlx::{PgPool, Row};
 
-use super::moderation;
+use super::{media, moderation};
 use super::rows::*;
 use super::{db, PostgresStore};
 use crate::model::{
-    now_ms, AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage,
+    now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage,
     Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
 };
+use crate::store::media::Upload;
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use crate::store::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
@@ -186,6 +187,7 @@ impl Store for PostgresStore {
                 client_id: None,
                 sent_at: now,
                 masked: false,
+                attachments: Vec::new(),
             });
         }
         tx.commit().await.map_err(db)?;
@@ -416,6 +418,7 @@ impl Store for PostgresStore {
         if !ascending {
             msgs.reverse();
         }
+        media::attach(&self.pool, &mut msgs).await?;
         Ok((msgs, has_more))
     }
 
@@ -540,5 +543,58 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)
+    }
+
+    // ---- Media: files' records, attachments (in `append`/history), uploads ----
+
+    async fn create_media(&self, m: Media) -> StoreResult<()> {
+        media::create_media(&self.pool, &m).await
+    }
+
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
+        media::media(&self.pool, id).await
+    }
+
+    async fn media_usage(&self, owner: UserId) -> StoreResult<u64> {
+        media::usage(&self.pool, owner).await
+    }
+
+    async fn can_read_media(&self, id: &str, user: UserId) -> StoreResult<bool> {
+        media::can_read(&self.pool, id, user).await
+    }
+
+    async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
+        media::unattached(&self.pool, before, limit).await
+    }
+
+    async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool> {
+        media::delete_unattached(&self.pool, id).await
+    }
+
+    async fn create_upload(&self, u: Upload) -> StoreResult<()> {
+        media::create_upload(&self.pool, &u).await
+    }
+
+    async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
+        media::upload(&self.pool, id).await
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        part: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
+        media::advance_upload(&self.pool, id, from, to, part, at).await
+    }
+
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
+        media::delete_upload(&self.pool, id).await
+    }
+
+    async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
+        media::stale_uploads(&self.pool, before, limit).await
     }
 }

@@ -10,6 +10,7 @@
 //! connection (PASSIVE, never blocking the writer), so their fsyncs stay off the
 //! commit path.
 
+mod media;
 mod moderation;
 mod writer;
 
@@ -22,13 +23,14 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
+use super::media::Upload;
 use super::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use super::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
 };
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Message, MessageId, MessageKind, NewMessage, Role,
+    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage, Role,
     Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
@@ -41,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_reports_by_reported.sql"),
     include_str!("migrations/0006_moderation.sql"),
     include_str!("migrations/0007_message_reports.sql"),
+    include_str!("migrations/0008_media.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
@@ -308,6 +311,8 @@ pub(crate) fn message_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         client_id: r.get(7)?,
         sent_at: r.get(8)?,
         masked: r.get(10)?,
+        // Loaded by `media::attach`, for a whole page at once.
+        attachments: Vec::new(),
     })
 }
 
@@ -591,6 +596,7 @@ impl Store for SqliteStore {
             if !ascending {
                 rows.reverse();
             }
+            media::attach(c, &mut rows)?;
             Ok((rows, has_more))
         })
         .await
@@ -647,7 +653,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_message(&self, id: MessageId) -> StoreResult<Deleted> {
-        self.write(move |w| moderation::delete_message(&w.conn, id))
+        self.write(move |w| moderation::delete_message(&mut w.conn, id))
             .await
     }
     async fn set_room_moderation(&self, room: RoomId, policy: RoomPolicy) -> StoreResult<bool> {
@@ -720,6 +726,69 @@ impl Store for SqliteStore {
             .collect()
         })
         .await
+    }
+
+    // ---- Media: files' records, attachments (in `append`/history), uploads ----
+
+    async fn create_media(&self, m: Media) -> StoreResult<()> {
+        self.write(move |w| media::create_media(&w.conn, &m)).await
+    }
+
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
+        let id = id.to_owned();
+        self.read(move |c| media::media(c, &id)).await
+    }
+
+    async fn media_usage(&self, owner: UserId) -> StoreResult<u64> {
+        self.read(move |c| media::usage(c, owner)).await
+    }
+
+    async fn can_read_media(&self, id: &str, user: UserId) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.read(move |c| media::can_read(c, &id, user)).await
+    }
+
+    async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
+        self.read(move |c| media::unattached(c, before, limit)).await
+    }
+
+    async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |w| media::delete_unattached(&w.conn, &id))
+            .await
+    }
+
+    async fn create_upload(&self, u: Upload) -> StoreResult<()> {
+        self.write(move |w| media::create_upload(&mut w.conn, &u))
+            .await
+    }
+
+    async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
+        let id = id.to_owned();
+        self.read(move |c| media::upload(c, &id)).await
+    }
+
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        part: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
+        let (id, part) = (id.to_owned(), part.to_owned());
+        self.write(move |w| media::advance_upload(&mut w.conn, &id, from, to, &part, at))
+            .await
+    }
+
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.write(move |w| media::delete_upload(&w.conn, &id)).await
+    }
+
+    async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
+        self.read(move |c| media::stale_uploads(c, before, limit))
+            .await
     }
 }
 

@@ -37,11 +37,15 @@ fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueItem> {
 }
 
 pub(super) fn message(c: &Connection, id: MessageId) -> rusqlite::Result<Option<Message>> {
-    c.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLS} FROM messages WHERE id = ?1"
-    ))?
-    .query_row([id], message_row)
-    .optional()
+    let found = c
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE id = ?1"
+        ))?
+        .query_row([id], message_row)
+        .optional()?;
+    let mut found: Vec<Message> = found.into_iter().collect();
+    super::media::attach(c, &mut found)?;
+    Ok(found.pop())
 }
 
 pub(super) fn user(c: &Connection, id: UserId) -> rusqlite::Result<Option<User>> {
@@ -145,14 +149,21 @@ pub(super) fn bans(c: &Connection, now: i64, limit: usize) -> rusqlite::Result<V
     .collect()
 }
 
-pub(super) fn delete_message(c: &Connection, id: MessageId) -> rusqlite::Result<Deleted> {
-    let n = c
+/// Makes message `id` a tombstone and drops its attachments, one transaction.
+pub(super) fn delete_message(c: &mut Connection, id: MessageId) -> rusqlite::Result<Deleted> {
+    let tx = c.transaction()?;
+    let n = tx
         .prepare_cached(
             "UPDATE messages SET kind = 'deleted', text = '', masked = 0 \
              WHERE id = ?1 AND kind IN ('text', 'system')",
         )?
         .execute([id])?;
-    Ok(match message(c, id)? {
+    if n > 0 {
+        super::media::drop_attachments(&tx, id)?;
+    }
+    let found = message(&tx, id)?;
+    tx.commit()?;
+    Ok(match found {
         None => Deleted::NotFound,
         Some(m) if n > 0 => Deleted::Now(m),
         Some(m) if m.kind == MessageKind::Deleted => Deleted::Already(m),

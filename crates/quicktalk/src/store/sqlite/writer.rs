@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{message_row, MESSAGE_COLS};
+use super::{media, message_row, MESSAGE_COLS};
 use crate::model::{
     now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, RoomKind,
     UserId, UserRef,
@@ -140,6 +140,7 @@ impl Writer {
                 client_id: None,
                 sent_at: now,
                 masked: false,
+                attachments: Vec::new(),
             });
         }
         let n_members = joins.len() as i64;
@@ -308,7 +309,8 @@ impl Writer {
                             ))?
                             .query_row(params![m.room_id, m.sender.id, cid], message_row)
                             .optional()?;
-                        if let Some(earlier) = earlier {
+                        if let Some(mut earlier) = earlier {
+                            media::attach(&tx, std::slice::from_mut(&mut earlier))?;
                             out.push(Ok(Appended::Duplicate(earlier)));
                             continue;
                         }
@@ -364,6 +366,7 @@ impl Writer {
             ])
             .map_err(at)?;
             let id = tx.last_insert_rowid();
+            media::store_attachments(&tx, id, &m.attachments).map_err(at)?;
             if let Some(flag) = &m.moderation.flag {
                 tx.prepare_cached(
                     "INSERT INTO moderation_queue (kind, room_id, message_id, subject_id, reason, score, created_at) \
@@ -397,6 +400,7 @@ impl Writer {
                 client_id: m.client_id.clone(),
                 sent_at: m.sent_at,
                 masked: m.moderation.masked,
+                attachments: m.attachments.clone(),
             })));
         }
         for (room, d) in &deltas {
@@ -483,6 +487,7 @@ mod tests {
             client_id: None,
             sent_at: 1,
             moderation: Default::default(),
+            attachments: vec![],
         }
     }
 

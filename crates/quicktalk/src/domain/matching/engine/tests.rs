@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::*;
-use crate::model::{AppendRejected, Appended, HistoryQuery, Message, NewMessage, User};
+use crate::model::{AppendRejected, Appended, HistoryQuery, Media, Message, NewMessage, User};
+use crate::store::media::Upload;
 use crate::store::sqlite::{SqliteStore, Synchronous};
 use crate::store::{NewReport, NewUser, RoomListQuery, RoomWithUnread, StoreResult};
 
@@ -160,6 +161,47 @@ impl Store for SlowRooms {
     }
     async fn last_strikes(&self, user: UserId, limit: u32) -> StoreResult<Vec<i64>> {
         self.inner.last_strikes(user, limit).await
+    }
+
+    async fn create_media(&self, m: Media) -> StoreResult<()> {
+        self.inner.create_media(m).await
+    }
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
+        self.inner.media(id).await
+    }
+    async fn media_usage(&self, owner: UserId) -> StoreResult<u64> {
+        self.inner.media_usage(owner).await
+    }
+    async fn can_read_media(&self, id: &str, user: UserId) -> StoreResult<bool> {
+        self.inner.can_read_media(id, user).await
+    }
+    async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
+        self.inner.unattached_media(before, limit).await
+    }
+    async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool> {
+        self.inner.delete_unattached_media(id).await
+    }
+    async fn create_upload(&self, u: Upload) -> StoreResult<()> {
+        self.inner.create_upload(u).await
+    }
+    async fn upload(&self, id: &str) -> StoreResult<Option<Upload>> {
+        self.inner.upload(id).await
+    }
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        part: &str,
+        at: i64,
+    ) -> StoreResult<bool> {
+        self.inner.advance_upload(id, from, to, part, at).await
+    }
+    async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
+        self.inner.delete_upload(id).await
+    }
+    async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
+        self.inner.stale_uploads(before, limit).await
     }
 }
 

@@ -1,0 +1,209 @@
+//! `/api/v1/uploads*`: resumable uploads speaking tus 1.0.0 (core, `creation`,
+//! `termination`; <https://tus.io/protocols/resumable-upload>). Chosen over an
+//! upload-session API of our own because it is a published protocol with
+//! clients in every language (tus-js-client, Uppy, TUSKit…), and its core is
+//! small: create with the length, `HEAD` for the offset, `PATCH` from the offset.
+//!
+//! Differences a client may notice: the `PATCH` that brings the last byte
+//! answers `200` with the file's JSON (the spec's "204" for the others); the
+//! finished upload's id is the file's id, and `HEAD` on it answers with
+//! `Upload-Offset` = `Upload-Length` = the stored size and a
+//! `QuickTalk-Media-Id` header (so a client whose last answer was lost knows).
+//! The domain side is `domain::uploads`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+use super::auth::Caller;
+use super::client_ip::ClientIp;
+use super::error::{ApiResult, Path};
+use super::media::{check_upload_rate, upload_stream};
+use crate::domain::uploads::UploadState;
+use crate::error::AppError;
+use crate::model::MediaView;
+use crate::state::AppState;
+
+type S = State<Arc<AppState>>;
+
+const VERSION: &str = "1.0.0";
+const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
+const MEDIA_ID: HeaderName = HeaderName::from_static("quicktalk-media-id");
+/// Longest `Upload-Metadata` header read.
+const MAX_METADATA: usize = 4096;
+
+fn tus_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h
+}
+
+fn number(headers: &HeaderMap, name: &HeaderName) -> Result<u64, AppError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            AppError::invalid(
+                "invalid_header",
+                format!("{name} must be a non-negative integer"),
+            )
+        })
+}
+
+/// A request without `Tus-Resumable: 1.0.0`: 412 with the versions we speak.
+fn check_version(headers: &HeaderMap) -> Option<Response> {
+    let ok = headers
+        .get(&TUS_RESUMABLE)
+        .is_some_and(|v| v.as_bytes() == VERSION.as_bytes());
+    if ok {
+        return None;
+    }
+    let mut h = tus_headers();
+    h.insert("tus-version", HeaderValue::from_static(VERSION));
+    Some((StatusCode::PRECONDITION_FAILED, h).into_response())
+}
+
+/// The `filename` (or `name`) of `Upload-Metadata: key base64,key base64`.
+fn file_name(headers: &HeaderMap) -> Result<String, AppError> {
+    let Some(raw) = headers.get(&UPLOAD_METADATA) else {
+        return Ok(String::new());
+    };
+    let bad = || AppError::invalid("invalid_header", "Upload-Metadata is malformed");
+    if raw.len() > MAX_METADATA {
+        return Err(bad());
+    }
+    let raw = raw.to_str().map_err(|_| bad())?;
+    for pair in raw.split(',') {
+        let mut it = pair.trim().splitn(2, ' ');
+        let key = it.next().unwrap_or_default();
+        if key == "filename" || key == "name" {
+            let value = it.next().unwrap_or_default().trim();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .map_err(|_| bad())?;
+            return String::from_utf8(bytes).map_err(|_| bad());
+        }
+    }
+    Ok(String::new())
+}
+
+/// `OPTIONS /uploads`: what this server speaks.
+pub async fn options(State(state): S) -> Response {
+    let mut h = tus_headers();
+    h.insert("tus-version", HeaderValue::from_static(VERSION));
+    h.insert(
+        "tus-extension",
+        HeaderValue::from_static("creation,termination"),
+    );
+    h.insert("tus-max-size", HeaderValue::from(state.config.max_upload_bytes));
+    (StatusCode::NO_CONTENT, h).into_response()
+}
+
+/// `POST /uploads` with `Upload-Length` (and `Upload-Metadata: filename …`).
+pub async fn create(
+    State(state): S,
+    Caller(user): Caller,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(r) = check_version(&headers) {
+        return Ok(r);
+    }
+    check_upload_rate(&state, user.id, ip)?;
+    let length = number(&headers, &UPLOAD_LENGTH)?;
+    let name = file_name(&headers)?;
+    let upload = state.media.start_upload(&user, &name, length).await?;
+    let mut h = tus_headers();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/api/v1/uploads/{}", upload.id)).expect("ascii"),
+    );
+    h.insert(UPLOAD_OFFSET, HeaderValue::from(0));
+    Ok((StatusCode::CREATED, h).into_response())
+}
+
+fn state_headers(s: &UploadState) -> HeaderMap {
+    let mut h = tus_headers();
+    match s {
+        UploadState::InProgress(u) => {
+            h.insert(UPLOAD_OFFSET, HeaderValue::from(u.offset));
+            h.insert(UPLOAD_LENGTH, HeaderValue::from(u.length));
+        }
+        UploadState::Done(m) => {
+            h.insert(UPLOAD_OFFSET, HeaderValue::from(m.size));
+            h.insert(UPLOAD_LENGTH, HeaderValue::from(m.size));
+            h.insert(MEDIA_ID, HeaderValue::from_str(&m.id).expect("ascii"));
+        }
+    }
+    h
+}
+
+/// `HEAD /uploads/{id}`: how far it got.
+pub async fn head(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let s = state.media.upload_state(&user, &id).await?;
+    Ok((StatusCode::OK, state_headers(&s)).into_response())
+}
+
+/// `PATCH /uploads/{id}` with `Upload-Offset` and the next bytes.
+pub async fn patch(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let headers = req.headers();
+    if let Some(r) = check_version(headers) {
+        return Ok(r);
+    }
+    let offset_ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "application/offset+octet-stream");
+    if !offset_ct {
+        return Err(AppError::invalid(
+            "unsupported_media_type",
+            "a PATCH body must be Content-Type: application/offset+octet-stream",
+        )
+        .into());
+    }
+    let offset = number(headers, &UPLOAD_OFFSET)?;
+    let idle = std::time::Duration::from_millis(state.config.http_body_timeout_ms);
+    let body = upload_stream(req.into_body().into_data_stream(), idle);
+    let s = state.media.append_piece(&user, &id, offset, body).await?;
+    let h = state_headers(&s);
+    Ok(match s {
+        UploadState::InProgress(_) => (StatusCode::NO_CONTENT, h).into_response(),
+        UploadState::Done(m) => (
+            StatusCode::OK,
+            h,
+            axum::Json(serde_json::to_value(MediaView(&m)).expect("media serializes")),
+        )
+            .into_response(),
+    })
+}
+
+/// `DELETE /uploads/{id}`: cancel; what was stored goes.
+pub async fn delete(
+    State(state): S,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(r) = check_version(&headers) {
+        return Ok(r);
+    }
+    state.media.cancel_upload(&user, &id).await?;
+    Ok((StatusCode::NO_CONTENT, tus_headers()).into_response())
+}
