@@ -451,6 +451,42 @@ for (const [i, L] of LANGS.entries()) {
     await closeAll(a, b);
   });
 
+  test(`${L.locale}: a connection dropped during an upload resumes from the server's offset`, async () => {
+    const a = await openPage(env.browser, env.server, { locale: L.locale });
+    const b = await openPage(env.browser, env.server, { locale: L.locale });
+    await asGuest(a.page, `Flaky ${i}`);
+    await asGuest(b.page, `Patient ${i}`);
+    await sharedRoom(a, b, `Flaky ${i}`);
+    a.allow(/ERR_CONNECTION_RESET|net::ERR_FAILED/);
+    const methods = [];
+    let dropped = 0;
+    await a.page.route("**/api/v1/uploads/**", async (route) => {
+      const req = route.request();
+      methods.push(req.method());
+      // The second piece's connection drops once.
+      if (req.method() === "PATCH" && req.headers()["upload-offset"] !== "0" && dropped === 0) {
+        dropped += 1;
+        return route.abort("connectionreset");
+      }
+      return route.continue();
+    });
+    const data = noise(9 * MiB, 42 + i);
+    await attach(a.page, { name: `flaky-${i}.bin`, mimeType: "application/octet-stream", buffer: data });
+    await a.page.locator("[data-testid=upload][data-state=done]").waitFor({ timeout: 30000 });
+    assert.equal(dropped, 1);
+    assert.ok(methods.includes("HEAD"), `asked the server where it stood: ${methods.join(",")}`);
+    await a.page.getByTestId("send").click();
+    const chip = b.page.locator("li.msg.theirs [data-testid=attachment-file]", { hasText: `flaky-${i}.bin` });
+    await chip.waitFor();
+    assert.equal(await chip.getByTestId("attachment-size").textContent(), "9 MB");
+    const got = await b.page.evaluate(async () => {
+      const res = await fetch(document.querySelector("li.msg.theirs [data-testid=attachment-download]").getAttribute("href"));
+      return (await res.arrayBuffer()).byteLength;
+    });
+    assert.equal(got, data.length);
+    await closeAll(a, b);
+  });
+
   test(`${L.locale}: a refused upload is explained in the user's language and offers Retry`, async () => {
     const a = await openPage(env.browser, env.server, { locale: L.locale });
     await asGuest(a.page, `Careless ${i}`);

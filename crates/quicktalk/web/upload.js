@@ -62,6 +62,9 @@ function replyError(res) {
   const detail = { ...(err || {}) };
   const max = res.header("Tus-Max-Size");
   if (max && detail.max_bytes === undefined) detail.max_bytes = Number(max);
+  // "the file is larger than N bytes", "images may be at most N bytes"
+  const said = err && err.code === "too_large" && /(\d+) bytes/.exec(err.message || "");
+  if (said && detail.max_bytes === undefined) detail.max_bytes = Number(said[1]);
   return new ApiError(res.status, err ? err.code : `http_${res.status}`, err ? err.message : `HTTP ${res.status}`, detail);
 }
 
@@ -81,6 +84,15 @@ function base64Utf8(s) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let maxSize = null;
+/** The server's upload limit (`Tus-Max-Size` of `OPTIONS /uploads`), asked once; null if unknown. */
+export function serverLimit() {
+  maxSize ??= fetch("/api/v1/uploads", { method: "OPTIONS", headers: { "Tus-Resumable": TUS } })
+    .then((r) => Number(r.headers.get("Tus-Max-Size")) || null)
+    .catch(() => ((maxSize = null), null));
+  return maxSize;
+}
 
 export class Upload {
   /**
@@ -117,6 +129,14 @@ export class Upload {
     if (this.state === "uploading" || this.state === "retrying" || this.state === "done" || this.state === "cancelled") return;
     this.error = null;
     this.setState("uploading");
+    const max = await serverLimit();
+    if (this.state === "cancelled") return;
+    if (max && this.size > max) {
+      // Known to be refused: say so before sending a byte.
+      this.error = new ApiError(413, "too_large", `the file is larger than ${max} bytes`, { code: "too_large", max_bytes: max });
+      this.setState("failed");
+      return;
+    }
     let failures = 0;
     for (;;) {
       try {
