@@ -205,8 +205,19 @@ impl MediaService {
         if !self.moderation {
             return Ok(name);
         }
-        match moderate_text(name, Policy::Strict) {
-            Ok((name, _)) => Ok(name),
+        // Classified with `.`, `_` and `-` read as spaces, so words in
+        // `kill_yourself.txt` are words; masking maps back char for char.
+        let spaced: String = name
+            .chars()
+            .map(|c| if matches!(c, '.' | '_' | '-') { ' ' } else { c })
+            .collect();
+        match moderate_text(spaced, Policy::Strict) {
+            Ok((checked, m)) if m.masked => Ok(name
+                .chars()
+                .zip(checked.chars())
+                .map(|(orig, seen)| if seen == '*' { '*' } else { orig })
+                .collect()),
+            Ok(_) => Ok(name),
             Err(AppError::Moderated { categories, .. }) => Err(AppError::Moderated {
                 message: "this file name is not allowed; rename the file".into(),
                 categories,
@@ -242,6 +253,19 @@ impl MediaService {
         Ok(left.min(self.limits.max_upload_bytes))
     }
 
+    /// The error for a body that passed `limit`: over the size limit, or (when
+    /// the quota left was the smaller bound) over the quota.
+    fn over(&self, limit: u64) -> AppError {
+        if limit < self.limits.max_upload_bytes && limit < MAX_IMAGE_BYTES as u64 {
+            AppError::QuotaExceeded(
+                format!("only {limit} bytes of your quota are left; remove files or send a smaller one")
+                    .into(),
+            )
+        } else {
+            too_large(limit)
+        }
+    }
+
     /// Takes in one upload from `user` (see the module docs) and records it.
     /// `raw_name` is the client's file name.
     pub async fn upload(&self, user: &User, raw_name: &str, body: BodyStream<'_>) -> AppResult<Media> {
@@ -260,15 +284,22 @@ impl MediaService {
         limit: u64,
     ) -> AppResult<Media> {
         let mut head = BytesMut::new();
+        let mut ended = false;
         while head.len() < SNIFF_BYTES {
             match body.next().await {
                 Some(Ok(chunk)) => head.extend_from_slice(&chunk),
                 Some(Err(e)) => return Err(media_error(MediaError::Body(e))),
-                None => break,
+                None => {
+                    ended = true;
+                    break;
+                }
             }
             if head.len() as u64 > limit {
-                return Err(too_large(limit));
+                return Err(self.over(limit));
             }
+        }
+        if ended {
+            body = futures_util::stream::empty().boxed();
         }
         let head = head.freeze();
         let orig = key(ORIGINAL, &id)?;
@@ -293,7 +324,7 @@ impl MediaService {
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| media_error(MediaError::Body(e)))?;
                 if (buf.len() + chunk.len()) as u64 > limit {
-                    return Err(too_large(limit));
+                    return Err(self.over(limit));
                 }
                 buf.extend_from_slice(&chunk);
             }
@@ -323,7 +354,10 @@ impl MediaService {
                 .objects
                 .put(&orig, stream, limit)
                 .await
-                .map_err(media_error)?;
+                .map_err(|e| match e {
+                    MediaError::TooLarge { limit } => self.over(limit),
+                    e => media_error(e),
+                })?;
             media.mime = sniffed.mime.to_owned();
             media.kind = sniffed.kind;
         }

@@ -56,6 +56,7 @@ where
             )),
         }
     })
+    .fuse()
     .boxed()
 }
 

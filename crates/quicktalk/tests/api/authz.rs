@@ -26,6 +26,10 @@ const ACTORS: [&str; 5] = ["anonymous", "guest", "member", "non-member", "ex-par
 /// member's that the leave row empties) and `{X}` (unknown, also as a user id),
 /// the member's user id as `{M}`, and the ex-partner's message in `R` as `{RM}`.
 struct Rooms {
+    /// Files (issue 12): the member's, attached in `P` (`{PF}`), attached in
+    /// `Q` (`{QF}`, an image) and attached nowhere (`{UF}`); the ex-partner's,
+    /// attached in `R` (`{RF}`); the member's resumable upload (`{MU}`).
+    files: [String; 5],
     /// The ex-partner's "hello" in the random room, `{RM}`.
     random_message: i64,
     /// The member's user id, `{M}` (for profile rows).
@@ -44,6 +48,12 @@ impl Rooms {
             .replace("{L}", &self.to_leave.to_string())
             .replace("{RM}", &self.random_message.to_string())
             .replace("{M}", &self.member.to_string())
+            .replace("{PF}", &self.files[0])
+            .replace("{QF}", &self.files[1])
+            .replace("{UF}", &self.files[2])
+            .replace("{RF}", &self.files[3])
+            .replace("{MU}", &self.files[4])
+            .replace("{XF}", "AAAAAAAAAAAAAAAAAAAAAA")
             .replace("{X}", "987654321")
     }
 }
@@ -69,8 +79,40 @@ async fn world() -> World {
     let public = app.create_room(&member, "lobby", "public").await;
     let to_leave = app.create_room(&member, "to leave", "private").await;
 
+    let pf = upload(&app, &member, b"private file".to_vec()).await;
+    let qf = upload(&app, &member, crate::media::jpeg_with_gps(40, 30, 1)).await;
+    let uf = upload(&app, &member, b"unattached".to_vec()).await;
+    for (room, file) in [(private, &pf), (public, &qf)] {
+        let (s, v) = app
+            .post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                &member.token,
+                json!({"attachments": [file]}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let res = app
+        .http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&member.token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "100")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mu = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+
     // Two guests chat in a random room; then the partner leaves.
     let ex = app.guest("ex").await;
+    let rf = upload(&app, &ex, b"random file".to_vec()).await;
     let partner = app.guest("partner").await;
     let mut ce = events(&app, &ex).await;
     let mut cp = events(&app, &partner).await;
@@ -86,7 +128,7 @@ async fn world() -> World {
     let receipt = "said";
     ce.send_json(
         &format!("/app/rooms.{random}"),
-        &json!({"text": "hello"}),
+        &json!({"text": "hello", "attachments": [rf]}),
         Some(receipt),
     )
     .await
@@ -111,6 +153,7 @@ async fn world() -> World {
     World {
         app,
         rooms: Rooms {
+            files: [pf, qf, uf, rf, mu],
             random_message,
             member: member.id,
             private,
@@ -120,6 +163,21 @@ async fn world() -> World {
         },
         users: [None, Some(guest), Some(member), Some(outsider), Some(ex)],
     }
+}
+
+/// Uploads `bytes` as `u`; the media id.
+async fn upload(app: &TestApp, u: &TestUser, bytes: Vec<u8>) -> String {
+    let res = app
+        .http
+        .post(app.url("/api/v1/media?name=f.bin"))
+        .bearer_auth(&u.token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    v["id"].as_str().unwrap().to_owned()
 }
 
 async fn events(app: &TestApp, u: &TestUser) -> StompClient {
@@ -190,6 +248,23 @@ fn rest_rows() -> Vec<RestRow> {
         (M::DELETE, "/api/v1/admin/users/{M}/ban",  None,                   [401, 403, 403, 403, 403]),
         (M::GET,  "/api/v1/admin/bans",             None,                   [401, 403, 403, 403, 403]),
         (M::DELETE, "/api/v1/admin/messages/{RM}",  None,                   [401, 403, 403, 403, 403]),
+        // Issue 12: files. The uploader, and readers of a room with a message
+        // carrying the file; everyone else 404 (as if it did not exist).
+        (M::GET,  "/api/v1/media/{PF}",             None,                   [401, 404, 200, 404, 404]),
+        (M::GET,  "/api/v1/media/{PF}/info",        None,                   [401, 404, 200, 404, 404]),
+        (M::GET,  "/api/v1/media/{QF}",             None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/media/{QF}/thumbnail",   None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/media/{UF}",             None,                   [401, 404, 200, 404, 404]),
+        (M::GET,  "/api/v1/media/{RF}",             None,                   [401, 404, 404, 404, 200]),
+        (M::GET,  "/api/v1/media/{RF}/info",        None,                   [401, 404, 404, 404, 200]),
+        (M::GET,  "/api/v1/media/{XF}",             None,                   [401, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/media/{X}",              None,                   [401, 404, 404, 404, 404]),
+        // Signing answers everyone signed in, with only what they may read.
+        (M::POST, "/api/v1/media/sign",             Some(json!({"ids": ["{PF}"]})), [401, 200, 200, 200, 200]),
+        (M::POST, "/api/v1/media",                  Some(json!({"a": 1})),  [401, 201, 201, 201, 201]),
+        // A resumable upload exists for its uploader only.
+        (M::HEAD, "/api/v1/uploads/{MU}",           None,                   [401, 404, 200, 404, 404]),
+        (M::HEAD, "/api/v1/uploads/{XF}",           None,                   [401, 404, 404, 404, 404]),
     ]
 }
 
@@ -245,11 +320,15 @@ async fn rest_outcome(w: &World, actor: usize, row: &RestRow) -> u16 {
             b
         });
     let token = w.users[actor].as_ref().map(|u| u.token.as_str());
-    let (status, _) = w
-        .app
-        .request(method.clone(), &w.rooms.fill(path), token, body)
-        .await;
-    status.as_u16()
+    // Not through `TestApp::request`: file downloads are not JSON.
+    let mut req = w.app.http.request(method.clone(), w.app.url(&w.rooms.fill(path)));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.expect("request sent").status().as_u16()
 }
 
 async fn stomp_outcome(w: &World, actor: usize, n: usize, row: &StompRow) -> Outcome {

@@ -20,7 +20,7 @@ const GPS_MARKER: &[u8] = b"QT-GPS-SECRET-37.5665N";
 
 /// A real JPEG (`w`×`h`) carrying an APP1 Exif segment with an IFD0
 /// orientation tag, a GPS IFD pointer and a GPS IFD with `GPS_MARKER`.
-fn jpeg_with_gps(w: u32, h: u32, orientation: u16) -> Vec<u8> {
+pub fn jpeg_with_gps(w: u32, h: u32, orientation: u16) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
     let mut plain = Vec::new();
     image::DynamicImage::ImageRgb8(img)
