@@ -108,7 +108,9 @@ export async function openPage(browser, server, { locale = "en-US", viewport = D
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("request", (req) => {
     const u = req.url();
-    if (!u.startsWith(server.url) && !u.startsWith(server.url.replace("http:", "ws:")) && !u.startsWith("data:")) {
+    // blob: URLs of this origin are the page's own (previews of files being uploaded).
+    const local = [server.url, server.url.replace("http:", "ws:"), `blob:${server.url}/`, "data:"];
+    if (!local.some((p) => u.startsWith(p))) {
       problems.push(`external request: ${u}`);
     }
   });
