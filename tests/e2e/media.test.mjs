@@ -23,6 +23,8 @@ const LANGS = [
     download: "Download",
     attach: "Attach files",
     size1536: "1.5 KB",
+    rateLimited: "You are uploading too fast; wait a moment and retry.",
+    tooLarge: "This file is too large: the limit is 40 MB.",
   },
   {
     locale: "ko-KR",
@@ -30,11 +32,13 @@ const LANGS = [
     download: "다운로드",
     attach: "파일 첨부",
     size1536: "1.5 KB",
+    rateLimited: "너무 빠르게 올리고 있습니다. 잠시 후 다시 시도하세요.",
+    tooLarge: "파일이 너무 큽니다. 최대 40 MB까지 올릴 수 있습니다.",
   },
 ];
 
 /** Console noise that is expected: refused requests the test makes on purpose. */
-const expected = (x) => !/status of (400|401|403|404|410)/.test(x);
+const expected = (x) => !/status of (400|401|403|404|410|413|429)/.test(x);
 
 // ---------- fixtures, made here ----------
 
@@ -487,7 +491,7 @@ for (const [i, L] of LANGS.entries()) {
     await closeAll(a, b);
   });
 
-  test(`${L.locale}: a refused upload is explained in the user's language and offers Retry`, async () => {
+  test(`${L.locale}: refused uploads are explained in the user's language; a rate-limited one can be retried`, async () => {
     const a = await openPage(env.browser, env.server, { locale: L.locale });
     await asGuest(a.page, `Careless ${i}`);
     await a.page.getByTestId("new-room").click();
@@ -501,11 +505,36 @@ for (const [i, L] of LANGS.entries()) {
     await item.waitFor();
     const why = await item.getByTestId("upload-error").textContent();
     assert.equal(why, L.locale === "en-US" ? "This image is damaged or in a format that cannot be read." : "손상되었거나 읽을 수 없는 형식의 이미지입니다.");
-    await item.getByTestId("upload-retry").waitFor();
+    // The same bytes would be refused again: no Retry, only Remove.
+    assert.equal(await item.getByTestId("upload-retry").count(), 0);
     assert.deepEqual(await unlabelledControls(a.page), []);
     await screenshot(a.page, `media-error-${L.locale}`);
     await item.getByTestId("upload-remove").click();
     await item.waitFor({ state: "detached" });
+
+    // Rate limited once: explained, and Retry sends it when the user says so.
+    let refusals = 0;
+    await a.page.route((url) => url.pathname === "/api/v1/media", (route) => {
+      if (refusals++ > 0) return route.continue();
+      return route.fulfill({
+        status: 429,
+        contentType: "application/json",
+        body: JSON.stringify({ error: { code: "rate_limited", message: "slow down", retry_after_ms: 1000 } }),
+      });
+    });
+    await attach(a.page, { name: `later-${i}.txt`, mimeType: "text/plain", buffer: Buffer.from("try again later") });
+    const limited = a.page.locator("[data-testid=upload][data-state=failed]");
+    await limited.getByTestId("upload-error").filter({ hasText: L.rateLimited }).waitFor();
+    await limited.getByTestId("upload-retry").click();
+    await a.page.locator("[data-testid=upload][data-state=done]", { hasText: `later-${i}.txt` }).waitFor();
+    assert.equal(refusals, 2);
+    await a.page.getByTestId("send").click();
+    await a.page.locator("li.msg.mine [data-testid=attachment-file]", { hasText: `later-${i}.txt` }).waitFor();
+
+    // Over the server's limit (40 MiB here): refused before a byte is sent, with the limit said.
+    await attach(a.page, { name: `huge-${i}.bin`, mimeType: "application/octet-stream", buffer: Buffer.alloc(41 * MiB, 1) });
+    const huge = a.page.locator("[data-testid=upload][data-state=failed]", { hasText: `huge-${i}.bin` });
+    await huge.getByTestId("upload-error").filter({ hasText: L.tooLarge }).waitFor();
     await closeAll(a);
   });
 }

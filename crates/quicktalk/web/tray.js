@@ -34,6 +34,13 @@ export function uploadErrorText(err) {
   }
 }
 
+/** Whether the same upload may succeed later (not a refusal of the file itself). */
+function retryable(err) {
+  return !["too_large", "quota_exceeded", "invalid_image", "moderated", "invalid_name"].includes(err?.code);
+}
+
+const fileIcon = () => h("span.att-icon", { "aria-hidden": "true" }, "📄");
+
 export class Tray {
   /** @param {function} onChange  called whenever what could be sent changes */
   constructor(onChange, toast) {
@@ -54,7 +61,19 @@ export class Tray {
         progress: () => this.renderProgress(item),
         state: () => this.renderItem(item),
       });
-      if (file.type && file.type.startsWith("image/") && file.size < 20 * 1024 * 1024) item.preview = URL.createObjectURL(file);
+      if (file.type && file.type.startsWith("image/") && file.size < 20 * 1024 * 1024) {
+        item.preview = URL.createObjectURL(file);
+        item.previewEl = h("img.tray-preview", { src: item.preview, alt: "", width: "40", height: "40" });
+        // Not an image the browser can show: the plain file icon instead.
+        item.previewEl.addEventListener(
+          "error",
+          () => {
+            item.previewEl?.replaceWith(fileIcon());
+            item.previewEl = null;
+          },
+          { once: true },
+        );
+      }
       item.el = h("li.tray-item", { "data-testid": "upload", dataset: { name: item.upload.name } });
       this.items.push(item);
       this.el.append(item.el);
@@ -65,6 +84,7 @@ export class Tray {
   }
 
   remove(item) {
+    item.upload.on = {}; // gone from the tray: no more re-rendering
     item.upload.cancel();
     if (item.preview) URL.revokeObjectURL(item.preview);
     item.el.remove();
@@ -154,7 +174,7 @@ export class Tray {
         h("button.ghost.small", { type: "button", "data-testid": "upload-cancel", "aria-label": t("cancel_upload", { name: up.name }), onclick: () => this.remove(item) }, t("cancel")),
       );
     } else {
-      if (st === "failed") {
+      if (st === "failed" && retryable(up.error)) {
         buttons.push(h("button.ghost.small", { type: "button", "data-testid": "upload-retry", onclick: () => up.retry() }, t("retry")));
       }
       buttons.push(
@@ -167,7 +187,7 @@ export class Tray {
     }
     clear(
       item.el,
-      item.preview ? h("img.tray-preview", { src: item.preview, alt: "", width: "40", height: "40" }) : h("span.att-icon", { "aria-hidden": "true" }, "📄"),
+      item.previewEl || fileIcon(),
       h(
         "div.tray-body",
         h("div.tray-line", h("span.att-name", up.name), h("span.att-size", formatSize(up.size)), item.pct),
