@@ -491,6 +491,41 @@ for (const [i, L] of LANGS.entries()) {
     await closeAll(a, b);
   });
 
+  test(`${L.locale}: a pasted image and a dropped file land in the tray; Remove takes one out`, async () => {
+    const a = await openPage(env.browser, env.server, { locale: L.locale, viewport: i === 1 ? PHONE : undefined });
+    await asGuest(a.page, `Paster ${i}`);
+    await a.page.getByTestId("new-room").click();
+    await a.page.getByTestId("room-name").fill(`Paste ${i}`);
+    await a.page.getByTestId("create-submit").click();
+    await a.page.getByTestId("composer").waitFor();
+    const jpeg = [...(await canvasJpeg(a.page, 120, 90))];
+    // What a browser hands the page for a pasted screenshot and for a dropped file.
+    await a.page.evaluate((bytes) => {
+      const pasted = new DataTransfer();
+      pasted.items.add(new File([new Uint8Array(bytes)], "pasted.jpg", { type: "image/jpeg" }));
+      document.querySelector("[data-testid=composer]").dispatchEvent(new ClipboardEvent("paste", { clipboardData: pasted, bubbles: true, cancelable: true }));
+      const dropped = new DataTransfer();
+      dropped.items.add(new File(["dropped text"], "dropped.txt", { type: "text/plain" }));
+      const target = document.querySelector("[data-testid=scroller]");
+      for (const type of ["dragenter", "dragover", "drop"]) {
+        target.dispatchEvent(new DragEvent(type, { dataTransfer: dropped, bubbles: true, cancelable: true }));
+      }
+    }, jpeg);
+    await a.page.locator("[data-testid=upload][data-state=done]").nth(1).waitFor();
+    assert.deepEqual(await a.page.$$eval("[data-testid=upload]", (els) => els.map((e) => e.dataset.name)), ["pasted.jpg", "dropped.txt"]);
+    assert.equal(await a.page.locator("[data-testid=upload] img.tray-preview").count(), 1, "a preview of the pasted image");
+    assert.deepEqual(await unlabelledControls(a.page), []);
+    assert.ok(await noHorizontalOverflow(a.page));
+    await screenshot(a.page, `media-tray-${L.locale}`);
+    await a.page.locator("[data-testid=upload]", { hasText: "dropped.txt" }).getByTestId("upload-remove").click();
+    await a.page.getByTestId("send").click();
+    const sent = a.page.locator("li.msg.mine[data-seq]");
+    await sent.getByTestId("attachment-image").waitFor();
+    assert.equal(await sent.getByTestId("attachment-file").count(), 0, "the removed file was not sent");
+    assert.equal(await a.page.getByTestId("tray").isHidden(), true);
+    await closeAll(a);
+  });
+
   test(`${L.locale}: refused uploads are explained in the user's language; a rate-limited one can be retried`, async () => {
     const a = await openPage(env.browser, env.server, { locale: L.locale });
     await asGuest(a.page, `Careless ${i}`);
