@@ -269,6 +269,12 @@ for (const [i, L] of LANGS.entries()) {
     const thumbSrc = await thumb.getAttribute("src");
     assert.match(thumbSrc, /sig=/, "the thumbnail loads through a signed URL");
     const mediaId = await thumbBtn.getAttribute("data-media-id");
+    // A signature that stopped working (expired, here spoilt) is replaced by a fresh one.
+    await thumb.evaluate((img) => (img.src = img.src.replace(/sig=[^&]+/, "sig=spoilt")));
+    await b.page.waitForFunction(() => {
+      const img = document.querySelector("li.msg.theirs [data-testid=attachment-image] img");
+      return img && !img.src.includes("sig=spoilt") && img.complete && img.naturalWidth > 0;
+    });
     assert.deepEqual(await unlabelledControls(b.page), []);
     assert.ok(await noHorizontalOverflow(b.page), "the chat scrolls sideways");
     await screenshot(b.page, `media-thumbnail-${L.locale}`);

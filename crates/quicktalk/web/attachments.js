@@ -13,6 +13,8 @@ import { t, locale } from "./i18n.js";
 const SIGN_BATCH = 100;
 /** Re-sign this long before a signature expires. */
 const RESIGN_BEFORE_MS = 60_000;
+/** A failed load signs again at most this often (per element). */
+const RESIGN_EVERY_MS = 5000;
 /** The box a thumbnail is laid out in (CSS may shrink it further). */
 const THUMB_BOX = 320;
 
@@ -77,23 +79,46 @@ export function presign(messages) {
   for (const m of messages) for (const a of m.attachments || []) signer.get(a.id).catch(() => {});
 }
 
-/** Sets `attr` of `el` from the signed URL `pick(entry)`; on a load error, signs again once. */
+/** Sets `attr` of `el` from the signed URL `pick(entry)`. When a load fails (the
+ *  signature expired, say) it is signed again, at most once per RESIGN_EVERY_MS;
+ *  a player keeps its position. */
 function signedSrc(el, media, pick, attr = "src") {
-  let tries = 0;
-  const apply = (force) =>
-    signer.get(media.id, force).then(
+  let signedAt = 0;
+  const apply = (force) => {
+    signedAt = Date.now();
+    return signer.get(media.id, force).then(
       (entry) => {
         const u = entry && (pick(entry) || entry.url);
-        if (u) el.setAttribute(attr, u);
-        else el.dataset.unavailable = "true";
+        if (!u) {
+          el.dataset.unavailable = "true";
+          return;
+        }
+        delete el.dataset.unavailable;
+        if (el.getAttribute(attr) === u) return;
+        const player = el instanceof HTMLMediaElement && el.currentTime > 0 ? { at: el.currentTime, paused: el.paused } : null;
+        el.setAttribute(attr, u);
+        if (player) {
+          el.addEventListener(
+            "loadedmetadata",
+            () => {
+              el.currentTime = player.at;
+              if (!player.paused) el.play().catch(() => {});
+            },
+            { once: true },
+          );
+        }
       },
       () => {
         el.dataset.unavailable = "true";
       },
     );
+  };
+  let retried = false;
   if (attr === "src") {
     el.addEventListener("error", () => {
-      if (tries++ < 1) apply(true);
+      if (retried && Date.now() - signedAt < RESIGN_EVERY_MS) return;
+      retried = true;
+      apply(true);
     });
   }
   apply(false);
