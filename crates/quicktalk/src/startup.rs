@@ -342,7 +342,7 @@ pub async fn shutdown_signal() {
 /// The store `--media-store` names (`<data_dir>/media` by default). Several
 /// nodes (`--kafka-brokers`) need a store they all see: a local directory is
 /// refused there, since a file uploaded on one node would be missing on the
-/// others.
+/// others — unless `--media-store-shared` says every node mounts it.
 fn media_spec(config: &Config) -> anyhow::Result<MediaStoreSpec> {
     let spec = match &config.media_store {
         Some(s) => s.parse::<MediaStoreSpec>().map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
@@ -350,11 +350,14 @@ fn media_spec(config: &Config) -> anyhow::Result<MediaStoreSpec> {
             dir: config.data_dir.join("media"),
         },
     };
-    if config.kafka_brokers.is_some() && matches!(spec, MediaStoreSpec::Local { .. }) {
+    let local = matches!(spec, MediaStoreSpec::Local { .. });
+    if config.kafka_brokers.is_some() && local && !config.media_store_shared {
         anyhow::bail!(
             "cluster mode (--kafka-brokers) needs a media store every node shares: a file \
              uploaded to one node's local directory would be missing on the others. \
-             Use --media-store s3://BUCKET?endpoint=… (any S3-compatible server)"
+             Use --media-store s3://BUCKET?endpoint=… (any S3-compatible server), or \
+             --media-store file://DIR --media-store-shared if DIR is storage every node \
+             mounts (NFS, a shared volume)"
         );
     }
     Ok(spec)

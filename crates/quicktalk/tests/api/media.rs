@@ -601,3 +601,77 @@ async fn cluster_mode_refuses_a_local_media_store() {
     };
     assert!(err.contains("media store every node shares"), "{err}");
 }
+
+/// The same server paths on the S3 backend (a real S3-compatible server:
+/// `QUICKTALK_TEST_S3_URL`, moto in CI): image upload with stripping and a
+/// thumbnail, a streamed file with ranges, a resumable upload, and the
+/// cleanup of a file no message carries.
+#[tokio::test]
+async fn uploads_and_downloads_work_on_s3() {
+    let Ok(url) = std::env::var("QUICKTALK_TEST_S3_URL") else {
+        crate::skip::skip(
+            "api::media::s3",
+            "QUICKTALK_TEST_S3_URL is not set",
+            "pip install 'moto[server]'; moto_server -p 5000 & and set QUICKTALK_TEST_S3_URL=http://127.0.0.1:5000",
+        );
+        return;
+    };
+    let url = url.trim_end_matches('/').to_owned();
+    for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    let bucket = format!("qt-api-{}-{:x}", std::process::id(), rand::random::<u32>());
+    let created = reqwest::Client::new().put(format!("{url}/{bucket}")).send().await.unwrap();
+    assert!(created.status().is_success(), "creating the bucket: {}", created.status());
+    let spec = format!("s3://{bucket}?endpoint={url}&region=us-east-1");
+    let app = spawn_app_with(|c| {
+        c.media_store = Some(spec);
+        c.media_grace_secs = 2;
+        c.media_sweep_secs = 1;
+    })
+    .await;
+    let a = app.signup(&format!("s3u{}", rand_id())).await;
+    let room = app.create_room(&a, "s3", "public").await;
+    let (s, m) = upload(&app, &a, "gps.jpg", jpeg_with_gps(320, 200, 1)).await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    post_msg(&app, &a, room, json!({"attachments": [m["id"]]})).await;
+    let (s, _, body) = fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!contains(&body, GPS_MARKER));
+    let (s, _, _) = fetch(&app, m["thumbnail_url"].as_str().unwrap(), Some(&a.token), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    // Over 5 MiB: the multipart path of the S3 backend.
+    let data: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 249) as u8).collect();
+    let (s, big) = upload(&app, &a, "big.bin", data.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{big}");
+    post_msg(&app, &a, room, json!({"attachments": [big["id"]]})).await;
+    let (s, _, part) = fetch(&app, big["url"].as_str().unwrap(), Some(&a.token), &[("range", "bytes=5242000-5243000")]).await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part, &data[5_242_000..=5_243_000]);
+    // Resumable, two pieces.
+    let (s, h, _) = tus(&app, Method::POST, "/api/v1/uploads", &a.token, &[("upload-length", "2000".into())], vec![]).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let loc = header(&h, "location").to_owned();
+    let octet = ("content-type", "application/offset+octet-stream".to_owned());
+    let (s, _, _) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "0".into())], vec![1; 1000]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, done) = tus(&app, Method::PATCH, &loc, &a.token, &[octet, ("upload-offset", "1000".into())], vec![2; 1000]).await;
+    assert_eq!(s, StatusCode::OK);
+    let done: Value = serde_json::from_slice(&done).unwrap();
+    let (_, _, got) = fetch(&app, done["url"].as_str().unwrap(), Some(&a.token), &[]).await;
+    assert_eq!(got.len(), 2000);
+    assert_eq!((got[999], got[1000]), (1, 2));
+    // Unattached: removed after the grace period; attached ones stay.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, _, _) = fetch(&app, done["url"].as_str().unwrap(), Some(&a.token), &[]).await;
+        if s == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never cleaned up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await.0, StatusCode::OK);
+}
