@@ -179,7 +179,11 @@ pub(super) async fn can_read(pool: &PgPool, id: &str, user: UserId) -> StoreResu
     .map_err(db)
 }
 
-pub(super) async fn unattached(pool: &PgPool, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
+pub(super) async fn unattached(
+    pool: &PgPool,
+    before: i64,
+    limit: usize,
+) -> StoreResult<Vec<Media>> {
     sqlx::query(&format!(
         "SELECT {MEDIA_COLS} FROM media m WHERE m.created_at < $1 \
            AND NOT EXISTS (SELECT 1 FROM message_media WHERE media_id = m.id) \

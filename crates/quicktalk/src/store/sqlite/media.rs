@@ -147,7 +147,11 @@ pub(super) fn can_read(c: &Connection, id: &str, user: UserId) -> rusqlite::Resu
     .query_row(params![id, user], |r| r.get(0))
 }
 
-pub(super) fn unattached(c: &Connection, before: i64, limit: usize) -> rusqlite::Result<Vec<Media>> {
+pub(super) fn unattached(
+    c: &Connection,
+    before: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Media>> {
     c.prepare_cached(&format!(
         "SELECT {MEDIA_COLS} FROM media m WHERE m.created_at < ?1 \
            AND NOT EXISTS (SELECT 1 FROM message_media WHERE media_id = m.id) \
@@ -182,8 +186,8 @@ pub(super) fn create_upload(c: &mut Connection, u: &Upload) -> rusqlite::Result<
         u.created_at
     ])?;
     // Normally none (a new upload), but keep what the record says.
-    let mut part = tx
-        .prepare_cached("INSERT INTO upload_parts (upload_id, idx, key) VALUES (?1, ?2, ?3)")?;
+    let mut part =
+        tx.prepare_cached("INSERT INTO upload_parts (upload_id, idx, key) VALUES (?1, ?2, ?3)")?;
     for (i, key) in u.parts.iter().enumerate() {
         part.execute(params![u.id, i as i64, key])?;
     }

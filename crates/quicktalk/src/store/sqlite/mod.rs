@@ -30,8 +30,8 @@ use super::{
     StoreError, StoreResult,
 };
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage, Role,
-    Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage,
+    Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
 
@@ -749,7 +749,8 @@ impl Store for SqliteStore {
     }
 
     async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
-        self.read(move |c| media::unattached(c, before, limit)).await
+        self.read(move |c| media::unattached(c, before, limit))
+            .await
     }
 
     async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool> {
@@ -783,7 +784,8 @@ impl Store for SqliteStore {
 
     async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.write(move |w| media::delete_upload(&w.conn, &id)).await
+        self.write(move |w| media::delete_upload(&w.conn, &id))
+            .await
     }
 
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
