@@ -232,11 +232,15 @@ fn with_parts(c: &Connection, mut uploads: Vec<Upload>) -> rusqlite::Result<Vec<
 }
 
 pub(super) fn upload(c: &Connection, id: &str) -> rusqlite::Result<Option<Upload>> {
-    let found = c
+    // One snapshot: the parts are always the ones `offset` counts.
+    let tx = c.unchecked_transaction()?;
+    let found = tx
         .prepare_cached(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = ?1"))?
         .query_row([id], upload_row)
         .optional()?;
-    Ok(with_parts(c, found.into_iter().collect())?.pop())
+    let found = with_parts(&tx, found.into_iter().collect())?.pop();
+    tx.commit()?;
+    Ok(found)
 }
 
 /// The compare-and-set: moves the offset only if it is still `from`, and adds
@@ -280,11 +284,14 @@ pub(super) fn stale_uploads(
     before: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<Upload>> {
-    let found = c
+    let tx = c.unchecked_transaction()?;
+    let found = tx
         .prepare_cached(&format!(
             "SELECT {UPLOAD_COLS} FROM uploads WHERE updated_at < ?1 ORDER BY updated_at, id LIMIT ?2"
         ))?
         .query_map(params![before, limit as i64], upload_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    with_parts(c, found)
+    let found = with_parts(&tx, found)?;
+    tx.commit()?;
+    Ok(found)
 }
