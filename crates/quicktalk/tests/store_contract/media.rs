@@ -434,3 +434,35 @@ pub async fn stale_uploads_are_listed_oldest_first(s: S) {
     assert_eq!(all[2].parts, ["part/1a", "part/1b"]);
     assert_eq!((all[2].offset, all[2].updated_at), (9, 110));
 }
+
+pub async fn concurrent_pieces_of_one_upload_let_one_win(s: S) {
+    let a = user(&s, "alice").await;
+    let u = upload(1, &a, 10);
+    s.create_upload(u.clone()).await.unwrap();
+    let mut offset = 0;
+    for round in 0..10u64 {
+        let tries: Vec<_> = (0..4)
+            .map(|i| {
+                let (s, id) = (s.clone(), u.id.clone());
+                tokio::spawn(async move {
+                    let part = format!("part/{round}-{i}");
+                    let won = s
+                        .advance_upload(&id, offset, offset + 100, &part, 20)
+                        .await
+                        .unwrap();
+                    won.then_some(part)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tries {
+            winners.extend(t.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        offset += 100;
+        let now = s.upload(&u.id).await.unwrap().unwrap();
+        assert_eq!(now.offset, offset);
+        assert_eq!(now.parts.len() as u64, round + 1);
+        assert_eq!(now.parts.last(), winners.last());
+    }
+}
