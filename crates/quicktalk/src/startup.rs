@@ -20,16 +20,16 @@ use crate::config::Config;
 use crate::config::Database;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, MatcherConfig};
+use crate::domain::media::{MediaLimits, MediaService};
 use crate::domain::moderation::{AutoBan, Escalation};
 use crate::domain::moderators::Moderation;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
-use crate::domain::media::{MediaLimits, MediaService};
 use crate::domain::signed_urls::UrlSigner;
 use crate::domain::tokens::TokenKeys;
-use crate::media::MediaStoreSpec;
 use crate::fanout::Hub;
 use crate::limits::Limits;
+use crate::media::MediaStoreSpec;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
@@ -193,7 +193,8 @@ impl Application {
             escalation,
             metrics.clone(),
         );
-        let media = Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
+        let media =
+            Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -345,7 +346,9 @@ pub async fn shutdown_signal() {
 /// others — unless `--media-store-shared` says every node mounts it.
 fn media_spec(config: &Config) -> anyhow::Result<MediaStoreSpec> {
     let spec = match &config.media_store {
-        Some(s) => s.parse::<MediaStoreSpec>().map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
+        Some(s) => s
+            .parse::<MediaStoreSpec>()
+            .map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
         None => MediaStoreSpec::Local {
             dir: config.data_dir.join("media"),
         },

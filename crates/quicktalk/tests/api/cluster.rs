@@ -535,8 +535,17 @@ async fn attachments_cross_nodes_and_either_node_serves_the_file() {
         .unwrap()
         .iter()
         .any(|msg| msg["attachments"][0]["id"] == id.as_str()));
-    for (path, len) in [(m["url"].as_str().unwrap(), m["size"].as_u64().unwrap()), (m["thumbnail_url"].as_str().unwrap(), 0)] {
-        let res = b.http.get(b.url(path)).bearer_auth(&bob.token).send().await.unwrap();
+    for (path, len) in [
+        (m["url"].as_str().unwrap(), m["size"].as_u64().unwrap()),
+        (m["thumbnail_url"].as_str().unwrap(), 0),
+    ] {
+        let res = b
+            .http
+            .get(b.url(path))
+            .bearer_auth(&bob.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path} on node B");
         let body = res.bytes().await.unwrap();
         if len > 0 {

@@ -82,7 +82,11 @@ async fn media_store(id: &str) -> (String, bool) {
         .send()
         .await
         .expect("reaching the S3 server");
-    assert!(created.status().is_success(), "creating bucket {bucket}: {}", created.status());
+    assert!(
+        created.status().is_success(),
+        "creating bucket {bucket}: {}",
+        created.status()
+    );
     (
         format!("s3://{bucket}?endpoint={url}&region=us-east-1"),
         false,
