@@ -16,7 +16,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin quicktalk \
- && mkdir -p /data && chown quicktalk:quicktalk /data
+ && mkdir -p /data/media && chown -R quicktalk:quicktalk /data
 COPY --from=build /usr/local/bin/quicktalk /usr/local/bin/quicktalk
 USER quicktalk
 ENV QUICKTALK_LISTEN=0.0.0.0:8080 \

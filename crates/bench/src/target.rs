@@ -373,6 +373,15 @@ async fn start_cluster(opts: &TargetOpts) -> anyhow::Result<Server> {
         format!("bench{id}"),
         "--kafka-partitions".to_owned(),
         "4".to_owned(),
+        // Both nodes run on this machine: one directory is storage they share.
+        "--media-store".to_owned(),
+        format!(
+            "file://{}",
+            std::env::temp_dir()
+                .join(format!("quicktalk-bench-media-{id}"))
+                .display()
+        ),
+        "--media-store-shared".to_owned(),
     ];
     let mut first = start_quicktalk(opts, &args).await?;
     let second = start_quicktalk(opts, &args).await?;

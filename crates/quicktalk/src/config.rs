@@ -80,6 +80,9 @@ pub struct Config {
     /// Where uploaded files live: `file://DIR` or `s3://BUCKET?endpoint=…`;
     /// `None` means `file://<data_dir>/media`.
     pub media_store: Option<String>,
+    /// The `file://` media directory is storage every node mounts (NFS, a
+    /// shared volume): allowed in cluster mode.
+    pub media_store_shared: bool,
     /// Largest uploaded file, in bytes (contract §6).
     pub max_upload_bytes: u64,
     /// Bytes of files a registered user / a guest may keep stored.
@@ -132,6 +135,7 @@ impl Default for Config {
             metrics_public: false,
             http_body_timeout_ms: 10_000,
             media_store: None,
+            media_store_shared: false,
             max_upload_bytes: 25 * 1024 * 1024,
             media_quota_bytes: 1024 * 1024 * 1024,
             guest_media_quota_bytes: 100 * 1024 * 1024,
@@ -366,6 +370,10 @@ pub struct ServeArgs {
     /// node only) or `s3://BUCKET?endpoint=URL&region=R` (any number of nodes).
     #[arg(long, env = "QUICKTALK_MEDIA_STORE")]
     pub media_store: Option<String>,
+    /// The `file://` media directory is mounted by every node (NFS, a shared
+    /// volume), so cluster mode may use it.
+    #[arg(long, env = "QUICKTALK_MEDIA_STORE_SHARED", num_args = 0..=1, default_missing_value = "true")]
+    pub media_store_shared: Option<bool>,
     /// Largest uploaded file, in bytes (default 25 MiB).
     #[arg(long, env = "QUICKTALK_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
@@ -456,6 +464,7 @@ impl ServeArgs {
             metrics_public: other.metrics_public.or(self.metrics_public),
             http_body_timeout_ms: other.http_body_timeout_ms.or(self.http_body_timeout_ms),
             media_store: other.media_store.or(self.media_store),
+            media_store_shared: other.media_store_shared.or(self.media_store_shared),
             max_upload_bytes: other.max_upload_bytes.or(self.max_upload_bytes),
             media_quota_bytes: other.media_quota_bytes.or(self.media_quota_bytes),
             guest_media_quota_bytes: other
@@ -499,6 +508,7 @@ impl ServeArgs {
             max_http_connections_per_ip,
             metrics_public,
             http_body_timeout_ms,
+            media_store_shared,
             max_upload_bytes,
             media_quota_bytes,
             guest_media_quota_bytes,

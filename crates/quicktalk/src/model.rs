@@ -28,8 +28,7 @@ pub type MediaId = String;
 /// Whether `s` has the shape of a [`MediaId`] (checked before any lookup).
 pub fn is_media_id(s: &str) -> bool {
     s.len() == 22
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 

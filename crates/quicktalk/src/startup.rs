@@ -20,16 +20,16 @@ use crate::config::Config;
 use crate::config::Database;
 use crate::domain::accounts::Accounts;
 use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, MatcherConfig};
+use crate::domain::media::{MediaLimits, MediaService};
 use crate::domain::moderation::{AutoBan, Escalation};
 use crate::domain::moderators::Moderation;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::rooms::Rooms;
-use crate::domain::media::{MediaLimits, MediaService};
 use crate::domain::signed_urls::UrlSigner;
 use crate::domain::tokens::TokenKeys;
-use crate::media::MediaStoreSpec;
 use crate::fanout::Hub;
 use crate::limits::Limits;
+use crate::media::MediaStoreSpec;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
@@ -193,7 +193,8 @@ impl Application {
             escalation,
             metrics.clone(),
         );
-        let media = Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
+        let media =
+            Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -342,19 +343,24 @@ pub async fn shutdown_signal() {
 /// The store `--media-store` names (`<data_dir>/media` by default). Several
 /// nodes (`--kafka-brokers`) need a store they all see: a local directory is
 /// refused there, since a file uploaded on one node would be missing on the
-/// others.
+/// others — unless `--media-store-shared` says every node mounts it.
 fn media_spec(config: &Config) -> anyhow::Result<MediaStoreSpec> {
     let spec = match &config.media_store {
-        Some(s) => s.parse::<MediaStoreSpec>().map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
+        Some(s) => s
+            .parse::<MediaStoreSpec>()
+            .map_err(|e| anyhow::anyhow!("--media-store: {e}"))?,
         None => MediaStoreSpec::Local {
             dir: config.data_dir.join("media"),
         },
     };
-    if config.kafka_brokers.is_some() && matches!(spec, MediaStoreSpec::Local { .. }) {
+    let local = matches!(spec, MediaStoreSpec::Local { .. });
+    if config.kafka_brokers.is_some() && local && !config.media_store_shared {
         anyhow::bail!(
             "cluster mode (--kafka-brokers) needs a media store every node shares: a file \
              uploaded to one node's local directory would be missing on the others. \
-             Use --media-store s3://BUCKET?endpoint=… (any S3-compatible server)"
+             Use --media-store s3://BUCKET?endpoint=… (any S3-compatible server), or \
+             --media-store file://DIR --media-store-shared if DIR is storage every node \
+             mounts (NFS, a shared volume)"
         );
     }
     Ok(spec)

@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
-use crate::domain::media::MediaService;
 use crate::domain::matching::MatchService;
+use crate::domain::media::MediaService;
 use crate::domain::moderators::Moderation;
 use crate::domain::rooms::Rooms;
 use crate::fanout::Hub;

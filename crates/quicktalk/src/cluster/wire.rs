@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, AppResult};
-use crate::model::{Media, 
-    AppendRejected, Appended, Message, MessageId, MessageKind, NewMessage, RoomId, UserId, UserRef,
+use crate::model::{
+    AppendRejected, Appended, Media, Message, MessageId, MessageKind, NewMessage, RoomId, UserId,
+    UserRef,
 };
 
 /// A message accepted by `node`, waiting to be sequenced.

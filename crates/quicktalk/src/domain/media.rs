@@ -258,8 +258,10 @@ impl MediaService {
     fn over(&self, limit: u64) -> AppError {
         if limit < self.limits.max_upload_bytes && limit < MAX_IMAGE_BYTES as u64 {
             AppError::QuotaExceeded(
-                format!("only {limit} bytes of your quota are left; remove files or send a smaller one")
-                    .into(),
+                format!(
+                    "only {limit} bytes of your quota are left; remove files or send a smaller one"
+                )
+                .into(),
             )
         } else {
             too_large(limit)
@@ -268,7 +270,12 @@ impl MediaService {
 
     /// Takes in one upload from `user` (see the module docs) and records it.
     /// `raw_name` is the client's file name.
-    pub async fn upload(&self, user: &User, raw_name: &str, body: BodyStream<'_>) -> AppResult<Media> {
+    pub async fn upload(
+        &self,
+        user: &User,
+        raw_name: &str,
+        body: BodyStream<'_>,
+    ) -> AppResult<Media> {
         let name = self.file_name(raw_name)?;
         let limit = self.room_for(user, None).await?;
         self.ingest(user, new_media_id(), name, body, limit).await
@@ -424,7 +431,11 @@ impl MediaService {
             out.push(SignedMedia {
                 url: format!("{}?{}", media.url(), original.query()),
                 thumbnail_url: thumbnail.map(|t| {
-                    format!("{}?{}", media.thumbnail_url().unwrap_or_default(), t.query())
+                    format!(
+                        "{}?{}",
+                        media.thumbnail_url().unwrap_or_default(),
+                        t.query()
+                    )
                 }),
                 media,
             });

@@ -401,8 +401,15 @@ impl Rooms {
         client_id: Option<String>,
     ) -> AppResult<Ticket> {
         let (tx, ticket) = tokio::sync::oneshot::channel();
-        self.post_with(sender, room, text, attachments, client_id, Reply::Ticket(tx))
-            .await?;
+        self.post_with(
+            sender,
+            room,
+            text,
+            attachments,
+            client_id,
+            Reply::Ticket(tx),
+        )
+        .await?;
         Ok(ticket)
     }
 
@@ -415,7 +422,11 @@ impl Rooms {
         attachments: &[String],
         client_id: Option<String>,
     ) -> AppResult<Appended> {
-        settle(self.post(sender, room, text, attachments, client_id).await?).await
+        settle(
+            self.post(sender, room, text, attachments, client_id)
+                .await?,
+        )
+        .await
     }
 
     /// Reports message `id` to the moderators (contract §5); returns the queue

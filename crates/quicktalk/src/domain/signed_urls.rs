@@ -83,7 +83,9 @@ impl UrlSigner {
         let Ok(raw) = URL_SAFE_NO_PAD.decode(s.sig.as_bytes()) else {
             return false;
         };
-        self.mac(id, variant, s.uid, s.exp).verify_slice(&raw).is_ok()
+        self.mac(id, variant, s.uid, s.exp)
+            .verify_slice(&raw)
+            .is_ok()
     }
 }
 
@@ -110,13 +112,22 @@ mod tests {
         assert!(s.verify(ID, Variant::Original, &sig, now));
         assert!(!s.verify(ID, Variant::Thumbnail, &sig, now));
         assert!(!s.verify("BAAAAAAAAAAAAAAAAAAAAA", Variant::Original, &sig, now));
-        let other_user = Signature { uid: 8, ..sig.clone() };
+        let other_user = Signature {
+            uid: 8,
+            ..sig.clone()
+        };
         assert!(!s.verify(ID, Variant::Original, &other_user, now));
-        let later = Signature { exp: exp + 300, ..sig.clone() };
+        let later = Signature {
+            exp: exp + 300,
+            ..sig.clone()
+        };
         assert!(!s.verify(ID, Variant::Original, &later, now));
         assert!(!s.verify(ID, Variant::Original, &sig, exp + 1), "expired");
         assert!(!UrlSigner::new([4; 32]).verify(ID, Variant::Original, &sig, now));
-        let garbage = Signature { sig: "!!".into(), ..sig };
+        let garbage = Signature {
+            sig: "!!".into(),
+            ..sig
+        };
         assert!(!s.verify(ID, Variant::Original, &garbage, now));
     }
 

@@ -36,7 +36,12 @@ pub enum UploadState {
 
 impl MediaService {
     /// Starts a resumable upload of `length` bytes named `raw_name`.
-    pub async fn start_upload(&self, user: &User, raw_name: &str, length: u64) -> AppResult<Upload> {
+    pub async fn start_upload(
+        &self,
+        user: &User,
+        raw_name: &str,
+        length: u64,
+    ) -> AppResult<Upload> {
         let name = self.file_name(raw_name)?;
         self.room_for(user, Some(length)).await?;
         let now = now_ms();
@@ -99,8 +104,8 @@ impl MediaService {
                 ));
             }
             let suffix: u32 = rand::thread_rng().gen();
-            let key = MediaKey::new(PART, &format!("{id}_{offset}_{suffix:08x}"))
-                .map_err(media_error)?;
+            let key =
+                MediaKey::new(PART, &format!("{id}_{offset}_{suffix:08x}")).map_err(media_error)?;
             let left = upload.length - upload.offset;
             let n = self
                 .objects()
@@ -161,8 +166,14 @@ impl MediaService {
             .boxed();
         let result = match self.room_for(user, Some(upload.length)).await {
             Ok(_) => {
-                self.ingest(user, upload.id.clone(), upload.name.clone(), body, upload.length)
-                    .await
+                self.ingest(
+                    user,
+                    upload.id.clone(),
+                    upload.name.clone(),
+                    body,
+                    upload.length,
+                )
+                .await
             }
             Err(e) => Err(e),
         };

@@ -41,7 +41,9 @@ pub fn upload_stream<'a, E>(
 where
     E: std::fmt::Display,
 {
-    let body = body.map_err(|e| std::io::Error::other(e.to_string())).boxed();
+    let body = body
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .boxed();
     futures_util::stream::unfold(Some(body), move |state| async move {
         let mut body = state?;
         match tokio::time::timeout(idle, body.next()).await {
@@ -97,10 +99,9 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
     if !multipart && declared.is_some_and(|n| n > limit) {
-        return Err(AppError::TooLarge(
-            format!("the file is larger than {limit} bytes").into(),
-        )
-        .into());
+        return Err(
+            AppError::TooLarge(format!("the file is larger than {limit} bytes").into()).into(),
+        );
     }
     let media = if multipart {
         let mut form = axum::extract::Multipart::from_request(req, &state)
@@ -270,10 +271,7 @@ fn disposition(inline: bool, name: &str) -> HeaderValue {
 
 /// The one byte range asked for, if any and if satisfiable; `Err` = 416.
 /// Several ranges are answered with the whole file (RFC 9110 allows it).
-fn requested_range(
-    headers: &HeaderMap,
-    size: u64,
-) -> Result<Option<std::ops::Range<u64>>, ()> {
+fn requested_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
     let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(None);
     };
@@ -360,7 +358,10 @@ fn set_headers(out: &mut HeaderMap, media: &Media, mime: &str, inline: bool, eta
         header::CONTENT_TYPE,
         HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
-    out.insert(header::CONTENT_DISPOSITION, disposition(inline, &media.name));
+    out.insert(
+        header::CONTENT_DISPOSITION,
+        disposition(inline, &media.name),
+    );
     out.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -88,10 +88,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/media/{id}", get(media::original))
         .route("/media/{id}/thumbnail", get(media::thumbnail))
         .route("/media/{id}/info", get(media::info))
-        .route(
-            "/uploads",
-            post(uploads::create).options(uploads::options),
-        )
+        .route("/uploads", post(uploads::create).options(uploads::options))
         .route(
             "/uploads/{id}",
             head(uploads::head)

@@ -103,7 +103,10 @@ pub async fn options(State(state): S) -> Response {
         "tus-extension",
         HeaderValue::from_static("creation,termination"),
     );
-    h.insert("tus-max-size", HeaderValue::from(state.config.max_upload_bytes));
+    h.insert(
+        "tus-max-size",
+        HeaderValue::from(state.config.max_upload_bytes),
+    );
     (StatusCode::NO_CONTENT, h).into_response()
 }
 

@@ -18,8 +18,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, NewMessage, Role, Room, RoomId,
-    RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, NewMessage, Role, Room,
+    RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use media::Upload;
 use moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
@@ -295,8 +295,14 @@ pub trait Store: Send + Sync + 'static {
     /// with `part` appended to its parts, at `at` (ms) — only if its offset is
     /// still `from` (a compare-and-set: of two concurrent pieces one wins).
     /// Whether it moved.
-    async fn advance_upload(&self, id: &str, from: u64, to: u64, part: &str, at: i64)
-        -> StoreResult<bool>;
+    async fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        part: &str,
+        at: i64,
+    ) -> StoreResult<bool>;
     /// Forgets an upload (finished or abandoned); whether there was one.
     async fn delete_upload(&self, id: &str) -> StoreResult<bool>;
     /// Uploads whose `updated_at` is before `before` (ms), oldest first, at most `limit`.

@@ -321,7 +321,10 @@ async fn rest_outcome(w: &World, actor: usize, row: &RestRow) -> u16 {
         });
     let token = w.users[actor].as_ref().map(|u| u.token.as_str());
     // Not through `TestApp::request`: file downloads are not JSON.
-    let mut req = w.app.http.request(method.clone(), w.app.url(&w.rooms.fill(path)));
+    let mut req = w
+        .app
+        .http
+        .request(method.clone(), w.app.url(&w.rooms.fill(path)));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

@@ -44,6 +44,7 @@ impl Env {
         hook: Option<RecordHook>,
     ) -> TestApp {
         let (db_url, brokers, prefix) = (self.db_url.clone(), self.brokers.clone(), &self.prefix);
+        let (media, shared) = (self.media_store.clone(), self.media_shared);
         spawn_app_with_faults(
             tempfile::tempdir().unwrap(),
             |c| {
@@ -51,6 +52,8 @@ impl Env {
                 c.kafka_brokers = Some(brokers);
                 c.kafka_topic_prefix = prefix.clone();
                 c.kafka_partitions = partitions;
+                c.media_store = Some(media);
+                c.media_store_shared = shared;
                 tweak(c);
             },
             |s| s,
@@ -476,4 +479,125 @@ async fn moderation_applies_before_the_kafka_pipeline_on_every_node() {
         (StatusCode::CREATED, json!("fuck you")),
         "{v}"
     );
+}
+
+/// Files across nodes (issue 12): uploaded through node A (into the media
+/// store both nodes share), attached to a message sent on A, the message
+/// reaches a subscriber on B with its attachments, and B serves the file —
+/// whole and by range — to that reader, and not to someone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_cross_nodes_and_either_node_serves_the_file() {
+    let Some(env) = env("media").await else {
+        return;
+    };
+    let a = env.node(2, |_| {}, None).await;
+    let b = env.node(2, |_| {}, None).await;
+    let alice = a.signup("alice").await;
+    let bob = a.signup("bob").await;
+    let eve = a.signup("eve").await;
+    let room = a.create_room(&alice, "photos", "public").await;
+    let private = a.create_room(&alice, "mine", "private").await;
+    let mut watcher = b.stomp(&bob).await;
+    watcher
+        .subscribe_sync("r", &format!("/topic/rooms.{room}"), &[])
+        .await
+        .unwrap();
+    let photo = crate::media::jpeg_with_gps(200, 100, 1);
+    let res = a
+        .http
+        .post(a.url("/api/v1/media?name=p.jpg"))
+        .bearer_auth(&alice.token)
+        .body(photo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let m: Value = res.json().await.unwrap();
+    let id = m["id"].as_str().unwrap().to_owned();
+    let mut ca = a.stomp(&alice).await;
+    ca.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": "", "attachments": [id], "client_id": "m1"}),
+        Some("r1"),
+    )
+    .await
+    .unwrap();
+    ca.expect_receipt("r1").await.unwrap();
+    let got = watcher.next_of_type("r", "message").await.unwrap();
+    assert_eq!(got["attachments"][0]["id"], id.as_str(), "{got}");
+    assert_eq!(got["attachments"][0]["width"], 200);
+    let (s, v) = b
+        .get(&format!("/api/v1/rooms/{room}/messages"), &bob.token)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|msg| msg["attachments"][0]["id"] == id.as_str()));
+    for (path, len) in [
+        (m["url"].as_str().unwrap(), m["size"].as_u64().unwrap()),
+        (m["thumbnail_url"].as_str().unwrap(), 0),
+    ] {
+        let res = b
+            .http
+            .get(b.url(path))
+            .bearer_auth(&bob.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path} on node B");
+        let body = res.bytes().await.unwrap();
+        if len > 0 {
+            assert_eq!(body.len() as u64, len);
+        }
+    }
+    let res = b
+        .http
+        .get(b.url(m["url"].as_str().unwrap()))
+        .bearer_auth(&bob.token)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(res.bytes().await.unwrap().len(), 10);
+    // A file only in a private room: not for eve, on either node.
+    let res = b
+        .http
+        .post(b.url("/api/v1/media?name=secret.txt"))
+        .bearer_auth(&alice.token)
+        .body("secret")
+        .send()
+        .await
+        .unwrap();
+    let secret: Value = res.json().await.unwrap();
+    let (s, v) = b
+        .post(
+            &format!("/api/v1/rooms/{private}/messages"),
+            &alice.token,
+            json!({"attachments": [secret["id"]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for node in [&a, &b] {
+        let res = node
+            .http
+            .get(node.url(secret["url"].as_str().unwrap()))
+            .bearer_auth(&eve.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let res = node
+            .http
+            .get(node.url(secret["url"].as_str().unwrap()))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    drop((a, b));
+    env.drop_schema().await;
 }

@@ -21,7 +21,9 @@ const GPS_MARKER: &[u8] = b"QT-GPS-SECRET-37.5665N";
 /// A real JPEG (`w`×`h`) carrying an APP1 Exif segment with an IFD0
 /// orientation tag, a GPS IFD pointer and a GPS IFD with `GPS_MARKER`.
 pub fn jpeg_with_gps(w: u32, h: u32, orientation: u16) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
     let mut plain = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut Cursor::new(&mut plain), image::ImageFormat::Jpeg)
@@ -86,7 +88,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -99,10 +105,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 async fn upload(app: &TestApp, u: &TestUser, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
     let res = app
         .http
-        .post(app.url(&format!(
-            "/api/v1/media?name={}",
-            percent(name)
-        )))
+        .post(app.url(&format!("/api/v1/media?name={}", percent(name))))
         .bearer_auth(&u.token)
         .header("content-type", "application/octet-stream")
         .body(bytes)
@@ -125,7 +128,12 @@ fn percent(s: &str) -> String {
         .collect()
 }
 
-async fn fetch(app: &TestApp, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
+async fn fetch(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Vec<u8>) {
     let mut req = app.http.get(app.url(path));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -160,7 +168,11 @@ async fn an_uploaded_photo_loses_its_gps_and_gets_a_thumbnail() {
     assert_eq!(m["mime"], "image/jpeg");
     assert_eq!(m["name"], "휴가 사진.jpg");
     // Orientation 6 (rotated 90°): shown 480 wide, 640 high.
-    assert_eq!((m["width"].as_u64(), m["height"].as_u64()), (Some(480), Some(640)), "{m}");
+    assert_eq!(
+        (m["width"].as_u64(), m["height"].as_u64()),
+        (Some(480), Some(640)),
+        "{m}"
+    );
     let id = m["id"].as_str().unwrap();
     assert_eq!(id.len(), 22);
     assert_eq!(m["url"], format!("/api/v1/media/{id}"));
@@ -170,7 +182,10 @@ async fn an_uploaded_photo_loses_its_gps_and_gets_a_thumbnail() {
     let (s, h, body) = fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body.len() as u64, m["size"].as_u64().unwrap());
-    assert!(!contains(&body, GPS_MARKER), "GPS survived in the stored original");
+    assert!(
+        !contains(&body, GPS_MARKER),
+        "GPS survived in the stored original"
+    );
     assert_eq!(&body[..2], &[0xFF, 0xD8]);
     assert_eq!(header(&h, "content-type"), "image/jpeg");
     assert_eq!(header(&h, "x-content-type-options"), "nosniff");
@@ -179,7 +194,13 @@ async fn an_uploaded_photo_loses_its_gps_and_gets_a_thumbnail() {
     // The pixels after the Exif segment are the uploaded ones, byte for byte.
     assert!(contains(&body, &photo[photo.len() - 1000..]));
 
-    let (s, h, thumb) = fetch(&app, m["thumbnail_url"].as_str().unwrap(), Some(&a.token), &[]).await;
+    let (s, h, thumb) = fetch(
+        &app,
+        m["thumbnail_url"].as_str().unwrap(),
+        Some(&a.token),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(header(&h, "content-type"), "image/jpeg");
     let t = image::load_from_memory(&thumb).unwrap();
@@ -214,7 +235,10 @@ async fn type_is_sniffed_and_active_content_is_never_inline() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body, html);
     assert_eq!(header(&h, "content-type"), "application/octet-stream");
-    assert!(header(&h, "content-disposition").starts_with("attachment"), "{h:?}");
+    assert!(
+        header(&h, "content-disposition").starts_with("attachment"),
+        "{h:?}"
+    );
     assert_eq!(header(&h, "x-content-type-options"), "nosniff");
     let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec();
     let (_, m) = upload(&app, &a, "logo.svg", svg).await;
@@ -222,7 +246,13 @@ async fn type_is_sniffed_and_active_content_is_never_inline() {
     let (_, h, _) = fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await;
     assert!(header(&h, "content-disposition").starts_with("attachment"));
     // A thumbnail of a non-image does not exist.
-    let (s, _, _) = fetch(&app, &format!("{}/thumbnail", m["url"].as_str().unwrap()), Some(&a.token), &[]).await;
+    let (s, _, _) = fetch(
+        &app,
+        &format!("{}/thumbnail", m["url"].as_str().unwrap()),
+        Some(&a.token),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -266,32 +296,79 @@ async fn only_the_uploader_and_room_readers_may_read_a_file() {
     let url = m["url"].as_str().unwrap().to_owned();
     let id = m["id"].as_str().unwrap().to_owned();
     // Not attached yet: only the uploader.
-    assert_eq!(fetch(&app, &url, Some(&a.token), &[]).await.0, StatusCode::OK);
-    assert_eq!(fetch(&app, &url, Some(&outsider.token), &[]).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(fetch(&app, &url, None, &[]).await.0, StatusCode::UNAUTHORIZED);
-    let (s, v) = app.get(&format!("/api/v1/media/{id}/info"), &outsider.token).await;
+    assert_eq!(
+        fetch(&app, &url, Some(&a.token), &[]).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        fetch(&app, &url, Some(&outsider.token), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        fetch(&app, &url, None, &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, v) = app
+        .get(&format!("/api/v1/media/{id}/info"), &outsider.token)
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     // Someone else cannot attach it.
     let lobby = app.create_room(&outsider, "theirs", "public").await;
-    let (s, v) = post_msg(&app, &outsider, lobby, json!({"text": "mine", "attachments": [id]})).await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_attachments"), "{v}");
+    let (s, v) = post_msg(
+        &app,
+        &outsider,
+        lobby,
+        json!({"text": "mine", "attachments": [id]}),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_attachments"),
+        "{v}"
+    );
     let (s, v) = post_msg(&app, &a, room, json!({"text": "", "attachments": [id]})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["text"], "");
     assert_eq!(v["attachments"][0]["id"], id.as_str());
     assert_eq!(v["attachments"][0]["url"], url.as_str());
-    assert_eq!(fetch(&app, &url, Some(&outsider.token), &[]).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(&app, &url, Some(&outsider.token), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
     // A public room: every reader.
     let open = app.create_room(&a, "lobby", "public").await;
     let (_, m2) = upload(&app, &a, "hello.txt", b"hello".to_vec()).await;
     let id2 = m2["id"].as_str().unwrap();
-    assert_eq!(post_msg(&app, &a, open, json!({"attachments": [id2]})).await.0, StatusCode::CREATED);
-    let (s, _, body) = fetch(&app, m2["url"].as_str().unwrap(), Some(&outsider.token), &[]).await;
+    assert_eq!(
+        post_msg(&app, &a, open, json!({"attachments": [id2]}))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (s, _, body) = fetch(
+        &app,
+        m2["url"].as_str().unwrap(),
+        Some(&outsider.token),
+        &[],
+    )
+    .await;
     assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"hello"[..]));
     // A guessed id is as missing as a real one the caller may not read.
-    let (s, _, _) = fetch(&app, "/api/v1/media/AAAAAAAAAAAAAAAAAAAAAA", Some(&outsider.token), &[]).await;
+    let (s, _, _) = fetch(
+        &app,
+        "/api/v1/media/AAAAAAAAAAAAAAAAAAAAAA",
+        Some(&outsider.token),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _, _) = fetch(&app, "/api/v1/media/..%2F..%2Fetc%2Fpasswd", Some(&outsider.token), &[]).await;
+    let (s, _, _) = fetch(
+        &app,
+        "/api/v1/media/..%2F..%2Fetc%2Fpasswd",
+        Some(&outsider.token),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -302,7 +379,13 @@ async fn signed_urls_work_without_the_token_and_only_as_signed() {
     let b = app.signup(&format!("ivy{}", rand_id())).await;
     let (_, m) = upload(&app, &a, "pic.jpg", jpeg_with_gps(100, 80, 1)).await;
     let id = m["id"].as_str().unwrap();
-    let (s, v) = app.post("/api/v1/media/sign", &a.token, json!({"ids": [id, "AAAAAAAAAAAAAAAAAAAAAA"]})).await;
+    let (s, v) = app
+        .post(
+            "/api/v1/media/sign",
+            &a.token,
+            json!({"ids": [id, "AAAAAAAAAAAAAAAAAAAAAA"]}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["expires_at"].is_string());
     let urls = &v["media"][id];
@@ -312,14 +395,28 @@ async fn signed_urls_work_without_the_token_and_only_as_signed() {
     assert_eq!(fetch(&app, signed, None, &[]).await.0, StatusCode::OK);
     assert_eq!(fetch(&app, signed_thumb, None, &[]).await.0, StatusCode::OK);
     // The original's signature does not open the thumbnail, nor a changed user.
-    let swapped = signed_thumb.replace(&signed_thumb[signed_thumb.find('?').unwrap()..], &signed[signed.find('?').unwrap()..]);
-    assert_eq!(fetch(&app, &swapped, None, &[]).await.0, StatusCode::NOT_FOUND);
+    let swapped = signed_thumb.replace(
+        &signed_thumb[signed_thumb.find('?').unwrap()..],
+        &signed[signed.find('?').unwrap()..],
+    );
+    assert_eq!(
+        fetch(&app, &swapped, None, &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
     let other_uid = signed.replace(&format!("uid={}", a.id), &format!("uid={}", b.id));
-    assert_eq!(fetch(&app, &other_uid, None, &[]).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(&app, &other_uid, None, &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
     let tampered = format!("{}x", signed);
-    assert_eq!(fetch(&app, &tampered, None, &[]).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(&app, &tampered, None, &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
     // Someone who may not read it gets no URL.
-    let (_, v) = app.post("/api/v1/media/sign", &b.token, json!({"ids": [id]})).await;
+    let (_, v) = app
+        .post("/api/v1/media/sign", &b.token, json!({"ids": [id]}))
+        .await;
     assert_eq!(v["media"], json!({}), "{v}");
 }
 
@@ -335,12 +432,15 @@ async fn size_limits_and_quotas_are_enforced() {
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert_eq!(code(&v), "too_large");
     // Chunked (no Content-Length): cut off while streaming, nothing kept.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![1u8; 1000])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![1u8; 1000])).collect();
     let res = app
         .http
         .post(app.url("/api/v1/media?name=stream.bin"))
         .bearer_auth(&g.token)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
@@ -355,7 +455,9 @@ async fn size_limits_and_quotas_are_enforced() {
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     rd.flatten()
         .map(|e| {
             let p = e.path();
@@ -374,7 +476,10 @@ async fn multipart_uploads_work() {
     let a = app.signup(&format!("jon{}", rand_id())).await;
     let boundary = "XqtBoundary42";
     let mut body = Vec::new();
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n").as_bytes());
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nignored\r\n")
+            .as_bytes(),
+    );
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"노트.txt\"\r\nContent-Type: text/plain\r\n\r\n").as_bytes());
     body.extend_from_slice("안녕하세요".as_bytes());
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -382,7 +487,10 @@ async fn multipart_uploads_work() {
         .http
         .post(app.url("/api/v1/media"))
         .bearer_auth(&a.token)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(body)
         .send()
         .await
@@ -393,7 +501,10 @@ async fn multipart_uploads_work() {
     assert_eq!(m["size"], "안녕하세요".len());
     let (_, h, bytes) = fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await;
     assert_eq!(bytes, "안녕하세요".as_bytes());
-    assert!(header(&h, "content-disposition").contains("filename*=UTF-8''%EB%85%B8%ED%8A%B8.txt"), "{h:?}");
+    assert!(
+        header(&h, "content-disposition").contains("filename*=UTF-8''%EB%85%B8%ED%8A%B8.txt"),
+        "{h:?}"
+    );
 }
 
 #[tokio::test]
@@ -404,14 +515,20 @@ async fn attachments_travel_in_stomp_history_and_replay() {
     let room = app.create_room(&a, "pics", "public").await;
     app.join(&b, room).await;
     let mut bc = app.stomp(&b).await;
-    bc.subscribe_sync("live", &format!("/topic/rooms.{room}"), &[]).await.unwrap();
+    bc.subscribe_sync("live", &format!("/topic/rooms.{room}"), &[])
+        .await
+        .unwrap();
     let (_, p1) = upload(&app, &a, "one.jpg", jpeg_with_gps(50, 40, 1)).await;
     let (_, p2) = upload(&app, &a, "two.txt", b"two".to_vec()).await;
     let ids = [p1["id"].as_str().unwrap(), p2["id"].as_str().unwrap()];
     let mut ac = app.stomp(&a).await;
-    ac.send_json(&format!("/app/rooms.{room}"), &json!({"text": "look", "attachments": ids}), Some("r1"))
-        .await
-        .unwrap();
+    ac.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": "look", "attachments": ids}),
+        Some("r1"),
+    )
+    .await
+    .unwrap();
     ac.expect_receipt("r1").await.unwrap();
     let live = loop {
         let m = bc.next_json("live").await.unwrap();
@@ -420,7 +537,12 @@ async fn attachments_travel_in_stomp_history_and_replay() {
         }
     };
     assert_eq!(live["text"], "look");
-    let got: Vec<&str> = live["attachments"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = live["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert_eq!(got, ids, "in the sender's order");
     assert_eq!(live["attachments"][0]["kind"], "image");
     assert_eq!(live["attachments"][0]["width"], 50);
@@ -430,7 +552,13 @@ async fn attachments_travel_in_stomp_history_and_replay() {
     assert_eq!(stored["attachments"], live["attachments"]);
     // Replay from seq 0 on a new socket.
     let mut rc = app.stomp(&b).await;
-    rc.subscribe_sync("again", &format!("/topic/rooms.{room}"), &[("since-seq", "0")]).await.unwrap();
+    rc.subscribe_sync(
+        "again",
+        &format!("/topic/rooms.{room}"),
+        &[("since-seq", "0")],
+    )
+    .await
+    .unwrap();
     let replayed = loop {
         let m = rc.next_json("again").await.unwrap();
         if m["text"] == "look" {
@@ -454,13 +582,29 @@ async fn attachment_rules_are_checked() {
         ids.push(m["id"].as_str().unwrap().to_owned());
     }
     let (s, v) = post_msg(&app, &a, room, json!({"attachments": ids})).await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "too_many_attachments"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "too_many_attachments"),
+        "{v}"
+    );
     let (s, v) = post_msg(&app, &a, room, json!({"attachments": [ids[0], ids[0]]})).await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_attachments"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_attachments"),
+        "{v}"
+    );
     let (s, v) = post_msg(&app, &a, room, json!({"attachments": ["nope"]})).await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_attachments"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_attachments"),
+        "{v}"
+    );
     let (s, v) = post_msg(&app, &a, room, json!({"text": "  "})).await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "empty_text"), "{v}");
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "empty_text"),
+        "{v}"
+    );
     let (s, v) = post_msg(&app, &a, room, json!({"attachments": &ids[..10]})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["attachments"].as_array().unwrap().len(), 10);
@@ -480,8 +624,19 @@ async fn file_names_are_moderated_like_messages() {
     assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
 }
 
-async fn tus(app: &TestApp, method: Method, path: &str, token: &str, headers: &[(&str, String)], body: Vec<u8>) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(token).header("tus-resumable", "1.0.0");
+async fn tus(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut req = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0");
     for (k, v) in headers {
         req = req.header(*k, HeaderValue::from_str(v).unwrap());
     }
@@ -499,18 +654,45 @@ async fn resumable_uploads_resume_finish_and_cancel() {
     let other = app.signup(&format!("pam{}", rand_id())).await;
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
     let name = base64::engine::general_purpose::STANDARD.encode("큰 파일.bin");
-    let (s, h, _) = tus(&app, Method::POST, "/api/v1/uploads", &a.token, &[("upload-length", data.len().to_string()), ("upload-metadata", format!("filename {name}"))], vec![]).await;
+    let (s, h, _) = tus(
+        &app,
+        Method::POST,
+        "/api/v1/uploads",
+        &a.token,
+        &[
+            ("upload-length", data.len().to_string()),
+            ("upload-metadata", format!("filename {name}")),
+        ],
+        vec![],
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let loc = header(&h, "location").to_owned();
     assert!(loc.starts_with("/api/v1/uploads/"));
     let id = loc.rsplit('/').next().unwrap().to_owned();
     let piece = |from: usize, to: usize| data[from..to].to_vec();
     let octet = ("content-type", "application/offset+octet-stream".to_owned());
-    let (s, h, _) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "0".into())], piece(0, 100_000)).await;
+    let (s, h, _) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "0".into())],
+        piece(0, 100_000),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(header(&h, "upload-offset"), "100000");
     // A piece for a stale offset is refused and changes nothing.
-    let (s, _, _) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "0".into())], piece(0, 10)).await;
+    let (s, _, _) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "0".into())],
+        piece(0, 10),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT);
     // Someone else's upload does not exist for them.
     let (s, _, _) = tus(&app, Method::HEAD, &loc, &other.token, &[], vec![]).await;
@@ -520,12 +702,36 @@ async fn resumable_uploads_resume_finish_and_cancel() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(header(&h, "upload-offset"), "100000");
     assert_eq!(header(&h, "upload-length"), "300000");
-    let (s, _, _) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "100000".into())], piece(100_000, 250_000)).await;
+    let (s, _, _) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "100000".into())],
+        piece(100_000, 250_000),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     // Past the declared length: refused.
-    let (s, _, _) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "250000".into())], vec![0; 60_000]).await;
+    let (s, _, _) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "250000".into())],
+        vec![0; 60_000],
+    )
+    .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    let (s, h, body) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "250000".into())], piece(250_000, 300_000)).await;
+    let (s, h, body) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "250000".into())],
+        piece(250_000, 300_000),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(header(&h, "upload-offset"), "300000");
     let m: Value = serde_json::from_slice(&body).unwrap();
@@ -541,9 +747,25 @@ async fn resumable_uploads_resume_finish_and_cancel() {
     assert_eq!(count_files(&app.dir.path().join("media").join("part")), 0);
 
     // Cancel: record and pieces go.
-    let (_, h, _) = tus(&app, Method::POST, "/api/v1/uploads", &a.token, &[("upload-length", "1000".into())], vec![]).await;
+    let (_, h, _) = tus(
+        &app,
+        Method::POST,
+        "/api/v1/uploads",
+        &a.token,
+        &[("upload-length", "1000".into())],
+        vec![],
+    )
+    .await;
     let loc = header(&h, "location").to_owned();
-    let (s, _, _) = tus(&app, Method::PATCH, &loc, &a.token, &[octet.clone(), ("upload-offset", "0".into())], vec![1; 500]).await;
+    let (s, _, _) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "0".into())],
+        vec![1; 500],
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(count_files(&app.dir.path().join("media").join("part")), 1);
     let (s, _, _) = tus(&app, Method::DELETE, &loc, &a.token, &[], vec![]).await;
@@ -553,11 +775,31 @@ async fn resumable_uploads_resume_finish_and_cancel() {
     assert_eq!(count_files(&app.dir.path().join("media").join("part")), 0);
 
     // Without the version header: 412; too long: 413.
-    let res = app.http.post(app.url("/api/v1/uploads")).bearer_auth(&a.token).header("upload-length", "10").send().await.unwrap();
+    let res = app
+        .http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&a.token)
+        .header("upload-length", "10")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
-    let (s, _, _) = tus(&app, Method::POST, "/api/v1/uploads", &a.token, &[("upload-length", (1u64 << 40).to_string())], vec![]).await;
+    let (s, _, _) = tus(
+        &app,
+        Method::POST,
+        "/api/v1/uploads",
+        &a.token,
+        &[("upload-length", (1u64 << 40).to_string())],
+        vec![],
+    )
+    .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    let res = app.http.request(Method::OPTIONS, app.url("/api/v1/uploads")).send().await.unwrap();
+    let res = app
+        .http
+        .request(Method::OPTIONS, app.url("/api/v1/uploads"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(res.headers(), "tus-version"), "1.0.0");
 }
@@ -600,4 +842,130 @@ async fn cluster_mode_refuses_a_local_media_store() {
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("media store every node shares"), "{err}");
+}
+
+/// The same server paths on the S3 backend (a real S3-compatible server:
+/// `QUICKTALK_TEST_S3_URL`, moto in CI): image upload with stripping and a
+/// thumbnail, a streamed file with ranges, a resumable upload, and the
+/// cleanup of a file no message carries.
+#[tokio::test]
+async fn uploads_and_downloads_work_on_s3() {
+    let Ok(url) = std::env::var("QUICKTALK_TEST_S3_URL") else {
+        crate::skip::skip(
+            "api::media::s3",
+            "QUICKTALK_TEST_S3_URL is not set",
+            "pip install 'moto[server]'; moto_server -p 5000 & and set QUICKTALK_TEST_S3_URL=http://127.0.0.1:5000",
+        );
+        return;
+    };
+    let url = url.trim_end_matches('/').to_owned();
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    let bucket = format!("qt-api-{}-{:x}", std::process::id(), rand::random::<u32>());
+    let created = reqwest::Client::new()
+        .put(format!("{url}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "creating the bucket: {}",
+        created.status()
+    );
+    let spec = format!("s3://{bucket}?endpoint={url}&region=us-east-1");
+    let app = spawn_app_with(|c| {
+        c.media_store = Some(spec);
+        c.media_grace_secs = 2;
+        c.media_sweep_secs = 1;
+    })
+    .await;
+    let a = app.signup(&format!("s3u{}", rand_id())).await;
+    let room = app.create_room(&a, "s3", "public").await;
+    let (s, m) = upload(&app, &a, "gps.jpg", jpeg_with_gps(320, 200, 1)).await;
+    assert_eq!(s, StatusCode::CREATED, "{m}");
+    post_msg(&app, &a, room, json!({"attachments": [m["id"]]})).await;
+    let (s, _, body) = fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!contains(&body, GPS_MARKER));
+    let (s, _, _) = fetch(
+        &app,
+        m["thumbnail_url"].as_str().unwrap(),
+        Some(&a.token),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    // Over 5 MiB: the multipart path of the S3 backend.
+    let data: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 249) as u8).collect();
+    let (s, big) = upload(&app, &a, "big.bin", data.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{big}");
+    post_msg(&app, &a, room, json!({"attachments": [big["id"]]})).await;
+    let (s, _, part) = fetch(
+        &app,
+        big["url"].as_str().unwrap(),
+        Some(&a.token),
+        &[("range", "bytes=5242000-5243000")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part, &data[5_242_000..=5_243_000]);
+    // Resumable, two pieces.
+    let (s, h, _) = tus(
+        &app,
+        Method::POST,
+        "/api/v1/uploads",
+        &a.token,
+        &[("upload-length", "2000".into())],
+        vec![],
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let loc = header(&h, "location").to_owned();
+    let octet = ("content-type", "application/offset+octet-stream".to_owned());
+    let (s, _, _) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet.clone(), ("upload-offset", "0".into())],
+        vec![1; 1000],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, done) = tus(
+        &app,
+        Method::PATCH,
+        &loc,
+        &a.token,
+        &[octet, ("upload-offset", "1000".into())],
+        vec![2; 1000],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let done: Value = serde_json::from_slice(&done).unwrap();
+    let (_, _, got) = fetch(&app, done["url"].as_str().unwrap(), Some(&a.token), &[]).await;
+    assert_eq!(got.len(), 2000);
+    assert_eq!((got[999], got[1000]), (1, 2));
+    // Unattached: removed after the grace period; attached ones stay.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, _, _) = fetch(&app, done["url"].as_str().unwrap(), Some(&a.token), &[]).await;
+        if s == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never cleaned up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[])
+            .await
+            .0,
+        StatusCode::OK
+    );
 }

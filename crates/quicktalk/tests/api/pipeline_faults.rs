@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use quicktalk::model::{
-    AppendRejected, Appended, HistoryQuery, Media, Message, NewMessage, Room, RoomId, RoomKind, User,
-    UserId, UserRef,
+    AppendRejected, Appended, HistoryQuery, Media, Message, NewMessage, Room, RoomId, RoomKind,
+    User, UserId, UserRef,
 };
+use quicktalk::store::media::Upload;
 use quicktalk::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreResult,
 };
-use quicktalk::store::media::Upload;
 use reqwest::StatusCode;
 use serde_json::json;
 

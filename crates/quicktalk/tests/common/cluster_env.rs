@@ -12,6 +12,11 @@ pub struct ClusterEnv {
     pub schema: String,
     /// Topic prefix of this test's cluster.
     pub prefix: String,
+    /// `--media-store` every node of the test shares: a fresh bucket on the
+    /// S3 server of `QUICKTALK_TEST_S3_URL` when set, else a directory all
+    /// nodes use with `--media-store-shared` (they run on one machine).
+    pub media_store: String,
+    pub media_shared: bool,
 }
 
 /// A fresh schema and topic prefix named after `kind` and `tag`, or `None`
@@ -40,13 +45,52 @@ pub async fn cluster_env(suite: &str, kind: &str, tag: &str) -> Option<ClusterEn
         .expect("creating the test schema");
     pool.close().await;
     let sep = if url.contains('?') { '&' } else { '?' };
+    let (media_store, media_shared) = media_store(&id).await;
     Some(ClusterEnv {
+        media_store,
+        media_shared,
         db_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
         url,
         brokers,
         schema,
         prefix: format!("qt{kind}{id}"),
     })
+}
+
+/// See [`ClusterEnv::media_store`].
+async fn media_store(id: &str) -> (String, bool) {
+    let Ok(url) = std::env::var("QUICKTALK_TEST_S3_URL") else {
+        let dir = std::env::temp_dir().join(format!("qt-cluster-media-{id}"));
+        return (format!("file://{}", dir.display()), true);
+    };
+    let url = url.trim_end_matches('/').to_owned();
+    // A local S3 server takes any credentials; real ones win when set.
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    let bucket: String = format!("qt-{}", id.replace('_', "-").to_lowercase())
+        .chars()
+        .take(63)
+        .collect();
+    let created = reqwest::Client::new()
+        .put(format!("{url}/{bucket}"))
+        .send()
+        .await
+        .expect("reaching the S3 server");
+    assert!(
+        created.status().is_success(),
+        "creating bucket {bucket}: {}",
+        created.status()
+    );
+    (
+        format!("s3://{bucket}?endpoint={url}&region=us-east-1"),
+        false,
+    )
 }
 
 impl ClusterEnv {

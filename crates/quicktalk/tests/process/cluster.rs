@@ -34,21 +34,24 @@ impl Env {
         prefix: &str,
     ) -> ServerProcess {
         let partitions = partitions.to_string();
-        ServerProcess::start(
-            dir,
-            &[
-                "--database-url",
-                &self.db_url,
-                "--kafka-brokers",
-                &self.brokers,
-                "--kafka-topic-prefix",
-                prefix,
-                "--kafka-partitions",
-                &partitions,
-                "--log",
-                "info,rdkafka=warn",
-            ],
-        )
+        let mut args = vec![
+            "--database-url",
+            &self.db_url,
+            "--kafka-brokers",
+            &self.brokers,
+            "--kafka-topic-prefix",
+            prefix,
+            "--kafka-partitions",
+            &partitions,
+            "--media-store",
+            &self.media_store,
+            "--log",
+            "info,rdkafka=warn",
+        ];
+        if self.media_shared {
+            args.push("--media-store-shared");
+        }
+        ServerProcess::start(dir, &args)
     }
 }
 

@@ -135,6 +135,7 @@ macro_rules! all_contract_tests {
                 unattached_files_are_listed_oldest_first_and_deleted_only_unattached,
                 uploads_advance_by_compare_and_set,
                 stale_uploads_are_listed_oldest_first,
+                concurrent_pieces_of_one_upload_let_one_win,
             ]
         );
     };

@@ -279,7 +279,13 @@ pub async fn who_may_read_a_file(s: S) {
             panic!("not deleted")
         };
         assert!(t.attachments.is_empty());
-        assert!(s.message(m.id).await.unwrap().unwrap().attachments.is_empty());
+        assert!(s
+            .message(m.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .attachments
+            .is_empty());
     }
     assert!(!may(secret.id.clone(), member.id).await);
     assert!(!may(open.id.clone(), outsider.id).await);
@@ -294,7 +300,9 @@ pub async fn unattached_files_are_listed_oldest_first_and_deleted_only_unattache
     let a = user(&s, "alice").await;
     let r = room(&s, &a, Visibility::Public).await;
     join(&s, r, &a).await;
-    let files: Vec<Media> = (1..=4).map(|n| file(n, &a, 10, i64::from(n) * 100)).collect();
+    let files: Vec<Media> = (1..=4)
+        .map(|n| file(n, &a, 10, i64::from(n) * 100))
+        .collect();
     // Stored out of order: the listing orders by creation.
     for f in files.iter().rev() {
         stored(&s, f).await;
@@ -331,7 +339,11 @@ pub async fn unattached_files_are_listed_oldest_first_and_deleted_only_unattache
     s.delete_message(carrier).await.unwrap();
     assert_eq!(
         ids(s.unattached_media(i64::MAX, 10).await.unwrap()),
-        [files[1].id.clone(), files[2].id.clone(), files[3].id.clone()]
+        [
+            files[1].id.clone(),
+            files[2].id.clone(),
+            files[3].id.clone()
+        ]
     );
     assert!(s.delete_unattached_media(&files[1].id).await.unwrap());
 }
@@ -397,16 +409,60 @@ pub async fn stale_uploads_are_listed_oldest_first(s: S) {
         s.create_upload(u.clone()).await.unwrap();
     }
     // u1 got a piece recently; u2 and u3 are idle since their creation.
-    assert!(s.advance_upload(&u1.id, 0, 5, "part/1a", 100).await.unwrap());
-    assert!(s.advance_upload(&u1.id, 5, 9, "part/1b", 110).await.unwrap());
+    assert!(s
+        .advance_upload(&u1.id, 0, 5, "part/1a", 100)
+        .await
+        .unwrap());
+    assert!(s
+        .advance_upload(&u1.id, 5, 9, "part/1b", 110)
+        .await
+        .unwrap());
     let ids = |v: &[Upload]| v.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
     let stale = s.stale_uploads(50, 10).await.unwrap();
     assert_eq!(ids(&stale), [u2.id.clone(), u3.id.clone()]);
     assert_eq!(stale[0], u2);
-    assert_eq!(ids(&s.stale_uploads(50, 1).await.unwrap()), [u2.id.clone()]);
-    assert!(s.stale_uploads(20, 10).await.unwrap().is_empty(), "strictly before");
+    assert_eq!(
+        ids(&s.stale_uploads(50, 1).await.unwrap()),
+        std::slice::from_ref(&u2.id)
+    );
+    assert!(
+        s.stale_uploads(20, 10).await.unwrap().is_empty(),
+        "strictly before"
+    );
     let all = s.stale_uploads(i64::MAX, 10).await.unwrap();
     assert_eq!(ids(&all), [u2.id.clone(), u3.id.clone(), u1.id.clone()]);
     assert_eq!(all[2].parts, ["part/1a", "part/1b"]);
     assert_eq!((all[2].offset, all[2].updated_at), (9, 110));
+}
+
+pub async fn concurrent_pieces_of_one_upload_let_one_win(s: S) {
+    let a = user(&s, "alice").await;
+    let u = upload(1, &a, 10);
+    s.create_upload(u.clone()).await.unwrap();
+    let mut offset = 0;
+    for round in 0..10u64 {
+        let tries: Vec<_> = (0..4)
+            .map(|i| {
+                let (s, id) = (s.clone(), u.id.clone());
+                tokio::spawn(async move {
+                    let part = format!("part/{round}-{i}");
+                    let won = s
+                        .advance_upload(&id, offset, offset + 100, &part, 20)
+                        .await
+                        .unwrap();
+                    won.then_some(part)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tries {
+            winners.extend(t.await.unwrap());
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        offset += 100;
+        let now = s.upload(&u.id).await.unwrap().unwrap();
+        assert_eq!(now.offset, offset);
+        assert_eq!(now.parts.len() as u64, round + 1);
+        assert_eq!(now.parts.last(), winners.last());
+    }
 }

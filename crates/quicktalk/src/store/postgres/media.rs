@@ -17,6 +17,11 @@ use crate::store::StoreResult;
 const MEDIA_COLS: &str =
     "m.id, m.owner, m.name, m.mime, m.kind, m.size, m.width, m.height, m.thumbnail, m.created_at";
 const UPLOAD_COLS: &str = "id, owner, name, length, \"offset\", updated_at, created_at";
+/// [`UPLOAD_COLS`] of an `uploads u` with its parts in order, read in the same
+/// statement (one snapshot: the parts are always the ones `offset` counts).
+const UPLOAD_WITH_PARTS: &str =
+    "u.id, u.owner, u.name, u.length, u.\"offset\", u.updated_at, u.created_at, \
+     ARRAY(SELECT p.key FROM upload_parts p WHERE p.upload_id = u.id ORDER BY p.idx)";
 
 /// Sizes are u64 in Rust, BIGINT in PostgreSQL.
 fn to_sql_size(n: u64) -> i64 {
@@ -179,7 +184,11 @@ pub(super) async fn can_read(pool: &PgPool, id: &str, user: UserId) -> StoreResu
     .map_err(db)
 }
 
-pub(super) async fn unattached(pool: &PgPool, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
+pub(super) async fn unattached(
+    pool: &PgPool,
+    before: i64,
+    limit: usize,
+) -> StoreResult<Vec<Media>> {
     sqlx::query(&format!(
         "SELECT {MEDIA_COLS} FROM media m WHERE m.created_at < $1 \
            AND NOT EXISTS (SELECT 1 FROM message_media WHERE media_id = m.id) \
@@ -249,46 +258,22 @@ fn upload_row(r: &PgRow) -> StoreResult<Upload> {
         name: r.try_get(2).map_err(db)?,
         length: from_sql_size(r.try_get(3).map_err(db)?),
         offset: from_sql_size(r.try_get(4).map_err(db)?),
-        parts: Vec::new(),
+        parts: r.try_get(7).map_err(db)?,
         updated_at: r.try_get(5).map_err(db)?,
         created_at: r.try_get(6).map_err(db)?,
     })
 }
 
-/// Fills in the parts of `uploads` (one query for all of them), in order.
-async fn with_parts(pool: &PgPool, mut uploads: Vec<Upload>) -> StoreResult<Vec<Upload>> {
-    if uploads.is_empty() {
-        return Ok(uploads);
-    }
-    let ids: Vec<&str> = uploads.iter().map(|u| u.id.as_str()).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT upload_id, key FROM upload_parts WHERE upload_id = ANY($1) ORDER BY upload_id, idx",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    .map_err(db)?;
-    let mut parts: HashMap<String, Vec<String>> = HashMap::new();
-    for (id, key) in rows {
-        parts.entry(id).or_default().push(key);
-    }
-    for u in &mut uploads {
-        if let Some(p) = parts.remove(&u.id) {
-            u.parts = p;
-        }
-    }
-    Ok(uploads)
-}
-
 pub(super) async fn upload(pool: &PgPool, id: &str) -> StoreResult<Option<Upload>> {
-    let found = sqlx::query(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db)?
-        .map(|r| upload_row(&r))
-        .transpose()?;
-    Ok(with_parts(pool, found.into_iter().collect()).await?.pop())
+    sqlx::query(&format!(
+        "SELECT {UPLOAD_WITH_PARTS} FROM uploads u WHERE u.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?
+    .map(|r| upload_row(&r))
+    .transpose()
 }
 
 /// The compare-and-set: the `UPDATE … WHERE offset = from` holds the upload's
@@ -347,8 +332,9 @@ pub(super) async fn stale_uploads(
     before: i64,
     limit: usize,
 ) -> StoreResult<Vec<Upload>> {
-    let found = sqlx::query(&format!(
-        "SELECT {UPLOAD_COLS} FROM uploads WHERE updated_at < $1 ORDER BY updated_at, id LIMIT $2"
+    sqlx::query(&format!(
+        "SELECT {UPLOAD_WITH_PARTS} FROM uploads u WHERE u.updated_at < $1 \
+         ORDER BY u.updated_at, u.id LIMIT $2"
     ))
     .bind(before)
     .bind(limit as i64)
@@ -357,6 +343,5 @@ pub(super) async fn stale_uploads(
     .map_err(db)?
     .iter()
     .map(upload_row)
-    .collect::<StoreResult<Vec<_>>>()?;
-    with_parts(pool, found).await
+    .collect()
 }

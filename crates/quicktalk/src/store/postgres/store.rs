@@ -3,12 +3,12 @@
 use async_trait::async_trait;
 use sqlx::{PgPool, Row};
 
-use super::{media, moderation};
 use super::rows::*;
 use super::{db, PostgresStore};
+use super::{media, moderation};
 use crate::model::{
-    now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage,
-    Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
+    now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind,
+    NewMessage, Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
 };
 use crate::store::media::Upload;
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};

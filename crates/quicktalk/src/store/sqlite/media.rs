@@ -147,7 +147,11 @@ pub(super) fn can_read(c: &Connection, id: &str, user: UserId) -> rusqlite::Resu
     .query_row(params![id, user], |r| r.get(0))
 }
 
-pub(super) fn unattached(c: &Connection, before: i64, limit: usize) -> rusqlite::Result<Vec<Media>> {
+pub(super) fn unattached(
+    c: &Connection,
+    before: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Media>> {
     c.prepare_cached(&format!(
         "SELECT {MEDIA_COLS} FROM media m WHERE m.created_at < ?1 \
            AND NOT EXISTS (SELECT 1 FROM message_media WHERE media_id = m.id) \
@@ -182,8 +186,8 @@ pub(super) fn create_upload(c: &mut Connection, u: &Upload) -> rusqlite::Result<
         u.created_at
     ])?;
     // Normally none (a new upload), but keep what the record says.
-    let mut part = tx
-        .prepare_cached("INSERT INTO upload_parts (upload_id, idx, key) VALUES (?1, ?2, ?3)")?;
+    let mut part =
+        tx.prepare_cached("INSERT INTO upload_parts (upload_id, idx, key) VALUES (?1, ?2, ?3)")?;
     for (i, key) in u.parts.iter().enumerate() {
         part.execute(params![u.id, i as i64, key])?;
     }
@@ -228,11 +232,15 @@ fn with_parts(c: &Connection, mut uploads: Vec<Upload>) -> rusqlite::Result<Vec<
 }
 
 pub(super) fn upload(c: &Connection, id: &str) -> rusqlite::Result<Option<Upload>> {
-    let found = c
+    // One snapshot: the parts are always the ones `offset` counts.
+    let tx = c.unchecked_transaction()?;
+    let found = tx
         .prepare_cached(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = ?1"))?
         .query_row([id], upload_row)
         .optional()?;
-    Ok(with_parts(c, found.into_iter().collect())?.pop())
+    let found = with_parts(&tx, found.into_iter().collect())?.pop();
+    tx.commit()?;
+    Ok(found)
 }
 
 /// The compare-and-set: moves the offset only if it is still `from`, and adds
@@ -276,11 +284,14 @@ pub(super) fn stale_uploads(
     before: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<Upload>> {
-    let found = c
+    let tx = c.unchecked_transaction()?;
+    let found = tx
         .prepare_cached(&format!(
             "SELECT {UPLOAD_COLS} FROM uploads WHERE updated_at < ?1 ORDER BY updated_at, id LIMIT ?2"
         ))?
         .query_map(params![before, limit as i64], upload_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    with_parts(c, found)
+    let found = with_parts(&tx, found)?;
+    tx.commit()?;
+    Ok(found)
 }

@@ -30,8 +30,8 @@ use super::{
     StoreError, StoreResult,
 };
 use crate::model::{
-    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage, Role,
-    Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
+    AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind, NewMessage,
+    Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef, Visibility,
 };
 use writer::Writer;
 
@@ -576,6 +576,9 @@ impl Store for SqliteStore {
 
     async fn messages(&self, room: RoomId, q: HistoryQuery) -> StoreResult<(Vec<Message>, bool)> {
         self.read(move |c| {
+            // One snapshot for the page and its attachments (a tombstone made
+            // meanwhile is seen whole or not at all).
+            let c = &c.unchecked_transaction()?;
             let after = q.after_seq.unwrap_or(0);
             let before = q.before_seq.unwrap_or(i64::MAX);
             let ascending = q.after_seq.is_some();
@@ -605,7 +608,13 @@ impl Store for SqliteStore {
     // ---- Moderation: roles, the review queue, bans, deleting messages ----
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
-        self.read(move |c| moderation::message(c, id)).await
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            let found = moderation::message(&tx, id)?;
+            tx.commit()?;
+            Ok(found)
+        })
+        .await
     }
 
     async fn set_role(&self, username: &str, role: Role) -> StoreResult<Option<User>> {
@@ -749,7 +758,8 @@ impl Store for SqliteStore {
     }
 
     async fn unattached_media(&self, before: i64, limit: usize) -> StoreResult<Vec<Media>> {
-        self.read(move |c| media::unattached(c, before, limit)).await
+        self.read(move |c| media::unattached(c, before, limit))
+            .await
     }
 
     async fn delete_unattached_media(&self, id: &str) -> StoreResult<bool> {
@@ -783,7 +793,8 @@ impl Store for SqliteStore {
 
     async fn delete_upload(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.write(move |w| media::delete_upload(&w.conn, &id)).await
+        self.write(move |w| media::delete_upload(&w.conn, &id))
+            .await
     }
 
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
