@@ -25,6 +25,7 @@ const LANGS = [
     size1536: "1.5 KB",
     rateLimited: "You are uploading too fast; wait a moment and retry.",
     tooLarge: "This file is too large: the limit is 40 MB.",
+    badName: "This file name is not allowed here; rename the file and try again.",
   },
   {
     locale: "ko-KR",
@@ -34,6 +35,7 @@ const LANGS = [
     size1536: "1.5 KB",
     rateLimited: "너무 빠르게 올리고 있습니다. 잠시 후 다시 시도하세요.",
     tooLarge: "파일이 너무 큽니다. 최대 40 MB까지 올릴 수 있습니다.",
+    badName: "이곳에서 허용되지 않는 파일 이름입니다. 이름을 바꿔 다시 시도하세요.",
   },
 ];
 
@@ -571,6 +573,12 @@ for (const [i, L] of LANGS.entries()) {
     assert.equal(refusals, 2);
     await a.page.getByTestId("send").click();
     await a.page.locator("li.msg.mine [data-testid=attachment-file]", { hasText: `later-${i}.txt` }).waitFor();
+
+    // A file name moderation blocks: the user is told to rename it.
+    await attach(a.page, { name: "kill yourself.txt", mimeType: "text/plain", buffer: Buffer.from("x") });
+    const named = a.page.locator("[data-testid=upload][data-state=failed]", { hasText: "kill yourself.txt" });
+    await named.getByTestId("upload-error").filter({ hasText: L.badName }).waitFor();
+    assert.equal(await named.getByTestId("upload-retry").count(), 0);
 
     // Over the server's limit (40 MiB here): refused before a byte is sent, with the limit said.
     await attach(a.page, { name: `huge-${i}.bin`, mimeType: "application/octet-stream", buffer: Buffer.alloc(41 * MiB, 1) });
