@@ -57,6 +57,11 @@ export class ChatView {
     this.scroller = h("div.scroller", { tabindex: "0", "data-testid": "scroller" }, h("div.history-edge"), this.list);
     this.edge = this.scroller.firstChild;
     this.scroller.addEventListener("scroll", () => this.onScroll());
+    // A player (or an image of unknown size) that grows once loaded keeps a reader
+    // who was at the bottom there.
+    const keep = () => this.pinned && (this.scroller.scrollTop = this.scroller.scrollHeight);
+    this.list.addEventListener("load", keep, true);
+    this.list.addEventListener("loadedmetadata", keep, true);
     this.typingLine = h("div.typing", { "aria-live": "polite", "data-testid": "typing" });
     this.newBtn = h("button.new-messages", { type: "button", hidden: true, onclick: () => this.scrollToBottom() }, t("new_messages"));
     this.composer = this.buildComposer();
@@ -253,6 +258,7 @@ export class ChatView {
   }
 
   onScroll() {
+    this.pinned = this.atBottom();
     if (this.scroller.scrollTop < 120) this.loadOlder();
     if (this.atBottom()) {
       this.newBtn.hidden = true;
@@ -267,6 +273,7 @@ export class ChatView {
 
   scrollToBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.pinned = true;
     this.newBtn.hidden = true;
     this.maybeRead();
   }
