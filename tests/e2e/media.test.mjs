@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { useServerAndBrowser, openPage, asGuest, screenshot, unlabelledControls, noHorizontalOverflow, PHONE } from "./harness.mjs";
+import { useServerAndBrowser, openPage, asGuest, say, screenshot, stompFrames, unlabelledControls, noHorizontalOverflow, PHONE } from "./harness.mjs";
 
 const MiB = 1024 * 1024;
 // Room for the 12 MiB uploads on top of the default limit, stated so the test does not depend on it.
@@ -496,6 +496,58 @@ for (const [i, L] of LANGS.entries()) {
       return (await res.arrayBuffer()).byteLength;
     });
     assert.equal(got, data.length);
+    await closeAll(a, b);
+  });
+
+  test(`${L.locale}: attachments missed while the socket was down arrive with the replay`, async () => {
+    const a = await openPage(env.browser, env.server, { locale: L.locale });
+    const b = await openPage(env.browser, env.server, { locale: L.locale });
+    // B's socket goes through a relay that can hold the room's frames and cut the line.
+    const relay = { hold: false, sockets: [], resubscribes: [] };
+    await b.page.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      relay.sockets.push(ws);
+      ws.onMessage((data) => {
+        for (const f of stompFrames(data)) {
+          if (f.command === "SUBSCRIBE" && /^\/topic\/rooms\./.test(f.headers.destination) && relay.sockets.length > 1) {
+            relay.resubscribes.push(f.headers["since-seq"]);
+          }
+        }
+        server.send(data);
+      });
+      server.onMessage((data) => {
+        if (relay.hold && String(data).includes("destination:/topic/rooms.")) return;
+        ws.send(data);
+      });
+    });
+    b.allow(/WebSocket/);
+    await asGuest(a.page, `Early ${i}`);
+    await asGuest(b.page, `Late ${i}`);
+    await sharedRoom(a, b, `Replay ${i}`);
+    await say(a.page, `before ${i}`);
+    await b.page.locator("li.msg.theirs", { hasText: `before ${i}` }).waitFor();
+
+    relay.hold = true;
+    await attach(a.page, [
+      { name: `missed-${i}.jpg`, mimeType: "image/jpeg", buffer: await canvasJpeg(a.page, 400, 300) },
+      { name: `missed-${i}.txt`, mimeType: "text/plain", buffer: Buffer.from("missed while away") },
+    ]);
+    await a.page.locator("[data-testid=upload][data-state=done]").nth(1).waitFor();
+    await a.page.getByTestId("send").click();
+    await a.page.locator("li.msg.mine[data-seq] [data-testid=attachment-image]").waitFor();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await b.page.getByTestId("attachment-image").count(), 0, "B missed it live");
+
+    // The line drops; B reconnects with since-seq and gets the message replayed.
+    relay.hold = false;
+    await relay.sockets[0].close();
+    const img = b.page.locator("li.msg.theirs [data-testid=attachment-image] img");
+    await img.waitFor({ timeout: 15000 });
+    assert.ok(relay.resubscribes.length >= 1 && Number(relay.resubscribes[0]) > 0, `re-subscribed with since-seq: ${relay.resubscribes}`);
+    assert.equal(await img.getAttribute("width"), "320");
+    assert.equal(await img.getAttribute("height"), "240");
+    await b.page.waitForFunction(() => document.querySelector("li.msg.theirs [data-testid=attachment-image] img")?.naturalWidth > 0);
+    await b.page.locator("li.msg.theirs [data-testid=attachment-file]", { hasText: `missed-${i}.txt` }).waitFor();
     await closeAll(a, b);
   });
 
