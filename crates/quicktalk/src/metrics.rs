@@ -37,6 +37,15 @@ pub struct Metrics {
     /// Moderation verdicts on posted messages (rooms whose policy is not
     /// `off`), label `action`: `allow`, `flag`, `mask`, `block`.
     pub moderation_verdicts: IntCounterVec,
+    /// Files stored (contract §6), label `kind`: image, video, audio, file.
+    pub media_uploads: IntCounterVec,
+    /// Bytes of the stored originals.
+    pub media_upload_bytes: IntCounter,
+    /// Time to strip and thumbnail one image (on a blocking thread).
+    pub media_image_seconds: Histogram,
+    /// Removed by the cleanup, label `what`: `unattached` files, `stale_upload`s,
+    /// `orphan` objects.
+    pub media_removed: IntCounterVec,
 }
 
 impl Metrics {
@@ -178,6 +187,42 @@ impl Metrics {
                         "Connections dropped by a timeout, by kind",
                     ),
                     &["kind"],
+                )
+                .expect("metric"),
+            ),
+            media_uploads: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("media_uploads_total", "Files stored, by kind"),
+                    &["kind"],
+                )
+                .expect("metric"),
+            ),
+            media_upload_bytes: reg(
+                &registry,
+                counter("media_upload_bytes_total", "Bytes of stored files"),
+            ),
+            media_image_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "media_image_seconds",
+                        "Stripping and thumbnailing one uploaded image",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ]),
+                )
+                .expect("metric"),
+            ),
+            media_removed: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "media_removed_total",
+                        "Removed by the media cleanup: unattached, stale_upload, orphan",
+                    ),
+                    &["what"],
                 )
                 .expect("metric"),
             ),

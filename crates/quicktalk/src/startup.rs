@@ -193,8 +193,16 @@ impl Application {
             escalation,
             metrics.clone(),
         );
-        let media =
-            Arc::new(build_media(&config, &media_spec, store_for_media, accounts_url_key).await?);
+        let media = Arc::new(
+            build_media(
+                &config,
+                &media_spec,
+                store_for_media,
+                accounts_url_key,
+                metrics.clone(),
+            )
+            .await?,
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -372,6 +380,7 @@ async fn build_media(
     spec: &MediaStoreSpec,
     store: Arc<dyn Store>,
     url_key: [u8; 32],
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<MediaService> {
     let objects = crate::media::open(spec)
         .await
@@ -387,5 +396,6 @@ async fn build_media(
         },
         UrlSigner::new(url_key),
         config.moderation,
+        metrics,
     ))
 }

@@ -34,6 +34,7 @@ use super::signed_urls::{Signature, UrlSigner, Variant};
 use crate::error::{AppError, AppResult};
 use crate::imaging::{self, sniff::SNIFF_BYTES, RasterFormat, MAX_IMAGE_BYTES};
 use crate::media::{BodyStream, MediaError, MediaKey, MediaRead, MediaStore};
+use crate::metrics::Metrics;
 use crate::model::{is_media_id, now_ms, Media, MediaId, MediaKind, User, UserId};
 use crate::store::Store;
 
@@ -166,6 +167,7 @@ pub struct MediaService {
     images: Semaphore,
     signer: UrlSigner,
     moderation: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl MediaService {
@@ -175,6 +177,7 @@ impl MediaService {
         limits: MediaLimits,
         signer: UrlSigner,
         moderation: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
         MediaService {
             store,
@@ -183,6 +186,7 @@ impl MediaService {
             images: Semaphore::new(IMAGE_WORKERS),
             signer,
             moderation,
+            metrics,
         }
     }
 
@@ -335,9 +339,11 @@ impl MediaService {
                 }
                 buf.extend_from_slice(&chunk);
             }
+            let timer = self.metrics.media_image_seconds.start_timer();
             let p = tokio::task::spawn_blocking(move || process_image(buf))
                 .await
                 .map_err(AppError::internal)??;
+            timer.observe_duration();
             media.size = self
                 .objects
                 .put(&orig, once(p.original.into()), limit)
@@ -373,6 +379,11 @@ impl MediaService {
             let _ = self.objects.delete(&thumb).await;
             return Err(e.into());
         }
+        self.metrics
+            .media_uploads
+            .with_label_values(&[media.kind.as_str()])
+            .inc();
+        self.metrics.media_upload_bytes.inc_by(media.size);
         tracing::info!(
             media = %media.id,
             owner = media.owner,
@@ -527,12 +538,24 @@ impl MediaService {
                     last_orphan_sweep = Some(tokio::time::Instant::now());
                 }
                 match this.sweep(orphans).await {
-                    Ok(s) if s != Sweep::default() => tracing::info!(
-                        unattached = s.unattached,
-                        stale_uploads = s.stale_uploads,
-                        orphans = s.orphans,
-                        "media cleanup"
-                    ),
+                    Ok(s) if s != Sweep::default() => {
+                        for (what, n) in [
+                            ("unattached", s.unattached),
+                            ("stale_upload", s.stale_uploads),
+                            ("orphan", s.orphans),
+                        ] {
+                            this.metrics
+                                .media_removed
+                                .with_label_values(&[what])
+                                .inc_by(n as u64);
+                        }
+                        tracing::info!(
+                            unattached = s.unattached,
+                            stale_uploads = s.stale_uploads,
+                            orphans = s.orphans,
+                            "media cleanup"
+                        )
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "media cleanup failed"),
                 }

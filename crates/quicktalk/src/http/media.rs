@@ -383,3 +383,41 @@ fn set_headers(out: &mut HeaderMap, media: &Media, mime: &str, inline: bool, eta
     );
     out.insert(header::ETAG, HeaderValue::from_str(etag).expect("ascii"));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        requested_range(&h, size)
+    }
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(range("bytes=0-9", 100), Ok(Some(0..10)));
+        assert_eq!(range("bytes=90-", 100), Ok(Some(90..100)));
+        assert_eq!(range("bytes=-5", 100), Ok(Some(95..100)));
+        assert_eq!(range("bytes=50-500", 100), Ok(Some(50..100)));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        // Several ranges: the whole file; a unit we do not know: ignored.
+        assert_eq!(range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(range("items=0-1", 100), Ok(None));
+        assert_eq!(requested_range(&HeaderMap::new(), 100), Ok(None));
+    }
+
+    #[test]
+    fn dispositions_encode_any_name() {
+        let d = disposition(true, "사진 \"1\".jpg");
+        let d = d.to_str().unwrap();
+        assert!(d.starts_with("inline; filename=\"__ _1_.jpg\""), "{d}");
+        assert!(
+            d.contains("filename*=UTF-8''%EC%82%AC%EC%A7%84%20%221%22.jpg"),
+            "{d}"
+        );
+        let d = disposition(false, "a\r\nb.txt");
+        assert!(d.to_str().unwrap().starts_with("attachment;"));
+        assert!(!d.to_str().unwrap().contains('\n'));
+    }
+}

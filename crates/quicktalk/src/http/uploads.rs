@@ -210,3 +210,52 @@ pub async fn delete(
     state.media.cancel_upload(&user, &id).await?;
     Ok((StatusCode::NO_CONTENT, tus_headers()).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(UPLOAD_METADATA, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn the_file_name_comes_from_upload_metadata() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode("사진 1.jpg");
+        assert_eq!(
+            file_name(&meta(&format!("filetype aW1hZ2U=,filename {b64}"))).unwrap(),
+            "사진 1.jpg"
+        );
+        assert_eq!(
+            file_name(&meta(&format!("name {b64}"))).unwrap(),
+            "사진 1.jpg"
+        );
+        assert_eq!(file_name(&meta("is_private")).unwrap(), "");
+        assert_eq!(file_name(&HeaderMap::new()).unwrap(), "");
+        assert!(file_name(&meta("filename !!!")).is_err());
+        let not_utf8 = base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe]);
+        assert!(file_name(&meta(&format!("filename {not_utf8}"))).is_err());
+        let long = format!("filename {}", "A".repeat(MAX_METADATA + 1));
+        assert!(file_name(&meta(&long)).is_err());
+    }
+
+    #[test]
+    fn numbers_and_versions_are_checked() {
+        let mut h = HeaderMap::new();
+        assert!(number(&h, &UPLOAD_OFFSET).is_err());
+        h.insert(UPLOAD_OFFSET, HeaderValue::from_static("-1"));
+        assert!(number(&h, &UPLOAD_OFFSET).is_err());
+        h.insert(UPLOAD_OFFSET, HeaderValue::from_static("42"));
+        assert_eq!(number(&h, &UPLOAD_OFFSET).unwrap(), 42);
+        assert!(check_version(&h).is_some());
+        h.insert(TUS_RESUMABLE, HeaderValue::from_static("0.2.2"));
+        assert_eq!(
+            check_version(&h).unwrap().status(),
+            StatusCode::PRECONDITION_FAILED
+        );
+        h.insert(TUS_RESUMABLE, HeaderValue::from_static("1.0.0"));
+        assert!(check_version(&h).is_none());
+    }
+}

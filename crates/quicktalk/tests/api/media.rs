@@ -206,6 +206,12 @@ async fn an_uploaded_photo_loses_its_gps_and_gets_a_thumbnail() {
     let t = image::load_from_memory(&thumb).unwrap();
     // Fits 320×320, orientation applied (portrait).
     assert_eq!((t.width(), t.height()), (240, 320));
+    assert_eq!(
+        app.metric("quicktalk_media_uploads_total{kind=\"image\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(app.metric("quicktalk_media_image_seconds_count").await, 1.0);
 }
 
 #[tokio::test]
