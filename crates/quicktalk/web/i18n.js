@@ -125,6 +125,7 @@ const STRINGS = {
     err_invalid_moderation: "unknown moderation setting",
     err_already_resolved: "someone already resolved it",
     err_invalid_until: "the ban must end in the future",
+    err_invalid_attachments: "one of its files cannot be sent (at most 10, each uploaded by you)",
     // moderation (issue 11)
     cat_profanity: "profanity",
     cat_sexual: "sexual content",
@@ -424,6 +425,7 @@ const STRINGS = {
     close_image: "이미지 닫기",
     download: "다운로드",
     download_name: "{name} 다운로드",
+    err_invalid_attachments: "보낼 수 없는 파일이 있습니다 (최대 10개, 직접 올린 파일만)",
   },
 };
 

@@ -53,6 +53,10 @@ function send(upload, method, url, headers, body, onProgress) {
 
 /** The JSON error of a reply (with the size limit, when the server says it). */
 function replyError(res) {
+  if (res.status === 400 && /"upload_interrupted"/.test(res.text)) {
+    // The server saw the body end early: the connection, not the file.
+    return new Dropped("the upload did not arrive whole");
+  }
   let err = null;
   try {
     err = JSON.parse(res.text).error;
