@@ -415,10 +415,15 @@ for (const [i, L] of LANGS.entries()) {
     assert.ok(await noHorizontalOverflow(b.page));
     await screenshot(b.page, `media-files-${L.locale}`);
 
-    // After a reload (history) they are all still there.
+    // After a reload (history) they are all still there, signed in one request.
+    const signs = [];
+    b.page.on("request", (req) => new URL(req.url()).pathname === "/api/v1/media/sign" && signs.push(JSON.parse(req.postData()).ids));
     await b.page.reload();
     await b.page.locator("li.msg.theirs video[data-testid=attachment-video]").waitFor();
     await b.page.locator("li.msg.theirs [data-testid=attachment-file]", { hasText: `archive-${i}.bin` }).waitFor();
+    await b.page.waitForFunction(() => document.querySelector("video[data-testid=attachment-video]")?.readyState >= 1, null, { timeout: 10000 });
+    assert.equal(signs.length, 1, `one sign call for the page: ${JSON.stringify(signs)}`);
+    assert.equal(signs[0].length, 3);
     const page = await env.server.api("GET", `/rooms/${roomId}/messages`, undefined, await tokenOf(b.page));
     const kinds = page.messages.flatMap((m) => (m.attachments || []).map((x) => x.kind));
     assert.deepEqual(kinds, ["file", "file", "video"]);

@@ -33,7 +33,9 @@ export function showReport(message, opener, toast) {
   });
   const error = h("p.form-error", { role: "alert", "data-testid": "report-message-error" });
   const send = h("button.primary", { type: "submit", "data-testid": "report-message-send" }, t("report_send"));
-  const quote = h("blockquote.report-quote", { "data-testid": "report-message-quote" }, message.text);
+  // A message of files only is quoted by their names.
+  const files = (message.attachments || []).map((f) => `📎 ${f.name}`).join("\n");
+  const quote = h("blockquote.report-quote", { "data-testid": "report-message-quote" }, [message.text, files].filter(Boolean).join("\n"));
   const form = h(
     "form.dialog",
     {
