@@ -318,6 +318,12 @@ impl Accounts {
 
     pub async fn authenticate(&self, token: &str) -> AppResult<User> {
         let id = self.tokens.verify(token)?;
+        self.active(id).await
+    }
+
+    /// User `id` (from the cache) unless banned: for a signed media URL,
+    /// which speaks for its user as a token would.
+    pub async fn active(&self, id: UserId) -> AppResult<User> {
         let user = match self.users.get(id) {
             Some(u) => u,
             None => self.load(id).await?,

@@ -219,10 +219,12 @@ async fn reader(
     if let (Some(exp), Some(uid), Some(sig)) = (q.exp, q.uid, q.sig) {
         let s = Signature { exp, uid, sig };
         // A bad or expired link looks like a missing file: nothing to learn.
-        return state
+        let uid = state
             .media
             .check_signature(id, variant, &s)
-            .ok_or_else(|| AppError::NotFound("media").into());
+            .ok_or(AppError::NotFound("media"))?;
+        // A banned user's links stop working with their token.
+        return Ok(state.accounts.active(uid).await?.id);
     }
     let token = headers
         .get(header::AUTHORIZATION)

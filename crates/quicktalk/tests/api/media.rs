@@ -487,7 +487,9 @@ async fn multipart_uploads_work() {
             .as_bytes(),
     );
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"노트.txt\"\r\nContent-Type: text/plain\r\n\r\n").as_bytes());
-    body.extend_from_slice("안녕하세요".as_bytes());
+    // Larger than --max-body-bytes (64 KiB): upload bodies are not buffered.
+    let content = "안녕하세요".repeat(20_000);
+    body.extend_from_slice(content.as_bytes());
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let res = app
         .http
@@ -504,9 +506,9 @@ async fn multipart_uploads_work() {
     assert_eq!(res.status(), StatusCode::CREATED);
     let m: Value = res.json().await.unwrap();
     assert_eq!(m["name"], "노트.txt");
-    assert_eq!(m["size"], "안녕하세요".len());
+    assert_eq!(m["size"], content.len());
     let (_, h, bytes) = fetch(&app, m["url"].as_str().unwrap(), Some(&a.token), &[]).await;
-    assert_eq!(bytes, "안녕하세요".as_bytes());
+    assert_eq!(bytes, content.as_bytes());
     assert!(
         header(&h, "content-disposition").contains("filename*=UTF-8''%EB%85%B8%ED%8A%B8.txt"),
         "{h:?}"
@@ -973,5 +975,48 @@ async fn uploads_and_downloads_work_on_s3() {
             .await
             .0,
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_banned_users_signed_links_stop_working() {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = slot.clone();
+    let app = spawn_app_wrapping_store(
+        tempfile::tempdir().unwrap(),
+        |_| {},
+        move |s| {
+            *keep.lock().unwrap() = Some(s.clone());
+            s
+        },
+    )
+    .await;
+    let store: std::sync::Arc<dyn quicktalk::store::Store> = slot.lock().unwrap().take().unwrap();
+    let name = format!("mod{}", rand_id());
+    let moderator = app.signup(&name).await;
+    store
+        .set_role(&name, quicktalk::model::Role::Moderator)
+        .await
+        .unwrap()
+        .unwrap();
+    let a = app.signup(&format!("rex{}", rand_id())).await;
+    let (_, m) = upload(&app, &a, "x.txt", b"x".to_vec()).await;
+    let id = m["id"].as_str().unwrap();
+    let (_, v) = app
+        .post("/api/v1/media/sign", &a.token, json!({"ids": [id]}))
+        .await;
+    let signed = v["media"][id]["url"].as_str().unwrap().to_owned();
+    assert_eq!(fetch(&app, &signed, None, &[]).await.0, StatusCode::OK);
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/admin/users/{}/ban", a.id),
+            &moderator.token,
+            json!({"reason": "spam"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        fetch(&app, &signed, None, &[]).await.0,
+        StatusCode::FORBIDDEN
     );
 }

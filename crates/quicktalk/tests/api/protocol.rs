@@ -253,9 +253,16 @@ async fn application_errors_keep_the_socket_open() {
             json!({"text": "가".repeat(4001)}),
             "too_large",
         ),
+        // `text` may be absent since files came (contract §6: `{"text"?,
+        // "attachments"}`): without either the message is empty.
         (
             format!("/app/rooms.{room}"),
             json!({"txt": "x"}),
+            "empty_text",
+        ),
+        (
+            format!("/app/rooms.{room}"),
+            json!({"text": "x", "attachments": "abc"}),
             "invalid_json",
         ),
         (
