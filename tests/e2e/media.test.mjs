@@ -5,8 +5,11 @@
 // a request with neither token nor signature is refused. A 12 MiB file goes up
 // through the resumable protocol with a moving progress bar and reaches the
 // other member; a cancelled upload leaves nothing on the server and sends
-// nothing; a text file shows as a chip with its name and size; a WebM (recorded
-// in the page from a canvas) plays in a native player.
+// nothing, and one whose connection drops resumes from the server's offset; a
+// text file shows as a chip with its name and size; a WebM (recorded in the page
+// from a canvas) and a WAV (written here) play in native players; attachments
+// missed while the socket was down come with the replay; paste and drop fill
+// the tray; refusals (damaged image, rate limit, file name, size) are explained.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -159,6 +162,27 @@ async function canvasWebm(page) {
     return [...new Uint8Array(await blob.arrayBuffer())];
   });
   return Buffer.from(bytes);
+}
+
+/** Half a second of a 440 Hz tone as a 16-bit mono WAV. */
+function toneWav() {
+  const rate = 8000;
+  const n = rate / 2;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write("RIFF", 0, "latin1");
+  buf.writeUInt32LE(36 + n * 2, 4);
+  buf.write("WAVEfmt ", 8, "latin1");
+  buf.writeUInt32LE(16, 16); // fmt chunk size
+  buf.writeUInt16LE(1, 20); // PCM
+  buf.writeUInt16LE(1, 22); // mono
+  buf.writeUInt32LE(rate, 24);
+  buf.writeUInt32LE(rate * 2, 28);
+  buf.writeUInt16LE(2, 32);
+  buf.writeUInt16LE(16, 34);
+  buf.write("data", 36, "latin1");
+  buf.writeUInt32LE(n * 2, 40);
+  for (let k = 0; k < n; k++) buf.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * k) / rate)), 44 + k * 2);
+  return buf;
 }
 
 /** Bytes that nothing sniffs as a known type. */
@@ -347,7 +371,7 @@ for (const [i, L] of LANGS.entries()) {
     await closeAll(a, b);
   });
 
-  test(`${L.locale}: a 12 MiB upload shows its progress and reaches the other member; a text file is a chip; a video plays`, async () => {
+  test(`${L.locale}: a 12 MiB upload shows its progress and reaches the other member; a text file is a chip; a video and a sound play`, async () => {
     const a = await openPage(env.browser, env.server, { locale: L.locale });
     const b = await openPage(env.browser, env.server, { locale: L.locale });
     await asGuest(a.page, `Sender ${i}`);
@@ -392,15 +416,16 @@ for (const [i, L] of LANGS.entries()) {
     for (let k = 0; k < big.length; k += 4093) sum = (sum * 31 + big[k]) >>> 0;
     assert.deepEqual(got, { status: 200, length: big.length, sum });
 
-    // A text file and a video, in one message, with no text.
+    // A text file, a video and a sound, in one message, with no text.
     const text = Buffer.from("x".repeat(1536));
     const video = await canvasWebm(a.page);
     assert.ok(video.length > 100, "the recorder produced a video");
     await attach(a.page, [
       { name: `notes-${i}.txt`, mimeType: "text/plain", buffer: text },
       { name: `clip-${i}.webm`, mimeType: "video/webm", buffer: video },
+      { name: `tone-${i}.wav`, mimeType: "audio/wav", buffer: toneWav() },
     ]);
-    await a.page.locator("[data-testid=upload][data-state=done]").nth(1).waitFor();
+    await a.page.locator("[data-testid=upload][data-state=done]").nth(2).waitFor();
     await a.page.getByTestId("send").click();
     const file = b.page.locator("li.msg.theirs [data-testid=attachment-file]", { hasText: `notes-${i}.txt` });
     await file.waitFor();
@@ -411,6 +436,10 @@ for (const [i, L] of LANGS.entries()) {
     assert.equal(await player.getAttribute("preload"), "metadata");
     assert.equal(await player.getAttribute("controls"), "");
     await b.page.waitForFunction(() => document.querySelector("video[data-testid=attachment-video]")?.readyState >= 1, null, { timeout: 10000 });
+    const sound = b.page.locator("li.msg.theirs audio[data-testid=attachment-audio]");
+    await sound.waitFor({ state: "attached" });
+    assert.equal(await sound.getAttribute("preload"), "metadata");
+    await b.page.waitForFunction(() => document.querySelector("audio[data-testid=attachment-audio]")?.duration > 0.4, null, { timeout: 10000 });
     assert.deepEqual(await unlabelledControls(b.page), []);
     assert.ok(await noHorizontalOverflow(b.page));
     await screenshot(b.page, `media-files-${L.locale}`);
@@ -423,10 +452,10 @@ for (const [i, L] of LANGS.entries()) {
     await b.page.locator("li.msg.theirs [data-testid=attachment-file]", { hasText: `archive-${i}.bin` }).waitFor();
     await b.page.waitForFunction(() => document.querySelector("video[data-testid=attachment-video]")?.readyState >= 1, null, { timeout: 10000 });
     assert.equal(signs.length, 1, `one sign call for the page: ${JSON.stringify(signs)}`);
-    assert.equal(signs[0].length, 3);
+    assert.equal(signs[0].length, 4);
     const page = await env.server.api("GET", `/rooms/${roomId}/messages`, undefined, await tokenOf(b.page));
     const kinds = page.messages.flatMap((m) => (m.attachments || []).map((x) => x.kind));
-    assert.deepEqual(kinds, ["file", "file", "video"]);
+    assert.deepEqual(kinds, ["file", "file", "video", "audio"]);
     await closeAll(a, b);
   });
 
