@@ -13,7 +13,8 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { useServerAndBrowser, openPage, asGuest, say, screenshot, stompFrames, unlabelledControls, noHorizontalOverflow, PHONE } from "./harness.mjs";
+import { execFileSync } from "node:child_process";
+import { BIN, useServerAndBrowser, openPage, asGuest, say, screenshot, stompFrames, unlabelledControls, noHorizontalOverflow, PHONE } from "./harness.mjs";
 
 const MiB = 1024 * 1024;
 // Room for the 12 MiB uploads on top of the default limit, stated so the test does not depend on it.
@@ -618,6 +619,40 @@ for (const [i, L] of LANGS.entries()) {
     assert.equal(await sent.getByTestId("attachment-file").count(), 0, "the removed file was not sent");
     assert.equal(await a.page.getByTestId("tray").isHidden(), true);
     await closeAll(a);
+  });
+
+  test(`${L.locale}: a files-only message reported: the dialog quotes the names, the moderator sees them`, async () => {
+    const modName = `media_mod_${i}`;
+    await env.server.api("POST", "/auth/signup", { username: modName, password: "long enough pass" });
+    execFileSync(BIN, ["admin", "grant", modName, "moderator", "--data-dir", env.server.dataDir], { encoding: "utf8" });
+    const a = await openPage(env.browser, env.server, { locale: L.locale });
+    const b = await openPage(env.browser, env.server, { locale: L.locale });
+    await asGuest(a.page, `Poster ${i}`);
+    await asGuest(b.page, `Reporter ${i}`);
+    await sharedRoom(a, b, `Reported ${i}`);
+    await attach(a.page, { name: `leaflet-${i}.txt`, mimeType: "text/plain", buffer: Buffer.alloc(2048, 66) });
+    await a.page.locator("[data-testid=upload][data-state=done]").waitFor();
+    await a.page.getByTestId("send").click();
+    const msg = b.page.locator("li.msg.theirs", { has: b.page.getByTestId("attachment-file") });
+    await msg.waitFor();
+    await msg.hover();
+    await msg.getByTestId("report-message").click();
+    const dialog = b.page.getByTestId("report-message-dialog");
+    assert.equal(await dialog.getByTestId("report-message-quote").textContent(), `📎 leaflet-${i}.txt`);
+    await dialog.getByTestId("report-message-reason").fill(`spam file ${i}`);
+    await dialog.getByTestId("report-message-send").click();
+    await dialog.waitFor({ state: "detached" });
+
+    const m = await openPage(env.browser, env.server, { locale: L.locale });
+    await m.page.getByTestId("tab-login").click();
+    await m.page.getByTestId("username").fill(modName);
+    await m.page.getByTestId("password").fill("long enough pass");
+    await m.page.getByTestId("login-submit").click();
+    await m.page.getByTestId("nav-moderation").click();
+    const item = m.page.locator("[data-testid=queue-item]", { hasText: `spam file ${i}` });
+    await item.waitFor();
+    assert.equal((await item.getByTestId("queue-files").textContent()).trim(), `📎 leaflet-${i}.txt (2 KB)`);
+    await closeAll(a, b, m);
   });
 
   test(`${L.locale}: refused uploads are explained in the user's language; a rate-limited one can be retried`, async () => {

@@ -9,6 +9,7 @@ import { Api, moderates } from "./api.js";
 import { h, clear } from "./dom.js";
 import { t, errorText, locale } from "./i18n.js";
 import { guestTag } from "./profile.js";
+import { formatSize } from "./attachments.js";
 
 const PAGE = 20;
 /** Ban lengths offered, in hours (null: until lifted). */
@@ -160,6 +161,9 @@ class ModerationView {
           { dataset: { seq: m.seq, kind: m.kind }, "data-testid": target ? "queue-target" : "queue-context-message" },
           h("strong", (m.sender?.name ?? "?") + ": "),
           text,
+          m.kind === "text" && m.attachments?.length
+            ? h("span.queue-files", { "data-testid": "queue-files" }, m.attachments.map((f) => ` 📎 ${f.name} (${formatSize(f.size)})`).join(""))
+            : null,
           m.masked ? h("span.masked-note", t("masked")) : null,
         );
       }),
