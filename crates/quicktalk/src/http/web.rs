@@ -55,8 +55,8 @@ static ASSETS: &[Asset] = &[
 /// Same-origin only. `connect-src 'self'` covers ws:// and wss:// to this host;
 /// `blob:` images are the previews of files still being uploaded, `media-src`
 /// lets the players load (signed) files from this origin.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-                   media-src 'self' blob:; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                   img-src 'self' data: blob:; media-src 'self' blob:; \
                    connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
