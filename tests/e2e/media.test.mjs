@@ -655,6 +655,28 @@ for (const [i, L] of LANGS.entries()) {
     await closeAll(a, b, m);
   });
 
+  test(`${L.locale}: a blocked message with a file: Edit puts the text and the file back`, async () => {
+    const a = await openPage(env.browser, env.server, { locale: L.locale });
+    await asGuest(a.page, `Hothead ${i}`);
+    await a.page.getByTestId("new-room").click();
+    await a.page.getByTestId("room-name").fill(`Blocked ${i}`);
+    await a.page.getByTestId("create-submit").click();
+    await a.page.getByTestId("composer").waitFor();
+    await attach(a.page, { name: `proof-${i}.txt`, mimeType: "text/plain", buffer: Buffer.from("evidence") });
+    await a.page.locator("[data-testid=upload][data-state=done]").waitFor();
+    await a.page.getByTestId("composer").fill("kill yourself");
+    await a.page.getByTestId("send").click();
+    const failed = a.page.locator("li.pending.failed[data-code=moderated]");
+    await failed.getByTestId("edit-blocked").click();
+    assert.equal(await a.page.getByTestId("composer").inputValue(), "kill yourself");
+    await a.page.locator("[data-testid=upload][data-state=done]", { hasText: `proof-${i}.txt` }).waitFor();
+    // Rewritten, it goes out with the same file.
+    await a.page.getByTestId("composer").fill("here is the proof");
+    await a.page.getByTestId("send").click();
+    await a.page.locator("li.msg.mine[data-seq]", { hasText: "here is the proof" }).getByTestId("attachment-file").filter({ hasText: `proof-${i}.txt` }).waitFor();
+    await closeAll(a);
+  });
+
   test(`${L.locale}: refused uploads are explained in the user's language; a rate-limited one can be retried`, async () => {
     const a = await openPage(env.browser, env.server, { locale: L.locale });
     await asGuest(a.page, `Careless ${i}`);
