@@ -30,6 +30,7 @@ const LANGS = [
     rateLimited: "You are uploading too fast; wait a moment and retry.",
     tooLarge: "This file is too large: the limit is 40 MB.",
     badName: "This file name is not allowed here; rename the file and try again.",
+    dropHint: "Drop files to attach them",
   },
   {
     locale: "ko-KR",
@@ -40,6 +41,7 @@ const LANGS = [
     rateLimited: "너무 빠르게 올리고 있습니다. 잠시 후 다시 시도하세요.",
     tooLarge: "파일이 너무 큽니다. 최대 40 MB까지 올릴 수 있습니다.",
     badName: "이곳에서 허용되지 않는 파일 이름입니다. 이름을 바꿔 다시 시도하세요.",
+    dropHint: "여기에 놓으면 첨부됩니다",
   },
 ];
 
@@ -602,10 +604,19 @@ for (const [i, L] of LANGS.entries()) {
       const dropped = new DataTransfer();
       dropped.items.add(new File(["dropped text"], "dropped.txt", { type: "text/plain" }));
       const target = document.querySelector("[data-testid=scroller]");
-      for (const type of ["dragenter", "dragover", "drop"]) {
+      for (const type of ["dragenter", "dragover"]) {
         target.dispatchEvent(new DragEvent(type, { dataTransfer: dropped, bubbles: true, cancelable: true }));
       }
+      window.__dropped = dropped;
     }, jpeg);
+    // While files are dragged over the conversation, it says where they go.
+    await a.page.locator(".drop-hint", { hasText: L.dropHint }).waitFor();
+    await screenshot(a.page, `media-drop-${L.locale}`);
+    await a.page.evaluate(() => {
+      const target = document.querySelector("[data-testid=scroller]");
+      target.dispatchEvent(new DragEvent("drop", { dataTransfer: window.__dropped, bubbles: true, cancelable: true }));
+    });
+    await a.page.locator(".drop-hint").waitFor({ state: "hidden" });
     await a.page.locator("[data-testid=upload][data-state=done]").nth(1).waitFor();
     assert.deepEqual(await a.page.$$eval("[data-testid=upload]", (els) => els.map((e) => e.dataset.name)), ["pasted.jpg", "dropped.txt"]);
     assert.equal(await a.page.locator("[data-testid=upload] img.tray-preview").count(), 1, "a preview of the pasted image");

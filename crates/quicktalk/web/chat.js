@@ -67,7 +67,8 @@ export class ChatView {
     this.composer = this.buildComposer();
     this.membersPanel = h("aside.members", { hidden: true, "aria-label": t("members"), "data-testid": "members" });
     const header = this.opts.header || this.buildHeader();
-    const main = h("div.chat-main", this.scroller, this.newBtn, this.typingLine, this.tray ? this.tray.el : null, this.composer);
+    const dropHint = this.tray ? h("div.drop-hint", { "aria-hidden": "true" }, t("drop_files")) : null;
+    const main = h("div.chat-main", this.scroller, this.newBtn, this.typingLine, this.tray ? this.tray.el : null, this.composer, dropHint);
     if (this.tray) this.dropTarget(main);
     return h("section.chat", { "data-room": r.id, "data-testid": "chat" }, header, h("div.chat-body", main, this.membersPanel));
   }

@@ -200,6 +200,7 @@ const STRINGS = {
     mod_automatic: "the system",
     // files (issue 12)
     attach: "Attach files",
+    drop_files: "Drop files to attach them",
     attachments: "Files to send",
     attach_max: "At most {n} files per message.",
     uploading_name: "Uploading {name}",
@@ -407,6 +408,7 @@ const STRINGS = {
     mod_automatic: "시스템",
     // files (issue 12)
     attach: "파일 첨부",
+    drop_files: "여기에 놓으면 첨부됩니다",
     attachments: "보낼 파일",
     attach_max: "메시지 하나에 파일은 {n}개까지 보낼 수 있습니다.",
     uploading_name: "{name} 올리는 중",
