@@ -695,7 +695,16 @@ async fn media(
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
-    let md = media_report::markdown(&date, &command, total, &machine, &body, &notes);
+    let loadavg_after = proc::Machine::describe().loadavg;
+    let md = media_report::markdown(
+        &date,
+        &command,
+        total,
+        &machine,
+        &body,
+        &notes,
+        &loadavg_after,
+    );
     let path = dir.join(format!("{date}-media.md"));
     std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
     println!("{}", md.trim_end());

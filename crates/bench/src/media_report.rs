@@ -153,6 +153,12 @@ pub fn summary(r: &MediaResult) -> String {
         mib(t.rss_before_kb),
         mib(t.rss_peak_kb)
     );
+    let each: Vec<String> = t.image_each_ms.iter().map(|v| format!("{v:.0}")).collect();
+    let _ = writeln!(
+        s,
+        "\nEach photo upload, in order (ms): {}.",
+        each.join(", ")
+    );
 
     let d = &r.delivery;
     let f = &p.fanout;
@@ -203,6 +209,7 @@ pub fn markdown(
     machine: &Machine,
     body: &str,
     notes: &[String],
+    loadavg_after: &str,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Media uploads (issue 12): {date}\n");
@@ -219,7 +226,7 @@ pub fn markdown(
     let _ = writeln!(s, "- kernel: {}", machine.kernel);
     let _ = writeln!(
         s,
-        "- load average (1/5/15 min) before the run: {} (the machine is shared: other work skews these figures)\n",
+        "- load average (1/5/15 min) before the run: {}, after: {loadavg_after} (the machine is shared: other work skews these figures)\n",
         machine.loadavg
     );
     s.push_str(body.trim_end());

@@ -105,6 +105,9 @@ pub struct ThumbResult {
     /// Photo uploads that came back with a thumbnail.
     pub thumbnails: usize,
     pub image: Percentiles,
+    /// Every photo upload's time, in order (ms): shows a cold first one or
+    /// an outlier that p99 of a few samples hides.
+    pub image_each_ms: Vec<f64>,
     pub image_mean_ms: f64,
     pub plain: Percentiles,
     pub plain_mean_ms: f64,
@@ -259,6 +262,7 @@ async fn thumbnails(
                 }
                 r.thumbnails += usize::from(u.thumbnail);
                 record_ns(&mut hist, u.elapsed.as_nanos() as u64);
+                r.image_each_ms.push(u.elapsed.as_secs_f64() * 1e3);
                 total += u.elapsed;
             }
             Err(e) => {
