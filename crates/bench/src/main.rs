@@ -7,20 +7,27 @@
 //! quicktalk-bench fanout  --target ... [--rooms R --members M --publishers P --rates 500,1000]
 //! quicktalk-bench connect --target ... [--concurrency C]
 //! quicktalk-bench persist --target ... [--connections N --window W]
+//! quicktalk-bench media   [--quick] [--stream-mib 100 --uploaders 2 ...]   # QuickTalk only
 //! ```
 //!
 //! Modules: `target` (servers, auth, destinations), `scenario::{idle, fanout,
-//! connect, persist}`, `report` (markdown, SVG, ratio line), `proc` (`/proc`
-//! readers), `stats` (HDR histograms), `payload` (stamped bodies), `clock`
+//! connect, persist, media}`, `report` (markdown, SVG, ratio line),
+//! `media_report` (the media results file), `proc` (`/proc` readers), `sampler`
+//! (peak RSS on a thread), `stats` (HDR histograms), `payload` (stamped
+//! bodies), `upload` (the upload client), `photo` (the synthetic JPEG), `clock`
 //! (the shared monotonic epoch).
 
 mod clock;
+mod media_report;
 mod payload;
+mod photo;
 mod proc;
 mod report;
+mod sampler;
 mod scenario;
 mod stats;
 mod target;
+mod upload;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,6 +40,7 @@ use report::{Outcome, TargetRun};
 use scenario::connect::ConnectParams;
 use scenario::fanout::FanoutParams;
 use scenario::idle::IdleParams;
+use scenario::media::MediaParams;
 use scenario::persist::PersistParams;
 use target::{Kind, Server, TargetOpts};
 
@@ -52,7 +60,7 @@ struct ServerArgs {
     /// Smaller, faster parameters (the whole `compare` in under 3 minutes).
     #[arg(long)]
     quick: bool,
-    /// QuickTalk binary (default: <repo>/target/release/quicktalk, built if missing).
+    /// QuickTalk binary (default: $CARGO_TARGET_DIR or <repo>/target, then release/quicktalk; built if missing).
     #[arg(long)]
     quicktalk_bin: Option<PathBuf>,
     /// Extra flag for `quicktalk serve` (repeatable), e.g. --quicktalk-arg=--outbound-queue=4096.
@@ -165,6 +173,32 @@ enum Cmd {
         #[arg(long)]
         measure_ms: Option<u64>,
     },
+    /// Uploads on one QuickTalk server: a streamed 100 MiB file (throughput, RSS
+    /// growth), 12 MP JPEG thumbnail time, fan-out latency with and without
+    /// concurrent photo uploads; writes bench/results/<date>-media.md.
+    Media {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Where results go (default: <repo>/bench/results).
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+        /// Size of the streamed upload, MiB.
+        #[arg(long)]
+        stream_mib: Option<u64>,
+        #[arg(long)]
+        stream_runs: Option<usize>,
+        /// Sequential photo uploads for the thumbnail time.
+        #[arg(long)]
+        thumb_runs: Option<usize>,
+        /// Concurrent photo uploaders during the second fan-out run.
+        #[arg(long)]
+        uploaders: Option<usize>,
+        /// Fan-out publish rate (msgs/s, total).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long)]
+        measure_ms: Option<u64>,
+    },
     /// Internal: hold idle connections for `idle` (spec on stdin).
     #[command(hide = true)]
     WorkerIdle,
@@ -178,6 +212,32 @@ struct Preset {
     persist: PersistParams,
     /// Upper bound on one scenario on one target.
     scenario_limit: Duration,
+}
+
+/// The `media` scenario's parameters for one mode.
+fn media_params(quick: bool) -> MediaParams {
+    let s = Duration::from_secs;
+    MediaParams {
+        stream_bytes: if quick { 32 } else { 100 } << 20,
+        stream_runs: 3,
+        photo_width: 4000,
+        photo_height: 3000,
+        thumb_runs: if quick { 5 } else { 20 },
+        uploaders: 2,
+        sample_period: Duration::from_millis(5),
+        settle: Duration::from_millis(1000),
+        fanout: FanoutParams {
+            rooms: 4,
+            members: 25,
+            publishers: 4,
+            body_bytes: 100,
+            rates: vec![500.0],
+            warmup: s(2),
+            measure: if quick { s(4) } else { s(10) },
+            drain: s(3),
+            users: 16,
+        },
+    }
 }
 
 impl Preset {
@@ -280,6 +340,29 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             server,
             results_dir,
         } => compare(&server, results_dir).await,
+        Cmd::Media {
+            server,
+            results_dir,
+            stream_mib,
+            stream_runs,
+            thumb_runs,
+            uploaders,
+            rate,
+            measure_ms,
+        } => {
+            let mut p = media_params(server.quick);
+            if let Some(m) = stream_mib {
+                p.stream_bytes = m.max(1) << 20;
+            }
+            p.stream_runs = stream_runs.unwrap_or(p.stream_runs).max(1);
+            p.thumb_runs = thumb_runs.unwrap_or(p.thumb_runs).max(1);
+            p.uploaders = uploaders.unwrap_or(p.uploaders).max(1);
+            if let Some(r) = rate {
+                p.fanout.rates = vec![r];
+            }
+            p.fanout.measure = measure_ms.map_or(p.fanout.measure, Duration::from_millis);
+            media(&server, results_dir, p).await
+        }
         Cmd::Idle {
             target,
             server,
@@ -569,6 +652,64 @@ async fn compare(server: &ServerArgs, results_dir: Option<PathBuf>) -> anyhow::R
     println!("wrote {} and {}", md_path.display(), svg_path.display());
     println!("{}", report::ratio_line(&ratios));
     Ok(())
+}
+
+/// The `media` command: one QuickTalk server, the three measurements, the
+/// summary on stdout and in bench/results/<date>-media.md.
+async fn media(
+    server: &ServerArgs,
+    results_dir: Option<PathBuf>,
+    p: MediaParams,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let machine = proc::Machine::describe();
+    let mut opts = server.opts();
+    // The scenario's flags first: a flag given with --quicktalk-arg still wins.
+    let mut args = p.server_args();
+    args.append(&mut opts.quicktalk_args);
+    opts.quicktalk_args = args;
+    let mut notes = vec![format!("server flags: {}", opts.quicktalk_args.join(" "))];
+    let params = p.clone();
+    let result = one(
+        Kind::Quicktalk,
+        &opts,
+        Duration::from_secs(900),
+        &mut notes,
+        |s| async move { scenario::media::run(&s, &params).await },
+    )
+    .await;
+    let total = t0.elapsed().as_secs_f64();
+    let body = match &result {
+        Ok(r) => media_report::summary(r),
+        Err(e) => format!(
+            "## Failed
+
+{e}
+"
+        ),
+    };
+    let date = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let dir = results_dir.unwrap_or_else(|| target::repo_root().join("bench/results"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let command = std::iter::once("quicktalk-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let loadavg_after = proc::Machine::describe().loadavg;
+    let md = media_report::markdown(
+        &date,
+        &command,
+        total,
+        &machine,
+        &body,
+        &notes,
+        &loadavg_after,
+    );
+    let path = dir.join(format!("{date}-media.md"));
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    println!("{}", md.trim_end());
+    println!("\nwrote {}", path.display());
+    result.map(|_| ()).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn log_failure<T>(kind: Kind, name: &str, o: &Outcome<T>) {

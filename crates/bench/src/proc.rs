@@ -20,6 +20,16 @@ pub fn parse_vmrss_kb(status: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// `VmHWM` (peak resident set since the process started) of a
+/// `/proc/PID/status` text, in kB.
+pub fn parse_vmhwm_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
 /// The `TCP:` line of `/proc/net/sockstat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpSockstat {
@@ -70,6 +80,13 @@ pub fn rss_kb(pid: u32) -> anyhow::Result<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_vmrss_kb(&text).ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// Peak resident set size of `pid` so far (`VmHWM`), in kB.
+pub fn hwm_kb(pid: u32) -> anyhow::Result<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    parse_vmhwm_kb(&text).ok_or_else(|| anyhow!("no VmHWM in /proc/{pid}/status"))
 }
 
 /// The current `TCP:` line of `/proc/net/sockstat`.
@@ -206,6 +223,8 @@ mod tests {
     fn vmrss_is_read_in_kb() {
         assert_eq!(parse_vmrss_kb(STATUS), Some(8448));
         assert_eq!(parse_vmrss_kb("Name:\tx\n"), None);
+        assert_eq!(parse_vmhwm_kb(STATUS), Some(20000));
+        assert_eq!(parse_vmhwm_kb("Name:\tx\n"), None);
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Kind {
 /// How to find or start the targets.
 #[derive(Debug, Clone)]
 pub struct TargetOpts {
-    /// QuickTalk release binary; default `<repo>/target/release/quicktalk`.
+    /// QuickTalk release binary; default [`default_quicktalk_bin`].
     pub quicktalk_bin: Option<PathBuf>,
     /// Extra flags for `quicktalk serve`.
     pub quicktalk_args: Vec<String>,
@@ -72,6 +72,21 @@ pub struct TargetOpts {
 pub fn repo_root() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     p.canonicalize().unwrap_or(p)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the repository
+/// root, as cargo takes it there) or `<repo>/target`.
+pub fn cargo_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => repo_root().join(d),
+        _ => repo_root().join("target"),
+    }
+}
+
+/// The release `quicktalk` binary in [`cargo_target_dir`] (the `cargo build`
+/// that makes it when missing inherits the same `CARGO_TARGET_DIR`).
+pub fn default_quicktalk_bin() -> PathBuf {
+    cargo_target_dir().join("release/quicktalk")
 }
 
 /// CONNECT headers of one identity (serializable: idle workers get them on stdin).
@@ -255,7 +270,8 @@ impl Server {
         }
     }
 
-    async fn guest(&self, nickname: &str) -> anyhow::Result<String> {
+    /// A fresh guest's bearer token (QuickTalk only).
+    pub async fn guest(&self, nickname: &str) -> anyhow::Result<String> {
         let resp = self
             .http
             .post(format!("{}/api/v1/auth/guest", self.http_base))
@@ -287,6 +303,11 @@ impl Server {
             bail!("POST {path}: {status} {v}");
         }
         Ok(v)
+    }
+
+    /// The REST base URL (`http://host:port`; empty for RabbitMQ).
+    pub fn http_base(&self) -> &str {
+        &self.http_base
     }
 
     /// Empties (RabbitMQ: purges) the persist destination before a run.
@@ -400,7 +421,7 @@ async fn start_quicktalk(opts: &TargetOpts, extra: &[String]) -> anyhow::Result<
     let bin = match &opts.quicktalk_bin {
         Some(p) => p.clone(),
         None => {
-            let p = repo_root().join("target/release/quicktalk");
+            let p = default_quicktalk_bin();
             if !p.exists() {
                 eprintln!(
                     "# {} missing: cargo build --release -p quicktalk",

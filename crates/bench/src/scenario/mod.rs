@@ -1,10 +1,12 @@
-//! The four scenarios. Each takes a running [`crate::target::Server`] and its
+//! The scenarios. Each takes a running [`crate::target::Server`] and its
 //! parameters, is bounded in time and connection count, closes what it opened,
-//! and returns a plain result struct that [`crate::report`] renders.
+//! and returns a plain result struct that [`crate::report`] (`media`:
+//! [`crate::media_report`]) renders.
 
 pub mod connect;
 pub mod fanout;
 pub mod idle;
+pub mod media;
 pub mod persist;
 
 use std::future::Future;
