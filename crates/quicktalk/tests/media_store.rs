@@ -3,6 +3,8 @@
 //! (`QUICKTALK_TEST_S3_URL`, e.g. `moto_server` on 127.0.0.1; `.ci/run` starts
 //! one). Without that variable the S3 run is skipped loudly, and fails under CI.
 
+#[path = "common/s3_env.rs"]
+mod s3_env;
 #[path = "common/skip.rs"]
 mod skip;
 
@@ -275,7 +277,7 @@ async fn local_store_keeps_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_store_keeps_the_contract() {
-    let Ok(url) = std::env::var("QUICKTALK_TEST_S3_URL") else {
+    let Some(spec) = s3_env::s3_bucket("media").await else {
         skip::skip(
             "media_store::s3",
             "QUICKTALK_TEST_S3_URL is not set",
@@ -283,34 +285,7 @@ async fn s3_store_keeps_the_contract() {
         );
         return;
     };
-    let url = url.trim_end_matches('/').to_owned();
-    // A local S3 server takes any credentials; real ones win when set.
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
-        }
-    }
-    let bucket = format!(
-        "qt-media-{}-{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let created = reqwest::Client::new()
-        .put(format!("{url}/{bucket}"))
-        .send()
-        .await
-        .expect("reaching the S3 server");
-    assert!(
-        created.status().is_success(),
-        "creating the bucket: {}",
-        created.status()
-    );
-    let spec: MediaStoreSpec = format!("s3://{bucket}?endpoint={url}&region=us-east-1")
-        .parse()
-        .unwrap();
+    let spec: MediaStoreSpec = spec.parse().unwrap();
     let store = media::open(&spec).await.unwrap();
     contract(store.as_ref()).await;
 }

@@ -3,6 +3,8 @@
 
 #[path = "../common/cluster_env.rs"]
 mod cluster_env;
+#[path = "../common/s3_env.rs"]
+mod s3_env;
 #[path = "../common/skip.rs"]
 mod skip;
 

@@ -858,7 +858,7 @@ async fn cluster_mode_refuses_a_local_media_store() {
 /// cleanup of a file no message carries.
 #[tokio::test]
 async fn uploads_and_downloads_work_on_s3() {
-    let Ok(url) = std::env::var("QUICKTALK_TEST_S3_URL") else {
+    let Some(spec) = crate::s3_env::s3_bucket("api").await else {
         crate::skip::skip(
             "api::media::s3",
             "QUICKTALK_TEST_S3_URL is not set",
@@ -866,27 +866,6 @@ async fn uploads_and_downloads_work_on_s3() {
         );
         return;
     };
-    let url = url.trim_end_matches('/').to_owned();
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
-        }
-    }
-    let bucket = format!("qt-api-{}-{:x}", std::process::id(), rand::random::<u32>());
-    let created = reqwest::Client::new()
-        .put(format!("{url}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        created.status().is_success(),
-        "creating the bucket: {}",
-        created.status()
-    );
-    let spec = format!("s3://{bucket}?endpoint={url}&region=us-east-1");
     let app = spawn_app_with(|c| {
         c.media_store = Some(spec);
         c.media_grace_secs = 2;

@@ -59,38 +59,13 @@ pub async fn cluster_env(suite: &str, kind: &str, tag: &str) -> Option<ClusterEn
 
 /// See [`ClusterEnv::media_store`].
 async fn media_store(id: &str) -> (String, bool) {
-    let Ok(url) = std::env::var("QUICKTALK_TEST_S3_URL") else {
-        let dir = std::env::temp_dir().join(format!("qt-cluster-media-{id}"));
-        return (format!("file://{}", dir.display()), true);
-    };
-    let url = url.trim_end_matches('/').to_owned();
-    // A local S3 server takes any credentials; real ones win when set.
-    for (name, value) in [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ] {
-        if std::env::var_os(name).is_none() {
-            std::env::set_var(name, value);
+    match crate::s3_env::s3_bucket(id).await {
+        Some(spec) => (spec, false),
+        None => {
+            let dir = std::env::temp_dir().join(format!("qt-cluster-media-{id}"));
+            (format!("file://{}", dir.display()), true)
         }
     }
-    let bucket: String = format!("qt-{}", id.replace('_', "-").to_lowercase())
-        .chars()
-        .take(63)
-        .collect();
-    let created = reqwest::Client::new()
-        .put(format!("{url}/{bucket}"))
-        .send()
-        .await
-        .expect("reaching the S3 server");
-    assert!(
-        created.status().is_success(),
-        "creating bucket {bucket}: {}",
-        created.status()
-    );
-    (
-        format!("s3://{bucket}?endpoint={url}&region=us-east-1"),
-        false,
-    )
 }
 
 impl ClusterEnv {
