@@ -219,11 +219,7 @@ pub fn markdown(
          (the binary is named in the notes) the bench started on a fresh temp data dir (`--log warn`, rate limits off, upload size and quotas raised to fit), in the order shown. \
          Server and load generator share the machine (loopback only).\n"
     );
-    let _ = writeln!(s, "## Machine\n");
-    let _ = writeln!(s, "- nproc: {}", machine.nproc);
-    let _ = writeln!(s, "- CPU: {}", machine.cpu_model);
-    let _ = writeln!(s, "- memory: {:.1} GiB", machine.mem_total_gib);
-    let _ = writeln!(s, "- kernel: {}", machine.kernel);
+    crate::report::machine_section(&mut s, machine);
     let _ = writeln!(
         s,
         "- load average (1/5/15 min) before the run: {}, after: {loadavg_after} (the machine is shared: other work skews these figures)\n",

@@ -380,11 +380,7 @@ pub fn markdown(
          (loopback only); scenarios ran interleaved, QuickTalk then RabbitMQ with the same parameters. \
          QuickTalk is started fresh (temp data dir, `--log warn`) for every scenario; RabbitMQ is the local broker.\n"
     );
-    let _ = writeln!(s, "## Machine\n");
-    let _ = writeln!(s, "- nproc: {}", machine.nproc);
-    let _ = writeln!(s, "- CPU: {}", machine.cpu_model);
-    let _ = writeln!(s, "- memory: {:.1} GiB", machine.mem_total_gib);
-    let _ = writeln!(s, "- kernel: {}", machine.kernel);
+    machine_section(&mut s, machine);
     let _ = writeln!(
         s,
         "- load average (1/5/15 min) before the run: {}\n",
@@ -595,6 +591,16 @@ pub fn latency_svg(runs: &[&TargetRun], title: &str) -> anyhow::Result<String> {
         root.present()?;
     }
     Ok(buf)
+}
+
+/// The `## Machine` heading and the machine's facts (the caller adds the load
+/// average line, which differs by report).
+pub fn machine_section(s: &mut String, machine: &Machine) {
+    let _ = writeln!(s, "## Machine\n");
+    let _ = writeln!(s, "- nproc: {}", machine.nproc);
+    let _ = writeln!(s, "- CPU: {}", machine.cpu_model);
+    let _ = writeln!(s, "- memory: {:.1} GiB", machine.mem_total_gib);
+    let _ = writeln!(s, "- kernel: {}", machine.kernel);
 }
 
 #[cfg(test)]
