@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::proc::Machine;
+use crate::report::ms;
 use crate::scenario::fanout::FanoutStep;
 use crate::scenario::media::MediaResult;
 
@@ -12,16 +13,6 @@ pub const GROWTH_TARGET_MIB: f64 = 16.0;
 
 fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
 }
 
 fn fanout_row(s: &mut String, label: &str, st: &FanoutStep) {

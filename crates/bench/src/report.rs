@@ -140,7 +140,8 @@ pub fn ratio_line(r: &Ratios) -> String {
     )
 }
 
-fn ms(v: f64) -> String {
+/// Milliseconds with 3 significant figures or so (shared by the reports).
+pub(crate) fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {

@@ -32,6 +32,14 @@ fn too_large() -> Response {
     ))
 }
 
+/// The `Content-Length` a request declares, if it is a number.
+pub fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Whether a request's body is an upload, streamed by its handler (direct
 /// uploads and resumable-upload pieces) instead of read here.
 fn streamed(req: &Request) -> bool {
@@ -45,11 +53,7 @@ pub async fn read_body(State(state): State<Arc<AppState>>, req: Request, next: N
         return next.run(req).await;
     }
     let limit = state.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = content_length(req.headers());
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }

@@ -88,11 +88,7 @@ pub async fn upload(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     check_upload_rate(&state, user.id, ip)?;
     let limit = state.config.max_upload_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = super::body::content_length(req.headers());
     let multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
