@@ -159,6 +159,71 @@ pub struct User {
     /// Not shown in user JSON.
     #[serde(default, skip_serializing)]
     pub banned_until: Option<i64>,
+    /// A short line under the name (contract §7); `None` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// The avatar's id (its objects are `avatar/<id>_256` and `avatar/<id>_64`);
+    /// shown as `"avatar_url"` ([`avatar_url`]).
+    #[serde(
+        default,
+        rename = "avatar_url",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "avatar_url_ser",
+        deserialize_with = "avatar_url_de"
+    )]
+    pub avatar: Option<String>,
+    /// Who may open a direct room with this user.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Bumped when the user's tokens must stop working (a guest upgrade); a
+    /// token carries the epoch it was issued in. Not shown.
+    #[serde(default, skip)]
+    pub token_epoch: i64,
+}
+
+/// Where an avatar is served: `?size=64` gives the small one.
+pub fn avatar_url(id: &str) -> String {
+    format!("/api/v1/avatars/{id}")
+}
+
+fn avatar_url_ser<S: serde::Serializer>(id: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_str(&avatar_url(id)),
+        None => s.serialize_none(),
+    }
+}
+
+fn avatar_url_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let url = Option::<String>::deserialize(d)?;
+    Ok(url.map(|u| match u.strip_prefix("/api/v1/avatars/") {
+        Some(id) => id.to_owned(),
+        None => u,
+    }))
+}
+
+/// Who may open (and post to) a direct room with a user (contract §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    #[default]
+    Everyone,
+    Friends,
+}
+
+impl DmPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmPolicy::Everyone => "everyone",
+            DmPolicy::Friends => "friends",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "everyone" => Some(DmPolicy::Everyone),
+            "friends" => Some(DmPolicy::Friends),
+            _ => None,
+        }
+    }
 }
 
 /// `banned_until` of a ban without an expiry.

@@ -393,6 +393,10 @@ mod tests {
             guest: true,
             role: crate::model::Role::User,
             banned_until: None,
+            status_message: None,
+            avatar: None,
+            dm_policy: Default::default(),
+            token_epoch: 0,
         }
     }
 

@@ -4,7 +4,7 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
-use super::rows::{message_row, user_row, MESSAGE_COLS, USER_COLS};
+use super::rows::{message_row, user_row, MESSAGE_COLS, USER_COLS, USER_COL_COUNT};
 use super::{bad, db};
 use crate::model::{Message, MessageId, MessageKind, Role, User, UserId};
 use crate::store::moderation::{
@@ -25,7 +25,7 @@ fn queue_row(r: &PgRow) -> StoreResult<QueueItem> {
         message_id: r.try_get(3).map_err(db)?,
         subject_id: r.try_get(4).map_err(db)?,
         reporter_id: r.try_get(5).map_err(db)?,
-        reason: r.try_get(6).map_err(db)?,
+        reason: r.try_get(USER_COL_COUNT).map_err(db)?,
         score: r.try_get(7).map_err(db)?,
         created_at: r.try_get(8).map_err(db)?,
         resolved: match resolved_at {

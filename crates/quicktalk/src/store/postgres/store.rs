@@ -5,13 +5,14 @@ use sqlx::{PgPool, Row};
 
 use super::rows::*;
 use super::{db, PostgresStore};
-use super::{media, moderation};
+use super::{media, moderation, people};
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind,
     NewMessage, Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
 };
 use crate::store::media::Upload;
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
+use crate::store::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use crate::store::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -82,6 +83,10 @@ impl Store for PostgresStore {
             guest: u.guest,
             role: Role::User,
             banned_until: None,
+            status_message: None,
+            avatar: None,
+            dm_policy: Default::default(),
+            token_epoch: 0,
         })
     }
 
@@ -114,7 +119,7 @@ impl Store for PostgresStore {
         .await
         .map_err(db)?;
         match row {
-            Some(r) => Ok(Some((user_row(&r)?, r.try_get(6).map_err(db)?))),
+            Some(r) => Ok(Some((user_row(&r)?, r.try_get(USER_COL_COUNT).map_err(db)?))),
             None => Ok(None),
         }
     }
@@ -269,10 +274,10 @@ impl Store for PostgresStore {
     }
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
-        sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.guest, u.role, u.banned_until FROM members m \
-             JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.join_seq",
-        )
+        sqlx::query(&format!(
+            "SELECT {U_USER_COLS} FROM members m \
+             JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.join_seq"
+        ))
         .bind(room)
         .fetch_all(&self.pool)
         .await
@@ -596,5 +601,91 @@ impl Store for PostgresStore {
 
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
         media::stale_uploads(&self.pool, before, limit).await
+    }
+
+    // ---- People: profiles, upgrade, friends, blocks, direct rooms (`people`) ----
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<Option<(User, Option<String>)>> {
+        people::update_profile(&self.pool, user, patch).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        people::user_by_username(&self.pool, username).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        people::users(&self.pool, ids).await
+    }
+
+    async fn upgrade_guest(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<User>> {
+        people::upgrade_guest(&self.pool, user, username, password_hash).await
+    }
+
+    async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
+        people::friend_request(&self.pool, from, to, at).await
+    }
+
+    async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>> {
+        people::friend_requests(&self.pool, user).await
+    }
+
+    async fn answer_friend_request(
+        &self,
+        id: i64,
+        by: UserId,
+        answer: FriendAnswer,
+        at: i64,
+    ) -> StoreResult<Answered> {
+        people::answer_friend_request(&self.pool, id, by, answer, at).await
+    }
+
+    async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        people::friends(&self.pool, user).await
+    }
+
+    async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        people::are_friends(&self.pool, a, b).await
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        people::remove_friend(&self.pool, a, b).await
+    }
+
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool> {
+        people::block_user(&self.pool, blocker, blocked, at).await
+    }
+
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        people::unblock_user(&self.pool, blocker, blocked).await
+    }
+
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        people::blocked_by(&self.pool, blocker).await
+    }
+
+    async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        people::blocked_between(&self.pool, a, b).await
+    }
+
+    async fn direct_room(
+        &self,
+        room: NewRoom,
+        a: UserRef,
+        b: UserRef,
+    ) -> StoreResult<(Room, bool, Vec<Message>)> {
+        people::direct_room(&self.pool, room, a, b).await
+    }
+
+    async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
+        people::direct_pair(&self.pool, room).await
     }
 }

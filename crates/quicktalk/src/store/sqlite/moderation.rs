@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{bad_enum, message_row, user_row, MESSAGE_COLS, USER_COLS};
+use super::{bad_enum, message_row, user_row, MESSAGE_COLS, USER_COLS, USER_COL_COUNT};
 use crate::model::{Message, MessageId, MessageKind, Role, User, UserId};
 use crate::store::moderation::{
     Ban, Deleted, QueueItem, QueueKind, QueueQuery, Resolution, Resolved,
@@ -22,7 +22,7 @@ fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueItem> {
         message_id: r.get(3)?,
         subject_id: r.get(4)?,
         reporter_id: r.get(5)?,
-        reason: r.get(6)?,
+        reason: r.get(USER_COL_COUNT)?,
         score: r.get(7)?,
         created_at: r.get(8)?,
         resolved: match resolved_at {
