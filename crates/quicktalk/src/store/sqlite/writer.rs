@@ -264,8 +264,9 @@ impl Writer {
             let seq = last + 1;
             let mut member_change = 0;
             match m.kind {
-                // A tombstone is made by deleting a stored message, never appended.
-                MessageKind::Deleted => {
+                // A tombstone is made by deleting a stored message, and a hidden
+                // message is a reader's view of one: neither is ever appended.
+                MessageKind::Deleted | MessageKind::Hidden => {
                     out.push(Err(AppendRejected::Unstorable));
                     continue;
                 }
