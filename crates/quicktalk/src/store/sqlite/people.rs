@@ -16,6 +16,9 @@ use crate::store::people::{
 };
 use crate::store::{user_skeletons, NewRoom, NewUser, StoreError, StoreResult};
 
+/// What [`update_profile`] returns: the user now and the avatar it had before.
+type Updated = Option<(User, Option<String>)>;
+
 const REQUEST_COLS: &str = "id, from_id, to_id, status, created_at";
 
 fn request_row(r: &Row<'_>) -> rusqlite::Result<FriendRequest> {
@@ -53,7 +56,7 @@ pub(super) fn update_profile(
     c: &mut Connection,
     id: UserId,
     patch: ProfilePatch,
-) -> rusqlite::Result<StoreResult<Option<(User, Option<String>)>>> {
+) -> rusqlite::Result<StoreResult<Updated>> {
     let tx = c.transaction()?;
     let Some(before) = user(&tx, id)? else {
         return Ok(Ok(None));
