@@ -22,6 +22,7 @@ mod matching;
 mod media;
 mod messaging;
 mod moderation;
+mod openapi;
 mod pipeline_faults;
 mod presence;
 mod protocol;
