@@ -40,6 +40,7 @@ fn session_json(s: Session) -> axum::Json<Value> {
 #[utoipa::path(
     post,
     path = "/auth/signup",
+    operation_id = "accounts_signup",
     tag = "auth",
     request_body = Signup,
     responses(
@@ -65,6 +66,7 @@ pub async fn signup(
 #[utoipa::path(
     post,
     path = "/auth/login",
+    operation_id = "accounts_login",
     tag = "auth",
     request_body = Login,
     responses(
@@ -88,6 +90,7 @@ pub async fn login(
 #[utoipa::path(
     post,
     path = "/auth/guest",
+    operation_id = "accounts_guest",
     tag = "auth",
     request_body = Option<Guest>,
     responses(
@@ -120,6 +123,7 @@ pub async fn guest(
 #[utoipa::path(
     get,
     path = "/me",
+    operation_id = "accounts_me",
     tag = "users",
     responses(
         (status = 200, description = "The caller", body = crate::model::User),
@@ -137,6 +141,7 @@ pub async fn me(FreshCaller(user): FreshCaller) -> axum::Json<crate::model::User
 #[utoipa::path(
     get,
     path = "/users/{id}",
+    operation_id = "accounts_user",
     tag = "users",
     params(
         ("id" = i64, Path, description = "user id"),

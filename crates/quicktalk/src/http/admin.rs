@@ -32,6 +32,7 @@ pub struct QueueParams {
 #[utoipa::path(
     get,
     path = "/admin/queue",
+    operation_id = "admin_queue",
     tag = "admin",
     params(
         QueueParams,
@@ -85,6 +86,7 @@ pub struct ResolveBody {
 #[utoipa::path(
     post,
     path = "/admin/queue/{id}/resolve",
+    operation_id = "admin_resolve",
     tag = "admin",
     params(
         ("id" = i64, Path, description = "queue item id"),
@@ -124,6 +126,7 @@ pub struct BanBody {
 #[utoipa::path(
     post,
     path = "/admin/users/{id}/ban",
+    operation_id = "admin_ban",
     tag = "admin",
     params(
         ("id" = i64, Path, description = "user id"),
@@ -159,6 +162,7 @@ pub async fn ban(
 #[utoipa::path(
     delete,
     path = "/admin/users/{id}/ban",
+    operation_id = "admin_unban",
     tag = "admin",
     params(
         ("id" = i64, Path, description = "user id"),
@@ -184,6 +188,7 @@ pub async fn unban(
 #[utoipa::path(
     get,
     path = "/admin/bans",
+    operation_id = "admin_bans",
     tag = "admin",
     responses(
         (status = 200, description = "The bans in force", body = super::openapi::BanList),
@@ -200,6 +205,7 @@ pub async fn bans(State(app): S, Staff(by): Staff) -> ApiResult<axum::Json<Value
 #[utoipa::path(
     delete,
     path = "/admin/messages/{id}",
+    operation_id = "admin_delete_message",
     tag = "admin",
     params(
         ("id" = i64, Path, description = "message id"),

@@ -21,6 +21,7 @@ type S = State<Arc<AppState>>;
 #[utoipa::path(
     get,
     path = "/match",
+    operation_id = "matching_get",
     tag = "matching",
     responses(
         (status = 200, description = "The caller's matching state", body = super::openapi::MatchState),
@@ -36,6 +37,7 @@ pub async fn get(State(state): S, Caller(user): Caller) -> axum::Json<Value> {
 #[utoipa::path(
     post,
     path = "/match/connect",
+    operation_id = "matching_connect",
     tag = "matching",
     request_body = Option<PrefsInput>,
     responses(
@@ -67,6 +69,7 @@ pub async fn connect(
 #[utoipa::path(
     post,
     path = "/match/next",
+    operation_id = "matching_next",
     tag = "matching",
     responses(
         (status = 200, description = "Queued again", body = super::openapi::MatchState),
@@ -84,6 +87,7 @@ pub async fn next(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json
 #[utoipa::path(
     post,
     path = "/match/disconnect",
+    operation_id = "matching_disconnect",
     tag = "matching",
     responses(
         (status = 200, description = "Out of matching", body = super::openapi::MatchState),
@@ -107,6 +111,7 @@ pub struct Report {
 #[utoipa::path(
     post,
     path = "/match/report",
+    operation_id = "matching_report",
     tag = "matching",
     request_body = Report,
     responses(

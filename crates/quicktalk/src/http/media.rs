@@ -83,6 +83,7 @@ pub struct UploadParams {
 #[utoipa::path(
     post,
     path = "/media",
+    operation_id = "media_upload",
     tag = "media",
     params(
         UploadParams,
@@ -159,6 +160,7 @@ pub async fn upload(
 #[utoipa::path(
     get,
     path = "/media/{id}/info",
+    operation_id = "media_info",
     tag = "media",
     params(
         ("id" = String, Path, description = "media id"),
@@ -191,6 +193,7 @@ pub struct SignBody {
 #[utoipa::path(
     post,
     path = "/media/sign",
+    operation_id = "media_sign",
     tag = "media",
     request_body = SignBody,
     responses(
@@ -239,6 +242,7 @@ pub struct SignedQuery {
 #[utoipa::path(
     get,
     path = "/media/{id}",
+    operation_id = "media_original",
     tag = "media",
     params(
         ("id" = String, Path, description = "media id"),
@@ -268,6 +272,7 @@ pub async fn original(
 #[utoipa::path(
     get,
     path = "/media/{id}/thumbnail",
+    operation_id = "media_thumbnail",
     tag = "media",
     params(
         ("id" = String, Path, description = "media id"),

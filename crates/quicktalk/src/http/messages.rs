@@ -26,6 +26,7 @@ pub struct ReportMessage {
 #[utoipa::path(
     post,
     path = "/messages/{id}/report",
+    operation_id = "messages_report",
     tag = "messages",
     params(
         ("id" = i64, Path, description = "message id"),

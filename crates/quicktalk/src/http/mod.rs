@@ -6,7 +6,7 @@
 //! [`OpenApiRouter`], so it is also described in the OpenAPI 3.1 document
 //! served at `GET /api/v1/openapi.json` (`openapi`). How to add a route:
 //! 1. annotate the handler with `#[utoipa::path(METHOD, path = "/things/{id}",
-//!    tag = "…", params(…), request_body = Body, responses(…),
+//!    operation_id = "module_handler", tag = "…", params(…), request_body = Body, responses(…),
 //!    security(("bearer" = [])))]` (the path is relative to `/api/v1`;
 //!    errors use `body = openapi::ErrorBody`);
 //! 2. derive `utoipa::ToSchema` on its request and response bodies

@@ -77,6 +77,7 @@ pub fn document_json() -> &'static bytes::Bytes {
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi_serve",
     tag = "meta",
     responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json"))
 )]

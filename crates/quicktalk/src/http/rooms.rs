@@ -54,6 +54,7 @@ pub struct ListParams {
 #[utoipa::path(
     get,
     path = "/rooms",
+    operation_id = "rooms_list",
     tag = "rooms",
     params(
         ListParams,
@@ -83,6 +84,7 @@ pub async fn list(
 #[utoipa::path(
     post,
     path = "/rooms",
+    operation_id = "rooms_create",
     tag = "rooms",
     request_body = CreateRoom,
     responses(
@@ -123,6 +125,7 @@ pub async fn create(
 #[utoipa::path(
     patch,
     path = "/rooms/{id}",
+    operation_id = "rooms_patch",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -154,6 +157,7 @@ pub async fn patch(
 #[utoipa::path(
     get,
     path = "/rooms/{id}",
+    operation_id = "rooms_get",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -177,6 +181,7 @@ pub async fn get(
 #[utoipa::path(
     post,
     path = "/rooms/{id}/join",
+    operation_id = "rooms_join",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -200,6 +205,7 @@ pub async fn join(
 #[utoipa::path(
     post,
     path = "/rooms/{id}/leave",
+    operation_id = "rooms_leave",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -225,6 +231,7 @@ pub async fn leave(
 #[utoipa::path(
     get,
     path = "/rooms/{id}/members",
+    operation_id = "rooms_members",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -257,6 +264,7 @@ pub struct HistoryParams {
 #[utoipa::path(
     get,
     path = "/rooms/{id}/messages",
+    operation_id = "rooms_messages",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -299,6 +307,7 @@ pub struct PostMessage {
 #[utoipa::path(
     post,
     path = "/rooms/{id}/messages",
+    operation_id = "rooms_post_message",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),
@@ -345,6 +354,7 @@ pub struct Read {
 #[utoipa::path(
     post,
     path = "/rooms/{id}/read",
+    operation_id = "rooms_read",
     tag = "rooms",
     params(
         ("id" = i64, Path, description = "room id"),

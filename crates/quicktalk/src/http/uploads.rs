@@ -99,6 +99,7 @@ fn file_name(headers: &HeaderMap) -> Result<String, AppError> {
 #[utoipa::path(
     options,
     path = "/uploads",
+    operation_id = "uploads_options",
     tag = "uploads",
     responses(
         (status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size"),
@@ -122,6 +123,7 @@ pub async fn options(State(state): S) -> Response {
 #[utoipa::path(
     post,
     path = "/uploads",
+    operation_id = "uploads_create",
     tag = "uploads",
     params(
         ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
@@ -181,6 +183,7 @@ fn state_headers(s: &UploadState) -> HeaderMap {
 #[utoipa::path(
     head,
     path = "/uploads/{id}",
+    operation_id = "uploads_head",
     tag = "uploads",
     params(
         ("id" = String, Path, description = "upload id (or, once finished, the media id)"),
@@ -206,6 +209,7 @@ pub async fn head(
 #[utoipa::path(
     patch,
     path = "/uploads/{id}",
+    operation_id = "uploads_patch",
     tag = "uploads",
     params(
         ("id" = String, Path, description = "upload id (or, once finished, the media id)"),
@@ -267,6 +271,7 @@ pub async fn patch(
 #[utoipa::path(
     delete,
     path = "/uploads/{id}",
+    operation_id = "uploads_delete",
     tag = "uploads",
     params(
         ("id" = String, Path, description = "upload id (or, once finished, the media id)"),

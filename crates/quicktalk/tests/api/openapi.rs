@@ -77,6 +77,18 @@ async fn the_document_is_openapi_3_1_and_covers_the_api() {
     ] {
         assert!(ops.contains(&(m.into(), p.into())), "{m} {p} undocumented");
     }
+    // Operation ids are unique (OpenAPI requires it; generators name methods by them).
+    let ids: Vec<_> = ops
+        .iter()
+        .map(|(m, p)| {
+            doc["paths"][p][m]["operationId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let unique: BTreeSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "duplicate operationId in {ids:?}");
     // Every operation has a tag and at least one response; every error
     // response uses the one error schema.
     for (m, p) in &ops {
