@@ -34,7 +34,7 @@ pub fn is_media_id(s: &str) -> bool {
 
 /// What a client may do with a file: show it inline or offer a download
 /// (contract §6 `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Image,
@@ -85,10 +85,13 @@ pub struct Media {
 }
 
 /// The JSON of a media item: `{"id","name","mime","size","kind","width"?,"height"?,"url","thumbnail_url"?}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MediaJson<'a> {
+    #[schema(value_type = String)]
     id: &'a str,
+    #[schema(value_type = String)]
     name: &'a str,
+    #[schema(value_type = String)]
     mime: &'a str,
     size: u64,
     kind: MediaKind,
@@ -135,6 +138,27 @@ impl Serialize for MediaView<'_> {
     }
 }
 
+/// The OpenAPI schema of [`MediaView`] is that of the struct it serializes as.
+impl utoipa::PartialSchema for MediaView<'_> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MediaJson<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for MediaView<'_> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Media".into()
+    }
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <MediaJson<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A message's attachments as clients see them.
 struct MediaList<'a>(&'a [Media]);
 
@@ -145,7 +169,7 @@ impl Serialize for MediaList<'_> {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     /// `None` for guests.
@@ -202,7 +226,9 @@ fn avatar_url_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 }
 
 /// Who may open (and post to) a direct room with a user (contract §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DmPolicy {
     #[default]
@@ -239,7 +265,18 @@ impl User {
 /// A user's role (contract §5): moderators work the review queue and ban;
 /// admins also grant roles.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -273,7 +310,9 @@ impl Role {
 
 /// A room's moderation policy (contract §5): group rooms choose (their creator
 /// sets it); random chats are always `strict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomPolicy {
     Off,
@@ -313,7 +352,7 @@ impl User {
 /// The short form of a user inside messages and events: `{"id","name","guest"}`.
 /// `guest` lets every reader mark guests, so a guest named like a registered
 /// user is told apart; in a stored message it is the sender's status when sent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRef {
     pub id: UserId,
     pub name: String,
@@ -322,7 +361,7 @@ pub struct UserRef {
     pub guest: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
@@ -345,7 +384,7 @@ impl Visibility {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     Group,
@@ -392,7 +431,7 @@ pub struct Room {
 }
 
 /// A room as the API shows it, optionally with the caller's unread count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomView {
     pub id: RoomId,
     pub name: String,
@@ -400,7 +439,9 @@ pub struct RoomView {
     pub kind: RoomKind,
     pub member_count: i64,
     pub last_seq: i64,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_message_at: Option<String>,
     /// The room takes no more messages (an ended random chat); history stays readable.
     pub ended: bool,
@@ -435,7 +476,7 @@ impl RoomView {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     Text,
@@ -490,21 +531,28 @@ pub struct Message {
 }
 
 /// The JSON body of a stored message (contract §3, `"type":"message"`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MessageJson<'a> {
+    /// Always `"message"`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^message$")]
     ty: &'static str,
     id: i64,
     room_id: RoomId,
     seq: i64,
     kind: MessageKind,
+    #[schema(value_type = UserRef)]
     sender: &'a UserRef,
+    #[schema(value_type = String)]
     text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     client_id: Option<&'a str>,
+    #[schema(format = DateTime)]
     sent_at: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     masked: bool,
+    #[schema(value_type = Vec<MediaView>)]
     attachments: MediaList<'a>,
 }
 
@@ -588,6 +636,27 @@ impl Serialize for Message {
     }
 }
 
+/// The OpenAPI schema of [`Message`] is that of the struct it serializes as.
+impl utoipa::PartialSchema for Message {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MessageJson<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Message {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Message".into()
+    }
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <MessageJson<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A message accepted from a client (or a membership change) that still has to be
 /// sequenced and stored. This is what travels through the message pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -655,7 +724,7 @@ pub enum AppendRejected {
 }
 
 /// One row of `GET /rooms/{id}/members`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub id: UserId,
     pub name: String,

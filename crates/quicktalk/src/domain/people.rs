@@ -54,38 +54,32 @@ fn not_yourself() -> AppError {
 }
 
 /// A friend request as the API shows it: `user` is the other party.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub id: i64,
     pub from: UserId,
     pub to: UserId,
     pub status: crate::store::people::FriendRequestStatus,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub user: User,
 }
 
 /// A friend in `GET /friends`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Friend {
     pub id: UserId,
     pub username: Option<String>,
     pub display_name: String,
-    #[serde(flatten)]
-    pub profile: FriendProfile,
-    pub online: bool,
-}
-
-/// The optional parts of a friend's profile.
-#[derive(Debug, Clone, Serialize)]
-pub struct FriendProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    pub online: bool,
 }
 
 /// A user's pending requests, split by direction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Requests {
     pub incoming: Vec<RequestView>,
     pub outgoing: Vec<RequestView>,
@@ -298,10 +292,8 @@ impl People {
             .map(|u| Friend {
                 online: online.contains(&u.id),
                 id: u.id,
-                profile: FriendProfile {
-                    avatar_url: u.avatar.as_deref().map(crate::model::avatar_url),
-                    status_message: u.status_message,
-                },
+                avatar_url: u.avatar.as_deref().map(crate::model::avatar_url),
+                status_message: u.status_message,
                 username: u.username,
                 display_name: u.display_name,
             })

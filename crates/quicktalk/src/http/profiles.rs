@@ -30,28 +30,49 @@ fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D
 
 /// `PATCH /me`: only the fields present change; `null` clears a status
 /// message or an avatar.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PatchMe {
     pub display_name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub status_message: Option<Option<String>>,
     /// A media id of the caller's own uploaded image, or `null`.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub avatar: Option<Option<String>>,
     pub dm_policy: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Upgrade {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AvatarQuery {
+    /// `64` or `256` (the default).
     pub size: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/me",
+    operation_id = "profiles_patch_me",
+    tag = "users",
+    request_body = PatchMe,
+    responses(
+        (status = 200, description = "The caller as now", body = crate::model::User),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 409, description = "Conflict", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch_me(
     State(state): S,
     FreshCaller(me): FreshCaller,
@@ -67,6 +88,22 @@ pub async fn patch_me(
 }
 
 /// `GET /users/by-username/{username}`: exact (case-insensitive) lookup only.
+#[utoipa::path(
+    get,
+    path = "/users/by-username/{username}",
+    operation_id = "profiles_by_username",
+    tag = "users",
+    params(
+        ("username" = String, Path, description = "exact username, case-insensitive"),
+    ),
+    responses(
+        (status = 200, description = "A profile", body = crate::model::User),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn by_username(
     State(state): S,
     Caller(_): Caller,
@@ -79,6 +116,22 @@ pub async fn by_username(
 
 /// `POST /auth/upgrade`: a guest keeps their id, rooms and history and gets
 /// an account; the guest token stops working on every node.
+#[utoipa::path(
+    post,
+    path = "/auth/upgrade",
+    operation_id = "profiles_upgrade",
+    tag = "auth",
+    request_body = Upgrade,
+    responses(
+        (status = 200, description = "Registered in place; the old token no longer works", body = super::openapi::SessionBody),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 409, description = "Conflict", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn upgrade(
     State(state): S,
     ClientIp(ip): ClientIp,
@@ -100,6 +153,25 @@ pub async fn upgrade(
 
 /// `GET /avatars/{id}?size=64|256`: any signed-in user may load any avatar.
 /// An avatar never changes under its id, so it may be cached for good.
+#[utoipa::path(
+    get,
+    path = "/avatars/{id}",
+    operation_id = "profiles_avatar",
+    tag = "users",
+    params(
+        ("id" = String, Path, description = "avatar id"),
+        AvatarQuery,
+    ),
+    responses(
+        (status = 200, description = "A square JPEG", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn avatar(
     State(state): S,
     Caller(_): Caller,

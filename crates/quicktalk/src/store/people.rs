@@ -26,7 +26,7 @@ impl ProfilePatch {
 }
 
 /// Where a friend request is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FriendRequestStatus {
     Pending,

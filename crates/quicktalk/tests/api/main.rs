@@ -23,6 +23,7 @@ mod matching;
 mod media;
 mod messaging;
 mod moderation;
+mod openapi;
 mod people;
 mod pipeline_faults;
 mod presence;
