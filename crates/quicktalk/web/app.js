@@ -61,7 +61,7 @@ function start() {
   people.reset(app.me);
   knowUser(app.me);
   people.hooks = { openDirect, toast };
-  setUpgradeHandler(upgraded);
+  setUpgradeHandler({ before: () => app.live?.expectReauth(true), done: upgraded, failed: () => app.live?.expectReauth(false) });
   let blockedSig = null;
   people.onChange(() => {
     renderFriendsBadge();

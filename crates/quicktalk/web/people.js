@@ -101,6 +101,7 @@ export const people = {
     this.outgoing = [];
     this.blocked = [];
     this.loaded = false;
+    this.guestBlocked = false;
     this.peers.clear();
   },
 
@@ -119,7 +120,8 @@ export const people = {
     const [friends, requests, blocks] = await Promise.all([
       registered ? Api.friends().catch(() => null) : null,
       registered ? Api.friendRequests().catch(() => null) : null,
-      Api.blocks().catch(() => null),
+      // A guest has blocked no one until they do (saves a request on every page load).
+      registered || this.guestBlocked ? Api.blocks().catch(() => null) : null,
     ]);
     if (friends) this.friends = friends.friends;
     if (requests) {
@@ -183,6 +185,7 @@ export const people = {
 
   async block(userId) {
     await Api.block(userId);
+    this.guestBlocked = true;
     await this.load();
   },
 
@@ -236,15 +239,26 @@ export const people = {
 // ---------- guest upgrade ----------
 
 let upgradeHandler = null;
-/** `fn(res)` runs after a successful upgrade ({user, token}): the app swaps the token. */
-export function setUpgradeHandler(fn) {
-  upgradeHandler = fn;
+/**
+ * `{before(), done(res), failed()}` from the app: `before` runs as the request
+ * goes (the old token may be refused from then on), `done` after it worked
+ * ({user, token}: the app swaps the token), `failed` when it did not.
+ */
+export function setUpgradeHandler(handler) {
+  upgradeHandler = handler;
 }
 
 /** Turns the signed-in guest into a registered user; resolves with the new user. */
 export async function upgrade(username, password) {
-  const res = await Api.upgrade(username, password);
-  await upgradeHandler?.(res);
+  upgradeHandler?.before?.();
+  let res;
+  try {
+    res = await Api.upgrade(username, password);
+  } catch (e) {
+    upgradeHandler?.failed?.();
+    throw e;
+  }
+  await upgradeHandler?.done?.(res);
   return res.user;
 }
 
