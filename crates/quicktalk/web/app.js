@@ -334,6 +334,8 @@ async function openDirect(userId) {
   roomChanged({ ...room, member: true, unread: app.rooms.get(room.id)?.unread ?? 0 });
   location.hash = `#/rooms/${room.id}`;
 }
+
+function rerender() {
   renderShell();
   const keep = app.route;
   app.route = { name: "none" };
