@@ -444,6 +444,9 @@ pub enum MessageKind {
     System,
     /// A message a moderator removed: text gone, `seq` kept.
     Deleted,
+    /// A message from someone the reader blocks (contract §7), as that reader
+    /// gets it: no sender, text or files, `seq` kept. Never stored.
+    Hidden,
 }
 
 impl MessageKind {
@@ -454,6 +457,7 @@ impl MessageKind {
             MessageKind::Leave => "leave",
             MessageKind::System => "system",
             MessageKind::Deleted => "deleted",
+            MessageKind::Hidden => "hidden",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -504,12 +508,59 @@ struct MessageJson<'a> {
     attachments: MediaList<'a>,
 }
 
+/// The JSON body of a [`MessageKind::Hidden`] message: what a blocker gets
+/// of a blocked user's message.
+#[derive(Serialize)]
+struct HiddenJson {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    id: i64,
+    room_id: RoomId,
+    seq: i64,
+    kind: MessageKind,
+    sent_at: String,
+}
+
 impl Message {
     pub fn to_json_value(&self) -> serde_json::Value {
-        serde_json::to_value(self.json()).expect("message serializes")
+        match self.kind {
+            MessageKind::Hidden => serde_json::to_value(self.hidden_json()),
+            _ => serde_json::to_value(self.json()),
+        }
+        .expect("message serializes")
     }
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.json()).expect("message serializes")
+        match self.kind {
+            MessageKind::Hidden => serde_json::to_vec(&self.hidden_json()),
+            _ => serde_json::to_vec(&self.json()),
+        }
+        .expect("message serializes")
+    }
+    /// This message as someone who blocks its sender gets it.
+    pub fn hidden(&self) -> Message {
+        Message {
+            kind: MessageKind::Hidden,
+            sender: UserRef {
+                id: 0,
+                name: String::new(),
+                guest: false,
+            },
+            text: String::new(),
+            client_id: None,
+            masked: false,
+            attachments: Vec::new(),
+            ..self.clone()
+        }
+    }
+    fn hidden_json(&self) -> HiddenJson {
+        HiddenJson {
+            ty: "message",
+            id: self.id,
+            room_id: self.room_id,
+            seq: self.seq,
+            kind: MessageKind::Hidden,
+            sent_at: rfc3339(self.sent_at),
+        }
     }
     fn json(&self) -> MessageJson<'_> {
         MessageJson {

@@ -8,10 +8,12 @@ mod auth;
 mod body;
 pub mod client_ip;
 mod error;
+mod friends;
 mod matching;
 mod media;
 mod messages;
 mod ops;
+mod profiles;
 mod rooms;
 pub mod server;
 mod uploads;
@@ -25,8 +27,10 @@ pub use error::ApiError;
 pub mod bodies {
     pub use super::accounts::{Guest, Login, Signup};
     pub use super::admin::{BanBody, ResolveBody};
+    pub use super::friends::UserTarget;
     pub use super::matching::Report;
     pub use super::messages::ReportMessage;
+    pub use super::profiles::{PatchMe, Upgrade};
     pub use super::rooms::{CreateRoom, PatchRoom, PostMessage, Read};
 }
 
@@ -52,8 +56,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/auth/signup", post(accounts::signup))
         .route("/auth/login", post(accounts::login))
         .route("/auth/guest", post(accounts::guest))
-        .route("/me", get(accounts::me))
+        .route("/auth/upgrade", post(profiles::upgrade))
+        .route("/me", get(accounts::me).patch(profiles::patch_me))
         .route("/users/{id}", get(accounts::user))
+        .route("/users/by-username/{username}", get(profiles::by_username))
+        .route("/avatars/{id}", get(profiles::avatar))
+        .route("/friends", get(friends::list))
+        .route("/friends/{user_id}", delete(friends::unfriend))
+        .route(
+            "/friends/requests",
+            get(friends::requests).post(friends::request),
+        )
+        .route("/friends/requests/{id}", delete(friends::cancel))
+        .route("/friends/requests/{id}/accept", post(friends::accept))
+        .route("/friends/requests/{id}/decline", post(friends::decline))
+        .route("/blocks", get(friends::blocks).post(friends::block))
+        .route("/blocks/{user_id}", delete(friends::unblock))
+        .route("/direct", post(friends::direct))
         .route("/rooms", get(rooms::list).post(rooms::create))
         .route("/rooms/{id}", get(rooms::get).patch(rooms::patch))
         .route("/rooms/{id}/join", post(rooms::join))

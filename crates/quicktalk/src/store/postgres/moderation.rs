@@ -25,7 +25,7 @@ fn queue_row(r: &PgRow) -> StoreResult<QueueItem> {
         message_id: r.try_get(3).map_err(db)?,
         subject_id: r.try_get(4).map_err(db)?,
         reporter_id: r.try_get(5).map_err(db)?,
-        reason: r.try_get(USER_COL_COUNT).map_err(db)?,
+        reason: r.try_get(6).map_err(db)?,
         score: r.try_get(7).map_err(db)?,
         created_at: r.try_get(8).map_err(db)?,
         resolved: match resolved_at {
@@ -159,7 +159,7 @@ fn ban_row(r: &PgRow) -> StoreResult<Ban> {
         user: user_row(r)?,
         until: r.try_get(5).map_err(db)?,
         reason: r
-            .try_get::<Option<String>, _>(6)
+            .try_get::<Option<String>, _>(USER_COL_COUNT)
             .map_err(db)?
             .unwrap_or_default(),
     })

@@ -1,7 +1,7 @@
 //! The [`Store`] trait on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::rows::*;
 use super::{db, PostgresStore};
@@ -34,6 +34,88 @@ async fn unread_count(
         .fetch_one(pool)
         .await
         .map_err(db)
+}
+
+/// Inserts a room and joins `members` to it (join messages 1, 2, …) inside `tx`,
+/// which the caller commits.
+pub(super) async fn insert_room(
+tx: &mut Transaction<'_, Postgres>,
+n: NewRoom,
+members: Vec<UserRef>,
+) -> StoreResult<(Room, Vec<Message>)> {
+    let now = now_ms();
+    let count = members.len() as i64;
+    let last_at = (count > 0).then_some(now);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at, \
+                            moderation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
+    )
+    .bind(&n.name)
+    .bind(n.visibility.as_str())
+    .bind(n.kind.as_str())
+    .bind(n.created_by)
+    .bind(now)
+    .bind(count)
+    .bind(last_at)
+    .bind(n.moderation.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let mut joins = Vec::with_capacity(members.len());
+    for (i, user) in members.into_iter().enumerate() {
+        let seq = i as i64 + 1;
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(user.id)
+        .bind(now)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        let mid: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                   sender_guest) \
+             VALUES ($1, $2, 'join', $3, $4, '', NULL, $5, $6) RETURNING id",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(user.id)
+        .bind(&user.name)
+        .bind(now)
+        .bind(user.guest)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        joins.push(Message {
+            id: mid,
+            room_id: id,
+            seq,
+            kind: MessageKind::Join,
+            sender: user,
+            text: String::new(),
+            client_id: None,
+            sent_at: now,
+            masked: false,
+            attachments: Vec::new(),
+        });
+    }
+    let room = Room {
+        id,
+        name: n.name,
+        visibility: n.visibility,
+        kind: n.kind,
+        member_count: count,
+        last_seq: count,
+        created_at: now,
+        last_message_at: last_at,
+        closed_at: None,
+        moderation: n.moderation,
+        created_by: n.created_by,
+    };
+    Ok((room, joins))
 }
 
 #[async_trait]
@@ -135,81 +217,10 @@ impl Store for PostgresStore {
         n: NewRoom,
         members: Vec<UserRef>,
     ) -> StoreResult<(Room, Vec<Message>)> {
-        let now = now_ms();
-        let count = members.len() as i64;
-        let last_at = (count > 0).then_some(now);
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at, \
-                                moderation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
-        )
-        .bind(&n.name)
-        .bind(n.visibility.as_str())
-        .bind(n.kind.as_str())
-        .bind(n.created_by)
-        .bind(now)
-        .bind(count)
-        .bind(last_at)
-        .bind(n.moderation.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut joins = Vec::with_capacity(members.len());
-        for (i, user) in members.into_iter().enumerate() {
-            let seq = i as i64 + 1;
-            sqlx::query(
-                "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(id)
-            .bind(user.id)
-            .bind(now)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            let mid: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       sender_guest) \
-                 VALUES ($1, $2, 'join', $3, $4, '', NULL, $5, $6) RETURNING id",
-            )
-            .bind(id)
-            .bind(seq)
-            .bind(user.id)
-            .bind(&user.name)
-            .bind(now)
-            .bind(user.guest)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            joins.push(Message {
-                id: mid,
-                room_id: id,
-                seq,
-                kind: MessageKind::Join,
-                sender: user,
-                text: String::new(),
-                client_id: None,
-                sent_at: now,
-                masked: false,
-                attachments: Vec::new(),
-            });
-        }
+        let created = insert_room(&mut tx, n, members).await?;
         tx.commit().await.map_err(db)?;
-        let room = Room {
-            id,
-            name: n.name,
-            visibility: n.visibility,
-            kind: n.kind,
-            member_count: count,
-            last_seq: count,
-            created_at: now,
-            last_message_at: last_at,
-            closed_at: None,
-            moderation: n.moderation,
-            created_by: n.created_by,
-        };
-        Ok((room, joins))
+        Ok(created)
     }
 
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
@@ -387,10 +398,14 @@ impl Store for PostgresStore {
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
         sqlx::query_scalar(
             "SELECT other FROM ( \
-               SELECT reported_id AS other, id FROM reports WHERE reporter_id = $1 \
+               SELECT reported_id AS other, created_at AS at, id FROM reports WHERE reporter_id = $1 \
                UNION ALL \
-               SELECT reporter_id, id FROM reports WHERE reported_id = $1) AS r \
-             GROUP BY other ORDER BY MAX(id) DESC LIMIT $2",
+               SELECT reporter_id, created_at, id FROM reports WHERE reported_id = $1 \
+               UNION ALL \
+               SELECT blocked, created_at, 0 FROM blocks WHERE blocker = $1 \
+               UNION ALL \
+               SELECT blocker, created_at, 0 FROM blocks WHERE blocked = $1) AS r \
+             GROUP BY other ORDER BY MAX(at) DESC, MAX(id) DESC LIMIT $2",
         )
         .bind(user)
         .bind(limit as i64)

@@ -583,10 +583,14 @@ impl Store for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT other FROM ( \
-                   SELECT reported_id AS other, id FROM reports WHERE reporter_id = ?1 \
+                   SELECT reported_id AS other, created_at AS at, id FROM reports WHERE reporter_id = ?1 \
                    UNION ALL \
-                   SELECT reporter_id, id FROM reports WHERE reported_id = ?1) \
-                 GROUP BY other ORDER BY MAX(id) DESC LIMIT ?2",
+                   SELECT reporter_id, created_at, id FROM reports WHERE reported_id = ?1 \
+                   UNION ALL \
+                   SELECT blocked, created_at, 0 FROM blocks WHERE blocker = ?1 \
+                   UNION ALL \
+                   SELECT blocker, created_at, 0 FROM blocks WHERE blocked = ?1) \
+                 GROUP BY other ORDER BY MAX(at) DESC, MAX(id) DESC LIMIT ?2",
             )?
             .query_map(params![user, limit as i64], |r| r.get(0))?
             .collect()
@@ -829,15 +833,19 @@ impl Store for SqliteStore {
         user: UserId,
         patch: ProfilePatch,
     ) -> StoreResult<Option<(User, Option<String>)>> {
-        people::update_profile(self, user, patch).await
+        self.write(move |w| people::update_profile(&mut w.conn, user, patch))
+            .await?
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
-        people::user_by_username(self, username).await
+        let username = username.to_owned();
+        self.read(move |c| people::user_by_username(c, &username))
+            .await
     }
 
     async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
-        people::users(self, ids).await
+        let ids = ids.to_vec();
+        self.read(move |c| people::users(c, &ids)).await
     }
 
     async fn upgrade_guest(
@@ -846,15 +854,18 @@ impl Store for SqliteStore {
         username: &str,
         password_hash: &str,
     ) -> StoreResult<Option<User>> {
-        people::upgrade_guest(self, user, username, password_hash).await
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |w| people::upgrade_guest(&mut w.conn, user, &username, &hash))
+            .await?
     }
 
     async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
-        people::friend_request(self, from, to, at).await
+        self.write(move |w| people::friend_request(&mut w.conn, from, to, at))
+            .await?
     }
 
     async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>> {
-        people::friend_requests(self, user).await
+        self.read(move |c| people::friend_requests(c, user)).await
     }
 
     async fn answer_friend_request(
@@ -864,35 +875,39 @@ impl Store for SqliteStore {
         answer: FriendAnswer,
         at: i64,
     ) -> StoreResult<Answered> {
-        people::answer_friend_request(self, id, by, answer, at).await
+        self.write(move |w| people::answer_friend_request(&mut w.conn, id, by, answer, at))
+            .await
     }
 
     async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>> {
-        people::friends(self, user).await
+        self.read(move |c| people::friends(c, user)).await
     }
 
     async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        people::are_friends(self, a, b).await
+        self.read(move |c| people::are_friends(c, a, b)).await
     }
 
     async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        people::remove_friend(self, a, b).await
+        self.write(move |w| people::remove_friend(&w.conn, a, b))
+            .await
     }
 
     async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool> {
-        people::block_user(self, blocker, blocked, at).await
+        self.write(move |w| people::block_user(&mut w.conn, blocker, blocked, at))
+            .await
     }
 
     async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
-        people::unblock_user(self, blocker, blocked).await
+        self.write(move |w| people::unblock_user(&w.conn, blocker, blocked))
+            .await
     }
 
     async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
-        people::blocked_by(self, blocker).await
+        self.read(move |c| people::blocked_by(c, blocker)).await
     }
 
     async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
-        people::blocked_between(self, a, b).await
+        self.read(move |c| people::blocked_between(c, a, b)).await
     }
 
     async fn direct_room(
@@ -901,11 +916,12 @@ impl Store for SqliteStore {
         a: UserRef,
         b: UserRef,
     ) -> StoreResult<(Room, bool, Vec<Message>)> {
-        people::direct_room(self, room, a, b).await
+        self.write(move |w| people::direct_room(w, room, a, b))
+            .await?
     }
 
     async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
-        people::direct_pair(self, room).await
+        self.read(move |c| people::direct_pair(c, room)).await
     }
 }
 

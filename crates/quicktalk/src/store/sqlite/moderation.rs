@@ -22,7 +22,7 @@ fn queue_row(r: &Row<'_>) -> rusqlite::Result<QueueItem> {
         message_id: r.get(3)?,
         subject_id: r.get(4)?,
         reporter_id: r.get(5)?,
-        reason: r.get(USER_COL_COUNT)?,
+        reason: r.get(6)?,
         score: r.get(7)?,
         created_at: r.get(8)?,
         resolved: match resolved_at {
@@ -129,7 +129,7 @@ fn ban_row(r: &Row<'_>) -> rusqlite::Result<Ban> {
     Ok(Ban {
         user: user_row(r)?,
         until: r.get(5)?,
-        reason: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        reason: r.get::<_, Option<String>>(USER_COL_COUNT)?.unwrap_or_default(),
     })
 }
 
