@@ -560,6 +560,12 @@ function onSendFailed(clientId, err, retryable) {
 }
 
 function onUserEvent(ev) {
+  if (ev.type === "direct") {
+    // Someone opened a direct room with us: list it (and follow it) at once.
+    if (ev.user) knowUser(ev.user);
+    refreshRooms();
+    return;
+  }
   if (people.onEvent(ev)) {
     if (ev.type === "friend.request") {
       const who = ev.request.user?.display_name ?? "?";
