@@ -41,7 +41,7 @@ const LANGS = [
     hidden: "차단한 사용자의 메시지",
     requestToast: (name) => `${name} 님이 친구 요청을 보냈습니다.`,
     requestSent: "요청 보냄",
-    online: "온라인",
+    online: "접속 중",
     upgradeTitle: "계정 만들기",
     guestBadge: "게스트",
     directSub: "1:1 메시지",
