@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { useServerAndBrowser, openPage, asGuest, signUp, say, screenshot, unlabelledControls } from "./harness.mjs";
+import { useServerAndBrowser, openPage, asGuest, signUp, say, screenshot, unlabelledControls, stompFrames } from "./harness.mjs";
 
 const env = useServerAndBrowser();
 
@@ -338,6 +338,11 @@ for (const [i, L] of LANGS.entries()) {
     await g.page.getByTestId("upgrade-password").fill("a long enough password");
     await g.page.getByTestId("upgrade-submit").click();
     await g.page.locator("[data-testid=upgrade-error]", { hasText: L.taken }).waitFor();
+    // From here on, the STOMP CONNECT frames the page sends are recorded.
+    const connects = [];
+    g.page.on("websocket", (ws) =>
+      ws.on("framesent", (f) => connects.push(...stompFrames(f.payload).filter((x) => x.command === "CONNECT").map((x) => x.headers.Authorization))),
+    );
     await g.page.getByTestId("upgrade-username").fill(`former_guest${i}`);
     await g.page.getByTestId("upgrade-submit").click();
     await g.page.locator("[data-testid=profile-page] .profile-who", { hasText: `@former_guest${i}` }).waitFor();
@@ -353,7 +358,9 @@ for (const [i, L] of LANGS.entries()) {
     assert.equal(me.username, `former_guest${i}`);
     await assert.rejects(env.server.api("GET", "/me", undefined, oldToken), /401/);
 
-    // The socket is live again with the new token, and the room is still theirs.
+    // The socket connected again with the new token, and the room is still theirs.
+    for (let k = 0; k < 50 && !connects.includes(`Bearer ${newToken}`); k++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(connects, [`Bearer ${newToken}`]);
     await g.page.locator("[data-testid=status][data-status=live]").waitFor();
     await g.page.evaluate((id) => (location.hash = `#/rooms/${id}`), roomId);
     await say(g.page, `registered now ${i}`);
