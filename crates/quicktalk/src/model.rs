@@ -581,7 +581,10 @@ impl Message {
 
 impl Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.json().serialize(s)
+        match self.kind {
+            MessageKind::Hidden => self.hidden_json().serialize(s),
+            _ => self.json().serialize(s),
+        }
     }
 }
 

@@ -23,11 +23,11 @@ use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, Match
 use crate::domain::media::{MediaLimits, MediaService};
 use crate::domain::moderation::{AutoBan, Escalation};
 use crate::domain::moderators::Moderation;
+use crate::domain::people::People;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
+use crate::domain::profiles::Profiles;
 use crate::domain::rooms::Rooms;
 use crate::domain::signed_urls::UrlSigner;
-use crate::domain::people::People;
-use crate::domain::profiles::Profiles;
 use crate::domain::tokens::TokenKeys;
 use crate::fanout::Hub;
 use crate::limits::Limits;

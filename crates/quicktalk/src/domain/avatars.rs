@@ -30,10 +30,7 @@ impl AvatarSize {
         match size {
             None | Some("256") => Ok(AvatarSize::Large),
             Some("64") => Ok(AvatarSize::Small),
-            Some(_) => Err(AppError::invalid(
-                "invalid_size",
-                "size must be 64 or 256",
-            )),
+            Some(_) => Err(AppError::invalid("invalid_size", "size must be 64 or 256")),
         }
     }
 
@@ -51,7 +48,10 @@ fn avatar_key(id: &str, size: AvatarSize) -> AppResult<MediaKey> {
 }
 
 fn not_an_image() -> AppError {
-    AppError::invalid("not_an_image", "an avatar must be a JPEG, PNG, GIF or WebP image")
+    AppError::invalid(
+        "not_an_image",
+        "an avatar must be a JPEG, PNG, GIF or WebP image",
+    )
 }
 
 impl MediaService {
@@ -73,11 +73,7 @@ impl MediaService {
         let _slot = self.image_slot().await?;
         let key = MediaKey::new(super::media::ORIGINAL, &media.id)
             .map_err(|_| AppError::NotFound("media"))?;
-        let read = self
-            .objects()
-            .get(&key, None)
-            .await
-            .map_err(media_error)?;
+        let read = self.objects().get(&key, None).await.map_err(media_error)?;
         let bytes = collect(read, MAX_IMAGE_BYTES as u64).await?;
         let timer = self.metrics().media_image_seconds.start_timer();
         let avatar = tokio::task::spawn_blocking(move || imaging::avatar(&bytes))

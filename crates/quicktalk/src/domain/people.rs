@@ -99,7 +99,12 @@ pub struct People {
 }
 
 impl People {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, hub: Arc<Hub>, limits: Arc<Limits>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        hub: Arc<Hub>,
+        limits: Arc<Limits>,
+    ) -> Self {
         People {
             store,
             bus,
@@ -160,7 +165,8 @@ impl People {
         if to == me.id {
             return Err(not_yourself());
         }
-        self.limits.check(Limit::FriendRequestUser, Key::User(me.id))?;
+        self.limits
+            .check(Limit::FriendRequestUser, Key::User(me.id))?;
         self.limits.check(Limit::FriendRequestIp, Key::Ip(ip))?;
         let target = self.user(to).await?;
         if target.guest {
@@ -263,12 +269,15 @@ impl People {
                 ))
             }
         };
-        let other = self.user(if r.from == me.id { r.to } else { r.from }).await?;
+        let other = self
+            .user(if r.from == me.id { r.to } else { r.from })
+            .await?;
         match answer {
             FriendAnswer::Accept => self.accepted(&r, me, &other),
-            FriendAnswer::Cancel => {
-                self.tell(other.id, json!({"type": "friend.cancelled", "request_id": r.id}))
-            }
+            FriendAnswer::Cancel => self.tell(
+                other.id,
+                json!({"type": "friend.cancelled", "request_id": r.id}),
+            ),
             // A decline is not told: the sender's request just stays unanswered to them.
             FriendAnswer::Decline => {}
         }
@@ -346,7 +355,8 @@ impl People {
 
     async fn publish_blocks(&self, blocker: UserId) -> AppResult<()> {
         let blocked = self.store.blocked_by(blocker).await?;
-        self.bus.publish(BusEvent::BlockChanged { blocker, blocked });
+        self.bus
+            .publish(BusEvent::BlockChanged { blocker, blocked });
         Ok(())
     }
 
@@ -366,7 +376,12 @@ impl People {
     // ---- Direct rooms ----
 
     /// The direct room of `me` and `other`, and whether it was created now.
-    pub async fn direct(&self, me: &User, other: UserId, ip: IpAddr) -> AppResult<(RoomView, User, bool)> {
+    pub async fn direct(
+        &self,
+        me: &User,
+        other: UserId,
+        ip: IpAddr,
+    ) -> AppResult<(RoomView, User, bool)> {
         if other == me.id {
             return Err(not_yourself());
         }

@@ -93,7 +93,11 @@ impl Profiles {
             });
         }
         if patch.is_empty() {
-            return self.store.user(me.id).await?.ok_or(AppError::NotFound("user"));
+            return self
+                .store
+                .user(me.id)
+                .await?
+                .ok_or(AppError::NotFound("user"));
         }
         let updated = match self.store.update_profile(me.id, patch).await {
             Ok(Some(u)) => u,

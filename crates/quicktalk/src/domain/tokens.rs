@@ -161,10 +161,7 @@ mod tests {
         let t = keys.issue(42, 3);
         assert_eq!(
             keys.verify(&t).unwrap(),
-            TokenSubject {
-                user: 42,
-                epoch: 3
-            }
+            TokenSubject { user: 42, epoch: 3 }
         );
         let other = TokenKeys::from_secret(&[8; 32], 60);
         assert_eq!(other.verify(&t).unwrap_err().code(), "invalid_token");

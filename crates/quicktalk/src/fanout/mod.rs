@@ -323,7 +323,10 @@ impl Hub {
     pub fn connected_among(&self, ids: &[UserId]) -> HashSet<UserId> {
         let mut out: HashSet<UserId> = {
             let conns = self.connections.lock();
-            ids.iter().copied().filter(|u| conns.contains_key(u)).collect()
+            ids.iter()
+                .copied()
+                .filter(|u| conns.contains_key(u))
+                .collect()
         };
         if out.len() < ids.len() {
             let wanted: HashSet<UserId> = ids.iter().copied().collect();
@@ -555,7 +558,13 @@ impl Hub {
 
     /// Fans out an event of `sender`'s: subscribers who block them get
     /// `hidden` instead (`None`: nothing).
-    fn fan_out_from(&self, room: RoomId, sender: UserId, ev: Arc<Event>, hidden: Option<Arc<Event>>) {
+    fn fan_out_from(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        ev: Arc<Event>,
+        hidden: Option<Arc<Event>>,
+    ) {
         let Some(state) = self.room_subs(room) else {
             return;
         };

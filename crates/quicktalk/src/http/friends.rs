@@ -111,7 +111,9 @@ pub async fn unblock(
 }
 
 pub async fn blocks(State(state): S, Caller(me): Caller) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(json!({"blocks": state.people.blocks(&me).await?})))
+    Ok(axum::Json(
+        json!({"blocks": state.people.blocks(&me).await?}),
+    ))
 }
 
 /// `POST /direct`: the pair's one direct room, 201 when this call made it.

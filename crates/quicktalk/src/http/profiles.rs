@@ -87,7 +87,10 @@ pub async fn upgrade(
 ) -> ApiResult<axum::Json<Value>> {
     // A sign-up in all but name: the same per-IP limit.
     state.limits.check(Limit::SignupIp, Key::Ip(ip))?;
-    let s = state.accounts.upgrade(&me, &b.username, &b.password).await?;
+    let s = state
+        .accounts
+        .upgrade(&me, &b.username, &b.password)
+        .await?;
     state.rooms.bus().publish(BusEvent::UserChanged {
         user_id: me.id,
         banned: false,

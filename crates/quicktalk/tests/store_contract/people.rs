@@ -92,7 +92,11 @@ pub async fn profiles_update_and_move_the_name_skeleton(s: S) {
     assert_eq!(old_avatar.as_deref(), Some("av1"));
     assert_eq!(now.display_name, "Wonderland");
     assert_eq!(now.avatar, None);
-    assert_eq!(now.status_message.as_deref(), Some("hello"), "left as it was");
+    assert_eq!(
+        now.status_message.as_deref(),
+        Some("hello"),
+        "left as it was"
+    );
     assert_eq!(now.dm_policy, DmPolicy::Friends, "left as it was");
     let owner = |n: &str| {
         let s = s.clone();
@@ -101,7 +105,11 @@ pub async fn profiles_update_and_move_the_name_skeleton(s: S) {
     };
     assert_eq!(owner("Wonderland").await, Some(alice.id));
     assert_eq!(owner("alice").await, Some(alice.id), "the username's stays");
-    assert_eq!(owner("alice!").await, None, "the old display name's is freed");
+    assert_eq!(
+        owner("alice!").await,
+        None,
+        "the old display name's is freed"
+    );
 
     // Bob may now take alice's old display name, but not her new one (or a
     // look-alike of it), nor her username.
@@ -218,12 +226,20 @@ pub async fn guests_upgrade_in_place(s: S) {
         matches!(r, Err(StoreError::NameTaken)),
         "the display name is alice's: {r:?}"
     );
-    assert_eq!(s.user(g.id).await.unwrap().unwrap(), before, "nothing changed");
+    assert_eq!(
+        s.user(g.id).await.unwrap().unwrap(),
+        before,
+        "nothing changed"
+    );
     assert!(s.credentials("a1ice").await.unwrap().is_none());
     assert!(s.credentials("someone").await.unwrap().is_none());
     assert_eq!(s.name_owner(&skeleton("someone")).await.unwrap(), None);
 
-    let up = s.upgrade_guest(g.id, "gary", "hash-g").await.unwrap().unwrap();
+    let up = s
+        .upgrade_guest(g.id, "gary", "hash-g")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(up.id, g.id);
     assert!(!up.guest);
     assert_eq!(up.username.as_deref(), Some("gary"));
@@ -237,8 +253,16 @@ pub async fn guests_upgrade_in_place(s: S) {
 
     // Only guests: not again, not a registered user, not an unknown id.
     assert!(s.upgrade_guest(g.id, "gary2", "h").await.unwrap().is_none());
-    assert!(s.upgrade_guest(alice.id, "alice2", "h").await.unwrap().is_none());
-    assert!(s.upgrade_guest(g.id + 1000, "x", "h").await.unwrap().is_none());
+    assert!(s
+        .upgrade_guest(alice.id, "alice2", "h")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .upgrade_guest(g.id + 1000, "x", "h")
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(s.user(g.id).await.unwrap().unwrap().token_epoch, 1);
     assert_eq!(
         s.user(alice.id).await.unwrap().unwrap().username.as_deref(),
@@ -392,7 +416,9 @@ pub async fn friend_requests_are_answered_by_the_right_side(s: S) {
     assert!(s.are_friends(b.id, c.id).await.unwrap());
     for answer in [FriendAnswer::Accept, FriendAnswer::Decline] {
         assert_eq!(
-            s.answer_friend_request(r.id, b.id, answer, 7).await.unwrap(),
+            s.answer_friend_request(r.id, b.id, answer, 7)
+                .await
+                .unwrap(),
             Answered::NotPending(accepted.clone())
         );
     }
@@ -452,7 +478,10 @@ pub async fn blocks_end_friendships_and_pending_requests(s: S) {
     let bc = created(s.friend_request(b.id, c.id, 5).await.unwrap());
 
     assert!(s.block_user(a.id, b.id, 10).await.unwrap());
-    assert!(!s.are_friends(a.id, b.id).await.unwrap(), "friendship ended");
+    assert!(
+        !s.are_friends(a.id, b.id).await.unwrap(),
+        "friendship ended"
+    );
     assert!(s.blocked_between(a.id, b.id).await.unwrap());
     assert!(s.blocked_between(b.id, a.id).await.unwrap());
     assert!(!s.blocked_between(a.id, c.id).await.unwrap());
@@ -466,7 +495,11 @@ pub async fn blocks_end_friendships_and_pending_requests(s: S) {
         (&from_c, a.id, FriendAnswer::Accept),
         (&to_d, d.id, FriendAnswer::Accept),
     ] {
-        match s.answer_friend_request(req.id, by, answer, 20).await.unwrap() {
+        match s
+            .answer_friend_request(req.id, by, answer, 20)
+            .await
+            .unwrap()
+        {
             Answered::NotPending(r) => assert_eq!(r.status, FriendRequestStatus::Cancelled),
             other => panic!("{other:?}"),
         }
@@ -534,7 +567,10 @@ pub async fn direct_rooms_are_created_once_per_pair(s: S) {
     let b = user(&s, "bob").await;
     let c = user(&s, "carol").await;
 
-    let (room, new, joins) = s.direct_room(direct(&a), a.clone(), b.clone()).await.unwrap();
+    let (room, new, joins) = s
+        .direct_room(direct(&a), a.clone(), b.clone())
+        .await
+        .unwrap();
     assert!(new);
     assert_eq!(room.kind, RoomKind::Direct);
     assert_eq!(room.visibility, Visibility::Private);
@@ -551,7 +587,13 @@ pub async fn direct_rooms_are_created_once_per_pair(s: S) {
         ]
     );
     assert_eq!(s.room(room.id).await.unwrap().unwrap(), room);
-    let members: Vec<_> = s.members(room.id).await.unwrap().iter().map(|u| u.id).collect();
+    let members: Vec<_> = s
+        .members(room.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
     assert_eq!(members, vec![a.id, b.id]);
     assert!(s.is_member(room.id, b.id).await.unwrap());
     assert!(!s.is_member(room.id, c.id).await.unwrap());
@@ -565,7 +607,10 @@ pub async fn direct_rooms_are_created_once_per_pair(s: S) {
     assert_eq!(s.unread(room.id, a.id).await.unwrap(), Some(1));
 
     for (x, y) in [(&a, &b), (&b, &a)] {
-        let (again, new, joins) = s.direct_room(direct(x), x.clone(), y.clone()).await.unwrap();
+        let (again, new, joins) = s
+            .direct_room(direct(x), x.clone(), y.clone())
+            .await
+            .unwrap();
         assert!(!new);
         assert!(joins.is_empty());
         assert_eq!(again.id, room.id);
@@ -573,11 +618,20 @@ pub async fn direct_rooms_are_created_once_per_pair(s: S) {
     }
     assert_eq!(s.direct_pair(room.id).await.unwrap(), Some((a.id, b.id)));
 
-    let (other, new, _) = s.direct_room(direct(&c), c.clone(), a.clone()).await.unwrap();
+    let (other, new, _) = s
+        .direct_room(direct(&c), c.clone(), a.clone())
+        .await
+        .unwrap();
     assert!(new);
     assert_ne!(other.id, room.id);
     assert_eq!(s.direct_pair(other.id).await.unwrap(), Some((a.id, c.id)));
-    let members: Vec<_> = s.members(other.id).await.unwrap().iter().map(|u| u.id).collect();
+    let members: Vec<_> = s
+        .members(other.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.id)
+        .collect();
     assert_eq!(members, vec![c.id, a.id], "in the order given");
 
     // Not a direct room: a group room, an unknown id.
@@ -586,11 +640,18 @@ pub async fn direct_rooms_are_created_once_per_pair(s: S) {
     assert_eq!(s.direct_pair(other.id + 1000).await.unwrap(), None);
 
     // A user with themselves: refused, not a panic, and nothing stored.
-    assert!(s.direct_room(direct(&a), a.clone(), a.clone()).await.is_err());
+    assert!(s
+        .direct_room(direct(&a), a.clone(), a.clone())
+        .await
+        .is_err());
     let rooms = s.rooms_for(a.id, 100).await.unwrap();
     let mut ids: Vec<_> = rooms.iter().map(|r| r.room.id).collect();
     ids.sort();
-    assert_eq!(ids, vec![room.id, other.id], "the two direct rooms, no third");
+    assert_eq!(
+        ids,
+        vec![room.id, other.id],
+        "the two direct rooms, no third"
+    );
 }
 
 /// Property: whatever the order and repetition of calls, `direct(a, b)` and
@@ -611,7 +672,10 @@ pub async fn direct_room_is_symmetric(s: S) {
             // `step` in 1..USERS: never the same user twice.
             let (x, y) = (&people[i], &people[(i + step) % USERS]);
             let key = (x.id.min(y.id), x.id.max(y.id));
-            let (room, new, joins) = s.direct_room(direct(x), x.clone(), y.clone()).await.unwrap();
+            let (room, new, joins) = s
+                .direct_room(direct(x), x.clone(), y.clone())
+                .await
+                .unwrap();
             match rooms.get(&key) {
                 Some(&known) => {
                     assert!(!new, "{key:?} created twice");
@@ -624,7 +688,10 @@ pub async fn direct_room_is_symmetric(s: S) {
                     rooms.insert(key, room.id);
                 }
             }
-            let (back, new, _) = s.direct_room(direct(y), y.clone(), x.clone()).await.unwrap();
+            let (back, new, _) = s
+                .direct_room(direct(y), y.clone(), x.clone())
+                .await
+                .unwrap();
             assert!(!new);
             assert_eq!(back.id, room.id, "direct(a, b) == direct(b, a)");
             assert_eq!(s.direct_pair(room.id).await.unwrap(), Some(key));
@@ -666,7 +733,10 @@ pub async fn concurrent_direct_room_calls_make_one_room(s: S) {
         assert_eq!(created.len(), 1, "round {round}: exactly one creator");
         assert_eq!(created[0].2.len(), 2);
         let id = created[0].0.id;
-        assert!(results.iter().all(|r| r.0.id == id), "round {round}: one room");
+        assert!(
+            results.iter().all(|r| r.0.id == id),
+            "round {round}: one room"
+        );
         assert!(results.iter().filter(|r| !r.1).all(|r| r.2.is_empty()));
         let members: Vec<_> = s.members(id).await.unwrap().iter().map(|u| u.id).collect();
         assert_eq!(members.len(), 2);
@@ -685,7 +755,9 @@ pub async fn concurrent_direct_room_calls_make_one_room(s: S) {
         );
     }
     // An existing pair under the same load: nobody creates.
-    s.direct_room(direct(&a), a.clone(), b.clone()).await.unwrap();
+    s.direct_room(direct(&a), a.clone(), b.clone())
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (s, a, b) = (s.clone(), a.clone(), b.clone());

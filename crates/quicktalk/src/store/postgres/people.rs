@@ -48,12 +48,14 @@ fn is_unique(e: &sqlx::Error) -> bool {
 /// Serializes the pair's friendship changes and blocks until `tx` ends.
 async fn lock_pair(tx: &mut Tx<'_>, a: UserId, b: UserId) -> StoreResult<()> {
     let (lo, hi) = pair(a, b);
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('quicktalk.pair:' || $1 || ':' || $2, 0))")
-        .bind(lo.to_string())
-        .bind(hi.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('quicktalk.pair:' || $1 || ':' || $2, 0))",
+    )
+    .bind(lo.to_string())
+    .bind(hi.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }
 
@@ -206,13 +208,12 @@ pub(super) async fn upgrade_guest(
         guest: false,
     };
     let skeletons = user_skeletons(&names);
-    let res = sqlx::query(
-        "INSERT INTO name_skeletons (skeleton, user_id) SELECT unnest($1::text[]), $2",
-    )
-    .bind(&skeletons)
-    .bind(id)
-    .execute(&mut *tx)
-    .await;
+    let res =
+        sqlx::query("INSERT INTO name_skeletons (skeleton, user_id) SELECT unnest($1::text[]), $2")
+            .bind(&skeletons)
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
     match res {
         Ok(_) => {}
         Err(e) if is_unique(&e) => return Err(StoreError::NameTaken),

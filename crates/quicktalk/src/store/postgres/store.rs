@@ -39,9 +39,9 @@ async fn unread_count(
 /// Inserts a room and joins `members` to it (join messages 1, 2, …) inside `tx`,
 /// which the caller commits.
 pub(super) async fn insert_room(
-tx: &mut Transaction<'_, Postgres>,
-n: NewRoom,
-members: Vec<UserRef>,
+    tx: &mut Transaction<'_, Postgres>,
+    n: NewRoom,
+    members: Vec<UserRef>,
 ) -> StoreResult<(Room, Vec<Message>)> {
     let now = now_ms();
     let count = members.len() as i64;
@@ -201,7 +201,10 @@ impl Store for PostgresStore {
         .await
         .map_err(db)?;
         match row {
-            Some(r) => Ok(Some((user_row(&r)?, r.try_get(USER_COL_COUNT).map_err(db)?))),
+            Some(r) => Ok(Some((
+                user_row(&r)?,
+                r.try_get(USER_COL_COUNT).map_err(db)?,
+            ))),
             None => Ok(None),
         }
     }

@@ -129,7 +129,9 @@ fn ban_row(r: &Row<'_>) -> rusqlite::Result<Ban> {
     Ok(Ban {
         user: user_row(r)?,
         until: r.get(5)?,
-        reason: r.get::<_, Option<String>>(USER_COL_COUNT)?.unwrap_or_default(),
+        reason: r
+            .get::<_, Option<String>>(USER_COL_COUNT)?
+            .unwrap_or_default(),
     })
 }
 

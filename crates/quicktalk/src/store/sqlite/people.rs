@@ -16,6 +16,9 @@ use crate::store::people::{
 };
 use crate::store::{user_skeletons, NewRoom, NewUser, StoreError, StoreResult};
 
+/// What [`update_profile`] returns: the user now and the avatar it had before.
+type Updated = Option<(User, Option<String>)>;
+
 const REQUEST_COLS: &str = "id, from_id, to_id, status, created_at";
 
 fn request_row(r: &Row<'_>) -> rusqlite::Result<FriendRequest> {
@@ -53,7 +56,7 @@ pub(super) fn update_profile(
     c: &mut Connection,
     id: UserId,
     patch: ProfilePatch,
-) -> rusqlite::Result<StoreResult<Option<(User, Option<String>)>>> {
+) -> rusqlite::Result<StoreResult<Updated>> {
     let tx = c.transaction()?;
     let Some(before) = user(&tx, id)? else {
         return Ok(Ok(None));
@@ -85,7 +88,13 @@ pub(super) fn update_profile(
         "UPDATE users SET display_name = ?2, status_message = ?3, avatar = ?4, dm_policy = ?5 \
          WHERE id = ?1",
     )?
-    .execute(params![id, display_name, status, avatar, dm_policy.as_str()])?;
+    .execute(params![
+        id,
+        display_name,
+        status,
+        avatar,
+        dm_policy.as_str()
+    ])?;
     let now = user(&tx, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     tx.commit()?;
     Ok(Ok(Some((now, before.avatar))))
@@ -175,7 +184,11 @@ fn befriend(c: &Connection, a: UserId, b: UserId, at: i64) -> rusqlite::Result<(
 }
 
 /// The pending request between `a` and `b`, whichever sent it.
-fn pending_between(c: &Connection, a: UserId, b: UserId) -> rusqlite::Result<Option<FriendRequest>> {
+fn pending_between(
+    c: &Connection,
+    a: UserId,
+    b: UserId,
+) -> rusqlite::Result<Option<FriendRequest>> {
     c.prepare_cached(&format!(
         "SELECT {REQUEST_COLS} FROM friend_requests WHERE status = 'pending' \
          AND ((from_id = ?1 AND to_id = ?2) OR (from_id = ?2 AND to_id = ?1))"
@@ -242,7 +255,10 @@ pub(super) fn friend_request(
     Ok(Ok(asked))
 }
 
-pub(super) fn friend_requests(c: &Connection, user: UserId) -> rusqlite::Result<Vec<FriendRequest>> {
+pub(super) fn friend_requests(
+    c: &Connection,
+    user: UserId,
+) -> rusqlite::Result<Vec<FriendRequest>> {
     c.prepare_cached(&format!(
         "SELECT {REQUEST_COLS} FROM friend_requests \
          WHERE status = 'pending' AND (from_id = ?1 OR to_id = ?1) ORDER BY created_at, id"
@@ -332,7 +348,11 @@ pub(super) fn block_user(
     Ok(new)
 }
 
-pub(super) fn unblock_user(c: &Connection, blocker: UserId, blocked: UserId) -> rusqlite::Result<bool> {
+pub(super) fn unblock_user(
+    c: &Connection,
+    blocker: UserId,
+    blocked: UserId,
+) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached("DELETE FROM blocks WHERE blocker = ?1 AND blocked = ?2")?
         .execute(params![blocker, blocked])?;
@@ -385,7 +405,8 @@ pub(super) fn direct_room(
         Err(e) if is_unique(&e) => {
             // Another creator's room won: drop this one.
             tx.rollback()?;
-            let won = direct_room_of(&w.conn, lo, hi)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            let won =
+                direct_room_of(&w.conn, lo, hi)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             return Ok(Ok((won, false, Vec::new())));
         }
         other => other?,
@@ -395,7 +416,10 @@ pub(super) fn direct_room(
     Ok(Ok((room, true, joins)))
 }
 
-pub(super) fn direct_pair(c: &Connection, room: RoomId) -> rusqlite::Result<Option<(UserId, UserId)>> {
+pub(super) fn direct_pair(
+    c: &Connection,
+    room: RoomId,
+) -> rusqlite::Result<Option<(UserId, UserId)>> {
     c.prepare_cached("SELECT user_lo, user_hi FROM direct_rooms WHERE room_id = ?1")?
         .query_row([room], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()

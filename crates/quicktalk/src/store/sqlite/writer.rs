@@ -72,11 +72,11 @@ struct RoomDelta {
 /// Inserts a room and joins `members` to it (join messages 1, 2, …) inside `tx`,
 /// which the caller commits, then passes the result to [`Writer::remember_room`].
 pub fn insert_room(
-tx: &Connection,
-n: NewRoom,
-members: Vec<UserRef>,
+    tx: &Connection,
+    n: NewRoom,
+    members: Vec<UserRef>,
 ) -> rusqlite::Result<(Room, Vec<Message>)> {
-let now = now_ms();
+    let now = now_ms();
     tx.prepare_cached(
         "INSERT INTO rooms (name, visibility, kind, created_by, created_at, moderation) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -223,7 +223,9 @@ impl Store for SlowRooms {
         username: &str,
         password_hash: &str,
     ) -> StoreResult<Option<User>> {
-        self.inner.upgrade_guest(user, username, password_hash).await
+        self.inner
+            .upgrade_guest(user, username, password_hash)
+            .await
     }
     async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
         self.inner.friend_request(from, to, at).await
