@@ -4,7 +4,8 @@
 // avatar upload shows its progress and then appears (header, editor, and beside
 // the user's messages for someone else); a friend request reaches the other
 // browser live, is accepted, and both see each other in the friends list with
-// an online dot; a direct room started from the friends page carries messages
+// an online dot (a cancelled request leaves the target's list live, a declined
+// one is gone for both); a direct room started from the friends page carries messages
 // both ways and is listed with the peer's name; blocking from the profile card
 // turns the blocked user's messages into placeholders (history and live, seqs
 // without gaps) and unblocking brings them back; the upgrade form turns a guest
@@ -32,6 +33,7 @@ const LANGS = [
     guestBadge: "guest",
     directSub: "Direct message",
     taken: "this username is taken; choose another",
+    noSuchUser: "there is no user with that username",
   },
   {
     locale: "ko-KR",
@@ -46,6 +48,7 @@ const LANGS = [
     guestBadge: "게스트",
     directSub: "1:1 메시지",
     taken: "이미 사용 중인 사용자 이름입니다. 다른 이름을 고르세요",
+    noSuchUser: "그 사용자 이름을 가진 사용자가 없습니다",
   },
 ];
 
@@ -266,6 +269,43 @@ for (const [i, L] of LANGS.entries()) {
     await a.page.locator("[data-testid=friend]").waitFor({ state: "detached" });
     await b.page.getByTestId("nav-friends").click();
     await b.page.locator("[data-testid=friends-list] [data-testid=friend]").waitFor({ state: "detached" });
+    await closeAll(a, b);
+  });
+
+  test(`${L.locale}: a cancelled request disappears live for the target; a declined one is gone for both`, async () => {
+    const a = await open(L.locale);
+    const b = await open(L.locale);
+    await signUp(a.page, `hopeful${i}`, undefined, `Hopeful ${i}`);
+    await signUp(b.page, `choosy${i}`, undefined, `Choosy ${i}`);
+    await b.page.getByTestId("nav-friends").click();
+    await b.page.getByTestId("friends-page").waitFor();
+
+    await a.page.getByTestId("nav-friends").click();
+    await a.page.getByTestId("add-by-username").fill(`choosy${i}`);
+    await a.page.getByTestId("add-by-username-submit").click();
+    // B's open friends page shows it without a reload.
+    const incoming = b.page.locator("[data-testid=incoming]", { hasText: `Hopeful ${i}` });
+    await incoming.waitFor();
+    await b.page.locator("[data-testid=friends-badge]:not([hidden])", { hasText: "1" }).waitFor();
+    await a.page.locator("[data-testid=outgoing]", { hasText: `Choosy ${i}` }).getByTestId("cancel-request").click();
+    await a.page.locator("[data-testid=outgoing]").waitFor({ state: "detached" });
+    await incoming.waitFor({ state: "detached" });
+    await b.page.locator("[data-testid=friends-badge][hidden]").waitFor({ state: "attached" });
+
+    // Asked again, declined: no request left on either side, and no friendship.
+    await a.page.getByTestId("add-by-username").fill(`choosy${i}`);
+    await a.page.getByTestId("add-by-username-submit").click();
+    await incoming.getByTestId("decline").click();
+    await incoming.waitFor({ state: "detached" });
+    const tokA = await tokenOf(a.page);
+    const reqs = await env.server.api("GET", "/friends/requests", undefined, tokA);
+    assert.deepEqual([reqs.incoming.length, reqs.outgoing.length], [0, 0]);
+    assert.deepEqual((await env.server.api("GET", "/friends", undefined, tokA)).friends, []);
+    assert.equal(await b.page.locator("[data-testid=friends-list] [data-testid=friend]").count(), 0);
+    // An unknown username is explained in the user's language.
+    await a.page.getByTestId("add-by-username").fill(`nobody_here_${i}`);
+    await a.page.getByTestId("add-by-username-submit").click();
+    await a.page.locator("[data-testid=add-friend-error]", { hasText: L.noSuchUser }).waitFor();
     await closeAll(a, b);
   });
 
