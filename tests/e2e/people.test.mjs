@@ -2,7 +2,8 @@
 // server: the profile editor saves a name, a status message and the DM policy,
 // explains a refused name and a non-image avatar in the user's language, and an
 // avatar upload shows its progress and then appears (header, editor, and beside
-// the user's messages for someone else); a friend request reaches the other
+// the user's messages for someone else, who cannot message them since they
+// take direct messages from friends only); a friend request reaches the other
 // browser live, is accepted, and both see each other in the friends list with
 // an online dot (a cancelled request leaves the target's list live, a declined
 // one is gone for both); a direct room started from the friends page carries messages
@@ -34,6 +35,7 @@ const LANGS = [
     directSub: "Direct message",
     taken: "this username is taken; choose another",
     noSuchUser: "there is no user with that username",
+    notAllowed: "this person cannot be reached",
   },
   {
     locale: "ko-KR",
@@ -49,6 +51,7 @@ const LANGS = [
     directSub: "1:1 메시지",
     taken: "이미 사용 중인 사용자 이름입니다. 다른 이름을 고르세요",
     noSuchUser: "그 사용자 이름을 가진 사용자가 없습니다",
+    notAllowed: "이 사용자에게 연락할 수 없습니다",
   },
 ];
 
@@ -206,6 +209,10 @@ for (const [i, L] of LANGS.entries()) {
     const card = b.page.getByTestId("profile-card");
     await card.getByTestId("profile-status").filter({ hasText: `painting today ${i}` }).waitFor();
     await card.locator("[data-testid=avatar][data-has-image=true]").waitFor();
+    // A takes direct messages from friends only: B is told so, in B's language.
+    await card.getByTestId("profile-message").click();
+    await b.page.locator(".toast", { hasText: L.notAllowed }).waitFor();
+    assert.equal((await env.server.api("GET", "/rooms?kind=direct", undefined, await tokenOf(b.page))).rooms.length, 0);
     await b.page.keyboard.press("Escape");
     // B's own message shows B's initial (B has no avatar) in A's view.
     await say(b.page, `nice ${i}`);
