@@ -189,6 +189,10 @@ mod tests {
                 id: 40,
                 seq: 12,
             },
+            Event::BlockChanged {
+                blocker: 5,
+                blocked: vec![9, 2],
+            },
         ];
         for ev in evs {
             let json = serde_json::to_vec(&ev).unwrap();

@@ -876,6 +876,105 @@ mod tests {
         );
     }
 
+    fn bodies(outlet: &Outlet) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        outlet.take(&mut out, 100);
+        out.iter()
+            .filter_map(|o| match o {
+                Outbound::Event { event, .. } => serde_json::from_slice(&event.body).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A connected blocker gets the blocked user's message as a placeholder
+    /// with the same seq, none of their typing, and presence without them; a
+    /// list installed from a read older than a change event is refused.
+    #[test]
+    fn blocks_hide_messages_typing_and_presence_from_the_blocker_only() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let (oa, oc) = (
+            Outlet::new(1, 100, metrics.clone()),
+            Outlet::new(3, 100, metrics),
+        );
+        hub.register_connection(1, oa.clone());
+        hub.register_connection(3, oc.clone());
+        let stale = hub.block_generation();
+        hub.deliver(BusEvent::BlockChanged {
+            blocker: 1,
+            blocked: vec![2],
+        });
+        assert!(
+            !hub.install_blocks(1, &[], stale),
+            "a stale read is refused"
+        );
+        let _a = hub.subscribe_room(9, user(1), "a".into(), oa.clone(), false);
+        let _c = hub.subscribe_room(9, user(3), "c".into(), oc.clone(), false);
+        let _b = hub.subscribe_room(
+            9,
+            user(2),
+            "b".into(),
+            Outlet::new(2, 100, Arc::new(Metrics::new())),
+            false,
+        );
+        let msg = crate::model::Message {
+            id: 11,
+            room_id: 9,
+            seq: 4,
+            kind: MessageKind::Text,
+            sender: user(2),
+            text: "secret".into(),
+            client_id: Some("c1".into()),
+            sent_at: 0,
+            masked: false,
+            attachments: vec![],
+        };
+        hub.deliver(BusEvent::Message(Arc::new(msg)));
+        hub.deliver(BusEvent::Typing {
+            room_id: 9,
+            user: user(2),
+        });
+        hub.flush_presence();
+        let a = bodies(&oa);
+        let c = bodies(&oc);
+        assert_eq!(
+            a[0],
+            json!({"type": "message", "id": 11, "room_id": 9, "seq": 4, "kind": "hidden",
+                   "sent_at": "1970-01-01T00:00:00.000Z"})
+        );
+        assert_eq!(c[0]["text"], "secret");
+        assert!(a.iter().all(|v| v["type"] != "typing"), "{a:?}");
+        assert!(c.iter().any(|v| v["type"] == "typing"), "{c:?}");
+        let pa = a.iter().find(|v| v["type"] == "presence").unwrap();
+        let pc = c.iter().find(|v| v["type"] == "presence").unwrap();
+        assert_eq!(
+            (pa["count"].as_u64(), pc["count"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert!(
+            pa["online"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| u["id"] != 2),
+            "{pa}"
+        );
+        // Unblocked (the whole list replaced): the next message is whole again.
+        hub.deliver(BusEvent::BlockChanged {
+            blocker: 1,
+            blocked: vec![],
+        });
+        assert!(!hub.blocks.anyone_blocked());
+        // The blocker's last connection going forgets their list.
+        hub.deliver(BusEvent::BlockChanged {
+            blocker: 1,
+            blocked: vec![2],
+        });
+        hub.unregister_connection(1, &oa);
+        assert!(hub.blocks_of(1).is_none());
+    }
+
     #[test]
     fn a_closed_subscription_gets_nothing_more_and_empty_rooms_go() {
         let metrics = Arc::new(Metrics::new());
