@@ -34,7 +34,7 @@ pub fn is_media_id(s: &str) -> bool {
 
 /// What a client may do with a file: show it inline or offer a download
 /// (contract §6 `kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Image,
@@ -85,10 +85,13 @@ pub struct Media {
 }
 
 /// The JSON of a media item: `{"id","name","mime","size","kind","width"?,"height"?,"url","thumbnail_url"?}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MediaJson<'a> {
+    #[schema(value_type = String)]
     id: &'a str,
+    #[schema(value_type = String)]
     name: &'a str,
+    #[schema(value_type = String)]
     mime: &'a str,
     size: u64,
     kind: MediaKind,
@@ -135,6 +138,27 @@ impl Serialize for MediaView<'_> {
     }
 }
 
+/// The OpenAPI schema of [`MediaView`] is that of the struct it serializes as.
+impl utoipa::PartialSchema for MediaView<'_> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MediaJson<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for MediaView<'_> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Media".into()
+    }
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <MediaJson<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A message's attachments as clients see them.
 struct MediaList<'a>(&'a [Media]);
 
@@ -145,7 +169,7 @@ impl Serialize for MediaList<'_> {
 }
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     /// `None` for guests.
@@ -159,6 +183,73 @@ pub struct User {
     /// Not shown in user JSON.
     #[serde(default, skip_serializing)]
     pub banned_until: Option<i64>,
+    /// A short line under the name (contract §7); `None` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// The avatar's id (its objects are `avatar/<id>_256` and `avatar/<id>_64`);
+    /// shown as `"avatar_url"` ([`avatar_url`]).
+    #[serde(
+        default,
+        rename = "avatar_url",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "avatar_url_ser",
+        deserialize_with = "avatar_url_de"
+    )]
+    pub avatar: Option<String>,
+    /// Who may open a direct room with this user.
+    #[serde(default)]
+    pub dm_policy: DmPolicy,
+    /// Bumped when the user's tokens must stop working (a guest upgrade); a
+    /// token carries the epoch it was issued in. Not shown.
+    #[serde(default, skip)]
+    pub token_epoch: i64,
+}
+
+/// Where an avatar is served: `?size=64` gives the small one.
+pub fn avatar_url(id: &str) -> String {
+    format!("/api/v1/avatars/{id}")
+}
+
+fn avatar_url_ser<S: serde::Serializer>(id: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_str(&avatar_url(id)),
+        None => s.serialize_none(),
+    }
+}
+
+fn avatar_url_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let url = Option::<String>::deserialize(d)?;
+    Ok(url.map(|u| match u.strip_prefix("/api/v1/avatars/") {
+        Some(id) => id.to_owned(),
+        None => u,
+    }))
+}
+
+/// Who may open (and post to) a direct room with a user (contract §7).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    #[default]
+    Everyone,
+    Friends,
+}
+
+impl DmPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmPolicy::Everyone => "everyone",
+            DmPolicy::Friends => "friends",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "everyone" => Some(DmPolicy::Everyone),
+            "friends" => Some(DmPolicy::Friends),
+            _ => None,
+        }
+    }
 }
 
 /// `banned_until` of a ban without an expiry.
@@ -174,7 +265,18 @@ impl User {
 /// A user's role (contract §5): moderators work the review queue and ban;
 /// admins also grant roles.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -208,7 +310,9 @@ impl Role {
 
 /// A room's moderation policy (contract §5): group rooms choose (their creator
 /// sets it); random chats are always `strict`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomPolicy {
     Off,
@@ -248,7 +352,7 @@ impl User {
 /// The short form of a user inside messages and events: `{"id","name","guest"}`.
 /// `guest` lets every reader mark guests, so a guest named like a registered
 /// user is told apart; in a stored message it is the sender's status when sent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRef {
     pub id: UserId,
     pub name: String,
@@ -257,7 +361,7 @@ pub struct UserRef {
     pub guest: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
@@ -280,7 +384,7 @@ impl Visibility {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomKind {
     Group,
@@ -327,7 +431,7 @@ pub struct Room {
 }
 
 /// A room as the API shows it, optionally with the caller's unread count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomView {
     pub id: RoomId,
     pub name: String,
@@ -335,7 +439,9 @@ pub struct RoomView {
     pub kind: RoomKind,
     pub member_count: i64,
     pub last_seq: i64,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_message_at: Option<String>,
     /// The room takes no more messages (an ended random chat); history stays readable.
     pub ended: bool,
@@ -370,7 +476,7 @@ impl RoomView {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     Text,
@@ -379,6 +485,9 @@ pub enum MessageKind {
     System,
     /// A message a moderator removed: text gone, `seq` kept.
     Deleted,
+    /// A message from someone the reader blocks (contract §7), as that reader
+    /// gets it: no sender, text or files, `seq` kept. Never stored.
+    Hidden,
 }
 
 impl MessageKind {
@@ -389,6 +498,7 @@ impl MessageKind {
             MessageKind::Leave => "leave",
             MessageKind::System => "system",
             MessageKind::Deleted => "deleted",
+            MessageKind::Hidden => "hidden",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -421,30 +531,84 @@ pub struct Message {
 }
 
 /// The JSON body of a stored message (contract §3, `"type":"message"`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MessageJson<'a> {
+    /// Always `"message"`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^message$")]
+    ty: &'static str,
+    id: i64,
+    room_id: RoomId,
+    seq: i64,
+    kind: MessageKind,
+    #[schema(value_type = UserRef)]
+    sender: &'a UserRef,
+    #[schema(value_type = String)]
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    client_id: Option<&'a str>,
+    #[schema(format = DateTime)]
+    sent_at: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    masked: bool,
+    #[schema(value_type = Vec<MediaView>)]
+    attachments: MediaList<'a>,
+}
+
+/// The JSON body of a [`MessageKind::Hidden`] message: what a blocker gets
+/// of a blocked user's message.
+#[derive(Serialize)]
+struct HiddenJson {
     #[serde(rename = "type")]
     ty: &'static str,
     id: i64,
     room_id: RoomId,
     seq: i64,
     kind: MessageKind,
-    sender: &'a UserRef,
-    text: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
     sent_at: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    masked: bool,
-    attachments: MediaList<'a>,
 }
 
 impl Message {
     pub fn to_json_value(&self) -> serde_json::Value {
-        serde_json::to_value(self.json()).expect("message serializes")
+        match self.kind {
+            MessageKind::Hidden => serde_json::to_value(self.hidden_json()),
+            _ => serde_json::to_value(self.json()),
+        }
+        .expect("message serializes")
     }
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.json()).expect("message serializes")
+        match self.kind {
+            MessageKind::Hidden => serde_json::to_vec(&self.hidden_json()),
+            _ => serde_json::to_vec(&self.json()),
+        }
+        .expect("message serializes")
+    }
+    /// This message as someone who blocks its sender gets it.
+    pub fn hidden(&self) -> Message {
+        Message {
+            kind: MessageKind::Hidden,
+            sender: UserRef {
+                id: 0,
+                name: String::new(),
+                guest: false,
+            },
+            text: String::new(),
+            client_id: None,
+            masked: false,
+            attachments: Vec::new(),
+            ..self.clone()
+        }
+    }
+    fn hidden_json(&self) -> HiddenJson {
+        HiddenJson {
+            ty: "message",
+            id: self.id,
+            room_id: self.room_id,
+            seq: self.seq,
+            kind: MessageKind::Hidden,
+            sent_at: rfc3339(self.sent_at),
+        }
     }
     fn json(&self) -> MessageJson<'_> {
         MessageJson {
@@ -465,7 +629,31 @@ impl Message {
 
 impl Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.json().serialize(s)
+        match self.kind {
+            MessageKind::Hidden => self.hidden_json().serialize(s),
+            _ => self.json().serialize(s),
+        }
+    }
+}
+
+/// The OpenAPI schema of [`Message`] is that of the struct it serializes as.
+impl utoipa::PartialSchema for Message {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <MessageJson<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Message {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Message".into()
+    }
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <MessageJson<'static> as utoipa::ToSchema>::schemas(schemas);
     }
 }
 
@@ -536,7 +724,7 @@ pub enum AppendRejected {
 }
 
 /// One row of `GET /rooms/{id}/members`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub id: UserId,
     pub name: String,

@@ -23,7 +23,9 @@ use crate::domain::matching::{LocalMatchEngine, MatchEngine, MatchService, Match
 use crate::domain::media::{MediaLimits, MediaService};
 use crate::domain::moderation::{AutoBan, Escalation};
 use crate::domain::moderators::Moderation;
+use crate::domain::people::People;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
+use crate::domain::profiles::Profiles;
 use crate::domain::rooms::Rooms;
 use crate::domain::signed_urls::UrlSigner;
 use crate::domain::tokens::TokenKeys;
@@ -183,7 +185,10 @@ impl Application {
         let cache = accounts.user_cache();
         hub.set_user_watcher(Box::new(move |user| cache.forget(user)));
         let store_for_media = store.clone();
+        let store_for_profiles = store.clone();
         let accounts_url_key = accounts.url_key();
+        let people = People::new(store.clone(), bus.clone(), hub.clone(), limits.clone());
+        let bus_for_profiles = bus.clone();
         let rooms = Rooms::new(
             store,
             pipeline,
@@ -202,6 +207,14 @@ impl Application {
                 metrics.clone(),
             )
             .await?,
+        );
+        let profiles = Profiles::new(
+            store_for_profiles,
+            media.clone(),
+            accounts.user_cache(),
+            bus_for_profiles,
+            limits.clone(),
+            config.moderation,
         );
         let listener = TcpListener::bind(config.listen)
             .await
@@ -233,7 +246,8 @@ impl Application {
             shutdown.clone(),
         );
         let state = Arc::new(AppState::new(
-            config, accounts, rooms, matching, moderation, media, hub, metrics, limits, shutdown,
+            config, accounts, rooms, matching, moderation, media, people, profiles, hub, metrics,
+            limits, shutdown,
         ));
         Ok(Application {
             listener,

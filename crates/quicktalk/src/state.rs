@@ -10,6 +10,8 @@ use crate::domain::accounts::Accounts;
 use crate::domain::matching::MatchService;
 use crate::domain::media::MediaService;
 use crate::domain::moderators::Moderation;
+use crate::domain::people::People;
+use crate::domain::profiles::Profiles;
 use crate::domain::rooms::Rooms;
 use crate::fanout::Hub;
 use crate::limits::Limits;
@@ -24,6 +26,10 @@ pub struct AppState {
     pub moderation: Arc<Moderation>,
     /// Files in chat: uploads, downloads, signed URLs (contract §6).
     pub media: Arc<MediaService>,
+    /// Friends, blocks, direct rooms (contract §7).
+    pub people: People,
+    /// Profile changes (contract §7).
+    pub profiles: Profiles,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     /// Abuse limits (contract §4).
@@ -42,6 +48,8 @@ impl AppState {
         matching: Arc<MatchService>,
         moderation: Arc<Moderation>,
         media: Arc<MediaService>,
+        people: People,
+        profiles: Profiles,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         limits: Arc<Limits>,
@@ -54,6 +62,8 @@ impl AppState {
             matching,
             moderation,
             media,
+            people,
+            profiles,
             hub,
             metrics,
             limits,

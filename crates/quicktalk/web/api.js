@@ -68,6 +68,21 @@ export const Api = {
     api("POST", "/auth/signup", display_name ? { username, password, display_name } : { username, password }),
   me: () => api("GET", "/me"),
   user: (id) => api("GET", `/users/${id}`),
+  userByName: (username) => api("GET", `/users/by-username/${encodeURIComponent(username)}`),
+  // People (contract §7).
+  updateMe: (changes) => api("PATCH", "/me", changes),
+  upgrade: (username, password) => api("POST", "/auth/upgrade", { username, password }),
+  friends: () => api("GET", "/friends"),
+  friendRequests: () => api("GET", "/friends/requests"),
+  friendRequest: (user_id) => api("POST", "/friends/requests", { user_id }),
+  acceptRequest: (id) => api("POST", `/friends/requests/${id}/accept`),
+  declineRequest: (id) => api("POST", `/friends/requests/${id}/decline`),
+  cancelRequest: (id) => api("DELETE", `/friends/requests/${id}`),
+  unfriend: (userId) => api("DELETE", `/friends/${userId}`),
+  direct: (user_id) => api("POST", "/direct", { user_id }),
+  blocks: () => api("GET", "/blocks"),
+  block: (user_id) => api("POST", "/blocks", { user_id }),
+  unblock: (userId) => api("DELETE", `/blocks/${userId}`),
   // Group and direct rooms only: random chats are not listed in the sidebar, and
   // the server filters them out before its page limit.
   rooms: () => api("GET", "/rooms?kind=group,direct"),

@@ -13,6 +13,8 @@ import { guestTag } from "./profile.js";
 import { Live } from "./live.js";
 import { renderModeration } from "./moderation.js";
 import { signer } from "./attachments.js";
+import { people, avatar, setUpgradeHandler, addFriend, closeDialog, knowUser } from "./people.js";
+import { renderProfileEditor, renderFriends } from "./people_views.js";
 
 const root = document.getElementById("app");
 
@@ -56,6 +58,20 @@ async function boot() {
 }
 
 function start() {
+  people.reset(app.me);
+  knowUser(app.me);
+  people.hooks = { openDirect, toast };
+  setUpgradeHandler({ before: () => app.live?.expectReauth(true), done: upgraded, failed: () => app.live?.expectReauth(false) });
+  let blockedSig = null;
+  people.onChange(() => {
+    renderFriendsBadge();
+    // Someone was blocked or unblocked: the open room's history changes (hidden messages).
+    const sig = people.blocked.map((u) => u.id).sort().join(",");
+    if (blockedSig !== null && sig !== blockedSig && app.route.name === "room" && app.chat) reopen(app.route.id);
+    if (people.loaded) blockedSig = sig;
+    const p = app.match.partner;
+    if (app.route.name === "random" && p && (app.match.state === "matched" || app.match.state === "ended") && app.match.friendKey !== friendKey(p)) renderMatchChat();
+  });
   app.live = new Live(getToken(), {
     onStatus: (s) => {
       app.status = s;
@@ -74,9 +90,24 @@ function start() {
   app.route = { name: "none" };
   renderShell();
   refreshRooms();
+  people.load();
   clearInterval(app.roomsTimer);
-  app.roomsTimer = setInterval(refreshRooms, 30000);
+  app.roomsTimer = setInterval(() => (refreshRooms(), people.load()), 30000);
   route();
+}
+
+/** The guest became a registered user: the new token replaces the old one
+ *  (which stopped working), the socket reconnects with it, the rooms resume. */
+async function upgraded(res) {
+  setToken(res.token);
+  for (const k of ["status_message", "avatar_url"]) delete app.me[k];
+  Object.assign(app.me, res.user);
+  app.live?.reauth(res.token);
+  signer.clear();
+  people.me = app.me;
+  knowUser(app.me);
+  renderMe();
+  await people.load();
 }
 
 function logout() {
@@ -89,6 +120,9 @@ function logout() {
   app.me = null;
   app.rooms.clear();
   signer.clear();
+  closeDialog();
+  people.reset(null);
+  people.listeners.clear();
   app.match = { state: "idle", roomId: null, partner: null, reason: null, reported: false };
   setToken(null);
   history.replaceState(null, "", "#/");
@@ -219,6 +253,8 @@ function renderShell() {
   els.createSlot = h("div.create-slot");
   els.main = h("div.main", { "data-testid": "main" });
   els.toasts = h("div.toasts", { role: "alert", "aria-live": "assertive" });
+  els.me = h("a.me", { href: "#/profile", "data-testid": "me" });
+  els.friendsBadge = h("span.unread", { hidden: true, "data-testid": "friends-badge" });
   const me = app.me;
   clear(
     root,
@@ -231,12 +267,7 @@ function renderShell() {
         els.status,
         h("div.spacer"),
         languageSelect(() => rerender()),
-        h(
-          "span.me",
-          { title: t("signed_in_as", { name: me.display_name }), "data-testid": "me" },
-          me.display_name,
-          me.guest ? h("span.badge", t("guest_badge")) : null,
-        ),
+        els.me,
         h("button.ghost", { type: "button", "data-testid": "logout", onclick: () => logout() }, t("logout")),
       ),
       h(
@@ -255,6 +286,13 @@ function renderShell() {
         ),
         els.createSlot,
         els.roomList,
+        h(
+          "a.friends-entry",
+          { href: "#/friends", "data-testid": "nav-friends" },
+          h("span", { "aria-hidden": "true" }, "👥 "),
+          h("span.grow", t("friends")),
+          els.friendsBadge,
+        ),
         moderates(me)
           ? h("a.mod-entry", { href: "#/moderation", "data-testid": "nav-moderation" }, h("span", { "aria-hidden": "true" }, "🛡 "), t("moderation"))
           : null,
@@ -264,7 +302,37 @@ function renderShell() {
     ),
   );
   renderStatus();
+  renderMe();
+  renderFriendsBadge();
   renderRooms();
+}
+
+/** The header's "me": avatar, name and guest badge; a link to the profile editor. */
+function renderMe() {
+  if (!els.me) return;
+  const me = app.me;
+  els.me.title = t("signed_in_as", { name: me.display_name });
+  els.me.setAttribute("aria-label", t("my_profile") + ": " + me.display_name);
+  clear(els.me, avatar(me), h("span.me-name", me.display_name), me.guest ? h("span.badge", t("guest_badge")) : null);
+}
+
+function renderFriendsBadge() {
+  if (!els.friendsBadge) return;
+  const n = people.incoming.length;
+  els.friendsBadge.hidden = n === 0;
+  els.friendsBadge.textContent = String(n);
+  els.friendsBadge.setAttribute("aria-label", t("requests_pending", { n }));
+}
+
+/** Opens (creating if needed) the direct room with `userId`. */
+async function openDirect(userId) {
+  const room = await Api.direct(userId);
+  if (room.peer) {
+    knowUser(room.peer);
+    people.peers.set(room.id, Promise.resolve(room.peer));
+  }
+  roomChanged({ ...room, member: true, unread: app.rooms.get(room.id)?.unread ?? 0 });
+  location.hash = `#/rooms/${room.id}`;
 }
 
 function rerender() {
@@ -328,19 +396,33 @@ function renderRooms() {
           { href: `#/rooms/${r.id}`, "aria-current": r.id === open ? "page" : undefined, "data-testid": "room-item", dataset: { roomId: r.id } },
           h(
             "span.room-line",
-            h("span.room-name", r.name),
-            r.visibility === "private" ? h("span.badge", t("private_badge")) : null,
+            r.kind === "direct" ? directAvatar(r) : null,
+            r.kind === "direct" ? directName(r) : h("span.room-name", r.name),
+            r.kind === "direct" ? h("span.badge", { "data-testid": "direct-badge" }, t("direct_badge")) : r.visibility === "private" ? h("span.badge", t("private_badge")) : null,
             h("span.room-time", last),
           ),
           h(
             "span.room-line.sub",
-            h("span", t("members_count", { n: r.member_count })),
+            h("span", r.kind === "direct" ? t("direct_sub") : t("members_count", { n: r.member_count })),
             unread ? h("span.unread", { "aria-label": t("unread_label", { n: unread }), "data-testid": "unread" }, String(unread)) : null,
           ),
         ),
       );
     }),
   );
+}
+
+/** A direct room's name in the list: the peer's display name once known. */
+function directName(r) {
+  const el = h("span.room-name", { "data-testid": "direct-name" }, r.peer?.display_name ?? r.peer?.name ?? "");
+  if (!r.peer) people.peer(r).then((p) => (el.textContent = p ? p.display_name ?? p.name : r.name));
+  return el;
+}
+
+function directAvatar(r) {
+  const slot = h("span.avatar-slot");
+  people.peer(r).then((p) => p && slot.append(avatar(p)));
+  return slot;
 }
 
 function showCreate() {
@@ -421,7 +503,7 @@ function onRoomEvent(roomId, ev) {
       r.last_message_at = ev.sent_at;
       const viewing = app.chat && app.chat.room.id === roomId && document.visibilityState === "visible" && app.chat.atBottom();
       const mine = ev.sender && ev.sender.id === app.me.id;
-      if (r.member && !mine && !viewing) r.unread = (r.unread || 0) + 1;
+      if (r.member && !mine && !viewing && ev.kind !== "hidden") r.unread = (r.unread || 0) + 1;
       renderRooms();
     }
   }
@@ -478,6 +560,21 @@ function onSendFailed(clientId, err, retryable) {
 }
 
 function onUserEvent(ev) {
+  if (ev.type === "direct") {
+    // Someone opened a direct room with us: list it (and follow it) at once.
+    if (ev.user) knowUser(ev.user);
+    refreshRooms();
+    return;
+  }
+  if (people.onEvent(ev)) {
+    if (ev.type === "friend.request") {
+      const who = ev.request.user?.display_name ?? "?";
+      toast(t("friend_request_toast", { name: who }));
+    } else if (ev.type === "friend.accepted" && ev.request.from === app.me.id) {
+      toast(t("friend_accepted_toast", { name: ev.request.user?.display_name ?? "?" }));
+    }
+    return;
+  }
   const m = app.match;
   switch (ev.type) {
     case "match.waiting":
@@ -516,7 +613,11 @@ function route(next) {
         ? { name: "random" }
         : hash === "#/moderation"
           ? { name: "moderation" }
-          : { name: "home" };
+          : hash === "#/profile"
+            ? { name: "profile" }
+            : hash === "#/friends"
+              ? { name: "friends" }
+              : { name: "home" };
   }
   if (app.route.name === r.name && app.route.id === r.id && r.name !== "random") return;
   app.route = r;
@@ -528,8 +629,12 @@ function route(next) {
     app.chat?.destroy();
     app.chat = null;
   }
+  app.stopPage?.();
+  app.stopPage = null;
   renderRooms();
   if (r.name === "room") openRoom(r.id);
+  else if (r.name === "profile") renderProfileEditor(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), meChanged: () => renderMe() });
+  else if (r.name === "friends") app.stopPage = renderFriends(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), openDirect });
   else if (r.name === "random") renderRandom();
   else if (r.name === "moderation") renderModeration(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash) });
   else clear(els.main, h("div.placeholder", h("p", t("pick_room"))));
@@ -677,6 +782,9 @@ function renderMatchChat() {
         h("button.primary", { type: "button", "data-testid": "match-next", onclick: () => app.live.match("next") }, t("next")),
         h("button.ghost", { type: "button", "data-testid": "match-disconnect", onclick: () => app.live.match("disconnect") }, t("disconnect")),
       ];
+  const p = m.partner;
+  m.friendKey = p ? friendKey(p) : "";
+  if (p && p.id !== undefined && !p.guest) buttons.unshift(partnerFriendButton(p));
   if (!m.reported) {
     buttons.push(h("button.ghost.danger", { type: "button", "data-testid": "match-report", onclick: () => ((reportForm.hidden = false), reason.focus()) }, t("report")));
   }
@@ -706,6 +814,37 @@ function renderMatchChat() {
   app.chat = chat;
   clear(els.main, h("section.random-chat", { "data-testid": "random-chat", "data-state": m.state }, header, reportForm, notice, chat.el));
   chat.load().catch((e) => toast(t("error_generic", { message: e.message })));
+}
+
+/** What the partner's friend button depends on. */
+function friendKey(p) {
+  return `${people.isFriend(p.id)}/${!!people.outgoingTo(p.id)}/${people.me?.guest}`;
+}
+
+/** "Add friend" for a registered random-chat partner (a guest is offered the upgrade first). */
+function partnerFriendButton(p) {
+  if (people.isFriend(p.id)) return h("span.badge", { "data-testid": "match-friends" }, t("friends_already"));
+  if (people.outgoingTo(p.id)) return h("span.badge", { "data-testid": "match-requested" }, t("request_sent"));
+  const btn = h(
+    "button.ghost",
+    {
+      type: "button",
+      "data-testid": "match-add-friend",
+      onclick: async () => {
+        btn.disabled = true;
+        try {
+          const req = await addFriend(p.id);
+          if (req) toast(t(req.status === "accepted" ? "now_friends" : "request_sent"));
+        } catch (e) {
+          toast(t("error_generic", { message: errorText(e) }));
+        }
+        btn.disabled = false;
+        if (app.route.name === "random") renderMatchChat();
+      },
+    },
+    t("add_friend"),
+  );
+  return btn;
 }
 
 function prefsBody() {

@@ -9,6 +9,9 @@
 // Files (issue 12): the composer's attach button, a paste or a drop onto the
 // conversation put files in the tray (tray.js) while they upload; Send sends the
 // text with their ids. Messages show their attachments (attachments.js).
+// People (issue 13): avatars next to authors and members; a message from a user
+// the reader blocked comes as `kind: "hidden"` (no text, no sender) and shows as
+// a muted placeholder, keeping its seq; a direct room is titled with its peer.
 
 import { Api, moderates } from "./api.js";
 import { h, clear, uid } from "./dom.js";
@@ -17,6 +20,7 @@ import { guestTag, showProfile, closeProfile } from "./profile.js";
 import { showReport, closeReport } from "./report.js";
 import { renderAttachments, presign, closeLightbox } from "./attachments.js";
 import { Tray } from "./tray.js";
+import { avatar, people } from "./people.js";
 
 const PAGE = 50;
 const MAX_TEXT = 4000;
@@ -114,10 +118,25 @@ export class ChatView {
     if (r.member && r.kind === "group") {
       actions.append(h("button.ghost", { type: "button", "data-testid": "leave", onclick: () => this.leave() }, t("leave")));
     }
+    const title = h("h2", { "data-testid": "room-title" }, r.name);
+    let titles = h("div.titles", title, this.subtitle);
+    if (r.kind === "direct") {
+      // Titled with the other person: a click opens their card.
+      this.subtitle.textContent = t("direct_sub");
+      const face = h("span.avatar-slot");
+      const btn = h("button.peer", { type: "button", "data-testid": "direct-peer" }, face, titles);
+      titles = btn;
+      people.peer(r).then((p) => {
+        if (!p) return;
+        title.textContent = p.display_name ?? p.name;
+        face.append(avatar(p));
+        btn.onclick = () => showProfile({ id: p.id, display_name: p.display_name ?? p.name, guest: p.guest, username: p.username ?? undefined }, btn);
+      });
+    }
     return h(
       "header.chat-header",
       h("button.back", { type: "button", "aria-label": t("back"), onclick: () => this.app.navigate("#/") }, "‹"),
-      h("div.titles", h("h2", { "data-testid": "room-title" }, r.name), this.subtitle),
+      titles,
       actions,
     );
   }
@@ -304,6 +323,9 @@ export class ChatView {
       const text = m.kind === "system" ? m.text : t(m.kind === "join" ? "joined" : "left", { name: m.sender.name });
       return h("li.notice", { dataset: { seq: m.seq, kind: m.kind } }, text);
     }
+    if (m.kind === "hidden") {
+      return h("li.notice.hidden-msg", { dataset: { seq: m.seq, kind: m.kind, id: m.id }, "data-testid": "hidden-message" }, t("message_hidden"));
+    }
     if (m.kind === "deleted") {
       return h("li.notice.deleted", { dataset: { seq: m.seq, kind: m.kind, id: m.id }, "data-testid": "deleted" }, t("message_deleted"));
     }
@@ -384,6 +406,7 @@ export class ChatView {
     const btn = h(
       "button.author",
       { type: "button", "data-testid": "author", dataset: { userId: sender.id }, onclick: () => showProfile(sender, btn) },
+      avatar(sender),
       h("span.author-name", sender.name),
       sender.guest ? guestTag() : null,
     );
@@ -625,6 +648,7 @@ export class ChatView {
       const btn = h(
         "button.member",
         { type: "button", "data-testid": "member", dataset: { userId: m.id }, onclick: () => showProfile(profile, btn) },
+        avatar("avatar_url" in m ? { ...m } : { id: m.id, name: m.name }),
         h("span.name", m.name),
         m.guest ? guestTag() : null,
       );

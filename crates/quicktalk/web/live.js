@@ -47,6 +47,8 @@ export class Live {
     this.client.onStompError = (frame) => {
       const why = frame.headers.message || "";
       if (why.includes("unauthorized")) {
+        // The token is being replaced (a guest upgrade): the old one may be refused meanwhile.
+        if (this.reauthing) return;
         this.stop();
         this.h.onAuthFailed();
       } else if (why.includes("banned")) {
@@ -71,6 +73,7 @@ export class Live {
 
   connected() {
     this.everConnected = true;
+    if (this.reauthing === "swapped") this.reauthing = false;
     this.client.subscribe("/user/queue/events", (m) => this.h.onUserEvent(JSON.parse(m.body)));
     this.client.subscribe("/user/queue/errors", (m) => this.error(JSON.parse(m.body)));
     for (const [roomId, w] of this.rooms) this.subscribeRoom(roomId, w);
@@ -212,6 +215,18 @@ export class Live {
       headers: { "content-type": "application/json" },
     });
     return true;
+  }
+
+  /** The token is about to change (a guest upgrade): a refusal of the old one is expected. */
+  expectReauth(on = true) {
+    this.reauthing = on;
+  }
+
+  /** Connects again with a new token (the old one stopped working); rooms resume from their seqs. */
+  reauth(token) {
+    this.reauthing = "swapped";
+    this.client.connectHeaders = { Authorization: `Bearer ${token}` };
+    this.client.forceDisconnect();
   }
 
   stop() {

@@ -32,6 +32,13 @@ pub enum BusEvent {
         id: MessageId,
         seq: i64,
     },
+    /// `blocker` now blocks exactly `blocked` (contract §7, the whole list, so
+    /// a lost or reordered event is repaired by the next): every node with
+    /// connections of `blocker` filters what reaches them.
+    BlockChanged {
+        blocker: UserId,
+        blocked: Vec<UserId>,
+    },
 }
 
 /// Publishes events to every node's subscribers.

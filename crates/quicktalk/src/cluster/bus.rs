@@ -203,6 +203,9 @@ impl Bus for KafkaBus {
             BusEvent::MessageDeleted { room_id, id, seq } => {
                 self.send(room_id, &Event::MessageDeleted { room_id, id, seq });
             }
+            BusEvent::BlockChanged { blocker, blocked } => {
+                self.send(blocker, &Event::BlockChanged { blocker, blocked });
+            }
         }
     }
 }
@@ -354,6 +357,9 @@ impl Receiver {
             Event::MessageDeleted { room_id, id, seq } => self
                 .hub
                 .deliver(BusEvent::MessageDeleted { room_id, id, seq }),
+            Event::BlockChanged { blocker, blocked } => self
+                .hub
+                .deliver(BusEvent::BlockChanged { blocker, blocked }),
             Event::Presence {
                 node,
                 room_id,

@@ -46,6 +46,11 @@ pub enum Event {
         id: MessageId,
         seq: i64,
     },
+    /// Whom `blocker` blocks now (the whole list).
+    BlockChanged {
+        blocker: UserId,
+        blocked: Vec<UserId>,
+    },
     /// The users of `room_id` connected to `node` (replaces what it said before).
     Presence {
         node: String,
@@ -183,6 +188,10 @@ mod tests {
                 room_id: 3,
                 id: 40,
                 seq: 12,
+            },
+            Event::BlockChanged {
+                blocker: 5,
+                blocked: vec![9, 2],
             },
         ];
         for ev in evs {

@@ -317,8 +317,9 @@ impl Accounts {
     }
 
     pub async fn authenticate(&self, token: &str) -> AppResult<User> {
-        let id = self.tokens.verify(token)?;
-        self.active(id).await
+        let subject = self.tokens.verify(token)?;
+        let user = self.active(subject.user).await?;
+        current_epoch(user, subject.epoch)
     }
 
     /// User `id` (from the cache) unless banned: for a signed media URL,
@@ -335,8 +336,9 @@ impl Accounts {
     /// the store (admin routes and `GET /me`: a role set by `quicktalk admin
     /// grant` shows at once).
     pub async fn authenticate_fresh(&self, token: &str) -> AppResult<User> {
-        let id = self.tokens.verify(token)?;
-        let user = self.load(id).await?;
+        let subject = self.tokens.verify(token)?;
+        let user = self.load(subject.user).await?;
+        let user = current_epoch(user, subject.epoch)?;
         self.refuse_banned(user).await
     }
 
@@ -374,8 +376,62 @@ impl Accounts {
     }
 
     fn session(&self, user: User) -> Session {
-        let token = self.tokens.issue(user.id);
+        let token = self.tokens.issue(user.id, user.token_epoch);
         Session { user, token }
+    }
+
+    /// Turns guest `user` into a registered user in place (contract §7): same
+    /// id, rooms, history and match state. The guest's tokens stop working
+    /// (the store bumps the token epoch; this node forgets the cached user at
+    /// once, and the caller tells the other nodes); the new session's token is
+    /// the one that works.
+    pub async fn upgrade(&self, user: &User, username: &str, password: &str) -> AppResult<Session> {
+        if !user.guest {
+            return Err(AppError::conflict(
+                "already_registered",
+                "this account is registered already",
+            ));
+        }
+        validate::username(username)?;
+        validate::password(password)?;
+        super::moderation::check_name(username, "username")?;
+        let pw = password.to_owned();
+        let hash = self.hashing.run(move || hash_password(&pw)).await?;
+        let upgraded = self
+            .store
+            .upgrade_guest(user.id, username, &hash)
+            .await?
+            .ok_or(AppError::conflict(
+                "already_registered",
+                "this account is registered already",
+            ))?;
+        self.users.forget(user.id);
+        tracing::info!(user = user.id, "guest upgraded to a registered account");
+        Ok(self.session(upgraded))
+    }
+
+    /// A registered user's public profile by exact username (case-insensitive);
+    /// there is no listing of users.
+    pub async fn profile_by_username(&self, username: &str) -> AppResult<User> {
+        if username.is_empty() || username.len() > 32 {
+            return Err(AppError::NotFound("user"));
+        }
+        self.store
+            .user_by_username(username)
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+}
+
+/// `user`, if a token of `epoch` is still theirs.
+fn current_epoch(user: User, epoch: i64) -> AppResult<User> {
+    if user.token_epoch == epoch {
+        Ok(user)
+    } else {
+        Err(AppError::unauthorized(
+            "invalid_token",
+            "this token was replaced (the account was upgraded); sign in again",
+        ))
     }
 }
 
@@ -393,6 +449,10 @@ mod tests {
             guest: true,
             role: crate::model::Role::User,
             banned_until: None,
+            status_message: None,
+            avatar: None,
+            dm_policy: Default::default(),
+            token_epoch: 0,
         }
     }
 

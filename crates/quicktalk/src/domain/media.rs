@@ -202,6 +202,16 @@ impl MediaService {
         &self.store
     }
 
+    /// One of the [`IMAGE_WORKERS`] image-processing slots (decoding is
+    /// memory-heavy: avatars share the uploads' bound).
+    pub(super) async fn image_slot(&self) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+        self.images.acquire().await.map_err(AppError::internal)
+    }
+
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The name a file is stored under: sanitized, then moderated as strictly
     /// as a message in a random chat (blocked → `moderated`; masked → stored masked).
     pub fn file_name(&self, raw: &str) -> AppResult<String> {

@@ -4,11 +4,14 @@
 //! [`crate::error::AppError`] to their wire.
 
 pub mod accounts;
+pub mod avatars;
 pub mod matching;
 pub mod media;
 pub mod moderation;
 pub mod moderators;
+pub mod people;
 pub mod pipeline;
+pub mod profiles;
 pub mod rooms;
 pub mod signed_urls;
 pub mod tokens;

@@ -42,7 +42,7 @@ pub const MAX_BANS_LISTED: usize = 500;
 const CONTEXT: usize = 5;
 
 /// A queue item as moderators see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QueueEntry {
     pub id: i64,
     pub kind: QueueKind,
@@ -58,7 +58,7 @@ pub struct QueueEntry {
     pub resolved: Option<ResolutionView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoomBrief {
     pub id: RoomId,
     pub name: String,
@@ -67,15 +67,16 @@ pub struct RoomBrief {
 
 /// The reported or flagged user, with `banned_until` while banned (RFC 3339,
 /// `null` for a ban until lifted).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subject {
     #[serde(flatten)]
     pub user: User,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub banned_until: Option<Option<String>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ResolutionView {
     pub at: String,
     /// `null` when resolved automatically.
@@ -84,7 +85,7 @@ pub struct ResolutionView {
 }
 
 /// A ban as the API shows it: `banned_until` `null` = until lifted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BanView {
     pub user: User,
     pub banned_until: Option<String>,

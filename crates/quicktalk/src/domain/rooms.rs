@@ -256,10 +256,17 @@ impl Rooms {
     }
 
     /// Leaves a room; a non-member of a private room is refused (as for reading).
+    /// A direct room cannot be left (it is the pair's one room; block instead).
     pub async fn leave(&self, user: &User, id: RoomId) -> AppResult<()> {
         let room = self.room(id).await?;
         if room.visibility == Visibility::Private && !self.store.is_member(id, user.id).await? {
             return Err(AppError::forbidden("this room is private"));
+        }
+        if room.kind == RoomKind::Direct {
+            return Err(AppError::Forbidden {
+                code: "not_allowed",
+                message: "a direct conversation cannot be left".into(),
+            });
         }
         self.membership(user, id, MessageKind::Leave).await
     }
@@ -283,7 +290,11 @@ impl Rooms {
 
     pub async fn members(&self, user: &User, id: RoomId) -> AppResult<Vec<Member>> {
         self.check_readable(user, id).await?;
-        let online: HashSet<_> = self.hub.online(id).into_iter().map(|u| u.id).collect();
+        let mut online: HashSet<_> = self.hub.online(id).into_iter().map(|u| u.id).collect();
+        // Someone the caller blocks is never shown online to them (contract §7).
+        for blocked in self.store.blocked_by(user.id).await? {
+            online.remove(&blocked);
+        }
         Ok(self
             .store
             .members(id)
@@ -306,7 +317,17 @@ impl Rooms {
         q: HistoryQuery,
     ) -> AppResult<(Vec<Message>, bool)> {
         self.check_readable(user, id).await?;
-        Ok(self.store.messages(id, q).await?)
+        let (mut page, more) = self.store.messages(id, q).await?;
+        // A blocked sender's messages are placeholders, as live (contract §7).
+        let blocked: HashSet<_> = self.store.blocked_by(user.id).await?.into_iter().collect();
+        if !blocked.is_empty() {
+            for m in &mut page {
+                if blocked.contains(&m.sender.id) {
+                    *m = m.hidden();
+                }
+            }
+        }
+        Ok((page, more))
     }
 
     /// Moves the read cursor; returns the new unread count.
@@ -348,6 +369,9 @@ impl Rooms {
         } else {
             media::check_attachments(&*self.store, sender.id, attachments).await?
         };
+        if self.meta(room).await?.kind == RoomKind::Direct {
+            super::people::direct_allowed(&*self.store, room, sender.id).await?;
+        }
         let policy = self.policy(room).await?;
         let moderated = if text.is_empty() {
             Ok((text, Default::default()))
@@ -502,6 +526,11 @@ impl Rooms {
     /// Whether the message pipeline runs (for `/healthz`).
     pub fn pipeline_health(&self) -> super::pipeline::PipelineHealth {
         self.pipeline.health()
+    }
+
+    /// The event bus (for adapters that tell every node of a change).
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -16,6 +16,17 @@ struct Claims {
     sub: String,
     iat: i64,
     exp: i64,
+    /// The user's `token_epoch` when issued: a token of an older epoch is no
+    /// longer the user's (a guest upgrade bumps it). Absent in older tokens.
+    #[serde(default)]
+    ep: i64,
+}
+
+/// Whom a valid token names, and in which of their token epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSubject {
+    pub user: UserId,
+    pub epoch: i64,
 }
 
 fn derive(secret: &[u8], label: &[u8]) -> [u8; 32] {
@@ -82,19 +93,20 @@ impl TokenKeys {
         self.url_key
     }
 
-    pub fn issue(&self, user: UserId) -> String {
+    pub fn issue(&self, user: UserId, epoch: i64) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user.to_string(),
             iat: now,
             exp: now + self.ttl_secs as i64,
+            ep: epoch,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")
     }
 
     /// The user id a valid token names.
-    pub fn verify(&self, token: &str) -> AppResult<UserId> {
+    pub fn verify(&self, token: &str) -> AppResult<TokenSubject> {
         if token.len() > 4096 {
             return Err(AppError::unauthorized("invalid_token", "invalid token"));
         }
@@ -103,6 +115,10 @@ impl TokenKeys {
                 .claims
                 .sub
                 .parse()
+                .map(|user| TokenSubject {
+                    user,
+                    epoch: data.claims.ep,
+                })
                 .map_err(|_| AppError::unauthorized("invalid_token", "invalid token")),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
                 Err(AppError::unauthorized("token_expired", "token has expired"))
@@ -142,13 +158,16 @@ mod tests {
     #[test]
     fn round_trip_forged_and_expired() {
         let keys = TokenKeys::from_secret(&[7; 32], 60);
-        let t = keys.issue(42);
-        assert_eq!(keys.verify(&t).unwrap(), 42);
+        let t = keys.issue(42, 3);
+        assert_eq!(
+            keys.verify(&t).unwrap(),
+            TokenSubject { user: 42, epoch: 3 }
+        );
         let other = TokenKeys::from_secret(&[8; 32], 60);
         assert_eq!(other.verify(&t).unwrap_err().code(), "invalid_token");
         assert_eq!(keys.verify("garbage").unwrap_err().code(), "invalid_token");
         let expired = TokenKeys::from_secret(&[7; 32], 0);
-        let t = expired.issue(1);
+        let t = expired.issue(1, 0);
         std::thread::sleep(std::time::Duration::from_millis(1100));
         assert_eq!(keys.verify(&t).unwrap_err().code(), "token_expired");
     }
@@ -157,8 +176,8 @@ mod tests {
     fn key_persists_across_loads() {
         let dir = tempfile::tempdir().unwrap();
         let a = TokenKeys::load_or_create(dir.path(), 60).unwrap();
-        let t = a.issue(5);
+        let t = a.issue(5, 0);
         let b = TokenKeys::load_or_create(dir.path(), 60).unwrap();
-        assert_eq!(b.verify(&t).unwrap(), 5);
+        assert_eq!(b.verify(&t).unwrap().user, 5);
     }
 }

@@ -74,6 +74,68 @@ pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<Stri
     Ok(t.to_owned())
 }
 
+/// Longest display name, in grapheme clusters (contract §7).
+pub const MAX_DISPLAY_NAME_GRAPHEMES: usize = 64;
+/// Longest status message, in grapheme clusters.
+pub const MAX_STATUS_GRAPHEMES: usize = 140;
+/// A grapheme is rarely more than a few code points; a profile field is
+/// refused past this many bytes per allowed grapheme (so a pile of combining
+/// marks on one letter cannot make a megabyte "one character" name).
+const MAX_BYTES_PER_GRAPHEME: usize = 4;
+
+/// NFC of `raw` trimmed, if it is 1..=`max` grapheme clusters and at most
+/// `max * 4` bytes; `None` otherwise.
+fn graphemes_within(raw: &str, max: usize) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization as _;
+    use unicode_segmentation::UnicodeSegmentation as _;
+    let cap = max * MAX_BYTES_PER_GRAPHEME;
+    // Checked before NFC too, so normalizing never works on a huge input.
+    if raw.len() > cap * 2 {
+        return None;
+    }
+    let t: String = raw.trim().nfc().collect();
+    let n = t.graphemes(true).count();
+    (n >= 1 && n <= max && t.len() <= cap).then_some(t)
+}
+
+/// A profile display name (`PATCH /me`): NFC, 1-64 grapheme clusters (a
+/// Korean syllable counts as one), and safe to show as [`name`] requires.
+pub fn display_name(raw: &str) -> AppResult<String> {
+    const CODE: &str = "invalid_display_name";
+    let t = graphemes_within(raw, MAX_DISPLAY_NAME_GRAPHEMES).ok_or_else(|| {
+        AppError::invalid(
+            CODE,
+            format!("display name must be 1-{MAX_DISPLAY_NAME_GRAPHEMES} characters"),
+        )
+    })?;
+    if let Some(problem) = name_problem(&t) {
+        return Err(AppError::invalid(CODE, format!("display name {problem}")));
+    }
+    if crate::confusables::mixes_scripts(&t) {
+        return Err(AppError::invalid(
+            CODE,
+            "display name must not mix look-alike scripts in one word",
+        ));
+    }
+    Ok(t)
+}
+
+/// A status message: NFC, 1-140 grapheme clusters on one line, nothing
+/// invisible or controlling ([`name_problem`]).
+pub fn status_message(raw: &str) -> AppResult<String> {
+    const CODE: &str = "invalid_status_message";
+    let t = graphemes_within(raw, MAX_STATUS_GRAPHEMES).ok_or_else(|| {
+        AppError::invalid(
+            CODE,
+            format!("status message must be 1-{MAX_STATUS_GRAPHEMES} characters"),
+        )
+    })?;
+    if let Some(problem) = name_problem(&t) {
+        return Err(AppError::invalid(CODE, format!("status message {problem}")));
+    }
+    Ok(t)
+}
+
 /// `name_taken` when `name` looks like (shares the confusable skeleton of) the
 /// username or display name of a registered user other than `me`.
 pub async fn impersonates(
@@ -310,5 +372,30 @@ mod tests {
         assert!(client_id("c-1").is_ok());
         assert_eq!(client_id("c\u{0}").unwrap_err().code(), "invalid_client_id");
         assert_eq!(client_id("").unwrap_err().code(), "invalid_client_id");
+    }
+
+    #[test]
+    fn profile_lengths_count_graphemes_after_nfc() {
+        // 64 Hangul syllables are 64 characters; so are 64 decomposed (NFD) ones.
+        let syllables = "가".repeat(64);
+        assert_eq!(display_name(&syllables).unwrap(), syllables);
+        let decomposed: String = "\u{1100}\u{1161}".repeat(64);
+        assert_eq!(display_name(&decomposed).unwrap(), syllables, "NFC");
+        assert!(display_name(&"가".repeat(65)).is_err());
+        // A family emoji (7 code points) is one grapheme.
+        let family = "👨\u{200D}👩\u{200D}👧\u{200D}👦";
+        assert!(display_name(&family.repeat(10)).is_ok());
+        assert!(display_name("  ").is_err());
+        assert!(display_name("a\u{202E}b").is_err(), "bidi override");
+        // One letter under a pile of combining marks: one grapheme, too many bytes.
+        let zalgo = format!("a{}", "\u{0301}".repeat(300));
+        assert_eq!(
+            display_name(&zalgo).unwrap_err().code(),
+            "invalid_display_name"
+        );
+        assert_eq!(status_message(&"字".repeat(140)).unwrap().len(), 420);
+        assert!(status_message(&"字".repeat(141)).is_err());
+        assert!(status_message("line\nbreak").is_err());
+        assert!(display_name(&"x".repeat(1_000_000)).is_err());
     }
 }

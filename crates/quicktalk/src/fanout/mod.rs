@@ -24,7 +24,12 @@
 //!   this node ([`BusEvent::UserChanged`] with `banned`); the user watcher
 //!   ([`Hub::set_user_watcher`]) hears of every user change first (the
 //!   authentication cache forgets the user).
+//! - Blocks (contract §7, [`blocks`]): a connected blocker gets a blocked
+//!   user's messages as `kind:"hidden"` placeholders with the same `seq`, none
+//!   of their typing, and presence without them. Lock order: a room's lock,
+//!   then the block table's; the block table's, then `connections`.
 
+mod blocks;
 mod outlet;
 mod presence;
 
@@ -200,6 +205,8 @@ pub struct Hub {
     presence_dirty: Mutex<HashSet<RoomId>>,
     /// Other nodes' online users (multi-node mode); see `presence`.
     remote: Mutex<presence::Remote>,
+    /// Whom this node's connected users block.
+    blocks: blocks::BlockTable,
     next_event: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -214,6 +221,7 @@ impl Hub {
             user_watcher: RwLock::default(),
             presence_dirty: Mutex::default(),
             remote: Mutex::default(),
+            blocks: Default::default(),
             next_event: AtomicU64::new(1),
             metrics,
         }
@@ -253,15 +261,78 @@ impl Hub {
             .push(outlet);
     }
 
-    /// Forgets a connection of `user` (it is closing).
+    /// Forgets a connection of `user` (it is closing); with their last one,
+    /// their block list.
     pub fn unregister_connection(&self, user: UserId, outlet: &Arc<Outlet>) {
-        let mut conns = self.connections.lock();
-        if let Some(list) = conns.get_mut(&user) {
-            list.retain(|o| !Arc::ptr_eq(o, outlet));
-            if list.is_empty() {
-                conns.remove(&user);
+        let last = {
+            let mut conns = self.connections.lock();
+            match conns.get_mut(&user) {
+                Some(list) => {
+                    list.retain(|o| !Arc::ptr_eq(o, outlet));
+                    let last = list.is_empty();
+                    if last {
+                        conns.remove(&user);
+                    }
+                    last
+                }
+                None => false,
             }
+        };
+        if last {
+            // Re-checked under the block table's lock: a connection that
+            // registered meanwhile keeps the list it installed.
+            self.blocks.update(|b| {
+                if !self.connections.lock().contains_key(&user) {
+                    b.remove(user);
+                }
+            });
         }
+    }
+
+    /// Taken before reading a user's block list from the store, for
+    /// [`install_blocks`](Self::install_blocks).
+    pub fn block_generation(&self) -> u64 {
+        self.blocks.read().generation()
+    }
+
+    /// Installs the block list of `user` (connected here) as read from the
+    /// store after [`block_generation`](Self::block_generation) gave
+    /// `generation`. `false` when a block changed since: read it again.
+    pub fn install_blocks(&self, user: UserId, list: &[UserId], generation: u64) -> bool {
+        self.blocks.update(|b| {
+            if b.generation() != generation {
+                return false;
+            }
+            if self.connections.lock().contains_key(&user) {
+                b.set(user, list);
+            }
+            true
+        })
+    }
+
+    /// Whom `user` (connected here) blocks, if anyone.
+    pub fn blocks_of(&self, user: UserId) -> Option<Arc<HashSet<UserId>>> {
+        if !self.blocks.anyone_blocked() {
+            return None;
+        }
+        self.blocks.read().of(user)
+    }
+
+    /// Which of `ids` are connected, here or (multi-node) on a node that
+    /// announces them in some room's presence.
+    pub fn connected_among(&self, ids: &[UserId]) -> HashSet<UserId> {
+        let mut out: HashSet<UserId> = {
+            let conns = self.connections.lock();
+            ids.iter()
+                .copied()
+                .filter(|u| conns.contains_key(u))
+                .collect()
+        };
+        if out.len() < ids.len() {
+            let wanted: HashSet<UserId> = ids.iter().copied().collect();
+            self.remote.lock().users_among(&wanted, &mut out);
+        }
+        out
     }
 
     /// Closes every connection of `user` on this node with an ERROR saying
@@ -479,10 +550,60 @@ impl Hub {
         self.metrics.fanout_events.inc();
     }
 
+    /// Whether some connected user here blocks `sender` (one atomic load when
+    /// nobody here blocks anyone).
+    fn someone_hides(&self, sender: UserId) -> bool {
+        self.blocks.anyone_blocked() && self.blocks.read().is_blocked(sender)
+    }
+
+    /// Fans out an event of `sender`'s: subscribers who block them get
+    /// `hidden` instead (`None`: nothing).
+    fn fan_out_from(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        ev: Arc<Event>,
+        hidden: Option<Arc<Event>>,
+    ) {
+        let Some(state) = self.room_subs(room) else {
+            return;
+        };
+        let st = state.read();
+        let blocks = self.blocks.read();
+        for sub in &st.subs {
+            if sub.user.id == sender {
+                if hidden.is_some() {
+                    sub.deliver(&ev);
+                }
+            } else if !blocks.hides(sub.user.id, sender) {
+                sub.deliver(&ev);
+            } else if let Some(h) = &hidden {
+                sub.deliver(h);
+            }
+        }
+        self.metrics.fanout_events.inc();
+    }
+
     /// The presence event of `room` as it is now. In a big room the list is cut at
     /// [`PRESENCE_LIST_MAX`] users (lowest ids first); `count` is always the total,
     /// so a join in a room of N costs O(N) once per interval, not O(N²).
     pub fn presence_event(&self, room: RoomId) -> Arc<Event> {
+        let (online, count) = self.online_snapshot(room, PRESENCE_LIST_MAX);
+        self.presence_body(room, &online, count)
+    }
+
+    /// The presence event of `room` as `viewer` sees it (without anyone they block).
+    pub fn presence_event_for(&self, room: RoomId, viewer: UserId) -> Arc<Event> {
+        let (mut online, mut count) = self.online_snapshot(room, PRESENCE_LIST_MAX);
+        if let Some(hides) = self.blocks_of(viewer) {
+            let before = online.len();
+            online.retain(|u| !hides.contains(&u.id));
+            count -= before - online.len();
+        }
+        self.presence_body(room, &online, count)
+    }
+
+    fn presence_body(&self, room: RoomId, online: &[UserRef], count: usize) -> Arc<Event> {
         #[derive(serde::Serialize)]
         struct Presence<'a> {
             #[serde(rename = "type")]
@@ -491,15 +612,49 @@ impl Hub {
             online: &'a [UserRef],
             count: usize,
         }
-        let (online, count) = self.online_snapshot(room, PRESENCE_LIST_MAX);
         let body = serde_json::to_vec(&Presence {
             ty: "presence",
             room_id: room,
-            online: &online,
+            online,
             count,
         })
         .expect("presence serializes");
         self.event(room_destination(room).into(), None, Bytes::from(body))
+    }
+
+    /// Broadcasts `room`'s presence; a subscriber who blocks someone listed
+    /// gets the list without them (and `count` less as many).
+    fn fan_out_presence(&self, room: RoomId) {
+        let (online, count) = self.online_snapshot(room, PRESENCE_LIST_MAX);
+        let ev = self.presence_body(room, &online, count);
+        if !self.blocks.anyone_blocked() || !online.iter().any(|u| self.someone_hides(u.id)) {
+            self.fan_out_room(room, ev, None);
+            return;
+        }
+        let Some(state) = self.room_subs(room) else {
+            return;
+        };
+        let st = state.read();
+        let blocks = self.blocks.read();
+        let mut filtered: HashMap<UserId, Arc<Event>> = HashMap::new();
+        for sub in &st.subs {
+            let viewer = sub.user.id;
+            if !online.iter().any(|u| blocks.hides(viewer, u.id)) {
+                sub.deliver(&ev);
+                continue;
+            }
+            let own = filtered.entry(viewer).or_insert_with(|| {
+                let kept: Vec<UserRef> = online
+                    .iter()
+                    .filter(|u| !blocks.hides(viewer, u.id))
+                    .cloned()
+                    .collect();
+                let left_out = online.len() - kept.len();
+                self.presence_body(room, &kept, count - left_out)
+            });
+            sub.deliver(own);
+        }
+        self.metrics.fanout_events.inc();
     }
 }
 
@@ -513,7 +668,17 @@ impl BusSink for Hub {
                     message_id: format!("m{}", m.id).into(),
                     body: Bytes::from(m.to_json_bytes()),
                 });
-                self.fan_out_room(m.room_id, ev, None);
+                if self.someone_hides(m.sender.id) {
+                    let hidden = Arc::new(Event {
+                        seq: ev.seq,
+                        destination: ev.destination.clone(),
+                        message_id: ev.message_id.clone(),
+                        body: Bytes::from(m.hidden().to_json_bytes()),
+                    });
+                    self.fan_out_from(m.room_id, m.sender.id, ev, Some(hidden));
+                } else {
+                    self.fan_out_room(m.room_id, ev, None);
+                }
                 if m.kind == MessageKind::Leave {
                     // Leaving ends the leaver's subscriptions (after they saw the notice):
                     // a private room's traffic must stop reaching a non-member.
@@ -527,7 +692,11 @@ impl BusSink for Hub {
                     None,
                     Bytes::from(body.to_string()),
                 );
-                self.fan_out_room(room_id, ev, Some(user.id));
+                if self.someone_hides(user.id) {
+                    self.fan_out_from(room_id, user.id, ev, None);
+                } else {
+                    self.fan_out_room(room_id, ev, Some(user.id));
+                }
             }
             BusEvent::UserChanged { user_id, banned } => {
                 if let Some(w) = &*self.user_watcher.read() {
@@ -548,6 +717,14 @@ impl BusSink for Hub {
                     Bytes::from(body.to_string()),
                 );
                 self.fan_out_room(room_id, ev, None);
+            }
+            BusEvent::BlockChanged { blocker, blocked } => {
+                self.blocks.update(|b| {
+                    b.bump();
+                    if self.connections.lock().contains_key(&blocker) {
+                        b.set(blocker, &blocked);
+                    }
+                });
             }
             BusEvent::User { user_id, body } => {
                 let subs = self.users.read().get(&user_id).cloned();
@@ -697,6 +874,105 @@ mod tests {
             bodies[1],
             json!({"type": "message.deleted", "room_id": 5, "id": 10, "seq": 3})
         );
+    }
+
+    fn bodies(outlet: &Outlet) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        outlet.take(&mut out, 100);
+        out.iter()
+            .filter_map(|o| match o {
+                Outbound::Event { event, .. } => serde_json::from_slice(&event.body).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A connected blocker gets the blocked user's message as a placeholder
+    /// with the same seq, none of their typing, and presence without them; a
+    /// list installed from a read older than a change event is refused.
+    #[test]
+    fn blocks_hide_messages_typing_and_presence_from_the_blocker_only() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(metrics.clone());
+        let (oa, oc) = (
+            Outlet::new(1, 100, metrics.clone()),
+            Outlet::new(3, 100, metrics),
+        );
+        hub.register_connection(1, oa.clone());
+        hub.register_connection(3, oc.clone());
+        let stale = hub.block_generation();
+        hub.deliver(BusEvent::BlockChanged {
+            blocker: 1,
+            blocked: vec![2],
+        });
+        assert!(
+            !hub.install_blocks(1, &[], stale),
+            "a stale read is refused"
+        );
+        let _a = hub.subscribe_room(9, user(1), "a".into(), oa.clone(), false);
+        let _c = hub.subscribe_room(9, user(3), "c".into(), oc.clone(), false);
+        let _b = hub.subscribe_room(
+            9,
+            user(2),
+            "b".into(),
+            Outlet::new(2, 100, Arc::new(Metrics::new())),
+            false,
+        );
+        let msg = crate::model::Message {
+            id: 11,
+            room_id: 9,
+            seq: 4,
+            kind: MessageKind::Text,
+            sender: user(2),
+            text: "secret".into(),
+            client_id: Some("c1".into()),
+            sent_at: 0,
+            masked: false,
+            attachments: vec![],
+        };
+        hub.deliver(BusEvent::Message(Arc::new(msg)));
+        hub.deliver(BusEvent::Typing {
+            room_id: 9,
+            user: user(2),
+        });
+        hub.flush_presence();
+        let a = bodies(&oa);
+        let c = bodies(&oc);
+        assert_eq!(
+            a[0],
+            json!({"type": "message", "id": 11, "room_id": 9, "seq": 4, "kind": "hidden",
+                   "sent_at": "1970-01-01T00:00:00.000Z"})
+        );
+        assert_eq!(c[0]["text"], "secret");
+        assert!(a.iter().all(|v| v["type"] != "typing"), "{a:?}");
+        assert!(c.iter().any(|v| v["type"] == "typing"), "{c:?}");
+        let pa = a.iter().find(|v| v["type"] == "presence").unwrap();
+        let pc = c.iter().find(|v| v["type"] == "presence").unwrap();
+        assert_eq!(
+            (pa["count"].as_u64(), pc["count"].as_u64()),
+            (Some(2), Some(3))
+        );
+        assert!(
+            pa["online"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| u["id"] != 2),
+            "{pa}"
+        );
+        // Unblocked (the whole list replaced): the next message is whole again.
+        hub.deliver(BusEvent::BlockChanged {
+            blocker: 1,
+            blocked: vec![],
+        });
+        assert!(!hub.blocks.anyone_blocked());
+        // The blocker's last connection going forgets their list.
+        hub.deliver(BusEvent::BlockChanged {
+            blocker: 1,
+            blocked: vec![2],
+        });
+        hub.unregister_connection(1, &oa);
+        assert!(hub.blocks_of(1).is_none());
     }
 
     #[test]

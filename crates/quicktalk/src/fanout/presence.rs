@@ -39,6 +39,19 @@ pub(super) struct Remote {
 }
 
 impl Remote {
+    /// Adds to `out` those of `wanted` other nodes report online in any room.
+    pub(super) fn users_among(
+        &self,
+        wanted: &std::collections::HashSet<crate::model::UserId>,
+        out: &mut std::collections::HashSet<crate::model::UserId>,
+    ) {
+        for nodes in self.rooms.values() {
+            for (users, _) in nodes.values() {
+                out.extend(users.iter().map(|u| u.id).filter(|id| wanted.contains(id)));
+            }
+        }
+    }
+
     /// Every user other nodes report online in `room`.
     pub(super) fn room(&self, room: RoomId) -> Option<impl Iterator<Item = &UserRef>> {
         self.rooms
@@ -100,8 +113,7 @@ impl Hub {
         let mut seen = std::collections::HashSet::new();
         for room in local.iter().chain(remote.iter()) {
             if seen.insert(*room) {
-                let ev = self.presence_event(*room);
-                self.fan_out_room(*room, ev, None);
+                self.fan_out_presence(*room);
             }
         }
         if let Some(publish) = publisher {

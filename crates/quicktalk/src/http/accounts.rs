@@ -15,20 +15,20 @@ use crate::domain::accounts::Session;
 use crate::limits::{Key, Limit};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Signup {
     pub username: String,
     pub password: String,
     pub display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Login {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Guest {
     pub nickname: Option<String>,
 }
@@ -37,6 +37,19 @@ fn session_json(s: Session) -> axum::Json<Value> {
     axum::Json(json!({"user": s.user, "token": s.token}))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    operation_id = "accounts_signup",
+    tag = "auth",
+    request_body = Signup,
+    responses(
+        (status = 201, description = "Signed up", body = super::openapi::SessionBody),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 409, description = "Conflict", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn signup(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
@@ -50,6 +63,20 @@ pub async fn signup(
     Ok((StatusCode::CREATED, session_json(s)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "accounts_login",
+    tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "Logged in", body = super::openapi::SessionBody),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
@@ -60,6 +87,18 @@ pub async fn login(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/guest",
+    operation_id = "accounts_guest",
+    tag = "auth",
+    request_body = Option<Guest>,
+    responses(
+        (status = 201, description = "A new guest", body = super::openapi::SessionBody),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+)]
 pub async fn guest(
     State(state): State<Arc<AppState>>,
     ClientIp(ip): ClientIp,
@@ -81,12 +120,40 @@ pub async fn guest(
 }
 
 /// `GET /me`: read from the store, so a new role shows at once.
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "accounts_me",
+    tag = "users",
+    responses(
+        (status = 200, description = "The caller", body = crate::model::User),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn me(FreshCaller(user): FreshCaller) -> axum::Json<crate::model::User> {
     axum::Json(user)
 }
 
 /// `GET /users/{id}`: any signed-in user may see anyone's profile (what a
 /// profile card shows: display name, `@username`, guest or not).
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    operation_id = "accounts_user",
+    tag = "users",
+    params(
+        ("id" = i64, Path, description = "user id"),
+    ),
+    responses(
+        (status = 200, description = "A profile", body = crate::model::User),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn user(
     State(state): State<Arc<AppState>>,
     Caller(_): Caller,

@@ -20,7 +20,8 @@ use crate::store::moderation::{QueueQuery, QueueState};
 
 type S = State<Arc<AppState>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QueueParams {
     limit: Option<i64>,
     after: Option<i64>,
@@ -28,6 +29,22 @@ pub struct QueueParams {
 }
 
 /// `GET /admin/queue?limit=&after=&state=open|resolved|all`.
+#[utoipa::path(
+    get,
+    path = "/admin/queue",
+    operation_id = "admin_queue",
+    tag = "admin",
+    params(
+        QueueParams,
+    ),
+    responses(
+        (status = 200, description = "Reports and flags, oldest first", body = super::openapi::QueuePage),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn queue(
     State(app): S,
     Staff(by): Staff,
@@ -61,11 +78,29 @@ pub async fn queue(
 }
 
 /// The body of `POST /admin/queue/{id}/resolve` (optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct ResolveBody {
     pub resolution: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/queue/{id}/resolve",
+    operation_id = "admin_resolve",
+    tag = "admin",
+    params(
+        ("id" = i64, Path, description = "queue item id"),
+    ),
+    request_body = Option<ResolveBody>,
+    responses(
+        (status = 200, description = "Resolved", body = QueueEntry),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn resolve(
     State(app): S,
     Staff(by): Staff,
@@ -81,13 +116,31 @@ pub async fn resolve(
 }
 
 /// The body of `POST /admin/users/{id}/ban`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BanBody {
     pub reason: String,
     /// RFC 3339; absent = until lifted.
     pub until: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/ban",
+    operation_id = "admin_ban",
+    tag = "admin",
+    params(
+        ("id" = i64, Path, description = "user id"),
+    ),
+    request_body = BanBody,
+    responses(
+        (status = 200, description = "Banned", body = crate::domain::moderators::BanView),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn ban(
     State(app): S,
     Staff(by): Staff,
@@ -106,6 +159,22 @@ pub async fn ban(
     Ok(axum::Json(json!(ban)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/ban",
+    operation_id = "admin_unban",
+    tag = "admin",
+    params(
+        ("id" = i64, Path, description = "user id"),
+    ),
+    responses(
+        (status = 200, description = "Unbanned", body = super::openapi::Unbanned),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn unban(
     State(app): S,
     Staff(by): Staff,
@@ -116,11 +185,39 @@ pub async fn unban(
 }
 
 /// `GET /admin/bans`: the bans in force.
+#[utoipa::path(
+    get,
+    path = "/admin/bans",
+    operation_id = "admin_bans",
+    tag = "admin",
+    responses(
+        (status = 200, description = "The bans in force", body = super::openapi::BanList),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn bans(State(app): S, Staff(by): Staff) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(json!({"bans": app.moderation.bans(&by).await?})))
 }
 
 /// `DELETE /admin/messages/{id}` → the tombstone.
+#[utoipa::path(
+    delete,
+    path = "/admin/messages/{id}",
+    operation_id = "admin_delete_message",
+    tag = "admin",
+    params(
+        ("id" = i64, Path, description = "message id"),
+    ),
+    responses(
+        (status = 200, description = "The tombstone (kind deleted)", body = crate::model::Message),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete_message(
     State(app): S,
     Staff(by): Staff,

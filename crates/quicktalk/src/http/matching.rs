@@ -18,10 +18,37 @@ use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
+#[utoipa::path(
+    get,
+    path = "/match",
+    operation_id = "matching_get",
+    tag = "matching",
+    responses(
+        (status = 200, description = "The caller's matching state", body = super::openapi::MatchState),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(State(state): S, Caller(user): Caller) -> axum::Json<Value> {
     axum::Json(state_json(&state.matching.state(&user).await))
 }
 
+#[utoipa::path(
+    post,
+    path = "/match/connect",
+    operation_id = "matching_connect",
+    tag = "matching",
+    request_body = Option<PrefsInput>,
+    responses(
+        (status = 200, description = "Queued or matched", body = super::openapi::MatchState),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn connect(
     State(state): S,
     Caller(user): Caller,
@@ -39,23 +66,64 @@ pub async fn connect(
     Ok(axum::Json(state_json(&s)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/match/next",
+    operation_id = "matching_next",
+    tag = "matching",
+    responses(
+        (status = 200, description = "Queued again", body = super::openapi::MatchState),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn next(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
     state.limits.check(Limit::MatchUser, Key::User(user.id))?;
     Ok(axum::Json(state_json(&state.matching.next(&user).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/match/disconnect",
+    operation_id = "matching_disconnect",
+    tag = "matching",
+    responses(
+        (status = 200, description = "Out of matching", body = super::openapi::MatchState),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn disconnect(State(state): S, Caller(user): Caller) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(state_json(
         &state.matching.disconnect(&user).await?,
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub room_id: RoomId,
     pub reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/match/report",
+    operation_id = "matching_report",
+    tag = "matching",
+    request_body = Report,
+    responses(
+        (status = 201, description = "Queued for review", body = super::openapi::Reported),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn report(
     State(state): S,
     ClientIp(ip): ClientIp,

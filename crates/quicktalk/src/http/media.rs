@@ -73,12 +73,35 @@ pub fn check_upload_rate(state: &AppState, user: UserId, ip: std::net::IpAddr) -
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadParams {
     pub name: Option<String>,
 }
 
 /// `POST /media?name=…`: the raw bytes, or `multipart/form-data` with a part `file`.
+#[utoipa::path(
+    post,
+    path = "/media",
+    operation_id = "media_upload",
+    tag = "media",
+    params(
+        UploadParams,
+    ),
+    request_body(
+        description = "The raw file, or a form with one part named `file`",
+        content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "multipart/form-data"))
+    ),
+    responses(
+        (status = 201, description = "Stored", body = crate::model::MediaView),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 413, description = "Too large", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn upload(
     State(state): S,
     Caller(user): Caller,
@@ -134,6 +157,22 @@ pub async fn upload(
 }
 
 /// `GET /media/{id}/info`: the file's JSON, for whoever may read it.
+#[utoipa::path(
+    get,
+    path = "/media/{id}/info",
+    operation_id = "media_info",
+    tag = "media",
+    params(
+        ("id" = String, Path, description = "media id"),
+    ),
+    responses(
+        (status = 200, description = "The file", body = crate::model::MediaView),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn info(
     State(state): S,
     Caller(user): Caller,
@@ -145,12 +184,26 @@ pub async fn info(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignBody {
     pub ids: Vec<String>,
 }
 
 /// `POST /media/sign {"ids":[…]}` → short-lived URLs for the readable ones.
+#[utoipa::path(
+    post,
+    path = "/media/sign",
+    operation_id = "media_sign",
+    tag = "media",
+    request_body = SignBody,
+    responses(
+        (status = 200, description = "Short-lived URLs of the readable ids", body = super::openapi::Signed),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn sign(
     State(state): S,
     Caller(user): Caller,
@@ -177,7 +230,8 @@ pub async fn sign(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignedQuery {
     pub exp: Option<i64>,
     pub uid: Option<UserId>,
@@ -185,6 +239,26 @@ pub struct SignedQuery {
 }
 
 /// `GET /media/{id}`: the stored original.
+#[utoipa::path(
+    get,
+    path = "/media/{id}",
+    operation_id = "media_original",
+    tag = "media",
+    params(
+        ("id" = String, Path, description = "media id"),
+        SignedQuery,
+    ),
+    responses(
+        (status = 200, description = "The stored original", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []), ()),
+)]
 pub async fn original(
     State(state): S,
     Path(id): Path<String>,
@@ -195,6 +269,25 @@ pub async fn original(
 }
 
 /// `GET /media/{id}/thumbnail`: the JPEG thumbnail of an image.
+#[utoipa::path(
+    get,
+    path = "/media/{id}/thumbnail",
+    operation_id = "media_thumbnail",
+    tag = "media",
+    params(
+        ("id" = String, Path, description = "media id"),
+        SignedQuery,
+    ),
+    responses(
+        (status = 200, description = "The JPEG thumbnail", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = []), ()),
+)]
 pub async fn thumbnail(
     State(state): S,
     Path(id): Path<String>,

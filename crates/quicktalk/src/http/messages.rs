@@ -16,13 +16,32 @@ use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ReportMessage {
     pub reason: String,
 }
 
 /// `POST /messages/{id}/report` `{"reason"}` → 201 `{"reported":true,"id"}` (the
 /// queue id; the same for a repeat by the same user).
+#[utoipa::path(
+    post,
+    path = "/messages/{id}/report",
+    operation_id = "messages_report",
+    tag = "messages",
+    params(
+        ("id" = i64, Path, description = "message id"),
+    ),
+    request_body = ReportMessage,
+    responses(
+        (status = 201, description = "Queued for review", body = super::openapi::Reported),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn report(
     State(state): S,
     ClientIp(ip): ClientIp,

@@ -18,7 +18,7 @@ use crate::state::AppState;
 
 type S = State<Arc<AppState>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateRoom {
     pub name: String,
     pub visibility: Option<String>,
@@ -27,7 +27,7 @@ pub struct CreateRoom {
 }
 
 /// `PATCH /rooms/{id}`: what to change (absent fields stay).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PatchRoom {
     pub moderation: Option<String>,
 }
@@ -42,7 +42,8 @@ fn parse_policy(p: Option<&str>) -> Result<RoomPolicy, AppError> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     kind: Option<String>,
     cursor: Option<String>,
@@ -50,6 +51,22 @@ pub struct ListParams {
 }
 
 /// `GET /rooms?kind=group,direct&cursor=C&limit=N` → `{"rooms":[…],"next_cursor"?}`.
+#[utoipa::path(
+    get,
+    path = "/rooms",
+    operation_id = "rooms_list",
+    tag = "rooms",
+    params(
+        ListParams,
+    ),
+    responses(
+        (status = 200, description = "Public rooms and the caller's", body = super::openapi::RoomList),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     State(state): S,
     Caller(user): Caller,
@@ -64,6 +81,21 @@ pub async fn list(
     Ok(axum::Json(body))
 }
 
+#[utoipa::path(
+    post,
+    path = "/rooms",
+    operation_id = "rooms_create",
+    tag = "rooms",
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "Created; the creator is a member", body = RoomView),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): S,
     ClientIp(ip): ClientIp,
@@ -90,6 +122,24 @@ pub async fn create(
 }
 
 /// `PATCH /rooms/{id}` `{"moderation"}`: the room's creator or a moderator.
+#[utoipa::path(
+    patch,
+    path = "/rooms/{id}",
+    operation_id = "rooms_patch",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    request_body = PatchRoom,
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch(
     State(state): S,
     Caller(user): Caller,
@@ -104,6 +154,22 @@ pub async fn patch(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/rooms/{id}",
+    operation_id = "rooms_get",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     State(state): S,
     Caller(user): Caller,
@@ -112,6 +178,22 @@ pub async fn get(
     Ok(axum::Json(state.rooms.get(&user, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/join",
+    operation_id = "rooms_join",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    responses(
+        (status = 200, description = "Joined", body = RoomView),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn join(
     State(state): S,
     Caller(user): Caller,
@@ -120,6 +202,22 @@ pub async fn join(
     Ok(axum::Json(state.rooms.join(&user, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/leave",
+    operation_id = "rooms_leave",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    responses(
+        (status = 200, description = "Left", body = super::openapi::Left),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn leave(
     State(state): S,
     Caller(user): Caller,
@@ -130,6 +228,22 @@ pub async fn leave(
     Ok(axum::Json(json!({"left": id})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/rooms/{id}/members",
+    operation_id = "rooms_members",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    responses(
+        (status = 200, description = "The members", body = super::openapi::MemberList),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn members(
     State(state): S,
     Caller(user): Caller,
@@ -139,13 +253,32 @@ pub async fn members(
     Ok(axum::Json(json!({ "members": members })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     before_seq: Option<i64>,
     after_seq: Option<i64>,
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/rooms/{id}/messages",
+    operation_id = "rooms_messages",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+        HistoryParams,
+    ),
+    responses(
+        (status = 200, description = "A history page", body = super::openapi::History),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn messages(
     State(state): S,
     Caller(user): Caller,
@@ -159,7 +292,7 @@ pub async fn messages(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PostMessage {
     /// May be empty (or absent) when files are attached.
     #[serde(default)]
@@ -171,6 +304,27 @@ pub struct PostMessage {
 }
 
 /// Posts a text message over REST (for clients without a socket); 201 once stored.
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/messages",
+    operation_id = "rooms_post_message",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    request_body = PostMessage,
+    responses(
+        (status = 201, description = "Stored", body = crate::model::Message),
+        (status = 200, description = "Already stored with this client_id", body = crate::model::Message),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+        (status = 503, description = "Unavailable", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn post_message(
     State(state): S,
     Caller(user): Caller,
@@ -192,11 +346,29 @@ pub async fn post_message(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Read {
     pub seq: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/rooms/{id}/read",
+    operation_id = "rooms_read",
+    tag = "rooms",
+    params(
+        ("id" = i64, Path, description = "room id"),
+    ),
+    request_body = Read,
+    responses(
+        (status = 200, description = "The caller's read cursor moved", body = super::openapi::ReadCursor),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn read(
     State(state): S,
     Caller(user): Caller,

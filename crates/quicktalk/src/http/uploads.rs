@@ -96,6 +96,15 @@ fn file_name(headers: &HeaderMap) -> Result<String, AppError> {
 }
 
 /// `OPTIONS /uploads`: what this server speaks.
+#[utoipa::path(
+    options,
+    path = "/uploads",
+    operation_id = "uploads_options",
+    tag = "uploads",
+    responses(
+        (status = 204, description = "Tus-Version, Tus-Extension, Tus-Max-Size"),
+    ),
+)]
 pub async fn options(State(state): S) -> Response {
     let mut h = tus_headers();
     h.insert("tus-version", HeaderValue::from_static(VERSION));
@@ -111,6 +120,27 @@ pub async fn options(State(state): S) -> Response {
 }
 
 /// `POST /uploads` with `Upload-Length` (and `Upload-Metadata: filename …`).
+#[utoipa::path(
+    post,
+    path = "/uploads",
+    operation_id = "uploads_create",
+    tag = "uploads",
+    params(
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Upload-Length" = u64, Header, description = "Total bytes"),
+        ("Upload-Metadata" = Option<String>, Header, description = "`filename <base64>`"),
+    ),
+    responses(
+        (status = 201, description = "Created: Location, Upload-Offset 0"),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 412, description = "Tus-Resumable missing or unsupported", body = super::openapi::ErrorBody),
+        (status = 413, description = "Too large", body = super::openapi::ErrorBody),
+        (status = 429, description = "Rate limited (Retry-After)", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): S,
     Caller(user): Caller,
@@ -150,6 +180,22 @@ fn state_headers(s: &UploadState) -> HeaderMap {
 }
 
 /// `HEAD /uploads/{id}`: how far it got.
+#[utoipa::path(
+    head,
+    path = "/uploads/{id}",
+    operation_id = "uploads_head",
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "upload id (or, once finished, the media id)"),
+    ),
+    responses(
+        (status = 200, description = "Upload-Offset and Upload-Length (and QuickTalk-Media-Id when finished)"),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn head(
     State(state): S,
     Caller(user): Caller,
@@ -160,6 +206,30 @@ pub async fn head(
 }
 
 /// `PATCH /uploads/{id}` with `Upload-Offset` and the next bytes.
+#[utoipa::path(
+    patch,
+    path = "/uploads/{id}",
+    operation_id = "uploads_patch",
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "upload id (or, once finished, the media id)"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Upload-Offset" = u64, Header, description = "Where this piece starts"),
+    ),
+    request_body(content((Vec<u8> = "application/offset+octet-stream"))),
+    responses(
+        (status = 204, description = "Piece stored; Upload-Offset"),
+        (status = 200, description = "The last piece: the stored file", body = crate::model::MediaView),
+        (status = 400, description = "Bad input", body = super::openapi::ErrorBody),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 409, description = "Conflict", body = super::openapi::ErrorBody),
+        (status = 412, description = "Tus-Resumable missing or unsupported", body = super::openapi::ErrorBody),
+        (status = 413, description = "Too large", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn patch(
     State(state): S,
     Caller(user): Caller,
@@ -198,6 +268,24 @@ pub async fn patch(
 }
 
 /// `DELETE /uploads/{id}`: cancel; what was stored goes.
+#[utoipa::path(
+    delete,
+    path = "/uploads/{id}",
+    operation_id = "uploads_delete",
+    tag = "uploads",
+    params(
+        ("id" = String, Path, description = "upload id (or, once finished, the media id)"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+    ),
+    responses(
+        (status = 204, description = "Cancelled"),
+        (status = 401, description = "No or invalid token", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not allowed (or banned)", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not found", body = super::openapi::ErrorBody),
+        (status = 412, description = "Tus-Resumable missing or unsupported", body = super::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): S,
     Caller(user): Caller,

@@ -43,6 +43,8 @@ static ASSETS: &[Asset] = &[
     asset!("i18n.js", JS),
     asset!("live.js", JS),
     asset!("moderation.js", JS),
+    asset!("people.js", JS),
+    asset!("people_views.js", JS),
     asset!("profile.js", JS),
     asset!("report.js", JS),
     asset!("tray.js", JS),
@@ -53,7 +55,8 @@ static ASSETS: &[Asset] = &[
 ];
 
 /// Same-origin only. `connect-src 'self'` covers ws:// and wss:// to this host;
-/// `blob:` images are the previews of files still being uploaded, `media-src`
+/// `blob:` images are the previews of files still being uploaded and avatars
+/// (fetched with the bearer token), `media-src`
 /// lets the players load (signed) files from this origin.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    img-src 'self' data: blob:; media-src 'self' blob:; \

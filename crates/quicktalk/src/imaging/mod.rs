@@ -16,6 +16,7 @@
 //! size against [`MAX_SIDE`] and [`MAX_PIXELS`]; every decode runs under
 //! [`image::Limits`] with a `max_alloc`.
 
+pub mod avatar;
 pub mod error;
 pub mod filename;
 pub mod inspect;
@@ -26,6 +27,7 @@ pub mod thumbnail;
 #[cfg(test)]
 mod fixtures;
 
+pub use avatar::{avatar, Avatar, AVATAR_LARGE, AVATAR_SMALL};
 pub use error::ImagingError;
 pub use filename::sanitize_filename;
 pub use inspect::{inspect, ImageInfo, RasterFormat};

@@ -92,7 +92,7 @@ fn fit_within(w: u32, h: u32, box_w: u32, box_h: u32) -> (u32, u32) {
     }
 }
 
-fn on_white(image: DynamicImage) -> RgbImage {
+pub(super) fn on_white(image: DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
         return image.to_rgb8();
     }

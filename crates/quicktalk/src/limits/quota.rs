@@ -21,10 +21,16 @@ pub enum Limit {
     MatchUser,
     UploadUser,
     UploadIp,
+    FriendRequestUser,
+    FriendRequestIp,
+    DirectUser,
+    DirectIp,
+    BlockUser,
+    ProfileUser,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 14] = [
+    pub const ALL: [Limit; 20] = [
         Limit::SignupIp,
         Limit::GuestIp,
         Limit::LoginIp,
@@ -39,6 +45,12 @@ impl Limit {
         Limit::MatchUser,
         Limit::UploadUser,
         Limit::UploadIp,
+        Limit::FriendRequestUser,
+        Limit::FriendRequestIp,
+        Limit::DirectUser,
+        Limit::DirectIp,
+        Limit::BlockUser,
+        Limit::ProfileUser,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +69,12 @@ impl Limit {
             Limit::MatchUser => "match_user",
             Limit::UploadUser => "upload_user",
             Limit::UploadIp => "upload_ip",
+            Limit::FriendRequestUser => "friend_request_user",
+            Limit::FriendRequestIp => "friend_request_ip",
+            Limit::DirectUser => "direct_user",
+            Limit::DirectIp => "direct_ip",
+            Limit::BlockUser => "block_user",
+            Limit::ProfileUser => "profile_user",
         }
     }
 
@@ -83,6 +101,16 @@ impl Limit {
             // burst is fine, a flood of files is not.
             Limit::UploadUser => r(60, 600),
             Limit::UploadIp => r(120, 600),
+            // Friend requests reach a stranger's screen: a handful an hour.
+            Limit::FriendRequestUser => r(20, 3600),
+            Limit::FriendRequestIp => r(60, 3600),
+            // Opening (or re-opening) direct rooms.
+            Limit::DirectUser => r(30, 3600),
+            Limit::DirectIp => r(60, 3600),
+            // Blocking and unblocking (each is a write and an event to every node).
+            Limit::BlockUser => r(60, 3600),
+            // Profile changes (an avatar is an image decode).
+            Limit::ProfileUser => r(30, 600),
         }
     }
 

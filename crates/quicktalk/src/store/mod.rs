@@ -12,6 +12,7 @@
 
 pub mod media;
 pub mod moderation;
+pub mod people;
 pub mod postgres;
 pub mod sqlite;
 
@@ -23,6 +24,7 @@ use crate::model::{
 };
 use media::Upload;
 use moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
+use people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -211,7 +213,7 @@ pub trait Store: Send + Sync + 'static {
     /// users are never matched again. Returns the queue row's id.
     async fn add_report(&self, report: NewReport) -> StoreResult<i64>;
     /// The users `user` must never be matched with: those they reported or were
-    /// reported by, newest first, at most `limit`.
+    /// reported by, and those they block or are blocked by; newest first, at most `limit`.
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>>;
 
     /// A page of history ascending by `seq`, and whether more exist beyond it
@@ -307,4 +309,74 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_upload(&self, id: &str) -> StoreResult<bool>;
     /// Uploads whose `updated_at` is before `before` (ms), oldest first, at most `limit`.
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>>;
+
+    // ---- People (issue 13, contract §7; the records are in `people`): profiles,
+    // guest upgrade, friends, blocks, direct rooms. ----
+
+    /// Applies `patch` to `user`: the user as it is now and the avatar id it had
+    /// before (so its objects can be deleted); `None` if there is no such user.
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<Option<(User, Option<String>)>>;
+    /// The registered user with this username (case-insensitive, as at login).
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// The users with these ids that exist, in id order.
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>>;
+    /// Turns guest `user` into a registered user in place (same id, rooms and
+    /// history): sets username and password hash, records the skeletons of the
+    /// username and display name, and bumps `token_epoch` so the guest's tokens
+    /// stop working — one transaction. `UsernameTaken`/`NameTaken` as for
+    /// `create_user`; `None` if there is no such guest.
+    async fn upgrade_guest(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<User>>;
+
+    /// `from` asks `to` to be friends at `at` (ms). At most one request per
+    /// pair is pending, by a uniqueness rule.
+    async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk>;
+    /// The pending requests `user` sent or received, oldest first.
+    async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>>;
+    /// `by` answers request `id` at `at` (ms); accepting makes the two friends
+    /// in the same transaction.
+    async fn answer_friend_request(
+        &self,
+        id: i64,
+        by: UserId,
+        answer: FriendAnswer,
+        at: i64,
+    ) -> StoreResult<Answered>;
+    /// `user`'s friends' ids, in id order.
+    async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+    /// Ends a friendship; whether there was one.
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+
+    /// `blocker` blocks `blocked` at `at` (ms); in the same transaction any
+    /// friendship between them ends and their pending requests are cancelled.
+    /// Whether the block is new.
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool>;
+    /// Whether there was a block to lift.
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool>;
+    /// The users `blocker` blocks, newest first.
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>>;
+    /// Whether either of the two blocks the other.
+    async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+
+    /// The one direct room of `a` and `b`: created (with both joined, as
+    /// `create_room_with` does) when there is none — a uniqueness rule on the
+    /// pair decides between concurrent creators, the losers get the winner's
+    /// room. Whether it was created here, and the join messages if so.
+    async fn direct_room(
+        &self,
+        room: NewRoom,
+        a: UserRef,
+        b: UserRef,
+    ) -> StoreResult<(Room, bool, Vec<Message>)>;
+    /// The two users of direct room `room` (lower id first); `None` if it is not one.
+    async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>>;
 }

@@ -5,7 +5,7 @@
 use crate::model::{MessageId, RoomId, User, UserId};
 
 /// What put an item in the review queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueKind {
     /// A user reported another (`/match/report`, or a message report).

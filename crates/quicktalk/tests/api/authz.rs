@@ -265,6 +265,27 @@ fn rest_rows() -> Vec<RestRow> {
         // A resumable upload exists for its uploader only.
         (M::HEAD, "/api/v1/uploads/{MU}",           None,                   [401, 404, 200, 404, 404]),
         (M::HEAD, "/api/v1/uploads/{XF}",           None,                   [401, 404, 404, 404, 404]),
+        // Issue 13 (contract §7): profiles, the guest upgrade, friends, blocks, direct rooms.
+        (M::PATCH, "/api/v1/me",                    Some(json!({"status_message": "hi"})), [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/users/by-username/member", None,                 [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/users/by-username/nobody", None,                 [401, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/avatars/{XF}",           None,                   [401, 404, 404, 404, 404]),
+        // Guests only (a registered user: 409); a bad username changes nothing.
+        (M::POST, "/api/v1/auth/upgrade",           Some(json!({"username": "x", "password": "y"})), [401, 400, 409, 409, 400]),
+        // Friends are for registered users.
+        (M::GET,  "/api/v1/friends",                None,                   [401, 403, 200, 200, 403]),
+        (M::GET,  "/api/v1/friends/requests",       None,                   [401, 403, 200, 200, 403]),
+        (M::POST, "/api/v1/friends/requests",       Some(json!({"user_id": "{M}"})), [401, 403, 400, 201, 403]),
+        (M::POST, "/api/v1/friends/requests/{X}/accept", None,              [401, 403, 404, 404, 403]),
+        (M::POST, "/api/v1/friends/requests/{X}/decline", None,             [401, 403, 404, 404, 403]),
+        (M::DELETE, "/api/v1/friends/requests/{X}", None,                   [401, 403, 404, 404, 403]),
+        (M::DELETE, "/api/v1/friends/{X}",          None,                   [401, 403, 404, 404, 403]),
+        (M::GET,  "/api/v1/blocks",                 None,                   [401, 200, 200, 200, 200]),
+        (M::POST, "/api/v1/blocks",                 Some(json!({"user_id": "{X}"})), [401, 404, 404, 404, 404]),
+        (M::DELETE, "/api/v1/blocks/{X}",           None,                   [401, 204, 204, 204, 204]),
+        (M::POST, "/api/v1/direct",                 Some(json!({"user_id": "{X}"})), [401, 404, 404, 404, 404]),
+        // Anyone signed in may open a direct room (not with themselves).
+        (M::POST, "/api/v1/direct",                 Some(json!({"user_id": "{M}"})), [401, 201, 400, 201, 201]),
     ]
 }
 
@@ -314,8 +335,10 @@ async fn rest_outcome(w: &World, actor: usize, row: &RestRow) -> u16 {
         .map(|b| serde_json::from_str(&w.rooms.fill(&b.to_string())).unwrap())
         .map(|mut b: Value| {
             // A room id placeholder inside a JSON body is a number.
-            if let Some(r) = b.get("room_id").and_then(|r| r.as_str()) {
-                b["room_id"] = json!(r.parse::<i64>().unwrap());
+            for key in ["room_id", "user_id"] {
+                if let Some(r) = b.get(key).and_then(|r| r.as_str()) {
+                    b[key] = json!(r.parse::<i64>().unwrap());
+                }
             }
             b
         });

@@ -163,7 +163,7 @@ async fn guest_and_registered_profiles() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         v,
-        json!({"id": alice.id, "username": "alice", "display_name": alice.name, "guest": false, "role": "user"})
+        json!({"id": alice.id, "username": "alice", "display_name": alice.name, "guest": false, "role": "user", "dm_policy": "everyone"})
     );
     let (s, v) = app
         .get(&format!("/api/v1/users/{}", guest.id), &alice.token)
@@ -171,7 +171,7 @@ async fn guest_and_registered_profiles() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         v,
-        json!({"id": guest.id, "username": null, "display_name": "손님", "guest": true, "role": "user"})
+        json!({"id": guest.id, "username": null, "display_name": "손님", "guest": true, "role": "user", "dm_policy": "everyone"})
     );
     for unknown in ["987654321", "not-a-number"] {
         let (s, v) = app

@@ -12,6 +12,7 @@ use quicktalk::model::{
     User, UserId, UserRef,
 };
 use quicktalk::store::media::Upload;
+use quicktalk::store::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use quicktalk::store::{
     NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store, StoreResult,
 };
@@ -218,6 +219,74 @@ impl Store for FaultStore {
     }
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
         self.0.stale_uploads(before, limit).await
+    }
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<Option<(User, Option<String>)>> {
+        self.0.update_profile(user, patch).await
+    }
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.0.user_by_username(username).await
+    }
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        self.0.users(ids).await
+    }
+    async fn upgrade_guest(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<User>> {
+        self.0.upgrade_guest(user, username, password_hash).await
+    }
+    async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
+        self.0.friend_request(from, to, at).await
+    }
+    async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>> {
+        self.0.friend_requests(user).await
+    }
+    async fn answer_friend_request(
+        &self,
+        id: i64,
+        by: UserId,
+        answer: FriendAnswer,
+        at: i64,
+    ) -> StoreResult<Answered> {
+        self.0.answer_friend_request(id, by, answer, at).await
+    }
+    async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.0.friends(user).await
+    }
+    async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.0.are_friends(a, b).await
+    }
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.0.remove_friend(a, b).await
+    }
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool> {
+        self.0.block_user(blocker, blocked, at).await
+    }
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        self.0.unblock_user(blocker, blocked).await
+    }
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        self.0.blocked_by(blocker).await
+    }
+    async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.0.blocked_between(a, b).await
+    }
+    async fn direct_room(
+        &self,
+        room: NewRoom,
+        a: UserRef,
+        b: UserRef,
+    ) -> StoreResult<(Room, bool, Vec<Message>)> {
+        self.0.direct_room(room, a, b).await
+    }
+    async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
+        self.0.direct_pair(room).await
     }
 }
 

@@ -822,3 +822,176 @@ async fn sigstop_of_the_sequencing_node_moves_its_partition_and_fences_it() {
     drop(nodes);
     env.drop_schema().await;
 }
+
+/// The next stored message on the `room` subscription.
+async fn next_room_message(c: &mut StompClient) -> Value {
+    let f = c
+        .recv_until(Duration::from_secs(10), |f| {
+            f.command == Command::Message
+                && f.header("subscription") == Some("room")
+                && serde_json::from_slice::<Value>(&f.body).is_ok_and(|v| v["type"] == "message")
+        })
+        .await
+        .expect("a room message");
+    serde_json::from_slice(&f.body).unwrap()
+}
+
+/// Contract §7 on three nodes: a block made through one node is enforced on
+/// every node — the blocker (node 0) gets the blocked user's (node 1) messages
+/// as `kind:"hidden"` live, in replay and in history read on a third node;
+/// their typing and presence do not reach the blocker; a direct room, a
+/// friend request and a match between them are refused wherever asked; a
+/// bystander (node 2) sees everything. Friends' online state crosses nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_is_enforced_on_every_node() {
+    let Some(env) = env("blocks").await else {
+        return;
+    };
+    let dirs: Vec<_> = (0..3).map(|_| data_dir()).collect();
+    let nodes: Vec<ServerProcess> = dirs.iter().map(|d| env.node(d.path())).collect();
+    let (a_id, a) = nodes[0].signup("blocker").await;
+    let (b_id, b) = nodes[1].signup("blocked").await;
+    let (c_id, c) = nodes[2].signup("bystander").await;
+    let room = nodes[2].create_room(&c, "shared").await;
+    for (i, t) in [(0, &a), (1, &b)] {
+        let (s, _) = nodes[i]
+            .post(&format!("/api/v1/rooms/{room}/join"), Some(t), &json!({}))
+            .await;
+        assert_eq!(s, 200);
+    }
+    // a and c are friends (through node 1): c's online state reaches node 0.
+    let (_, r) = nodes[1]
+        .post(
+            "/api/v1/friends/requests",
+            Some(&a),
+            &json!({"user_id": c_id}),
+        )
+        .await;
+    let (s, _) = nodes[1]
+        .post(
+            &format!("/api/v1/friends/requests/{}/accept", r["id"]),
+            Some(&c),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    // The block, made through node 2.
+    let (s, v) = nodes[2]
+        .post("/api/v1/blocks", Some(&a), &json!({"user_id": b_id}))
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let mut ca = StompClient::connect(&nodes[0].ws_url(), &a).await.unwrap();
+    let mut cb = StompClient::connect(&nodes[1].ws_url(), &b).await.unwrap();
+    let mut cc = StompClient::connect(&nodes[2].ws_url(), &c).await.unwrap();
+    for cl in [&mut ca, &mut cb, &mut cc] {
+        subscribe(cl, room, None).await;
+    }
+    // Presence: c sees b; a sees c but never b.
+    presence_until(&mut cc, |ids| ids.contains(&b_id) && ids.contains(&a_id)).await;
+    let seen_by_a = presence_until(&mut ca, |ids| ids.contains(&c_id)).await;
+    assert!(!seen_by_a.contains(&b_id), "{seen_by_a:?}");
+    let (_, f) = nodes[0].get("/api/v1/friends", Some(&a)).await;
+    assert_eq!(
+        f["friends"][0]["online"], true,
+        "c online across nodes: {f}"
+    );
+    // b speaks on node 1: hidden for a on node 0, full for c on node 2.
+    cb.send_json(
+        &format!("/app/rooms.{room}"),
+        &json!({"text": "psst"}),
+        Some("b1"),
+    )
+    .await
+    .unwrap();
+    cb.expect_receipt("b1").await.unwrap();
+    let full = next_room_message(&mut cc).await;
+    assert_eq!(full["text"], "psst");
+    let hidden = next_room_message(&mut ca).await;
+    assert_eq!(
+        (hidden["kind"].as_str(), hidden["seq"].as_i64()),
+        (Some("hidden"), full["seq"].as_i64()),
+        "{hidden}"
+    );
+    assert!(
+        hidden.get("text").is_none() && hidden.get("sender").is_none(),
+        "{hidden}"
+    );
+    // Typing: c gets b's; a gets c's (sent after) and not b's.
+    cb.send_json(&format!("/app/rooms.{room}.typing"), &json!({}), None)
+        .await
+        .unwrap();
+    let t = cc
+        .recv_until(Duration::from_secs(10), |f| {
+            serde_json::from_slice::<Value>(&f.body).is_ok_and(|v| v["type"] == "typing")
+        })
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&t.body).contains(&format!("\"id\":{b_id}")));
+    cc.send_json(&format!("/app/rooms.{room}.typing"), &json!({}), None)
+        .await
+        .unwrap();
+    let t = ca
+        .recv_until(Duration::from_secs(10), |f| {
+            serde_json::from_slice::<Value>(&f.body).is_ok_and(|v| v["type"] == "typing")
+        })
+        .await
+        .unwrap();
+    let t: Value = serde_json::from_slice(&t.body).unwrap();
+    assert_eq!(
+        t["user"]["id"].as_i64(),
+        Some(c_id),
+        "b's typing reached a: {t}"
+    );
+    // History read on node 1 and a replay on node 2: hidden for a.
+    let h = nodes[1].history(&a, room).await;
+    let m = h.iter().find(|m| m["seq"] == full["seq"]).unwrap();
+    assert_eq!(m["kind"], "hidden", "{m}");
+    let mut ra = StompClient::connect(&nodes[2].ws_url(), &a).await.unwrap();
+    subscribe(&mut ra, room, Some(0)).await;
+    let replayed = collect(&mut ra, 1, Duration::from_secs(3)).await;
+    let m = replayed
+        .iter()
+        .find(|m| m["seq"] == full["seq"])
+        .expect("replayed");
+    assert_eq!(m["kind"], "hidden", "{m}");
+    // Refused wherever asked, without saying why.
+    for n in &nodes {
+        let (s, v) = n
+            .post("/api/v1/direct", Some(&b), &json!({"user_id": a_id}))
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("not_allowed")),
+            "{v}"
+        );
+        let (s, v) = n
+            .post(
+                "/api/v1/friends/requests",
+                Some(&b),
+                &json!({"user_id": a_id}),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("not_allowed")),
+            "{v}"
+        );
+    }
+    // Never matched, though on different nodes.
+    for cl in [&mut ca, &mut cb] {
+        cl.subscribe_sync("ev", "/user/queue/events", &[])
+            .await
+            .unwrap();
+        cl.send_json("/app/match.connect", &json!({}), None)
+            .await
+            .unwrap();
+    }
+    let found = ca
+        .recv_until(Duration::from_secs(3), |f| {
+            serde_json::from_slice::<Value>(&f.body).is_ok_and(|v| v["type"] == "match.found")
+        })
+        .await;
+    assert!(found.is_err(), "a blocked pair was matched across nodes");
+    drop(nodes);
+    env.drop_schema().await;
+}

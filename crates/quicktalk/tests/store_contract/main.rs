@@ -4,6 +4,7 @@
 mod contract;
 mod log;
 mod media;
+mod people;
 mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;
@@ -75,7 +76,13 @@ async fn postgres() -> Option<(Arc<dyn Store>, Guard)> {
 }
 
 macro_rules! contract_tests {
-    ($backend:ident, $make:expr, [$($name:ident),* $(,)?], media: [$($media:ident),* $(,)?]) => {
+    (
+        $backend:ident,
+        $make:expr,
+        [$($name:ident),* $(,)?],
+        media: [$($media:ident),* $(,)?],
+        people: [$($people:ident),* $(,)?]
+    ) => {
         mod $backend {
             $(
                 #[tokio::test]
@@ -89,6 +96,14 @@ macro_rules! contract_tests {
                 async fn $media() {
                     let Some((store, _guard)) = $make.await else { return };
                     super::media::$media(store).await;
+                }
+            )*
+            $(
+                // Several worker threads: some of these race callers.
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $people() {
+                    let Some((store, _guard)) = $make.await else { return };
+                    super::people::$people(store).await;
                 }
             )*
         }
@@ -136,6 +151,20 @@ macro_rules! all_contract_tests {
                 uploads_advance_by_compare_and_set,
                 stale_uploads_are_listed_oldest_first,
                 concurrent_pieces_of_one_upload_let_one_win,
+            ],
+            people: [
+                profiles_update_and_move_the_name_skeleton,
+                users_are_found_by_username_and_by_ids,
+                guests_upgrade_in_place,
+                friend_requests_follow_the_matrix,
+                friend_requests_are_answered_by_the_right_side,
+                friendships_are_listed_and_removed,
+                blocks_end_friendships_and_pending_requests,
+                match_avoid_includes_blocks_both_ways,
+                direct_rooms_are_created_once_per_pair,
+                direct_room_is_symmetric,
+                concurrent_direct_room_calls_make_one_room,
+                concurrent_friend_requests_keep_one_pending,
             ]
         );
     };

@@ -25,7 +25,7 @@ pub const MAX_INTERESTS: usize = 10;
 pub const MAX_INTEREST_CHARS: usize = 32;
 
 /// The body of `match.connect` (unknown fields are ignored).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct PrefsInput {
     pub interests: Option<Vec<String>>,
     pub lang: Option<String>,

@@ -54,6 +54,11 @@ impl Session {
             self.state.hub.unregister_connection(user.id, &outlet);
             return Err(refused(e, &frame));
         }
+        // Whom the user blocks, before anything can reach them (contract §7).
+        if let Err(e) = self.state.people.load_blocks(user.id).await {
+            self.state.hub.unregister_connection(user.id, &outlet);
+            return Err(refused(e, &frame));
+        }
         self.registered = true;
         let cfg = &self.state.config;
         let (send_every, expect_every) =

@@ -146,7 +146,7 @@ impl Session {
                     },
                 };
                 // The presence snapshot goes to the new subscriber right away.
-                let presence = hub.presence_event(room);
+                let presence = hub.presence_event_for(room, user.id);
                 self.replier.outlet.push(Outbound::Event {
                     sub: sub_id,
                     event: presence,
@@ -248,8 +248,14 @@ async fn replay(
                 return;
             }
         };
-        for m in page {
+        // Whom the subscriber blocks, as of this page (contract §7): their
+        // messages are replayed as placeholders, as live.
+        let hides = state.hub.blocks_of(sub.user.id);
+        for mut m in page {
             after = m.seq;
+            if hides.as_ref().is_some_and(|h| h.contains(&m.sender.id)) {
+                m = m.hidden();
+            }
             let event = Arc::new(crate::fanout::Event {
                 seq: Some(m.seq),
                 destination: destination.clone(),

@@ -239,8 +239,9 @@ impl PostgresStore {
                 .map_or_else(|| member.contains(&key), |c| c.now);
             let seq = room.last_seq + 1;
             match m.kind {
-                // A tombstone is made by deleting a stored message, never appended.
-                MessageKind::Deleted => {
+                // A tombstone is made by deleting a stored message, and a hidden
+                // message is a reader's view of one: neither is ever appended.
+                MessageKind::Deleted | MessageKind::Hidden => {
                     out.push(Err(AppendRejected::Unstorable));
                     continue;
                 }

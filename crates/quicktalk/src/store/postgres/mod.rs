@@ -19,6 +19,7 @@ mod append;
 mod log;
 mod media;
 mod moderation;
+mod people;
 mod rows;
 mod schema;
 mod secrets;

@@ -4,7 +4,7 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
-use super::rows::{message_row, user_row, MESSAGE_COLS, USER_COLS};
+use super::rows::{message_row, user_row, MESSAGE_COLS, USER_COLS, USER_COL_COUNT};
 use super::{bad, db};
 use crate::model::{Message, MessageId, MessageKind, Role, User, UserId};
 use crate::store::moderation::{
@@ -159,7 +159,7 @@ fn ban_row(r: &PgRow) -> StoreResult<Ban> {
         user: user_row(r)?,
         until: r.try_get(5).map_err(db)?,
         reason: r
-            .try_get::<Option<String>, _>(6)
+            .try_get::<Option<String>, _>(USER_COL_COUNT)
             .map_err(db)?
             .unwrap_or_default(),
     })

@@ -9,7 +9,13 @@ use crate::model::{
 };
 use crate::store::StoreResult;
 
-pub(super) const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
+pub(super) const USER_COLS: &str = "id, username, display_name, guest, role, banned_until, status_message, avatar, dm_policy, token_epoch";
+/// [`USER_COLS`] of a `users u` in a join.
+pub(super) const U_USER_COLS: &str =
+    "u.id, u.username, u.display_name, u.guest, u.role, u.banned_until, u.status_message, u.avatar, \
+     u.dm_policy, u.token_epoch";
+/// How many columns [`USER_COLS`] has: a query's next column is at this index.
+pub(super) const USER_COL_COUNT: usize = 10;
 pub(super) const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
      r.closed_at, r.moderation, r.created_by";
@@ -31,6 +37,13 @@ pub(super) fn user_row(r: &PgRow) -> StoreResult<User> {
             Role::parse(&role).ok_or_else(|| bad("role", &role))?
         },
         banned_until: r.try_get(5).map_err(db)?,
+        status_message: r.try_get(6).map_err(db)?,
+        avatar: r.try_get(7).map_err(db)?,
+        dm_policy: {
+            let p: String = r.try_get(8).map_err(db)?;
+            crate::model::DmPolicy::parse(&p).ok_or_else(|| bad("dm_policy", &p))?
+        },
+        token_epoch: r.try_get(9).map_err(db)?,
     })
 }
 

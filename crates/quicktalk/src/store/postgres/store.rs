@@ -1,17 +1,18 @@
 //! The [`Store`] trait on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::rows::*;
 use super::{db, PostgresStore};
-use super::{media, moderation};
+use super::{media, moderation, people};
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind,
     NewMessage, Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
 };
 use crate::store::media::Upload;
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
+use crate::store::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use crate::store::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -33,6 +34,88 @@ async fn unread_count(
         .fetch_one(pool)
         .await
         .map_err(db)
+}
+
+/// Inserts a room and joins `members` to it (join messages 1, 2, …) inside `tx`,
+/// which the caller commits.
+pub(super) async fn insert_room(
+    tx: &mut Transaction<'_, Postgres>,
+    n: NewRoom,
+    members: Vec<UserRef>,
+) -> StoreResult<(Room, Vec<Message>)> {
+    let now = now_ms();
+    let count = members.len() as i64;
+    let last_at = (count > 0).then_some(now);
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at, \
+                            moderation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
+    )
+    .bind(&n.name)
+    .bind(n.visibility.as_str())
+    .bind(n.kind.as_str())
+    .bind(n.created_by)
+    .bind(now)
+    .bind(count)
+    .bind(last_at)
+    .bind(n.moderation.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let mut joins = Vec::with_capacity(members.len());
+    for (i, user) in members.into_iter().enumerate() {
+        let seq = i as i64 + 1;
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(id)
+        .bind(user.id)
+        .bind(now)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        let mid: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                   sender_guest) \
+             VALUES ($1, $2, 'join', $3, $4, '', NULL, $5, $6) RETURNING id",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(user.id)
+        .bind(&user.name)
+        .bind(now)
+        .bind(user.guest)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        joins.push(Message {
+            id: mid,
+            room_id: id,
+            seq,
+            kind: MessageKind::Join,
+            sender: user,
+            text: String::new(),
+            client_id: None,
+            sent_at: now,
+            masked: false,
+            attachments: Vec::new(),
+        });
+    }
+    let room = Room {
+        id,
+        name: n.name,
+        visibility: n.visibility,
+        kind: n.kind,
+        member_count: count,
+        last_seq: count,
+        created_at: now,
+        last_message_at: last_at,
+        closed_at: None,
+        moderation: n.moderation,
+        created_by: n.created_by,
+    };
+    Ok((room, joins))
 }
 
 #[async_trait]
@@ -82,6 +165,10 @@ impl Store for PostgresStore {
             guest: u.guest,
             role: Role::User,
             banned_until: None,
+            status_message: None,
+            avatar: None,
+            dm_policy: Default::default(),
+            token_epoch: 0,
         })
     }
 
@@ -114,7 +201,10 @@ impl Store for PostgresStore {
         .await
         .map_err(db)?;
         match row {
-            Some(r) => Ok(Some((user_row(&r)?, r.try_get(6).map_err(db)?))),
+            Some(r) => Ok(Some((
+                user_row(&r)?,
+                r.try_get(USER_COL_COUNT).map_err(db)?,
+            ))),
             None => Ok(None),
         }
     }
@@ -130,81 +220,10 @@ impl Store for PostgresStore {
         n: NewRoom,
         members: Vec<UserRef>,
     ) -> StoreResult<(Room, Vec<Message>)> {
-        let now = now_ms();
-        let count = members.len() as i64;
-        let last_at = (count > 0).then_some(now);
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, member_count, last_seq, last_message_at, \
-                                moderation) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8) RETURNING id",
-        )
-        .bind(&n.name)
-        .bind(n.visibility.as_str())
-        .bind(n.kind.as_str())
-        .bind(n.created_by)
-        .bind(now)
-        .bind(count)
-        .bind(last_at)
-        .bind(n.moderation.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut joins = Vec::with_capacity(members.len());
-        for (i, user) in members.into_iter().enumerate() {
-            let seq = i as i64 + 1;
-            sqlx::query(
-                "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES ($1, $2, $3, $4, $4)",
-            )
-            .bind(id)
-            .bind(user.id)
-            .bind(now)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            let mid: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       sender_guest) \
-                 VALUES ($1, $2, 'join', $3, $4, '', NULL, $5, $6) RETURNING id",
-            )
-            .bind(id)
-            .bind(seq)
-            .bind(user.id)
-            .bind(&user.name)
-            .bind(now)
-            .bind(user.guest)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            joins.push(Message {
-                id: mid,
-                room_id: id,
-                seq,
-                kind: MessageKind::Join,
-                sender: user,
-                text: String::new(),
-                client_id: None,
-                sent_at: now,
-                masked: false,
-                attachments: Vec::new(),
-            });
-        }
+        let created = insert_room(&mut tx, n, members).await?;
         tx.commit().await.map_err(db)?;
-        let room = Room {
-            id,
-            name: n.name,
-            visibility: n.visibility,
-            kind: n.kind,
-            member_count: count,
-            last_seq: count,
-            created_at: now,
-            last_message_at: last_at,
-            closed_at: None,
-            moderation: n.moderation,
-            created_by: n.created_by,
-        };
-        Ok((room, joins))
+        Ok(created)
     }
 
     async fn room(&self, id: RoomId) -> StoreResult<Option<Room>> {
@@ -269,10 +288,10 @@ impl Store for PostgresStore {
     }
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
-        sqlx::query(
-            "SELECT u.id, u.username, u.display_name, u.guest, u.role, u.banned_until FROM members m \
-             JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.join_seq",
-        )
+        sqlx::query(&format!(
+            "SELECT {U_USER_COLS} FROM members m \
+             JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 ORDER BY m.join_seq"
+        ))
         .bind(room)
         .fetch_all(&self.pool)
         .await
@@ -382,10 +401,14 @@ impl Store for PostgresStore {
     async fn match_avoid(&self, user: UserId, limit: usize) -> StoreResult<Vec<UserId>> {
         sqlx::query_scalar(
             "SELECT other FROM ( \
-               SELECT reported_id AS other, id FROM reports WHERE reporter_id = $1 \
+               SELECT reported_id AS other, created_at AS at, id FROM reports WHERE reporter_id = $1 \
                UNION ALL \
-               SELECT reporter_id, id FROM reports WHERE reported_id = $1) AS r \
-             GROUP BY other ORDER BY MAX(id) DESC LIMIT $2",
+               SELECT reporter_id, created_at, id FROM reports WHERE reported_id = $1 \
+               UNION ALL \
+               SELECT blocked, created_at, 0 FROM blocks WHERE blocker = $1 \
+               UNION ALL \
+               SELECT blocker, created_at, 0 FROM blocks WHERE blocked = $1) AS r \
+             GROUP BY other ORDER BY MAX(at) DESC, MAX(id) DESC LIMIT $2",
         )
         .bind(user)
         .bind(limit as i64)
@@ -596,5 +619,91 @@ impl Store for PostgresStore {
 
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
         media::stale_uploads(&self.pool, before, limit).await
+    }
+
+    // ---- People: profiles, upgrade, friends, blocks, direct rooms (`people`) ----
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<Option<(User, Option<String>)>> {
+        people::update_profile(&self.pool, user, patch).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        people::user_by_username(&self.pool, username).await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        people::users(&self.pool, ids).await
+    }
+
+    async fn upgrade_guest(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<User>> {
+        people::upgrade_guest(&self.pool, user, username, password_hash).await
+    }
+
+    async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
+        people::friend_request(&self.pool, from, to, at).await
+    }
+
+    async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>> {
+        people::friend_requests(&self.pool, user).await
+    }
+
+    async fn answer_friend_request(
+        &self,
+        id: i64,
+        by: UserId,
+        answer: FriendAnswer,
+        at: i64,
+    ) -> StoreResult<Answered> {
+        people::answer_friend_request(&self.pool, id, by, answer, at).await
+    }
+
+    async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        people::friends(&self.pool, user).await
+    }
+
+    async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        people::are_friends(&self.pool, a, b).await
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        people::remove_friend(&self.pool, a, b).await
+    }
+
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool> {
+        people::block_user(&self.pool, blocker, blocked, at).await
+    }
+
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        people::unblock_user(&self.pool, blocker, blocked).await
+    }
+
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        people::blocked_by(&self.pool, blocker).await
+    }
+
+    async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        people::blocked_between(&self.pool, a, b).await
+    }
+
+    async fn direct_room(
+        &self,
+        room: NewRoom,
+        a: UserRef,
+        b: UserRef,
+    ) -> StoreResult<(Room, bool, Vec<Message>)> {
+        people::direct_room(&self.pool, room, a, b).await
+    }
+
+    async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
+        people::direct_pair(&self.pool, room).await
     }
 }

@@ -43,7 +43,7 @@ fn media_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Media> {
 
 /// A JSON array of `ids`, for `IN (SELECT value FROM json_each(?))`: one cached
 /// statement whatever the number of ids.
-fn json_ids<T: serde::Serialize>(ids: &[T]) -> String {
+pub(super) fn json_ids<T: serde::Serialize>(ids: &[T]) -> String {
     serde_json::to_string(ids).expect("ids serialize")
 }
 

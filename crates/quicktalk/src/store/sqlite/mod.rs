@@ -12,6 +12,7 @@
 
 mod media;
 mod moderation;
+mod people;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 
 use super::media::Upload;
 use super::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
+use super::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use super::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -44,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_moderation.sql"),
     include_str!("migrations/0007_message_reports.sql"),
     include_str!("migrations/0008_media.sql"),
+    include_str!("migrations/0009_people.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
@@ -245,7 +248,13 @@ fn backfill_skeletons(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-const USER_COLS: &str = "id, username, display_name, guest, role, banned_until";
+const USER_COLS: &str = "id, username, display_name, guest, role, banned_until, status_message, avatar, dm_policy, token_epoch";
+/// [`USER_COLS`] of a `users u` in a join.
+const U_USER_COLS: &str =
+    "u.id, u.username, u.display_name, u.guest, u.role, u.banned_until, u.status_message, u.avatar, \
+     u.dm_policy, u.token_epoch";
+/// How many columns [`USER_COLS`] has: a query's next column is at this index.
+const USER_COL_COUNT: usize = 10;
 const ROOM_COLS: &str =
     "r.id, r.name, r.visibility, r.kind, r.member_count, r.last_seq, r.created_at, r.last_message_at, \
      r.closed_at, r.moderation, r.created_by";
@@ -263,6 +272,13 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<User> {
             Role::parse(&role).ok_or_else(|| bad_enum(4, &role))?
         },
         banned_until: r.get(5)?,
+        status_message: r.get(6)?,
+        avatar: r.get(7)?,
+        dm_policy: {
+            let p: String = r.get(8)?;
+            crate::model::DmPolicy::parse(&p).ok_or_else(|| bad_enum(8, &p))?
+        },
+        token_epoch: r.get(9)?,
     })
 }
 
@@ -372,6 +388,10 @@ impl Store for SqliteStore {
                 guest: u.guest,
                 role: Role::User,
                 banned_until: None,
+                status_message: None,
+                avatar: None,
+                dm_policy: Default::default(),
+                token_epoch: 0,
             }))
         })
         .await?
@@ -402,7 +422,7 @@ impl Store for SqliteStore {
             c.prepare_cached(&format!(
                 "SELECT {USER_COLS}, password_hash FROM users WHERE username = ?1 AND password_hash IS NOT NULL"
             ))?
-            .query_row([username], |r| Ok((user_row(r)?, r.get(6)?)))
+            .query_row([username], |r| Ok((user_row(r)?, r.get(USER_COL_COUNT)?)))
             .optional()
         })
         .await
@@ -480,10 +500,10 @@ impl Store for SqliteStore {
 
     async fn members(&self, room: RoomId) -> StoreResult<Vec<User>> {
         self.read(move |c| {
-            c.prepare_cached(
-                "SELECT u.id, u.username, u.display_name, u.guest, u.role, u.banned_until FROM members m \
-                 JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 ORDER BY m.join_seq",
-            )?
+            c.prepare_cached(&format!(
+                "SELECT {U_USER_COLS} FROM members m \
+                 JOIN users u ON u.id = m.user_id WHERE m.room_id = ?1 ORDER BY m.join_seq"
+            ))?
             .query_map([room], user_row)?
             .collect()
         })
@@ -563,10 +583,14 @@ impl Store for SqliteStore {
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT other FROM ( \
-                   SELECT reported_id AS other, id FROM reports WHERE reporter_id = ?1 \
+                   SELECT reported_id AS other, created_at AS at, id FROM reports WHERE reporter_id = ?1 \
                    UNION ALL \
-                   SELECT reporter_id, id FROM reports WHERE reported_id = ?1) \
-                 GROUP BY other ORDER BY MAX(id) DESC LIMIT ?2",
+                   SELECT reporter_id, created_at, id FROM reports WHERE reported_id = ?1 \
+                   UNION ALL \
+                   SELECT blocked, created_at, 0 FROM blocks WHERE blocker = ?1 \
+                   UNION ALL \
+                   SELECT blocker, created_at, 0 FROM blocks WHERE blocked = ?1) \
+                 GROUP BY other ORDER BY MAX(at) DESC, MAX(id) DESC LIMIT ?2",
             )?
             .query_map(params![user, limit as i64], |r| r.get(0))?
             .collect()
@@ -800,6 +824,104 @@ impl Store for SqliteStore {
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
         self.read(move |c| media::stale_uploads(c, before, limit))
             .await
+    }
+
+    // ---- People: profiles, upgrade, friends, blocks, direct rooms (`people`) ----
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<Option<(User, Option<String>)>> {
+        self.write(move |w| people::update_profile(&mut w.conn, user, patch))
+            .await?
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        let username = username.to_owned();
+        self.read(move |c| people::user_by_username(c, &username))
+            .await
+    }
+
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        let ids = ids.to_vec();
+        self.read(move |c| people::users(c, &ids)).await
+    }
+
+    async fn upgrade_guest(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<User>> {
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |w| people::upgrade_guest(&mut w.conn, user, &username, &hash))
+            .await?
+    }
+
+    async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
+        self.write(move |w| people::friend_request(&mut w.conn, from, to, at))
+            .await?
+    }
+
+    async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>> {
+        self.read(move |c| people::friend_requests(c, user)).await
+    }
+
+    async fn answer_friend_request(
+        &self,
+        id: i64,
+        by: UserId,
+        answer: FriendAnswer,
+        at: i64,
+    ) -> StoreResult<Answered> {
+        self.write(move |w| people::answer_friend_request(&mut w.conn, id, by, answer, at))
+            .await
+    }
+
+    async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.read(move |c| people::friends(c, user)).await
+    }
+
+    async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.read(move |c| people::are_friends(c, a, b)).await
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.write(move |w| people::remove_friend(&w.conn, a, b))
+            .await
+    }
+
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool> {
+        self.write(move |w| people::block_user(&mut w.conn, blocker, blocked, at))
+            .await
+    }
+
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        self.write(move |w| people::unblock_user(&w.conn, blocker, blocked))
+            .await
+    }
+
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        self.read(move |c| people::blocked_by(c, blocker)).await
+    }
+
+    async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.read(move |c| people::blocked_between(c, a, b)).await
+    }
+
+    async fn direct_room(
+        &self,
+        room: NewRoom,
+        a: UserRef,
+        b: UserRef,
+    ) -> StoreResult<(Room, bool, Vec<Message>)> {
+        self.write(move |w| people::direct_room(w, room, a, b))
+            .await?
+    }
+
+    async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
+        self.read(move |c| people::direct_pair(c, room)).await
     }
 }
 

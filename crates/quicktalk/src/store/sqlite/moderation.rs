@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{bad_enum, message_row, user_row, MESSAGE_COLS, USER_COLS};
+use super::{bad_enum, message_row, user_row, MESSAGE_COLS, USER_COLS, USER_COL_COUNT};
 use crate::model::{Message, MessageId, MessageKind, Role, User, UserId};
 use crate::store::moderation::{
     Ban, Deleted, QueueItem, QueueKind, QueueQuery, Resolution, Resolved,
@@ -129,7 +129,9 @@ fn ban_row(r: &Row<'_>) -> rusqlite::Result<Ban> {
     Ok(Ban {
         user: user_row(r)?,
         until: r.get(5)?,
-        reason: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        reason: r
+            .get::<_, Option<String>>(USER_COL_COUNT)?
+            .unwrap_or_default(),
     })
 }
 

@@ -69,6 +69,75 @@ struct RoomDelta {
     members: i64,
 }
 
+/// Inserts a room and joins `members` to it (join messages 1, 2, …) inside `tx`,
+/// which the caller commits, then passes the result to [`Writer::remember_room`].
+pub fn insert_room(
+    tx: &Connection,
+    n: NewRoom,
+    members: Vec<UserRef>,
+) -> rusqlite::Result<(Room, Vec<Message>)> {
+    let now = now_ms();
+    tx.prepare_cached(
+        "INSERT INTO rooms (name, visibility, kind, created_by, created_at, moderation) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        n.name,
+        n.visibility.as_str(),
+        n.kind.as_str(),
+        n.created_by,
+        now,
+        n.moderation.as_str()
+    ])?;
+    let id = tx.last_insert_rowid();
+    let mut joins = Vec::with_capacity(members.len());
+    for (i, user) in members.into_iter().enumerate() {
+        let seq = i as i64 + 1;
+        tx.prepare_cached(
+            "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES (?1, ?2, ?3, ?4, ?4)",
+        )?
+        .execute(params![id, user.id, now, seq])?;
+        tx.prepare_cached(
+            "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
+                                   sender_guest) \
+             VALUES (?1, ?2, 'join', ?3, ?4, '', NULL, ?5, ?6)",
+        )?
+        .execute(params![id, seq, user.id, user.name, now, user.guest])?;
+        joins.push(Message {
+            id: tx.last_insert_rowid(),
+            room_id: id,
+            seq,
+            kind: MessageKind::Join,
+            sender: user,
+            text: String::new(),
+            client_id: None,
+            sent_at: now,
+            masked: false,
+            attachments: Vec::new(),
+        });
+    }
+    let n_members = joins.len() as i64;
+    let last_at = (n_members > 0).then_some(now);
+    tx.prepare_cached(
+        "UPDATE rooms SET last_seq = ?2, member_count = ?2, last_message_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, n_members, last_at])?;
+    let room = Room {
+        id,
+        name: n.name,
+        visibility: n.visibility,
+        kind: n.kind,
+        member_count: n_members,
+        last_seq: n_members,
+        created_at: now,
+        last_message_at: last_at,
+        closed_at: None,
+        moderation: n.moderation,
+        created_by: n.created_by,
+    };
+    Ok((room, joins))
+}
+
 impl Writer {
     pub fn new(conn: Connection) -> Self {
         Self::with_cache_limit(conn, LAST_SEQ_CACHE_MAX)
@@ -102,72 +171,19 @@ impl Writer {
         n: NewRoom,
         members: Vec<UserRef>,
     ) -> rusqlite::Result<(Room, Vec<Message>)> {
-        let now = now_ms();
         let tx = self.conn.transaction()?;
-        tx.prepare_cached(
-            "INSERT INTO rooms (name, visibility, kind, created_by, created_at, moderation) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            n.name,
-            n.visibility.as_str(),
-            n.kind.as_str(),
-            n.created_by,
-            now,
-            n.moderation.as_str()
-        ])?;
-        let id = tx.last_insert_rowid();
-        let mut joins = Vec::with_capacity(members.len());
-        for (i, user) in members.into_iter().enumerate() {
-            let seq = i as i64 + 1;
-            tx.prepare_cached(
-                "INSERT INTO members (room_id, user_id, joined_at, join_seq, read_seq) VALUES (?1, ?2, ?3, ?4, ?4)",
-            )?
-            .execute(params![id, user.id, now, seq])?;
-            tx.prepare_cached(
-                "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       sender_guest) \
-                 VALUES (?1, ?2, 'join', ?3, ?4, '', NULL, ?5, ?6)",
-            )?
-            .execute(params![id, seq, user.id, user.name, now, user.guest])?;
-            joins.push(Message {
-                id: tx.last_insert_rowid(),
-                room_id: id,
-                seq,
-                kind: MessageKind::Join,
-                sender: user,
-                text: String::new(),
-                client_id: None,
-                sent_at: now,
-                masked: false,
-                attachments: Vec::new(),
-            });
-        }
-        let n_members = joins.len() as i64;
-        let last_at = (n_members > 0).then_some(now);
-        tx.prepare_cached(
-            "UPDATE rooms SET last_seq = ?2, member_count = ?2, last_message_at = ?3 WHERE id = ?1",
-        )?
-        .execute(params![id, n_members, last_at])?;
+        let (room, joins) = insert_room(&tx, n, members)?;
         tx.commit()?;
-        self.cache_last_seq(id, n_members);
-        for m in &joins {
-            self.members.insert((id, m.sender.id));
-        }
-        let room = Room {
-            id,
-            name: n.name,
-            visibility: n.visibility,
-            kind: n.kind,
-            member_count: n_members,
-            last_seq: n_members,
-            created_at: now,
-            last_message_at: last_at,
-            closed_at: None,
-            moderation: n.moderation,
-            created_by: n.created_by,
-        };
+        self.remember_room(&room, &joins);
         Ok((room, joins))
+    }
+
+    /// Caches what [`insert_room`] wrote, once its transaction is committed.
+    pub fn remember_room(&mut self, room: &Room, joins: &[Message]) {
+        self.cache_last_seq(room.id, room.last_seq);
+        for m in joins {
+            self.members.insert((room.id, m.sender.id));
+        }
     }
 
     /// Closes room `id` to new text and system messages (its members stay and can
@@ -264,8 +280,9 @@ impl Writer {
             let seq = last + 1;
             let mut member_change = 0;
             match m.kind {
-                // A tombstone is made by deleting a stored message, never appended.
-                MessageKind::Deleted => {
+                // A tombstone is made by deleting a stored message, and a hidden
+                // message is a reader's view of one: neither is ever appended.
+                MessageKind::Deleted | MessageKind::Hidden => {
                     out.push(Err(AppendRejected::Unstorable));
                     continue;
                 }

@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use super::*;
 use crate::model::{AppendRejected, Appended, HistoryQuery, Media, Message, NewMessage, User};
 use crate::store::media::Upload;
+use crate::store::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use crate::store::sqlite::{SqliteStore, Synchronous};
 use crate::store::{NewReport, NewUser, RoomListQuery, RoomWithUnread, StoreResult};
 
@@ -202,6 +203,76 @@ impl Store for SlowRooms {
     }
     async fn stale_uploads(&self, before: i64, limit: usize) -> StoreResult<Vec<Upload>> {
         self.inner.stale_uploads(before, limit).await
+    }
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<Option<(User, Option<String>)>> {
+        self.inner.update_profile(user, patch).await
+    }
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.inner.user_by_username(username).await
+    }
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<User>> {
+        self.inner.users(ids).await
+    }
+    async fn upgrade_guest(
+        &self,
+        user: UserId,
+        username: &str,
+        password_hash: &str,
+    ) -> StoreResult<Option<User>> {
+        self.inner
+            .upgrade_guest(user, username, password_hash)
+            .await
+    }
+    async fn friend_request(&self, from: UserId, to: UserId, at: i64) -> StoreResult<FriendAsk> {
+        self.inner.friend_request(from, to, at).await
+    }
+    async fn friend_requests(&self, user: UserId) -> StoreResult<Vec<FriendRequest>> {
+        self.inner.friend_requests(user).await
+    }
+    async fn answer_friend_request(
+        &self,
+        id: i64,
+        by: UserId,
+        answer: FriendAnswer,
+        at: i64,
+    ) -> StoreResult<Answered> {
+        self.inner.answer_friend_request(id, by, answer, at).await
+    }
+    async fn friends(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.inner.friends(user).await
+    }
+    async fn are_friends(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.inner.are_friends(a, b).await
+    }
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.inner.remove_friend(a, b).await
+    }
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: i64) -> StoreResult<bool> {
+        self.inner.block_user(blocker, blocked, at).await
+    }
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<bool> {
+        self.inner.unblock_user(blocker, blocked).await
+    }
+    async fn blocked_by(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        self.inner.blocked_by(blocker).await
+    }
+    async fn blocked_between(&self, a: UserId, b: UserId) -> StoreResult<bool> {
+        self.inner.blocked_between(a, b).await
+    }
+    async fn direct_room(
+        &self,
+        room: NewRoom,
+        a: UserRef,
+        b: UserRef,
+    ) -> StoreResult<(Room, bool, Vec<Message>)> {
+        self.inner.direct_room(room, a, b).await
+    }
+    async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
+        self.inner.direct_pair(room).await
     }
 }
 
