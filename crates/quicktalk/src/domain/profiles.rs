@@ -114,13 +114,18 @@ impl Profiles {
         if old_avatar.is_some() && old_avatar != user.avatar {
             self.drop_avatar(old_avatar.as_deref()).await;
         }
-        // Every node's authentication cache forgets the old profile.
-        self.users.forget(me.id);
+        self.changed(me.id);
+        Ok(user)
+    }
+
+    /// `user` changed (profile, or a guest upgrade): every node's
+    /// authentication cache forgets the old copy.
+    pub fn changed(&self, user: crate::model::UserId) {
+        self.users.forget(user);
         self.bus.publish(BusEvent::UserChanged {
-            user_id: me.id,
+            user_id: user,
             banned: false,
         });
-        Ok(user)
     }
 
     async fn drop_avatar(&self, id: Option<&str>) {

@@ -528,11 +528,6 @@ impl Rooms {
         self.pipeline.health()
     }
 
-    /// The event bus (for adapters that tell every node of a change).
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.bus
-    }
-
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

@@ -60,6 +60,13 @@ pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<Stri
             format!("{what} must be 1-64 characters after trimming"),
         ));
     }
+    showable_name(t, code, what)?;
+    Ok(t.to_owned())
+}
+
+/// A name is safe to show: nothing invisible or controlling ([`name_problem`])
+/// and no look-alike scripts mixed in one word.
+fn showable_name(t: &str, code: &'static str, what: &'static str) -> AppResult<()> {
     if let Some(problem) = name_problem(t) {
         return Err(AppError::invalid(code, format!("{what} {problem}")));
     }
@@ -71,7 +78,7 @@ pub fn name(raw: &str, code: &'static str, what: &'static str) -> AppResult<Stri
             ),
         ));
     }
-    Ok(t.to_owned())
+    Ok(())
 }
 
 /// Longest display name, in grapheme clusters (contract §7).
@@ -108,15 +115,7 @@ pub fn display_name(raw: &str) -> AppResult<String> {
             format!("display name must be 1-{MAX_DISPLAY_NAME_GRAPHEMES} characters"),
         )
     })?;
-    if let Some(problem) = name_problem(&t) {
-        return Err(AppError::invalid(CODE, format!("display name {problem}")));
-    }
-    if crate::confusables::mixes_scripts(&t) {
-        return Err(AppError::invalid(
-            CODE,
-            "display name must not mix look-alike scripts in one word",
-        ));
-    }
+    showable_name(&t, CODE, "display name")?;
     Ok(t)
 }
 

@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use super::auth::{Caller, FreshCaller};
 use super::client_ip::ClientIp;
 use super::error::{ApiResult, Json, Path, Query};
-use crate::bus::BusEvent;
 use crate::domain::avatars::AvatarSize;
 use crate::domain::profiles::ProfileChange;
 use crate::limits::{Key, Limit};
@@ -144,10 +143,7 @@ pub async fn upgrade(
         .accounts
         .upgrade(&me, &b.username, &b.password)
         .await?;
-    state.rooms.bus().publish(BusEvent::UserChanged {
-        user_id: me.id,
-        banned: false,
-    });
+    state.profiles.changed(me.id);
     Ok(axum::Json(json!({"user": s.user, "token": s.token})))
 }
 
