@@ -96,9 +96,12 @@ export async function launch() {
  * A new context + page with its own storage. `problems` collects console errors,
  * page errors and requests to other origins; `allow(re)` tolerates console
  * errors matching `re` (the expected socket failures while a server restarts).
+ * `setup(context)` runs before the page is opened.
  */
-export async function openPage(browser, server, { locale = "en-US", viewport = DESKTOP } = {}) {
+export async function openPage(browser, server, { locale = "en-US", viewport = DESKTOP, setup } = {}) {
   const context = await browser.newContext({ locale, viewport });
+  // `setup(context)`: permissions, init scripts… before the first page loads.
+  if (setup) await setup(context);
   const page = await context.newPage();
   const problems = [];
   const allowed = [];

@@ -99,6 +99,12 @@ export const Api = {
     return api("GET", `/rooms/${id}/messages${qs ? "?" + qs : ""}`);
   },
   read: (id, seq) => api("POST", `/rooms/${id}/read`, { seq }),
+  // Push notifications (contract §8).
+  pushKey: () => api("GET", "/push/key"),
+  pushSubscribe: (subscription) => api("POST", "/push/subscriptions", subscription),
+  pushUnsubscribe: (endpoint) => api("DELETE", "/push/subscriptions", { endpoint }),
+  notificationLevel: (id) => api("GET", `/rooms/${id}/notifications`),
+  setNotificationLevel: (id, level) => api("PUT", `/rooms/${id}/notifications`, { level }),
   matchState: () => api("GET", "/match"),
   report: (room_id, reason) => api("POST", "/match/report", { room_id, reason }),
   reportMessage: (id, reason) => api("POST", `/messages/${id}/report`, { reason }),

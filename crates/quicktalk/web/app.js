@@ -3,7 +3,8 @@
 // (#/, #/rooms/ID, #/random, #/moderation), random chat, and the screens a
 // moderation decision leads to (a ban; a matching cool-down). Rooms'
 // conversations live in chat.js, the moderator page in moderation.js, the socket
-// in live.js, REST in api.js, strings in i18n.js.
+// in live.js, REST in api.js, strings in i18n.js, push notifications (service
+// worker, opt-in, per-room level, title badge) in notify.js.
 
 import { Api, ApiError, getToken, setToken, setBannedHandler, moderates } from "./api.js";
 import { ChatView, formatTime, policySelect } from "./chat.js";
@@ -15,6 +16,7 @@ import { renderModeration } from "./moderation.js";
 import { signer } from "./attachments.js";
 import { people, avatar, setUpgradeHandler, addFriend, closeDialog, knowUser } from "./people.js";
 import { renderProfileEditor, renderFriends } from "./people_views.js";
+import { initNotifications, notificationsCard, forgetPush, setTitleBadge } from "./notify.js";
 
 const root = document.getElementById("app");
 
@@ -40,6 +42,14 @@ setBannedHandler((e) => showBanned(e));
 window.addEventListener("hashchange", () => route());
 document.addEventListener("visibilitychange", () => app.chat?.maybeRead());
 window.addEventListener("focus", () => app.me && refreshRooms());
+// Activity (contract §8): the user is here while the page is visible and focused.
+const focusedNow = () => document.visibilityState === "visible" && document.hasFocus();
+const reportActivity = () => {
+  app.live?.setFocused(focusedNow());
+  renderTitle();
+};
+for (const ev of ["focus", "blur", "pageshow", "pagehide"]) window.addEventListener(ev, reportActivity);
+document.addEventListener("visibilitychange", reportActivity);
 boot();
 
 async function boot() {
@@ -87,6 +97,12 @@ function start() {
     // (the reply's `banned` error shows the ban screen).
     onBanned: () => Api.me().catch(() => {}),
   });
+  app.live.setFocused(focusedNow());
+  // A clicked notification asks for its room.
+  initNotifications(
+    (id) => (location.hash = `#/rooms/${id}`),
+    () => app.chat?.room.id ?? null,
+  );
   app.route = { name: "none" };
   renderShell();
   refreshRooms();
@@ -124,7 +140,10 @@ function logout() {
   people.reset(null);
   people.listeners.clear();
   app.match = { state: "idle", roomId: null, partner: null, reason: null, reported: false };
+  // This browser stops getting the pushes of the user who leaves.
+  forgetPush(getToken());
   setToken(null);
+  setTitleBadge(0);
   history.replaceState(null, "", "#/");
   renderEntry();
 }
@@ -378,8 +397,19 @@ async function refreshRooms() {
   }
 }
 
+/** Unread messages across the rooms, for the tab title: the open room counts
+ *  only while the page is out of sight (as in the sidebar, it is being read). */
+function renderTitle() {
+  if (!app.me) return setTitleBadge(0);
+  const open = app.route.name === "room" && document.visibilityState === "visible" ? app.route.id : null;
+  let n = 0;
+  for (const r of app.rooms.values()) if (r.member && r.id !== open) n += r.unread || 0;
+  setTitleBadge(n);
+}
+
 function renderRooms() {
   if (!els.roomList) return;
+  renderTitle();
   const open = app.route.name === "room" ? app.route.id : null;
   const rooms = [...app.rooms.values()]
     .sort((a, b) => String(b.last_message_at || b.created_at).localeCompare(String(a.last_message_at || a.created_at)));
@@ -633,7 +663,8 @@ function route(next) {
   app.stopPage = null;
   renderRooms();
   if (r.name === "room") openRoom(r.id);
-  else if (r.name === "profile") renderProfileEditor(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), meChanged: () => renderMe() });
+  else if (r.name === "profile")
+    renderProfileEditor(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), meChanged: () => renderMe(), moreCards: () => notificationsCard() });
   else if (r.name === "friends") app.stopPage = renderFriends(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), openDirect });
   else if (r.name === "random") renderRandom();
   else if (r.name === "moderation") renderModeration(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash) });

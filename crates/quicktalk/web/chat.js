@@ -12,6 +12,7 @@
 // People (issue 13): avatars next to authors and members; a message from a user
 // the reader blocked comes as `kind: "hidden"` (no text, no sender) and shows as
 // a muted placeholder, keeping its seq; a direct room is titled with its peer.
+// Push notifications: a member picks the room's level in the header.
 
 import { Api, moderates } from "./api.js";
 import { h, clear, uid } from "./dom.js";
@@ -21,6 +22,7 @@ import { showReport, closeReport } from "./report.js";
 import { renderAttachments, presign, closeLightbox } from "./attachments.js";
 import { Tray } from "./tray.js";
 import { avatar, people } from "./people.js";
+import { levelSelect } from "./notify.js";
 
 const PAGE = 50;
 const MAX_TEXT = 4000;
@@ -115,6 +117,8 @@ export class ChatView {
     );
     actions.append(this.membersBtn);
     if (r.kind === "group" && r.moderation) actions.prepend(this.policyControl());
+    // How much of this room notifies me (contract §8): members only.
+    if (r.member) actions.prepend(levelSelect(r, this.app.toast));
     if (r.member && r.kind === "group") {
       actions.append(h("button.ghost", { type: "button", "data-testid": "leave", onclick: () => this.leave() }, t("leave")));
     }

@@ -9,6 +9,9 @@
 // RESEND_ATTEMPTS times, before the UI offers a retry control. A room whose
 // replay the server refused for now (`too_many_replays`: a connection replays
 // only so many rooms at once) is subscribed again a moment later.
+// Activity (contract §8): whether the user has this page in front of them is
+// sent to `/app/activity` right after every CONNECT and on every change, so the
+// server pushes notifications only to users who are away.
 
 /** Re-sends after `outcome_unknown` before giving up (then the user may retry). */
 export const RESEND_ATTEMPTS = 4;
@@ -31,6 +34,7 @@ export class Live {
     this.pending = new Map(); // client_id -> { roomId, text, attempts, timer }
     this.status = "connecting";
     this.everConnected = false;
+    this.focused = null; // last activity state given by the app (null: none yet)
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.client = new Client({
       brokerURL: `${scheme}//${location.host}/ws`,
@@ -79,6 +83,7 @@ export class Live {
     for (const [roomId, w] of this.rooms) this.subscribeRoom(roomId, w);
     // Anything sent but not acknowledged before the drop goes again (same client_id).
     for (const [clientId, p] of this.pending) this.publish(clientId, p);
+    this.sendActivity();
     this.setStatus("live");
   }
 
@@ -205,6 +210,22 @@ export class Live {
 
   typing(roomId) {
     if (this.client.connected) this.client.publish({ destination: `/app/rooms.${roomId}.typing`, body: "" });
+  }
+
+  /** The page gained or lost the user's attention (visible and focused, or not). */
+  setFocused(focused) {
+    if (this.focused === focused) return;
+    this.focused = focused;
+    this.sendActivity();
+  }
+
+  sendActivity() {
+    if (this.focused === null || !this.client.connected) return;
+    this.client.publish({
+      destination: "/app/activity",
+      body: JSON.stringify({ focused: this.focused }),
+      headers: { "content-type": "application/json" },
+    });
   }
 
   match(action, body) {

@@ -191,6 +191,8 @@ export function renderProfileEditor(el, ctx) {
               }),
             )
           : null,
+        // More settings cards from the app (the notifications opt-in).
+        ctx.moreCards ? ctx.moreCards() : null,
       ),
     ),
   );

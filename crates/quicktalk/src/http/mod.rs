@@ -137,6 +137,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     public
         .route("/ws", get(ws::upgrade))
         .route("/", get(web::index))
+        .route("/sw.js", get(web::service_worker))
         .route("/assets/{*path}", get(web::asset))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

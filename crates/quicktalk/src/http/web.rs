@@ -1,9 +1,10 @@
 //! The web UI: static files from `crates/quicktalk/web/`, compiled into the
-//! binary, served at `/` and `/assets/…`. No build step and nothing fetched from
+//! binary, served at `/` and `/assets/…`, and the service worker (Web Push) at
+//! `/sw.js`, where its scope is the whole site. No build step and nothing fetched from
 //! elsewhere at run time (the vendored `@stomp/stompjs` bundle included). Each
 //! response carries a content hash as its `ETag` (a repeat visit costs a 304),
 //! and the page gets a strict Content-Security-Policy: scripts, styles and
-//! connections only to this origin.
+//! connections only to this origin; the service worker runs under the same policy.
 
 use std::sync::OnceLock;
 
@@ -49,6 +50,8 @@ static ASSETS: &[Asset] = &[
     asset!("report.js", JS),
     asset!("tray.js", JS),
     asset!("upload.js", JS),
+    asset!("notify.js", JS),
+    asset!("sw.js", JS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/stomp.umd.min.js", JS),
     asset!("vendor/stompjs-LICENSE", "text/plain; charset=utf-8"),
@@ -57,10 +60,11 @@ static ASSETS: &[Asset] = &[
 /// Same-origin only. `connect-src 'self'` covers ws:// and wss:// to this host;
 /// `blob:` images are the previews of files still being uploaded and avatars
 /// (fetched with the bearer token), `media-src`
-/// lets the players load (signed) files from this origin.
+/// lets the players load (signed) files from this origin; `worker-src` is the
+/// service worker (`/sw.js`).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
                    img-src 'self' data: blob:; media-src 'self' blob:; \
-                   connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
+                   connect-src 'self'; worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
                    frame-ancestors 'none'";
 
 fn etags() -> &'static [String] {
@@ -107,18 +111,35 @@ fn serve(i: usize, headers: &HeaderMap) -> Response {
             HeaderValue::from_static(CSP),
         );
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    } else if asset.path == SERVICE_WORKER {
+        // A worker's policy is the one its script was served with.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
     }
     res
 }
+
+const SERVICE_WORKER: &str = "sw.js";
 
 pub async fn index(headers: HeaderMap) -> Response {
     serve(0, &headers)
 }
 
+/// `/sw.js`: at the root, so that its default scope is `/`.
+pub async fn service_worker(headers: HeaderMap) -> Response {
+    let i = ASSETS
+        .iter()
+        .position(|a| a.path == SERVICE_WORKER)
+        .expect("the service worker is embedded");
+    serve(i, &headers)
+}
+
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     match ASSETS
         .iter()
-        .position(|a| a.path == path && a.path != "index.html")
+        .position(|a| a.path == path && a.path != "index.html" && a.path != SERVICE_WORKER)
     {
         Some(i) => Ok(serve(i, &headers)),
         None => Err(ApiError::new(
@@ -140,6 +161,17 @@ mod tests {
                 assert_eq!(a.mime, JS, "{}", a.path);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_service_worker_is_served_at_the_root_under_the_page_policy() {
+        let res = service_worker(HeaderMap::new()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], JS);
+        assert_eq!(res.headers()[header::CONTENT_SECURITY_POLICY], CSP);
+        assert!(CSP.contains("worker-src 'self'"));
+        // Only at the root: under /assets/ its scope could not cover the app.
+        assert!(asset(Path("sw.js".into()), HeaderMap::new()).await.is_err());
     }
 
     #[test]
