@@ -3,6 +3,8 @@
 
 #[path = "../common/cluster_env.rs"]
 mod cluster_env;
+#[path = "../common/push_service.rs"]
+mod push_service;
 #[path = "../common/s3_env.rs"]
 mod s3_env;
 #[path = "../common/skip.rs"]
@@ -28,6 +30,7 @@ mod people;
 mod pipeline_faults;
 mod presence;
 mod protocol;
+mod push_service_selftest;
 mod rawws;
 mod receipts;
 mod recovery;

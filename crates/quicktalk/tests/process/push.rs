@@ -1,0 +1,236 @@
+//! Web Push end to end (contract §8): the real binary pushes a direct message to
+//! an away user's subscription on the tests' own push service
+//! (`tests/common/push_service.rs`), which checks VAPID and decrypts it; then the
+//! very same request is decrypted again by an independent implementation, PyPI's
+//! `http_ece` (`tests/push/crosscheck.py`, Python from `QUICKTALK_TEST_PUSH_PYTHON`),
+//! and both must agree. The script itself is first checked on the RFC 8291 example.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use p256::ecdsa::SigningKey;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::harness::{data_dir, ServerProcess};
+use crate::push_service::{rfc8291, unix_now, vapid_header, PushService};
+
+const PYTHON_ENV: &str = "QUICKTALK_TEST_PUSH_PYTHON";
+
+fn crosscheck_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/push/crosscheck.py")
+}
+
+/// The Python with `http_ece` and `cryptography`, or `None` after a visible skip
+/// (a failure under CI).
+fn python() -> Option<String> {
+    match std::env::var(PYTHON_ENV) {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ => {
+            crate::skip::skip(
+                "Web Push cross-check (Python http_ece)",
+                &format!("{PYTHON_ENV} is not set"),
+                "python3 -m venv ~/.cache/quicktalk-pyece && ~/.cache/quicktalk-pyece/bin/pip install \
+                 http_ece==1.2.1 cryptography==50.0.2, then export \
+                 QUICKTALK_TEST_PUSH_PYTHON=$HOME/.cache/quicktalk-pyece/bin/python (.ci/run does)",
+            );
+            None
+        }
+    }
+}
+
+/// Runs `crosscheck.py` on `input`; returns (exit success, stdout, stderr).
+async fn crosscheck(python: &str, input: &Value) -> (bool, Vec<u8>, String) {
+    let mut child = tokio::process::Command::new(python)
+        .arg(crosscheck_script())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {python} (from {PYTHON_ENV}): {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.to_string().as_bytes())
+        .await
+        .expect("writing to crosscheck.py");
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("crosscheck.py took over 30 s")
+        .expect("waiting for crosscheck.py");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crosscheck_script_reads_the_rfc_8291_example_and_refuses_forgeries() {
+    let Some(python) = python() else { return };
+    let aud = "http://127.0.0.1:4711";
+    let key = SigningKey::random(&mut rand::rngs::OsRng);
+    let claims = json!({"aud": aud, "exp": unix_now() + 3600, "sub": "mailto:ops@quicktalk.test"});
+    let input = |body: &str, authorization: &str| {
+        json!({
+            "private_key": rfc8291::UA_PRIVATE,
+            "auth": rfc8291::AUTH,
+            "body": body,
+            "authorization": authorization,
+            "audience": aud,
+            "json": false,
+        })
+    };
+    let good_auth = vapid_header(&key, &key, &claims);
+
+    let (ok, stdout, stderr) = crosscheck(&python, &input(rfc8291::BODY, &good_auth)).await;
+    assert!(ok, "crosscheck.py failed on the RFC 8291 example: {stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&stdout),
+        format!("{}\n", rfc8291::PLAINTEXT)
+    );
+
+    // One changed character of the ciphertext's tail.
+    let mut tampered = rfc8291::BODY.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'N' { 'M' } else { 'N' });
+    let (ok, _, stderr) = crosscheck(&python, &input(&tampered, &good_auth)).await;
+    assert!(!ok, "crosscheck.py accepted a tampered body");
+    assert!(stderr.contains("decrypt"), "{stderr}");
+
+    let other = SigningKey::random(&mut rand::rngs::OsRng);
+    let forged = vapid_header(&key, &other, &claims);
+    let (ok, _, stderr) = crosscheck(&python, &input(rfc8291::BODY, &forged)).await;
+    assert!(!ok, "crosscheck.py accepted a JWT signed by another key");
+    assert!(stderr.contains("signature"), "{stderr}");
+
+    let far =
+        json!({"aud": aud, "exp": unix_now() + 25 * 3600, "sub": "mailto:ops@quicktalk.test"});
+    let (ok, _, stderr) = crosscheck(
+        &python,
+        &input(rfc8291::BODY, &vapid_header(&key, &key, &far)),
+    )
+    .await;
+    assert!(!ok, "crosscheck.py accepted exp 25 h ahead");
+    assert!(stderr.contains("24 h"), "{stderr}");
+
+    let wrong_aud =
+        json!({"aud": "http://127.0.0.1:1", "exp": unix_now() + 60, "sub": "mailto:a@b.c"});
+    let (ok, _, stderr) = crosscheck(
+        &python,
+        &input(rfc8291::BODY, &vapid_header(&key, &key, &wrong_aud)),
+    )
+    .await;
+    assert!(!ok, "crosscheck.py accepted a wrong aud");
+    assert!(stderr.contains("aud"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_away_user_gets_a_push_that_http_ece_decrypts_the_same() {
+    let svc = PushService::start().await;
+    let dir = data_dir();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            "--push-allow-http",
+            "--push-idle-ms",
+            "300",
+            "--rate-limits",
+            "off",
+        ],
+    );
+    let (_alice_id, alice) = server.signup("push_alice").await;
+    let (bob_id, bob) = server.signup("push_bob").await;
+
+    let (status, key) = server.get("/api/v1/push/key", Some(&bob)).await;
+    assert_eq!(status, 200, "GET /api/v1/push/key: {key}");
+    let server_key = key["public_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no public_key in {key}"))
+        .to_owned();
+    svc.expect_key(&server_key);
+
+    let sub = svc.subscriber("bob");
+    let (status, body) = server
+        .post("/api/v1/push/subscriptions", Some(&bob), &sub.json())
+        .await;
+    assert_eq!(status, 201, "subscribing: {body}");
+
+    let (status, dm) = server
+        .post("/api/v1/direct", Some(&alice), &json!({"user_id": bob_id}))
+        .await;
+    assert!(
+        status == 200 || status == 201,
+        "opening the direct room: {status} {dm}"
+    );
+    let room = dm["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no room id in {dm}"));
+
+    // Bob never connects: no session of his is active, so he is away.
+    let text = "are you there? 수박 🍉 push-check-7f3a";
+    let (status, msg) = server
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice),
+            &json!({ "text": text }),
+        )
+        .await;
+    assert_eq!(status, 201, "posting: {msg}");
+    let seq = msg["seq"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no seq in {msg}"));
+
+    let got = svc.wait_for("bob", 1, Duration::from_secs(20)).await;
+    svc.assert_no_rejections();
+    let push = &got[0];
+    let payload = &push.payload;
+    let mut keys: Vec<&str> = payload
+        .as_object()
+        .unwrap_or_else(|| panic!("payload is not an object: {payload}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["body", "room_id", "seq", "title"], "{payload}");
+    assert_eq!(payload["room_id"].as_i64(), Some(room), "{payload}");
+    assert_eq!(payload["seq"].as_i64(), Some(seq), "{payload}");
+    assert!(
+        payload["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{payload}"
+    );
+    assert!(
+        payload["body"].as_str().is_some_and(|b| b.contains(text)),
+        "body does not contain the text: {payload}"
+    );
+    assert_eq!(push.vapid_key, server_key);
+    assert!(
+        push.topic.is_some(),
+        "pushes for one room collapse by Topic"
+    );
+
+    // The same bytes through an independent decryptor and JWT check.
+    let Some(python) = python() else { return };
+    let input = json!({
+        "private_key": sub.private_key_b64(),
+        "auth": sub.auth_b64(),
+        "body": crate::push_service::b64(&push.body),
+        "authorization": push.authorization,
+        "audience": svc.origin(),
+    });
+    let (ok, stdout, stderr) = crosscheck(&python, &input).await;
+    assert!(
+        ok,
+        "http_ece / cryptography refused what the server sent: {stderr}"
+    );
+    let theirs = stdout.strip_suffix(b"\n").unwrap_or(&stdout);
+    assert_eq!(
+        String::from_utf8_lossy(theirs),
+        String::from_utf8_lossy(&push.plaintext),
+        "http_ece decrypted something else than the test push service"
+    );
+    let theirs: Value = serde_json::from_slice(theirs).expect("crosscheck output is JSON");
+    assert_eq!(&theirs, payload);
+}
