@@ -26,7 +26,8 @@
 // click, a real new window from a click) is said where it would be.
 
 import assert from "node:assert/strict";
-import { createECDH, randomBytes } from "node:crypto";
+import { createECDH, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -34,7 +35,9 @@ import { test } from "node:test";
 import { chromium } from "playwright-core";
 import { useServerAndBrowser, openPage, signUp, stompFrames, CHROMIUM, DESKTOP } from "./harness.mjs";
 
-const env = useServerAndBrowser(process.env.PREMERGE ? [] : ["--push-allow-http"]);
+// `http://` endpoints (the test's own push receiver) and a short idle time, so
+// that "away" takes a second, not a minute.
+const env = useServerAndBrowser(["--push-allow-http", "--push-idle-ms", "1000", "--push-delay-ms", "100", "--push-repeat-ms", "0"]);
 
 const LANGS = [
   {
@@ -50,6 +53,8 @@ const LANGS = [
     levels: ["All messages", "Mentions only", "Off"],
     room: "Lobby",
     body: "hello @there",
+    sender: "Sam",
+    away: "are you there?",
   },
   {
     locale: "ko-KR",
@@ -64,6 +69,8 @@ const LANGS = [
     levels: ["모든 메시지", "멘션만", "끄기"],
     room: "휴게실",
     body: "안녕하세요 @누구",
+    sender: "민수",
+    away: "거기 있어요?",
   },
 ];
 
@@ -154,6 +161,80 @@ async function waitNotification(page, tag, pred = () => true) {
     await page.waitForTimeout(100);
   }
   assert.fail(`no notification tagged ${tag}: ${JSON.stringify(await notifications(page))}`);
+}
+
+/** A browser's subscription keys (what Chromium would make) for the stand-in below. */
+function browserKeys(endpoint) {
+  const ecdh = createECDH("prime256v1");
+  const p256dh = ecdh.generateKeys();
+  const auth = randomBytes(16);
+  return { ecdh, endpoint, p256dh: p256dh.toString("base64url"), auth: auth.toString("base64url"), authBytes: auth, publicBytes: p256dh };
+}
+
+/**
+ * In place of the browser's push service (there is none reachable here):
+ * PushManager answers with the subscription `f` (runs in the page).
+ */
+function standInPushService(f) {
+  let current = null;
+  PushManager.prototype.subscribe = async function (opts) {
+    window.__subscribes += 1;
+    window.__subscribeOptions = { userVisibleOnly: opts.userVisibleOnly, key: Array.from(new Uint8Array(opts.applicationServerKey)) };
+    const key = opts.applicationServerKey;
+    current = {
+      endpoint: f.endpoint,
+      options: { userVisibleOnly: true, applicationServerKey: key.buffer ?? key },
+      toJSON: () => ({ endpoint: f.endpoint, expirationTime: null, keys: { p256dh: f.p256dh, auth: f.auth } }),
+      unsubscribe: async () => ((current = null), true),
+    };
+    return current;
+  };
+  PushManager.prototype.getSubscription = async () => current;
+}
+
+/** RFC 8291 (aes128gcm, one record): what the browser would decrypt. */
+function decryptPush(body, keys) {
+  const salt = body.subarray(0, 16);
+  const idlen = body[20];
+  const serverKey = body.subarray(21, 21 + idlen);
+  const ciphertext = body.subarray(21 + idlen);
+  const secret = keys.ecdh.computeSecret(serverKey);
+  const info = Buffer.concat([Buffer.from("WebPush: info\0"), keys.publicBytes, serverKey]);
+  const ikm = Buffer.from(hkdfSync("sha256", secret, keys.authBytes, info, 32));
+  const cek = Buffer.from(hkdfSync("sha256", ikm, salt, Buffer.from("Content-Encoding: aes128gcm\0"), 16));
+  const nonce = Buffer.from(hkdfSync("sha256", ikm, salt, Buffer.from("Content-Encoding: nonce\0"), 12));
+  const d = createDecipheriv("aes-128-gcm", cek, nonce);
+  d.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
+  const padded = Buffer.concat([d.update(ciphertext.subarray(0, ciphertext.length - 16)), d.final()]);
+  let end = padded.length - 1;
+  while (end > 0 && padded[end] === 0) end--;
+  assert.equal(padded[end], 2, "last record delimiter");
+  return padded.subarray(0, end).toString("utf8");
+}
+
+/** The test's push service: records what the server POSTs to it. */
+async function pushReceiver() {
+  const got = [];
+  const waiting = [];
+  const srv = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      got.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+      res.writeHead(201).end();
+      for (const w of waiting.splice(0)) w();
+    });
+  });
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${srv.address().port}`,
+    got,
+    async next(ms) {
+      if (!got.length) await new Promise((r) => (waiting.push(r), setTimeout(r, ms)));
+      return got.shift() ?? null;
+    },
+    close: () => new Promise((r) => srv.close(r)),
+  };
 }
 
 for (const l of LANGS) {
@@ -272,31 +353,9 @@ for (const l of LANGS) {
   });
 
   test(`${l.lang}: opting in sends the server the subscription made for its key; turning off deletes it`, async () => {
-    const ecdh = createECDH("prime256v1");
-    const fake = {
-      endpoint: `http://127.0.0.1:9/push/${unique("sub")}`,
-      p256dh: ecdh.generateKeys().toString("base64url"),
-      auth: randomBytes(16).toString("base64url"),
-    };
-    // A stand-in for the browser's push service (there is none reachable here):
-    // PushManager answers with this subscription.
-    const standIn = (f) => {
-      let current = null;
-      PushManager.prototype.subscribe = async function (opts) {
-        window.__subscribes += 1;
-        window.__subscribeOptions = { userVisibleOnly: opts.userVisibleOnly, key: Array.from(new Uint8Array(opts.applicationServerKey)) };
-        const key = opts.applicationServerKey;
-        current = {
-          endpoint: f.endpoint,
-          options: { userVisibleOnly: true, applicationServerKey: key.buffer ?? key },
-          toJSON: () => ({ endpoint: f.endpoint, expirationTime: null, keys: { p256dh: f.p256dh, auth: f.auth } }),
-          unsubscribe: async () => ((current = null), true),
-        };
-        return current;
-      };
-      PushManager.prototype.getSubscription = async () => current;
-    };
-    const a = await open(l, { grant: true, init: [[standIn, fake]] });
+    const keys = browserKeys(`http://127.0.0.1:9/push/${unique("sub")}`);
+    const fake = { endpoint: keys.endpoint, p256dh: keys.p256dh, auth: keys.auth };
+    const a = await open(l, { grant: true, init: [[standInPushService, fake]] });
     const calls = [];
     a.page.on("response", async (r) => {
       if (!r.url().endsWith("/api/v1/push/subscriptions")) return;
@@ -375,6 +434,65 @@ for (const l of LANGS) {
     await a.page.locator(`[data-testid=chat][data-room="${r.id}"] [data-testid=room-title]`, { hasText: l.room }).waitFor();
     assert.deepEqual(await notifications(a.page), []);
     await done(a);
+  });
+
+  test(`${l.lang}: end to end: no push while the page is in front; once it is not, the server's encrypted push becomes the room's notification`, async () => {
+    const receiver = await pushReceiver();
+    try {
+      const keys = browserKeys(`${receiver.url}/push/${unique("e2e")}`);
+      const a = await open(l, { grant: true, init: [[standInPushService, { endpoint: keys.endpoint, p256dh: keys.p256dh, auth: keys.auth }]] });
+      await signUp(a.page, unique("pn"));
+      const token = await tokenOf(a.page);
+      await goto(a.page, "#/profile");
+      await a.page.locator("[data-testid=push-state][data-state=off]").waitFor();
+      await a.page.getByTestId("push-toggle").click();
+      await a.page.locator("[data-testid=push-state][data-state=on]").waitFor();
+      const b = await api("POST", "/auth/signup", { username: unique("po"), password: "correct horse battery", display_name: l.sender });
+      const dm = await api("POST", "/direct", { user_id: (await api("GET", "/me", undefined, token)).id }, b.token);
+      const push = await pusher(a.page);
+      await goto(a.page, "#/");
+
+      // In front (focused and visible): active, so no push even after the idle time.
+      await new Promise((r) => setTimeout(r, 1500));
+      await api("POST", `/rooms/${dm.id}/messages`, { text: "first" }, b.token);
+      assert.equal(await receiver.next(2500), null, "pushed while the page was in front");
+
+      // Another page comes to the front: the page says so, and after the idle time the server pushes.
+      const cdp = await a.context.newCDPSession(a.page);
+      await cdp.send("Emulation.setFocusEmulationEnabled", { enabled: false });
+      const other = await a.context.newPage();
+      await other.goto("about:blank");
+      await new Promise((r) => setTimeout(r, 1500));
+      const sent = await api("POST", `/rooms/${dm.id}/messages`, { text: l.away }, b.token);
+      // The pushes that come now (the server may also push the earlier unread
+      // message of this room once the user is away): decrypted as a browser would.
+      const payloads = [];
+      for (let got = await receiver.next(10000); got; got = await receiver.next(payloads.some((p) => p.seq === sent.seq) ? 0 : 10000)) {
+        assert.equal(got.headers["content-encoding"], "aes128gcm");
+        assert.match(got.headers.authorization, /^vapid t=.+, k=.+/);
+        assert.ok(Number(got.headers.ttl) > 0);
+        assert.ok(got.headers.topic, "no Topic: pushes of one room would not collapse");
+        payloads.push(JSON.parse(decryptPush(got.body, keys)));
+        if (payloads.some((p) => p.seq === sent.seq)) break;
+      }
+      const payload = payloads.find((p) => p.seq === sent.seq);
+      assert.ok(payload, `no push for the message sent while away: ${JSON.stringify(payloads)}`);
+      assert.equal(payload.room_id, dm.id);
+      assert.equal(payload.title, l.sender);
+      assert.equal(payload.body, l.away);
+
+      // What the browser's push service would hand the worker: the decrypted payload.
+      await push(payload);
+      const [shown] = await waitNotification(a.page, `room-${dm.id}`);
+      assert.equal(shown.title, l.sender);
+      assert.equal(shown.body, payload.body);
+      assert.deepEqual(shown.data, { room_id: dm.id, seq: payload.seq });
+      await other.close();
+      await cdp.send("Emulation.setFocusEmulationEnabled", { enabled: true });
+      await done(a);
+    } finally {
+      await receiver.close();
+    }
   });
 
   test(`${l.lang}: the room's notification level shows the default, persists across a reload, and is what the server has`, async () => {
