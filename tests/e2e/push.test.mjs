@@ -154,10 +154,25 @@ async function pusher(page) {
     cdp.send("ServiceWorker.deliverPushMessage", { origin: env.server.url, registrationId: regs.get(scope), data: JSON.stringify(payload) });
 }
 
-async function waitNotification(page, tag, pred = () => true) {
-  for (let i = 0; i < 50; i++) {
+/**
+ * The notifications tagged `tag` (matching `pred`), once shown. `again()`, if
+ * given, delivers the push once more after 3 s without one: on a loaded machine
+ * a push delivered through the DevTools protocol is now and then never shown
+ * (seen with three test runs at once on two cores, about one delivery in
+ * thirty; the repeated delivery arrived each time; the cause is not known).
+ */
+async function waitNotification(page, tag, pred = () => true, again = null) {
+  const until = Date.now() + 8000;
+  let retried = !again;
+  const start = Date.now();
+  while (Date.now() < until) {
     const found = (await notifications(page)).filter((x) => x.tag === tag && pred(x));
     if (found.length) return found;
+    if (!retried && Date.now() - start > 3000) {
+      retried = true;
+      console.log(`push for ${tag} not shown after 3 s: delivered again`);
+      await again();
+    }
     await page.waitForTimeout(100);
   }
   assert.fail(`no notification tagged ${tag}: ${JSON.stringify(await notifications(page))}`);
@@ -394,12 +409,14 @@ for (const l of LANGS) {
     const r1 = await room(token, l.room);
     const r2 = await room(token, `${l.room} 2`);
     const push = await pusher(a.page);
-    await push({ room_id: r1.id, seq: 3, title: l.room, body: l.body });
-    const [first] = await waitNotification(a.page, `room-${r1.id}`);
+    const p1 = { room_id: r1.id, seq: 3, title: l.room, body: l.body };
+    await push(p1);
+    const [first] = await waitNotification(a.page, `room-${r1.id}`, undefined, () => push(p1));
     assert.deepEqual(first, { title: l.room, body: l.body, tag: `room-${r1.id}`, data: { room_id: r1.id, seq: 3 } });
     // A newer message of the same room replaces it.
-    await push({ room_id: r1.id, seq: 4, title: l.room, body: `${l.body} 2` });
-    await waitNotification(a.page, `room-${r1.id}`, (x) => x.data.seq === 4);
+    const p2 = { room_id: r1.id, seq: 4, title: l.room, body: `${l.body} 2` };
+    await push(p2);
+    await waitNotification(a.page, `room-${r1.id}`, (x) => x.data.seq === 4, () => push(p2));
     const mine = (await notifications(a.page)).filter((x) => x.tag === `room-${r1.id}`);
     assert.deepEqual(mine.map((x) => x.body), [`${l.body} 2`]);
 
@@ -407,8 +424,9 @@ for (const l of LANGS) {
     await goto(a.page, `#/rooms/${r2.id}`);
     await a.page.locator(`[data-testid=chat][data-room="${r2.id}"] [data-testid=room-title]`, { hasText: `${l.room} 2` }).waitFor();
     await push({ room_id: r2.id, seq: 1, title: `${l.room} 2`, body: "x" });
-    await push({ room_id: r1.id, seq: 5, title: l.room, body: `${l.body} 3` });
-    await waitNotification(a.page, `room-${r1.id}`, (x) => x.data.seq === 5);
+    const p3 = { room_id: r1.id, seq: 5, title: l.room, body: `${l.body} 3` };
+    await push(p3);
+    await waitNotification(a.page, `room-${r1.id}`, (x) => x.data.seq === 5, () => push(p3));
     await a.page.waitForTimeout(300);
     assert.deepEqual((await notifications(a.page)).map((x) => x.tag), [`room-${r1.id}`]);
     await done(a);
@@ -420,8 +438,9 @@ for (const l of LANGS) {
     const r = await room(await tokenOf(a.page), l.room);
     const push = await pusher(a.page);
     await goto(a.page, "#/");
-    await push({ room_id: r.id, seq: 2, title: l.room, body: l.body });
-    await waitNotification(a.page, `room-${r.id}`);
+    const p = { room_id: r.id, seq: 2, title: l.room, body: l.body };
+    await push(p);
+    await waitNotification(a.page, `room-${r.id}`, undefined, () => push(p));
     // A headless browser cannot click a notification: the click is dispatched in
     // the worker, to its real `notificationclick` listener, with the real notification.
     const worker = a.context.serviceWorkers().find((w) => w.url() === env.server.url + "/sw.js");
@@ -483,7 +502,7 @@ for (const l of LANGS) {
 
       // What the browser's push service would hand the worker: the decrypted payload.
       await push(payload);
-      const [shown] = await waitNotification(a.page, `room-${dm.id}`);
+      const [shown] = await waitNotification(a.page, `room-${dm.id}`, undefined, () => push(payload));
       assert.equal(shown.title, l.sender);
       assert.equal(shown.body, payload.body);
       assert.deepEqual(shown.data, { room_id: dm.id, seq: payload.seq });

@@ -65,9 +65,9 @@ async fn web_ui_in_chromium() {
             return;
         }
     };
-    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+    let out = tokio::time::timeout(Duration::from_secs(600), child.wait_with_output())
         .await
-        .expect("browser tests did not finish within 5 minutes")
+        .expect("browser tests did not finish within 10 minutes")
         .expect("waiting for node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
