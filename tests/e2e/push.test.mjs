@@ -10,7 +10,10 @@
 //     once; a normal profile cannot reach the browser maker's push servers from
 //     here, so it never answers) and the UI explains the failure; with a stand-in
 //     subscription the UI sends the server exactly the subscription's endpoint and
-//     keys, made for the server's key (201), and "Turn off" deletes it;
+//     keys, made for the server's key (201), and "Turn off" or logging out deletes it;
+//     end to end, with the test as the push service: no push while the page is
+//     in front, and once it is not the server's encrypted push, decrypted as a
+//     browser would, becomes the room's notification;
 // (d) a push delivered to the service worker through the DevTools protocol shows
 //     one notification per room (title, body, tag, data), a newer one replacing
 //     it, and none for the room a focused window already shows;
@@ -367,7 +370,7 @@ for (const l of LANGS) {
     }
   });
 
-  test(`${l.lang}: opting in sends the server the subscription made for its key; turning off deletes it`, async () => {
+  test(`${l.lang}: opting in sends the server the subscription made for its key; turning off or logging out deletes it`, async () => {
     const keys = browserKeys(`http://127.0.0.1:9/push/${unique("sub")}`);
     const fake = { endpoint: keys.endpoint, p256dh: keys.p256dh, auth: keys.auth };
     const a = await open(l, { grant: true, init: [[standInPushService, fake]] });
@@ -399,6 +402,16 @@ for (const l of LANGS) {
     assert.ok([200, 204].includes(calls[1].status), `DELETE answered ${calls[1].status}`);
     assert.deepEqual(calls[1].body, { endpoint: fake.endpoint });
     assert.deepEqual(await a.page.evaluate(() => [window.__asks, window.__subscribes]), [1, 1]);
+
+    // On again, then logging out: this browser stops getting this user's pushes.
+    await toggle.click();
+    await a.page.locator("[data-testid=push-state][data-state=on]").waitFor();
+    const gone = a.page.waitForResponse((r) => r.url().endsWith("/api/v1/push/subscriptions") && r.request().method() === "DELETE");
+    await a.page.getByTestId("logout").click();
+    await a.page.getByTestId("entry").waitFor();
+    assert.ok([200, 204].includes((await gone).status()));
+    assert.deepEqual(calls.slice(2).map((c) => c.method), ["POST", "DELETE"]);
+    assert.deepEqual(calls[3].body, { endpoint: fake.endpoint });
     await done(a);
   });
 
