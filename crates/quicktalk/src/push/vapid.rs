@@ -109,8 +109,7 @@ mod tests {
         let rest = h.strip_prefix("vapid t=").unwrap();
         let (token, k) = rest.split_once(", k=").unwrap();
         assert_eq!(k, key.public_key());
-        let public =
-            ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
+        let public = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
         let claims = public
             .verify_token::<NoCustomClaims>(token, Some(VerificationOptions::default()))
             .unwrap();

@@ -662,8 +662,13 @@ async fn each_push_is_sent_once_and_focus_on_any_node_counts() {
             post(if n % 2 == 0 { &a } else { &b }, peer, *room, "burst").await;
         }
     }
-    let got = svc.wait_for("bob", rooms.len(), Duration::from_secs(15)).await;
-    let mut pushed: Vec<i64> = got.iter().map(|r| r.payload["room_id"].as_i64().unwrap()).collect();
+    let got = svc
+        .wait_for("bob", rooms.len(), Duration::from_secs(15))
+        .await;
+    let mut pushed: Vec<i64> = got
+        .iter()
+        .map(|r| r.payload["room_id"].as_i64().unwrap())
+        .collect();
     pushed.sort_unstable();
     let mut want: Vec<i64> = rooms.iter().map(|(_, r)| *r).collect();
     want.sort_unstable();
