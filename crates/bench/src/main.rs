@@ -22,6 +22,7 @@ mod media_report;
 mod payload;
 mod photo;
 mod proc;
+mod push_sink;
 mod report;
 mod sampler;
 mod scenario;
@@ -141,6 +142,10 @@ enum Cmd {
         warmup_ms: Option<u64>,
         #[arg(long)]
         measure_ms: Option<u64>,
+        /// QuickTalk: add away members with push subscriptions, this fraction
+        /// of the subscribers (e.g. 0.1), so every message is planned as a push.
+        #[arg(long)]
+        push_away: Option<f64>,
     },
     /// Connects/s (WebSocket + CONNECT + SUBSCRIBE with receipt) and latency.
     Connect {
@@ -236,6 +241,7 @@ fn media_params(quick: bool) -> MediaParams {
             measure: if quick { s(4) } else { s(10) },
             drain: s(3),
             users: 16,
+            push_away: 0.0,
         },
     }
 }
@@ -264,6 +270,7 @@ impl Preset {
                     measure: s(2),
                     drain: s(2),
                     users: 16,
+                    push_away: 0.0,
                 },
                 connect: ConnectParams {
                     concurrency: 8,
@@ -301,6 +308,7 @@ impl Preset {
                     measure: s(5),
                     drain: s(3),
                     users: 64,
+                    push_away: 0.0,
                 },
                 connect: ConnectParams {
                     concurrency: 32,
@@ -404,9 +412,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             rates,
             warmup_ms,
             measure_ms,
+            push_away,
         } => {
             let preset = Preset::new(server.quick);
             let mut p = preset.fanout;
+            p.push_away = push_away.unwrap_or(0.0).clamp(0.0, 10.0);
             p.rooms = rooms.unwrap_or(p.rooms).max(1);
             p.members = members.unwrap_or(p.members).max(1);
             p.publishers = publishers.unwrap_or(p.publishers).max(1);
