@@ -4,6 +4,7 @@
 //! very same request is decrypted again by an independent implementation, PyPI's
 //! `http_ece` (`tests/push/crosscheck.py`, Python from `QUICKTALK_TEST_PUSH_PYTHON`),
 //! and both must agree. The script itself is first checked on the RFC 8291 example.
+//! A subscription whose push service answers 410 is removed (contract §8).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::harness::{data_dir, ServerProcess};
-use crate::push_service::{rfc8291, unix_now, vapid_header, PushService};
+use crate::push_service::{rfc8291, unix_now, vapid_header, Answer, PushService};
 
 const PYTHON_ENV: &str = "QUICKTALK_TEST_PUSH_PYTHON";
 
@@ -233,4 +234,72 @@ async fn an_away_user_gets_a_push_that_http_ece_decrypts_the_same() {
     );
     let theirs: Value = serde_json::from_slice(theirs).expect("crosscheck output is JSON");
     assert_eq!(&theirs, payload);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_answered_410_is_removed_and_others_still_get_pushes() {
+    let svc = PushService::start().await;
+    let dir = data_dir();
+    let server = ServerProcess::start(dir.path(), &["--push-allow-http", "--push-idle-ms", "300"]);
+    let (_, alice) = server.signup("gone_alice").await;
+    let (bob_id, bob) = server.signup("gone_bob").await;
+    // Two devices of Bob's: the one answered 410 goes; the other is the control
+    // showing the server did push the second message.
+    for name in ["bob", "bob-other-device"] {
+        let sub = svc.subscriber(name);
+        let (status, body) = server
+            .post("/api/v1/push/subscriptions", Some(&bob), &sub.json())
+            .await;
+        assert_eq!(status, 201, "subscribing {name}: {body}");
+    }
+    let (_, dm) = server
+        .post("/api/v1/direct", Some(&alice), &json!({"user_id": bob_id}))
+        .await;
+    let room = dm["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no room id in {dm}"));
+    let say = |text: &'static str| {
+        let path = format!("/api/v1/rooms/{room}/messages");
+        let server = &server;
+        let alice = &alice;
+        async move {
+            let (status, msg) = server
+                .post(&path, Some(alice), &json!({ "text": text }))
+                .await;
+            assert_eq!(status, 201, "posting: {msg}");
+        }
+    };
+
+    svc.answer_next("bob", Answer::Gone);
+    say("first, answered 410").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while svc.attempts("bob").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no push attempt to bob within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(svc.attempts("bob")[0].status, 410);
+    // Let the server act on the 410 before the next message.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    say("second, to a removed subscription").await;
+    let control = svc
+        .wait_for("bob-other-device", 2, Duration::from_secs(20))
+        .await;
+    assert!(
+        control[1].payload["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("second")),
+        "{:?}",
+        control[1].payload
+    );
+    svc.assert_quiet("bob", Duration::from_secs(1)).await;
+    assert_eq!(
+        svc.attempts("bob").len(),
+        1,
+        "a push went to the removed subscription"
+    );
+    assert!(svc.received("bob").is_empty());
+    svc.assert_no_rejections();
 }
