@@ -93,6 +93,24 @@ pub struct Config {
     pub media_grace_secs: u64,
     /// How often the media cleanup runs, in seconds.
     pub media_sweep_secs: u64,
+    /// Web Push (contract §8): the VAPID contact (`mailto:` or `https:`).
+    pub push_subject: Option<String>,
+    /// Accept `http://` push endpoints on any host (tests only).
+    pub push_allow_http: bool,
+    /// Push service hosts allowed besides the browsers' own (`*`: any public host).
+    pub push_hosts: Vec<String>,
+    /// A user with no session active for this long is away (and may be pushed).
+    pub push_idle_ms: u64,
+    /// A room's first message waits this long for more (one push per burst).
+    pub push_delay_ms: u64,
+    /// Least time between two pushes of one room to one user.
+    pub push_repeat_ms: u64,
+    /// Pushes say only "New message" (no names, no text).
+    pub push_hide_text: bool,
+    /// How long a push service keeps an undelivered notification.
+    pub push_ttl_secs: u64,
+    /// Notifications (and committed messages) that may wait for the push worker.
+    pub push_queue: usize,
 }
 
 impl Default for Config {
@@ -141,6 +159,15 @@ impl Default for Config {
             guest_media_quota_bytes: 100 * 1024 * 1024,
             media_grace_secs: 24 * 3600,
             media_sweep_secs: 600,
+            push_subject: None,
+            push_allow_http: false,
+            push_hosts: Vec::new(),
+            push_idle_ms: 60_000,
+            push_delay_ms: 1_500,
+            push_repeat_ms: 10_000,
+            push_hide_text: false,
+            push_ttl_secs: 12 * 3600,
+            push_queue: 10_000,
         }
     }
 }
@@ -402,6 +429,34 @@ pub struct ServeArgs {
     /// Longest time a client may take to send a request body, in ms.
     #[arg(long, env = "QUICKTALK_HTTP_BODY_TIMEOUT_MS")]
     pub http_body_timeout_ms: Option<u64>,
+    /// Web Push contact for push services: `mailto:you@example.org` or an `https:` URL.
+    #[arg(long, env = "QUICKTALK_PUSH_SUBJECT")]
+    pub push_subject: Option<String>,
+    /// Accept `http://` push endpoints on any host, loopback included (tests only).
+    #[arg(long, env = "QUICKTALK_PUSH_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub push_allow_http: Option<bool>,
+    /// Push service hosts (suffixes, comma-separated) allowed besides the
+    /// browsers' own; `*` allows any public host.
+    #[arg(long, env = "QUICKTALK_PUSH_HOSTS", value_delimiter = ',')]
+    pub push_hosts: Option<Vec<String>>,
+    /// Ms without activity before a user is away and may get pushes (default 60000).
+    #[arg(long, env = "QUICKTALK_PUSH_IDLE_MS")]
+    pub push_idle_ms: Option<u64>,
+    /// Ms a room's first message waits for more before its push (default 1500).
+    #[arg(long, env = "QUICKTALK_PUSH_DELAY_MS")]
+    pub push_delay_ms: Option<u64>,
+    /// Least ms between two pushes of one room to one user (default 10000).
+    #[arg(long, env = "QUICKTALK_PUSH_REPEAT_MS")]
+    pub push_repeat_ms: Option<u64>,
+    /// Pushes carry no names or text, only "New message".
+    #[arg(long, env = "QUICKTALK_PUSH_HIDE_TEXT", num_args = 0..=1, default_missing_value = "true")]
+    pub push_hide_text: Option<bool>,
+    /// Seconds a push service keeps an undelivered notification (default 43200).
+    #[arg(long, env = "QUICKTALK_PUSH_TTL_SECS")]
+    pub push_ttl_secs: Option<u64>,
+    /// Push work that may wait before more is dropped (default 10000).
+    #[arg(long, env = "QUICKTALK_PUSH_QUEUE")]
+    pub push_queue: Option<usize>,
 }
 
 /// `on` / `off`.
@@ -472,6 +527,15 @@ impl ServeArgs {
                 .or(self.guest_media_quota_bytes),
             media_grace_secs: other.media_grace_secs.or(self.media_grace_secs),
             media_sweep_secs: other.media_sweep_secs.or(self.media_sweep_secs),
+            push_subject: other.push_subject.or(self.push_subject),
+            push_allow_http: other.push_allow_http.or(self.push_allow_http),
+            push_hosts: other.push_hosts.or(self.push_hosts),
+            push_idle_ms: other.push_idle_ms.or(self.push_idle_ms),
+            push_delay_ms: other.push_delay_ms.or(self.push_delay_ms),
+            push_repeat_ms: other.push_repeat_ms.or(self.push_repeat_ms),
+            push_hide_text: other.push_hide_text.or(self.push_hide_text),
+            push_ttl_secs: other.push_ttl_secs.or(self.push_ttl_secs),
+            push_queue: other.push_queue.or(self.push_queue),
         }
     }
 
@@ -513,8 +577,29 @@ impl ServeArgs {
             media_quota_bytes,
             guest_media_quota_bytes,
             media_grace_secs,
-            media_sweep_secs
+            media_sweep_secs,
+            push_allow_http,
+            push_idle_ms,
+            push_delay_ms,
+            push_repeat_ms,
+            push_hide_text,
+            push_ttl_secs,
+            push_queue
         );
+        if let Some(s) = &self.push_subject {
+            anyhow::ensure!(
+                s.starts_with("mailto:") || s.starts_with("https:"),
+                "--push-subject must be a mailto: or https: URL"
+            );
+            c.push_subject = Some(s.clone());
+        }
+        if let Some(h) = &self.push_hosts {
+            c.push_hosts = h
+                .iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
         if let Some(m) = &self.media_store {
             c.media_store = Some(m.clone());
         }

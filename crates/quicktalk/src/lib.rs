@@ -7,7 +7,8 @@
 //! - [`store`], [`media`] and [`bus`]: storage (messages, file bytes) and event
 //!   distribution behind narrow traits;
 //! - [`model`] and [`confusables`]: plain data and pure name rules, used by all;
-//! - [`imaging`]: pure functions over uploaded bytes (type, names, metadata, thumbnails).
+//! - [`imaging`]: pure functions over uploaded bytes (type, names, metadata, thumbnails);
+//! - [`push`]: Web Push on the wire (VAPID, payload encryption, the push request).
 
 pub mod admin;
 pub mod bus;
@@ -24,6 +25,7 @@ pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod moderate;
+pub mod push;
 pub mod realtime;
 pub mod startup;
 pub mod state;

@@ -46,6 +46,21 @@ pub struct Metrics {
     /// Removed by the cleanup, label `what`: `unattached` files, `stale_upload`s,
     /// `orphan` objects.
     pub media_removed: IntCounterVec,
+    /// Web Push (contract §8): notifications a push service accepted, one per
+    /// browser subscription.
+    pub push_sent: IntCounter,
+    /// Push requests that failed for good, label `reason`: `rejected` (the
+    /// push service refused it: 400/403/413), `gave_up` (retries exhausted),
+    /// `dropped` (a queue was full), `error` (no request could be built).
+    pub push_failed: IntCounterVec,
+    /// Subscriptions removed because their push service answered 404 or 410.
+    pub push_expired: IntCounter,
+    /// Notifications waiting for delivery, and committed messages waiting to be
+    /// looked at by the push planner.
+    pub push_queue_depth: IntGauge,
+    /// From a message's commit to a push service accepting its notification
+    /// (includes the wait for the user to be away and the burst window).
+    pub push_latency_seconds: Histogram,
 }
 
 impl Metrics {
@@ -57,6 +72,50 @@ impl Metrics {
         }
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("metric");
         Metrics {
+            push_sent: reg(
+                &registry,
+                counter(
+                    "push_sent_total",
+                    "Push notifications accepted by a push service",
+                ),
+            ),
+            push_failed: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "push_failed_total",
+                        "Push notifications that failed, by reason",
+                    ),
+                    &["reason"],
+                )
+                .expect("metric"),
+            ),
+            push_expired: reg(
+                &registry,
+                counter(
+                    "push_subscriptions_expired_total",
+                    "Push subscriptions removed on 404/410 from their push service",
+                ),
+            ),
+            push_queue_depth: reg(
+                &registry,
+                IntGauge::new(
+                    "push_queue_depth",
+                    "Push work waiting (planner and delivery)",
+                )
+                .expect("metric"),
+            ),
+            push_latency_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "push_latency_seconds",
+                        "From a message's commit to its push being accepted",
+                    )
+                    .buckets(prometheus::exponential_buckets(0.001, 2.0, 18).expect("buckets")),
+                )
+                .expect("metric"),
+            ),
             connections: reg(
                 &registry,
                 IntGauge::new("connections", "Open STOMP connections").expect("metric"),

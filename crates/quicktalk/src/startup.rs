@@ -26,6 +26,9 @@ use crate::domain::moderators::Moderation;
 use crate::domain::people::People;
 use crate::domain::pipeline::{LocalPipeline, Pipeline};
 use crate::domain::profiles::Profiles;
+use crate::domain::push::notifier::Notifier;
+use crate::domain::push::planner::Timing;
+use crate::domain::push::{Push, PushConfig, PushTasks};
 use crate::domain::rooms::Rooms;
 use crate::domain::signed_urls::UrlSigner;
 use crate::domain::tokens::TokenKeys;
@@ -33,6 +36,8 @@ use crate::fanout::Hub;
 use crate::limits::Limits;
 use crate::media::MediaStoreSpec;
 use crate::metrics::Metrics;
+use crate::push::deliver::EndpointRules;
+use crate::push::vapid::VapidKey;
 use crate::state::AppState;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
@@ -45,6 +50,10 @@ pub struct Application {
     state: Arc<AppState>,
     pipeline_stop: CancellationToken,
     pipeline_task: tokio::task::JoinHandle<()>,
+    /// Push notifications' tasks: stopped after the pipeline drained (pushes
+    /// still pending then are dropped; a push is a hint, the message is stored).
+    push_stop: CancellationToken,
+    push_tasks: PushTasks,
 }
 
 impl Application {
@@ -73,13 +82,16 @@ impl Application {
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let media_spec = media_spec(&config)?;
         let mut shared_pg: Option<Arc<PostgresStore>> = None;
-        let (store, tokens): (Arc<dyn Store>, TokenKeys) = match config.database()? {
+        let (store, tokens, vapid): (Arc<dyn Store>, TokenKeys, VapidKey) = match config
+            .database()?
+        {
             Database::Sqlite(path) => {
                 let sync = config.sqlite_synchronous;
                 let store =
                     tokio::task::spawn_blocking(move || SqliteStore::open(&path, sync)).await??;
                 let tokens = TokenKeys::load_or_create(&config.data_dir, config.token_ttl_secs)?;
-                (Arc::new(store), tokens)
+                let vapid = VapidKey::load_or_create(&config.data_dir)?;
+                (Arc::new(store), tokens, vapid)
             }
             Database::Postgres(url) => {
                 let store = PostgresStore::open(&url, config.database_pool).await?;
@@ -88,11 +100,19 @@ impl Application {
                     .shared_secret("token_key", &TokenKeys::generate_secret())
                     .await
                     .context("loading the token signing key")?;
+                // And the Web Push (VAPID) key: a browser's subscription is
+                // tied to it, whichever node pushes.
+                let vapid = store
+                    .shared_secret("vapid_key", &VapidKey::generate_secret())
+                    .await
+                    .context("loading the VAPID key")?;
+                let vapid = VapidKey::from_secret(&vapid).context("the stored VAPID key")?;
                 let store = Arc::new(store);
                 shared_pg = Some(store.clone());
                 (
                     store,
                     TokenKeys::from_secret(&secret, config.token_ttl_secs),
+                    vapid,
                 )
             }
         };
@@ -100,6 +120,8 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         let pipeline_stop = CancellationToken::new();
+        // Each committed message is offered to the push planner (never waiting).
+        let (notifier, committed) = Notifier::channel(config.push_queue, metrics.clone());
         let (bus, pipeline, pipeline_task): (Arc<dyn Bus>, Arc<dyn Pipeline>, _) =
             match (&config.kafka_brokers, shared_pg.clone()) {
                 (Some(brokers), Some(pg)) => {
@@ -112,6 +134,7 @@ impl Application {
                             max_batch: config.max_batch,
                             reply_timeout: Duration::from_millis(config.kafka_reply_timeout_ms),
                             record_hook,
+                            notifier,
                         },
                         pg,
                         hub.clone(),
@@ -130,6 +153,7 @@ impl Application {
                     let (pipeline, task) = LocalPipeline::start(
                         store.clone(),
                         bus.clone(),
+                        notifier,
                         metrics.clone(),
                         config.max_batch,
                         pipeline_stop.clone(),
@@ -145,6 +169,42 @@ impl Application {
             metrics.clone(),
         ));
         let accounts = Accounts::new(store.clone(), tokens, limits.clone());
+        let push_stop = CancellationToken::new();
+        if config.push_subject.is_none() {
+            tracing::warn!(
+                "no --push-subject: push services are given mailto:postmaster@localhost as the \
+                 contact; some (Apple's) refuse it"
+            );
+        }
+        let (push, push_tasks) = Push::start(
+            PushConfig {
+                subject: config
+                    .push_subject
+                    .clone()
+                    .unwrap_or_else(|| "mailto:postmaster@localhost".into()),
+                rules: EndpointRules {
+                    allow_http: config.push_allow_http,
+                    extra_hosts: config.push_hosts.clone(),
+                },
+                timing: Timing {
+                    idle: config.push_idle_ms as i64,
+                    delay: config.push_delay_ms as i64,
+                    repeat: config.push_repeat_ms as i64,
+                    ..Timing::default()
+                },
+                hide_text: config.push_hide_text,
+                ttl: Duration::from_secs(config.push_ttl_secs.max(1)),
+                queue: config.push_queue,
+            },
+            Arc::new(vapid),
+            store.clone(),
+            bus.clone(),
+            &hub,
+            limits.clone(),
+            metrics.clone(),
+            committed,
+            push_stop.clone(),
+        )?;
         let matcher_cfg = MatcherConfig {
             window: config.match_window_ms,
             grace: config.match_grace_ms,
@@ -246,8 +306,8 @@ impl Application {
             shutdown.clone(),
         );
         let state = Arc::new(AppState::new(
-            config, accounts, rooms, matching, moderation, media, people, profiles, hub, metrics,
-            limits, shutdown,
+            config, accounts, rooms, matching, moderation, media, people, profiles, push, hub,
+            metrics, limits, shutdown,
         ));
         Ok(Application {
             listener,
@@ -256,6 +316,8 @@ impl Application {
             state,
             pipeline_stop,
             pipeline_task,
+            push_stop,
+            push_tasks,
         })
     }
 
@@ -330,6 +392,16 @@ impl Application {
         {
             anyhow::bail!("message pipeline did not drain within 5 s");
         }
+        self.push_stop.cancel();
+        let PushTasks {
+            planner,
+            delivery,
+            renew,
+        } = self.push_tasks;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = tokio::join!(planner, delivery, renew);
+        })
+        .await;
         state.shutdown.cancel();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         while state.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {

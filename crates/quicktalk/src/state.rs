@@ -12,6 +12,7 @@ use crate::domain::media::MediaService;
 use crate::domain::moderators::Moderation;
 use crate::domain::people::People;
 use crate::domain::profiles::Profiles;
+use crate::domain::push::Push;
 use crate::domain::rooms::Rooms;
 use crate::fanout::Hub;
 use crate::limits::Limits;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub people: People,
     /// Profile changes (contract §7).
     pub profiles: Profiles,
+    /// Push notifications: subscriptions, levels, activity (contract §8).
+    pub push: Arc<Push>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     /// Abuse limits (contract §4).
@@ -50,6 +53,7 @@ impl AppState {
         media: Arc<MediaService>,
         people: People,
         profiles: Profiles,
+        push: Arc<Push>,
         hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         limits: Arc<Limits>,
@@ -64,6 +68,7 @@ impl AppState {
             media,
             people,
             profiles,
+            push,
             hub,
             metrics,
             limits,

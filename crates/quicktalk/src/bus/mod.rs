@@ -39,6 +39,19 @@ pub enum BusEvent {
         blocker: UserId,
         blocked: Vec<UserId>,
     },
+    /// `user_id` was active at `at` (ms, contract §8): in `session` (0: none),
+    /// which is now focused or not (`None`: unchanged), and moved their read
+    /// cursor in a room to a seq (`read`). Every node's push planner hears it.
+    Activity {
+        user_id: UserId,
+        session: u64,
+        focused: Option<bool>,
+        read: Option<(RoomId, i64)>,
+        at: i64,
+    },
+    /// `user_id`'s push subscriptions or notification levels changed: every
+    /// node's push planner forgets what it cached about them.
+    PushChanged { user_id: UserId },
 }
 
 /// Publishes events to every node's subscribers.

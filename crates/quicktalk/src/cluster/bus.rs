@@ -206,6 +206,25 @@ impl Bus for KafkaBus {
             BusEvent::BlockChanged { blocker, blocked } => {
                 self.send(blocker, &Event::BlockChanged { blocker, blocked });
             }
+            BusEvent::Activity {
+                user_id,
+                session,
+                focused,
+                read,
+                at,
+            } => {
+                let ev = Event::Activity {
+                    user_id,
+                    session,
+                    focused,
+                    read,
+                    at,
+                };
+                self.send(user_id, &ev);
+            }
+            BusEvent::PushChanged { user_id } => {
+                self.send(user_id, &Event::PushChanged { user_id });
+            }
         }
     }
 }
@@ -360,6 +379,20 @@ impl Receiver {
             Event::BlockChanged { blocker, blocked } => self
                 .hub
                 .deliver(BusEvent::BlockChanged { blocker, blocked }),
+            Event::Activity {
+                user_id,
+                session,
+                focused,
+                read,
+                at,
+            } => self.hub.deliver(BusEvent::Activity {
+                user_id,
+                session,
+                focused,
+                read,
+                at,
+            }),
+            Event::PushChanged { user_id } => self.hub.deliver(BusEvent::PushChanged { user_id }),
             Event::Presence {
                 node,
                 room_id,

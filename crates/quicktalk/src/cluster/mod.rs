@@ -59,6 +59,9 @@ pub struct ClusterConfig {
     pub reply_timeout: Duration,
     /// Fault injection for tests: see [`RecordHook`].
     pub record_hook: Option<RecordHook>,
+    /// Offered each message this node's sequencer stores (push notifications:
+    /// the sequencing node pushes, so each push is sent once).
+    pub notifier: crate::domain::push::notifier::Notifier,
 }
 
 impl ClusterConfig {

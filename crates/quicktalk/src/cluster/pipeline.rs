@@ -45,6 +45,7 @@ use super::ownership::{self, Owned};
 use super::wire::{Event, Outcome, Request};
 use super::{partition_of, ClusterConfig};
 use crate::domain::pipeline::{Pipeline, PipelineHealth, Reply};
+use crate::domain::push::notifier::Notifier;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::model::{Appended, NewMessage};
@@ -207,6 +208,7 @@ impl KafkaPipeline {
             epochs: HashMap::new(),
             fenced: HashMap::new(),
             hook: cfg.record_hook.clone(),
+            notifier: cfg.notifier.clone(),
         };
         let task = tokio::spawn(seq.run(stop.clone(), owned_rx, pending));
         Ok((pipeline, supervise(task, stop, own_stop, health, metrics)))
@@ -404,6 +406,7 @@ struct Sequencer {
     /// says otherwise.
     fenced: HashMap<i32, i64>,
     hook: Option<RecordHook>,
+    notifier: Notifier,
 }
 
 /// Who sent a request (decodable even when the message in it is not).
@@ -659,6 +662,10 @@ impl Sequencer {
             if let Outcome::New(m) = &outcome {
                 self.metrics.messages_stored.inc();
                 self.bus.send(m.room_id, &Event::Message { m: m.clone() });
+                if Notifier::wants_kind(m.kind) {
+                    self.notifier
+                        .committed(&Arc::new(crate::model::Message::from(m.clone())));
+                }
             }
             if let Some((node, req)) = who {
                 self.bus

@@ -51,6 +51,18 @@ pub enum Event {
         blocker: UserId,
         blocked: Vec<UserId>,
     },
+    /// A user's activity (push planners on every node).
+    Activity {
+        user_id: UserId,
+        session: u64,
+        focused: Option<bool>,
+        read: Option<(RoomId, i64)>,
+        at: i64,
+    },
+    /// A user's push subscriptions or levels changed.
+    PushChanged {
+        user_id: UserId,
+    },
     /// The users of `room_id` connected to `node` (replaces what it said before).
     Presence {
         node: String,
@@ -193,6 +205,14 @@ mod tests {
                 blocker: 5,
                 blocked: vec![9, 2],
             },
+            Event::Activity {
+                user_id: 5,
+                session: u64::MAX,
+                focused: Some(false),
+                read: Some((3, 40)),
+                at: 1_700_000_000_000,
+            },
+            Event::PushChanged { user_id: 5 },
         ];
         for ev in evs {
             let json = serde_json::to_vec(&ev).unwrap();

@@ -12,6 +12,7 @@ pub mod moderators;
 pub mod people;
 pub mod pipeline;
 pub mod profiles;
+pub mod push;
 pub mod rooms;
 pub mod signed_urls;
 pub mod tokens;

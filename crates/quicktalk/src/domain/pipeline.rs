@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, BusEvent};
+use crate::domain::push::notifier::Notifier;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::model::{Appended, NewMessage};
@@ -140,6 +141,7 @@ impl LocalPipeline {
     pub fn start(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
+        notifier: Notifier,
         metrics: Arc<Metrics>,
         max_batch: usize,
         stop: CancellationToken,
@@ -151,6 +153,7 @@ impl LocalPipeline {
             Sequencer {
                 store,
                 bus,
+                notifier,
                 metrics,
                 max_batch,
                 stop,
@@ -179,6 +182,8 @@ impl Pipeline for LocalPipeline {
 struct Sequencer {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
+    /// Offered every new message after its commit (push notifications).
+    notifier: Notifier,
     metrics: Arc<Metrics>,
     max_batch: usize,
     stop: CancellationToken,
@@ -225,6 +230,7 @@ async fn sequencer(
     let Sequencer {
         store,
         bus,
+        notifier,
         metrics,
         max_batch,
         stop,
@@ -254,7 +260,7 @@ async fn sequencer(
                 Err(_) => break,
             }
         }
-        commit(batch, &*store, &*bus, &metrics).await;
+        commit(batch, &*store, &*bus, &notifier, &metrics).await;
         committed.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     tracing::debug!("sequencer drained and stopped");
@@ -264,6 +270,7 @@ async fn commit(
     batch: Vec<(NewMessage, Pending)>,
     store: &dyn Store,
     bus: &dyn Bus,
+    notifier: &Notifier,
     metrics: &Metrics,
 ) {
     let (messages, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
@@ -280,7 +287,9 @@ async fn commit(
                 let outcome = outcome.map_err(AppError::from);
                 if let Ok(Appended::New(m)) = &outcome {
                     metrics.messages_stored.inc();
-                    bus.publish(BusEvent::Message(Arc::new(m.clone())));
+                    let m = Arc::new(m.clone());
+                    notifier.committed(&m);
+                    bus.publish(BusEvent::Message(m));
                 }
                 reply.send(outcome);
             }

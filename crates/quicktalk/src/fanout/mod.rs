@@ -192,6 +192,9 @@ pub type RoomWatcher = Box<dyn Fn(RoomId) + Send + Sync>;
 /// Told of a user whose role or ban changed (on any node). Must not block.
 pub type UserWatcher = Box<dyn Fn(UserId) + Send + Sync>;
 
+/// Hears the events the push planner needs (activity, push changes, blocks).
+pub type PushWatcher = Box<dyn Fn(&BusEvent) + Send + Sync>;
+
 /// The ERROR `message` a banned user's connections close with (contract §5).
 pub const BANNED: &str = "banned";
 
@@ -202,6 +205,7 @@ pub struct Hub {
     /// Connected (authenticated) connections by user, so a ban can close them.
     connections: Mutex<HashMap<UserId, Vec<Arc<Outlet>>>>,
     user_watcher: RwLock<Option<UserWatcher>>,
+    push_watcher: RwLock<Option<PushWatcher>>,
     presence_dirty: Mutex<HashSet<RoomId>>,
     /// Other nodes' online users (multi-node mode); see `presence`.
     remote: Mutex<presence::Remote>,
@@ -219,6 +223,7 @@ impl Hub {
             users: RwLock::default(),
             connections: Mutex::default(),
             user_watcher: RwLock::default(),
+            push_watcher: RwLock::default(),
             presence_dirty: Mutex::default(),
             remote: Mutex::default(),
             blocks: Default::default(),
@@ -250,6 +255,19 @@ impl Hub {
     /// Sets who hears of user changes (role, ban) from any node.
     pub fn set_user_watcher(&self, watcher: UserWatcher) {
         *self.user_watcher.write() = Some(watcher);
+    }
+
+    /// Installs the push planner's ear: it hears every
+    /// [`BusEvent::Activity`], [`BusEvent::PushChanged`] and
+    /// [`BusEvent::BlockChanged`] this node receives.
+    pub fn set_push_watcher(&self, watcher: PushWatcher) {
+        *self.push_watcher.write() = Some(watcher);
+    }
+
+    fn tell_push(&self, event: &BusEvent) {
+        if let Some(w) = &*self.push_watcher.read() {
+            w(event);
+        }
     }
 
     /// Records a connection of `user` (once it is authenticated).
@@ -718,11 +736,17 @@ impl BusSink for Hub {
                 );
                 self.fan_out_room(room_id, ev, None);
             }
-            BusEvent::BlockChanged { blocker, blocked } => {
+            BusEvent::Activity { .. } | BusEvent::PushChanged { .. } => self.tell_push(&event),
+            BusEvent::BlockChanged {
+                ref blocker,
+                ref blocked,
+            } => {
+                self.tell_push(&event);
+                let (blocker, blocked) = (*blocker, blocked);
                 self.blocks.update(|b| {
                     b.bump();
                     if self.connections.lock().contains_key(&blocker) {
-                        b.set(blocker, &blocked);
+                        b.set(blocker, blocked);
                     }
                 });
             }

@@ -30,6 +30,7 @@ mod messages;
 mod openapi;
 mod ops;
 mod profiles;
+mod push;
 mod rooms;
 pub mod server;
 mod uploads;
@@ -98,6 +99,9 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(rooms::members))
         .routes(routes!(rooms::messages, rooms::post_message))
         .routes(routes!(rooms::read))
+        .routes(routes!(push::level, push::set_level))
+        .routes(routes!(push::key))
+        .routes(routes!(push::subscribe, push::unsubscribe))
         .routes(routes!(matching::get))
         .routes(routes!(matching::connect))
         .routes(routes!(matching::next))

@@ -39,6 +39,7 @@ use crate::state::AppState;
         (name = "friends", description = "Friend requests and friends (registered users)"),
         (name = "blocks", description = "Blocking users"),
         (name = "direct", description = "One direct room per pair"),
+        (name = "push", description = "Web Push: the VAPID key, subscriptions, per-room levels"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -333,6 +333,7 @@ pub async fn post_message(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     state.limits.check(Limit::SendUser, Key::User(user.id))?;
     state.limits.check(Limit::SendRoom, Key::Room(id))?;
+    state.push.touched(user.id, None);
     let appended = state
         .rooms
         .post_and_wait(user.as_ref(), id, &b.text, &b.attachments, b.client_id)
@@ -379,5 +380,7 @@ pub async fn read(
         return Err(AppError::invalid("invalid_seq", "seq must be >= 0").into());
     }
     let unread = state.rooms.mark_read(&user, id, b.seq).await?;
+    // Activity, and pushes about what was just read are cancelled (contract §8).
+    state.push.read(user.id, id, b.seq);
     Ok(axum::Json(json!({"room_id": id, "unread": unread})))
 }

@@ -27,10 +27,14 @@ pub enum Limit {
     DirectIp,
     BlockUser,
     ProfileUser,
+    PushSubscribeUser,
+    PushSubscribeIp,
+    NotifyLevelUser,
+    ActivityUser,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 20] = [
+    pub const ALL: [Limit; 24] = [
         Limit::SignupIp,
         Limit::GuestIp,
         Limit::LoginIp,
@@ -51,6 +55,10 @@ impl Limit {
         Limit::DirectIp,
         Limit::BlockUser,
         Limit::ProfileUser,
+        Limit::PushSubscribeUser,
+        Limit::PushSubscribeIp,
+        Limit::NotifyLevelUser,
+        Limit::ActivityUser,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +83,10 @@ impl Limit {
             Limit::DirectIp => "direct_ip",
             Limit::BlockUser => "block_user",
             Limit::ProfileUser => "profile_user",
+            Limit::PushSubscribeUser => "push_subscribe_user",
+            Limit::PushSubscribeIp => "push_subscribe_ip",
+            Limit::NotifyLevelUser => "notify_level_user",
+            Limit::ActivityUser => "activity_user",
         }
     }
 
@@ -111,6 +123,15 @@ impl Limit {
             Limit::BlockUser => r(60, 3600),
             // Profile changes (an avatar is an image decode).
             Limit::ProfileUser => r(30, 600),
+            // Push subscriptions (a browser subscribes once; each is a row and
+            // a URL the server will POST to).
+            Limit::PushSubscribeUser => r(20, 3600),
+            Limit::PushSubscribeIp => r(60, 3600),
+            // Per-room notification levels.
+            Limit::NotifyLevelUser => r(60, 600),
+            // Focus reports (each change is an event to every node): tab
+            // switching, not a flood.
+            Limit::ActivityUser => r(60, 60),
         }
     }
 

@@ -14,6 +14,8 @@ pub enum SendTo {
     Room(RoomId),
     Typing(RoomId),
     Match(MatchOp),
+    /// `/app/activity`: the client's focus (contract §8).
+    Activity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,7 @@ pub fn send(dest: &str) -> Option<SendTo> {
         "/app/match.connect" => return Some(SendTo::Match(MatchOp::Connect)),
         "/app/match.next" => return Some(SendTo::Match(MatchOp::Next)),
         "/app/match.disconnect" => return Some(SendTo::Match(MatchOp::Disconnect)),
+        "/app/activity" => return Some(SendTo::Activity),
         _ => {}
     }
     let rest = dest.strip_prefix("/app/rooms.")?;
@@ -74,5 +77,6 @@ mod tests {
         assert_eq!(send("/app/rooms.x.typing"), None);
         assert_eq!(send("/app/other"), None);
         assert_eq!(send("/app/match.next"), Some(SendTo::Match(MatchOp::Next)));
+        assert_eq!(send("/app/activity"), Some(SendTo::Activity));
     }
 }

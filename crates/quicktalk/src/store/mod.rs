@@ -14,6 +14,7 @@ pub mod media;
 pub mod moderation;
 pub mod people;
 pub mod postgres;
+pub mod push;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ use crate::model::{
 use media::Upload;
 use moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
+use push::{NotifyLevel, PushSubscription, PushTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -379,4 +381,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<(Room, bool, Vec<Message>)>;
     /// The two users of direct room `room` (lower id first); `None` if it is not one.
     async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>>;
+
+    // ---- Push notifications (issue 14, contract §8; the records are in `push`). ----
+
+    /// Records a subscription (an endpoint already known moves to this user,
+    /// with the new keys); then the user's oldest beyond the newest `keep` are
+    /// removed — one transaction.
+    async fn add_push_subscription(&self, sub: PushSubscription, keep: usize) -> StoreResult<()>;
+    /// Removes the subscription with this endpoint (only if it is `user`'s,
+    /// when given); whether there was one.
+    async fn remove_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> StoreResult<bool>;
+    /// `user`'s subscriptions, oldest first.
+    async fn push_subscriptions(&self, user: UserId) -> StoreResult<Vec<PushSubscription>>;
+    /// `user`'s level for `room`; `None` puts back the room kind's default.
+    async fn set_notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+        level: Option<NotifyLevel>,
+    ) -> StoreResult<()>;
+    /// The level `user` chose for `room`, if any.
+    async fn notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> StoreResult<Option<NotifyLevel>>;
+    /// The members of `room` with at least one push subscription, with their
+    /// chosen level (one indexed query).
+    async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<PushTarget>>;
 }

@@ -288,6 +288,53 @@ impl Store for FaultStore {
     async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
         self.0.direct_pair(room).await
     }
+
+    async fn add_push_subscription(
+        &self,
+        sub: quicktalk::store::push::PushSubscription,
+        keep: usize,
+    ) -> StoreResult<()> {
+        self.0.add_push_subscription(sub, keep).await
+    }
+
+    async fn remove_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> StoreResult<bool> {
+        self.0.remove_push_subscription(endpoint, user).await
+    }
+
+    async fn push_subscriptions(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Vec<quicktalk::store::push::PushSubscription>> {
+        self.0.push_subscriptions(user).await
+    }
+
+    async fn set_notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+        level: Option<quicktalk::store::push::NotifyLevel>,
+    ) -> StoreResult<()> {
+        self.0.set_notification_level(user, room, level).await
+    }
+
+    async fn notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> StoreResult<Option<quicktalk::store::push::NotifyLevel>> {
+        self.0.notification_level(user, room).await
+    }
+
+    async fn push_targets(
+        &self,
+        room: RoomId,
+    ) -> StoreResult<Vec<quicktalk::store::push::PushTarget>> {
+        self.0.push_targets(room).await
+    }
 }
 
 async fn faulty_app() -> TestApp {

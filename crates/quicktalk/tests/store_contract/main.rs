@@ -5,6 +5,7 @@ mod contract;
 mod log;
 mod media;
 mod people;
+mod push;
 mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;
@@ -81,7 +82,8 @@ macro_rules! contract_tests {
         $make:expr,
         [$($name:ident),* $(,)?],
         media: [$($media:ident),* $(,)?],
-        people: [$($people:ident),* $(,)?]
+        people: [$($people:ident),* $(,)?],
+        push: [$($push:ident),* $(,)?]
     ) => {
         mod $backend {
             $(
@@ -104,6 +106,13 @@ macro_rules! contract_tests {
                 async fn $people() {
                     let Some((store, _guard)) = $make.await else { return };
                     super::people::$people(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $push() {
+                    let Some((store, _guard)) = $make.await else { return };
+                    super::push::$push(store).await;
                 }
             )*
         }
@@ -165,6 +174,10 @@ macro_rules! all_contract_tests {
                 direct_room_is_symmetric,
                 concurrent_direct_room_calls_make_one_room,
                 concurrent_friend_requests_keep_one_pending,
+            ],
+            push: [
+                push_subscriptions_are_per_endpoint_and_bounded,
+                notification_levels_and_push_targets,
             ]
         );
     };

@@ -105,6 +105,9 @@ pub struct Session {
     _socket_slot: Option<crate::limits::SocketGuard>,
     /// Registered with the hub by user (bans close it), from CONNECT to close.
     registered: bool,
+    /// This session in activity reports (contract §8): random, so sessions of
+    /// every node differ.
+    activity_id: u64,
 }
 
 impl Session {
@@ -128,6 +131,7 @@ impl Session {
             client_ip,
             _socket_slot: None,
             registered: false,
+            activity_id: rand::random::<u64>() | 1,
         }
     }
 
@@ -204,6 +208,7 @@ impl Session {
             }
         }
         if let Some(user) = self.user.take() {
+            self.state.push.session_closed(user.id, self.activity_id);
             let matching = self.state.matching.clone();
             tokio::spawn(async move { matching.socket_closed(user.id).await });
         }

@@ -16,6 +16,12 @@ use crate::realtime::destination::{self, MatchOp, SendTo};
 /// Typing events from one session to one room are forwarded at most this often.
 const TYPING_EVERY: Duration = Duration::from_millis(1000);
 
+/// The body of a SEND to `/app/activity` (contract §8).
+#[derive(Deserialize)]
+struct ActivityBody {
+    focused: bool,
+}
+
 /// The body of a SEND to a room.
 #[derive(Deserialize)]
 pub struct PostBody {
@@ -38,6 +44,7 @@ impl Session {
             }
             Some(SendTo::Typing(room)) => self.typing(user, room).await,
             Some(SendTo::Match(op)) => self.matching(user, op, &frame).await,
+            Some(SendTo::Activity) => self.activity(user, &frame),
             None => Err(AppError::invalid(
                 "unknown_destination",
                 format!("cannot send to {dest}"),
@@ -82,6 +89,8 @@ impl Session {
             Ok(_) => replier.receipt(receipt.as_deref()),
             Err(e) => replier.app_error(&e, &dest_owned, receipt.as_deref()),
         });
+        // Sending is activity (contract §8): pushes wait while the user chats.
+        self.state.push.touched(user.id, Some(self.activity_id));
         // (On an immediate rejection the callback was dropped unused: answer here.)
         if let Err(e) = self
             .state
@@ -99,6 +108,16 @@ impl Session {
             self.replier.app_error(&e, dest, frame.header("receipt"));
         }
         Flow::Continue
+    }
+
+    /// `/app/activity`: this session's page is (not) in focus.
+    fn activity(&mut self, user: &User, frame: &Frame) -> Result<(), AppError> {
+        let body: ActivityBody = serde_json::from_slice(&frame.body).map_err(|e| {
+            AppError::invalid("invalid_json", format!("invalid activity body: {e}"))
+        })?;
+        self.state
+            .push
+            .focus(user.id, self.activity_id, body.focused)
     }
 
     /// `/app/match.*`: the outcome arrives on `/user/queue/events`.

@@ -20,6 +20,7 @@ mod log;
 mod media;
 mod moderation;
 mod people;
+mod push;
 mod rows;
 mod schema;
 mod secrets;

@@ -5,7 +5,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::rows::*;
 use super::{db, PostgresStore};
-use super::{media, moderation, people};
+use super::{media, moderation, people, push};
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind,
     NewMessage, Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
@@ -13,6 +13,7 @@ use crate::model::{
 use crate::store::media::Upload;
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use crate::store::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
+use crate::store::push::{NotifyLevel, PushSubscription, PushTarget};
 use crate::store::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -705,5 +706,42 @@ impl Store for PostgresStore {
 
     async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
         people::direct_pair(&self.pool, room).await
+    }
+
+    async fn add_push_subscription(&self, sub: PushSubscription, keep: usize) -> StoreResult<()> {
+        push::add_subscription(&self.pool, sub, keep).await
+    }
+
+    async fn remove_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> StoreResult<bool> {
+        push::remove_subscription(&self.pool, endpoint, user).await
+    }
+
+    async fn push_subscriptions(&self, user: UserId) -> StoreResult<Vec<PushSubscription>> {
+        push::subscriptions(&self.pool, user).await
+    }
+
+    async fn set_notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+        level: Option<NotifyLevel>,
+    ) -> StoreResult<()> {
+        push::set_level(&self.pool, user, room, level).await
+    }
+
+    async fn notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> StoreResult<Option<NotifyLevel>> {
+        push::get_level(&self.pool, user, room).await
+    }
+
+    async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<PushTarget>> {
+        push::targets(&self.pool, room).await
     }
 }

@@ -13,6 +13,7 @@
 mod media;
 mod moderation;
 mod people;
+mod push;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use tokio::sync::oneshot;
 use super::media::Upload;
 use super::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use super::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
+use super::push::{NotifyLevel, PushSubscription, PushTarget};
 use super::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -47,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_message_reports.sql"),
     include_str!("migrations/0008_media.sql"),
     include_str!("migrations/0009_people.sql"),
+    include_str!("migrations/0010_push.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
@@ -922,6 +925,47 @@ impl Store for SqliteStore {
 
     async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
         self.read(move |c| people::direct_pair(c, room)).await
+    }
+
+    async fn add_push_subscription(&self, sub: PushSubscription, keep: usize) -> StoreResult<()> {
+        self.write(move |w| push::add_subscription(&mut w.conn, sub, keep))
+            .await
+    }
+
+    async fn remove_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> StoreResult<bool> {
+        let endpoint = endpoint.to_owned();
+        self.write(move |w| push::remove_subscription(&w.conn, &endpoint, user))
+            .await
+    }
+
+    async fn push_subscriptions(&self, user: UserId) -> StoreResult<Vec<PushSubscription>> {
+        self.read(move |c| push::subscriptions(c, user)).await
+    }
+
+    async fn set_notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+        level: Option<NotifyLevel>,
+    ) -> StoreResult<()> {
+        self.write(move |w| push::set_level(&w.conn, user, room, level))
+            .await
+    }
+
+    async fn notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> StoreResult<Option<NotifyLevel>> {
+        self.read(move |c| push::get_level(c, user, room)).await
+    }
+
+    async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<PushTarget>> {
+        self.read(move |c| push::targets(c, room)).await
     }
 }
 

@@ -274,6 +274,50 @@ impl Store for SlowRooms {
     async fn direct_pair(&self, room: RoomId) -> StoreResult<Option<(UserId, UserId)>> {
         self.inner.direct_pair(room).await
     }
+
+    async fn add_push_subscription(
+        &self,
+        sub: crate::store::push::PushSubscription,
+        keep: usize,
+    ) -> StoreResult<()> {
+        self.inner.add_push_subscription(sub, keep).await
+    }
+
+    async fn remove_push_subscription(
+        &self,
+        endpoint: &str,
+        user: Option<UserId>,
+    ) -> StoreResult<bool> {
+        self.inner.remove_push_subscription(endpoint, user).await
+    }
+
+    async fn push_subscriptions(
+        &self,
+        user: UserId,
+    ) -> StoreResult<Vec<crate::store::push::PushSubscription>> {
+        self.inner.push_subscriptions(user).await
+    }
+
+    async fn set_notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+        level: Option<crate::store::push::NotifyLevel>,
+    ) -> StoreResult<()> {
+        self.inner.set_notification_level(user, room, level).await
+    }
+
+    async fn notification_level(
+        &self,
+        user: UserId,
+        room: RoomId,
+    ) -> StoreResult<Option<crate::store::push::NotifyLevel>> {
+        self.inner.notification_level(user, room).await
+    }
+
+    async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<crate::store::push::PushTarget>> {
+        self.inner.push_targets(room).await
+    }
 }
 
 async fn guest(s: &SlowRooms, name: &str) -> UserRef {
