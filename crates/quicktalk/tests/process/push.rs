@@ -6,7 +6,7 @@
 //! and both must agree. The script itself is first checked on the RFC 8291 example.
 //! A subscription whose push service answers 410 is removed (contract §8). And the
 //! push service is shown to accept what an unrelated sender (`tests/push/sender.py`)
-//! sends.
+//! sends. A 429 is retried no sooner than its `Retry-After`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -359,4 +359,55 @@ async fn a_subscription_answered_410_is_removed_and_others_still_get_pushes() {
     );
     assert!(svc.received("bob").is_empty());
     svc.assert_no_rejections();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_after_retry_after() {
+    let svc = PushService::start().await;
+    let dir = data_dir();
+    let server = ServerProcess::start(dir.path(), &["--push-allow-http", "--push-idle-ms", "300"]);
+    let (_, alice) = server.signup("retry_alice").await;
+    let (bob_id, bob) = server.signup("retry_bob").await;
+    let sub = svc.subscriber("bob");
+    let (status, body) = server
+        .post("/api/v1/push/subscriptions", Some(&bob), &sub.json())
+        .await;
+    assert_eq!(status, 201, "subscribing: {body}");
+    let (_, dm) = server
+        .post("/api/v1/direct", Some(&alice), &json!({"user_id": bob_id}))
+        .await;
+    let room = dm["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no room id in {dm}"));
+
+    svc.answer_next(
+        "bob",
+        Answer::TooMany {
+            retry_after_secs: 2,
+        },
+    );
+    let (status, msg) = server
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&alice),
+            &json!({ "text": "slow down" }),
+        )
+        .await;
+    assert_eq!(status, 201, "posting: {msg}");
+    let got = svc.wait_for("bob", 1, Duration::from_secs(20)).await;
+    svc.assert_no_rejections();
+    assert_eq!(got[0].payload["seq"], msg["seq"], "{:?}", got[0].payload);
+    let attempts = svc.attempts("bob");
+    let statuses: Vec<u16> = attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [429, 201]);
+    let gap = attempts[1].at.duration_since(attempts[0].at);
+    assert!(
+        gap >= Duration::from_secs(2),
+        "retried {gap:?} after a 429 with Retry-After: 2"
+    );
+    assert_eq!(
+        attempts[0].push.as_ref().unwrap().payload,
+        got[0].payload,
+        "the retry carries the same message"
+    );
 }
