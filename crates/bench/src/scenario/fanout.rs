@@ -215,7 +215,11 @@ async fn away_members(
         let room = dest.trim_start_matches("/topic/rooms.");
         let token = server.guest(&format!("away-{i}")).await?;
         server
-            .post(&format!("/api/v1/rooms/{room}/join"), &token, serde_json::json!({}))
+            .post(
+                &format!("/api/v1/rooms/{room}/join"),
+                &token,
+                serde_json::json!({}),
+            )
             .await?;
         server
             .call(

@@ -147,11 +147,9 @@ impl Worker {
                 }
             }
             BusEvent::PushChanged { .. } => self.rooms.clear(),
-            BusEvent::BlockChanged { blocker, blocked } => {
-                if self.blocks.contains_key(&blocker) {
-                    self.blocks
-                        .insert(blocker, Arc::new(blocked.into_iter().collect()));
-                }
+            BusEvent::BlockChanged { blocker, blocked } if self.blocks.contains_key(&blocker) => {
+                self.blocks
+                    .insert(blocker, Arc::new(blocked.into_iter().collect()));
             }
             _ => {}
         }
