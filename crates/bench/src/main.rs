@@ -160,6 +160,18 @@ enum Cmd {
         #[arg(long)]
         measure_ms: Option<u64>,
     },
+    /// QuickTalk: push latency, a message's commit (RECEIPT) → the push
+    /// service receiving its push (burst window and repeat spacing set to 0).
+    Push {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Rooms, one away member with a push subscription in each.
+        #[arg(long, default_value_t = 8)]
+        rooms: usize,
+        /// Messages, one at a time.
+        #[arg(long, default_value_t = 400)]
+        messages: usize,
+    },
     /// SENDs with receipts (durable): receipts/s and receipt latency.
     Persist {
         #[arg(long, value_enum)]
@@ -460,6 +472,45 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 report::connect_table,
             )
             .await
+        }
+        Cmd::Push {
+            server,
+            rooms,
+            messages,
+        } => {
+            // The server inherits these: no burst window, no repeat spacing.
+            std::env::set_var("QUICKTALK_PUSH_DELAY_MS", "0");
+            std::env::set_var("QUICKTALK_PUSH_REPEAT_MS", "0");
+            let p = scenario::push::PushParams {
+                rooms: rooms.max(1),
+                messages: messages.max(1),
+            };
+            let mut notes = Vec::new();
+            let run =
+                move |s: std::sync::Arc<Server>| async move { scenario::push::run(&s, &p).await };
+            let r = one(
+                Kind::Quicktalk,
+                &server.opts(),
+                Duration::from_secs(900),
+                &mut notes,
+                run,
+            )
+            .await;
+            match r {
+                Ok(r) => {
+                    let l = r.latency;
+                    println!(
+                        "push latency (commit → push service), {} messages over {} rooms: \
+                         p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  missing {}",
+                        l.count, r.params.rooms, l.p50, l.p90, l.p99, l.max, r.missing
+                    );
+                }
+                Err(e) => println!("push: {e}"),
+            }
+            for n in notes {
+                println!("note: {n}");
+            }
+            Ok(())
         }
         Cmd::Persist {
             target,

@@ -3,9 +3,12 @@
 //! the server's push path runs as it would against a real one — planning,
 //! encryption, VAPID signing, HTTP — without leaving the machine.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use axum::extract::Path;
 use axum::routing::post;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -14,19 +17,27 @@ use serde_json::{json, Value};
 pub struct PushSink {
     base: String,
     accepted: Arc<AtomicU64>,
+    /// Endpoint id → when its pushes arrived.
+    arrivals: Arc<Mutex<HashMap<usize, Vec<Instant>>>>,
+    arrived: Arc<tokio::sync::Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PushSink {
     pub async fn start() -> anyhow::Result<PushSink> {
         let accepted = Arc::new(AtomicU64::new(0));
-        let count = accepted.clone();
+        let arrivals: Arc<Mutex<HashMap<usize, Vec<Instant>>>> = Arc::default();
+        let arrived = Arc::new(tokio::sync::Notify::new());
+        let (count, log, bell) = (accepted.clone(), arrivals.clone(), arrived.clone());
         let app = axum::Router::new().route(
             "/push/{id}",
-            post(move || {
-                let count = count.clone();
+            post(move |Path(id): Path<usize>| {
+                let (count, log, bell) = (count.clone(), log.clone(), bell.clone());
                 async move {
+                    let now = Instant::now();
                     count.fetch_add(1, Ordering::Relaxed);
+                    log.lock().unwrap().entry(id).or_default().push(now);
+                    bell.notify_waiters();
                     axum::http::StatusCode::CREATED
                 }
             }),
@@ -39,6 +50,8 @@ impl PushSink {
         Ok(PushSink {
             base,
             accepted,
+            arrivals,
+            arrived,
             task,
         })
     }
@@ -53,6 +66,33 @@ impl PushSink {
             "endpoint": format!("{}/push/{id}", self.base),
             "keys": {"p256dh": URL_SAFE_NO_PAD.encode(point), "auth": URL_SAFE_NO_PAD.encode(auth)},
         })
+    }
+
+    /// When endpoint `id`'s `n`-th push (1-based) arrived, waiting up to `wait`.
+    pub async fn nth_arrival(
+        &self,
+        id: usize,
+        n: usize,
+        wait: std::time::Duration,
+    ) -> Option<Instant> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let bell = self.arrived.notified();
+            tokio::pin!(bell);
+            bell.as_mut().enable();
+            if let Some(at) = self
+                .arrivals
+                .lock()
+                .unwrap()
+                .get(&id)
+                .and_then(|v| v.get(n - 1).copied())
+            {
+                return Some(at);
+            }
+            if tokio::time::timeout_at(deadline, bell).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Push requests accepted so far.

@@ -201,9 +201,10 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
     })
 }
 
-/// `n` away members, round-robin over the rooms: each joins its room, sets the
-/// room's level to `all` and subscribes to push at the bench's sink.
-async fn away_members(
+/// `n` away members, round-robin over the rooms (member `i` in room
+/// `i % rooms`, its subscription endpoint id `i`): each joins its room, sets
+/// the room's level to `all` and subscribes to push at the bench's sink.
+pub(crate) async fn away_members(
     server: &Server,
     fx: &Fixture,
     n: usize,
