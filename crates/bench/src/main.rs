@@ -22,6 +22,7 @@ mod media_report;
 mod payload;
 mod photo;
 mod proc;
+mod push_sink;
 mod report;
 mod sampler;
 mod scenario;
@@ -141,6 +142,10 @@ enum Cmd {
         warmup_ms: Option<u64>,
         #[arg(long)]
         measure_ms: Option<u64>,
+        /// QuickTalk: add away members with push subscriptions, this fraction
+        /// of the subscribers (e.g. 0.1), so every message is planned as a push.
+        #[arg(long)]
+        push_away: Option<f64>,
     },
     /// Connects/s (WebSocket + CONNECT + SUBSCRIBE with receipt) and latency.
     Connect {
@@ -154,6 +159,18 @@ enum Cmd {
         warmup_ms: Option<u64>,
         #[arg(long)]
         measure_ms: Option<u64>,
+    },
+    /// QuickTalk: push latency, a message's commit (RECEIPT) → the push
+    /// service receiving its push (burst window and repeat spacing set to 0).
+    Push {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Rooms, one away member with a push subscription in each.
+        #[arg(long, default_value_t = 8)]
+        rooms: usize,
+        /// Messages, one at a time.
+        #[arg(long, default_value_t = 400)]
+        messages: usize,
     },
     /// SENDs with receipts (durable): receipts/s and receipt latency.
     Persist {
@@ -236,6 +253,7 @@ fn media_params(quick: bool) -> MediaParams {
             measure: if quick { s(4) } else { s(10) },
             drain: s(3),
             users: 16,
+            push_away: 0.0,
         },
     }
 }
@@ -264,6 +282,7 @@ impl Preset {
                     measure: s(2),
                     drain: s(2),
                     users: 16,
+                    push_away: 0.0,
                 },
                 connect: ConnectParams {
                     concurrency: 8,
@@ -301,6 +320,7 @@ impl Preset {
                     measure: s(5),
                     drain: s(3),
                     users: 64,
+                    push_away: 0.0,
                 },
                 connect: ConnectParams {
                     concurrency: 32,
@@ -404,9 +424,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             rates,
             warmup_ms,
             measure_ms,
+            push_away,
         } => {
             let preset = Preset::new(server.quick);
             let mut p = preset.fanout;
+            p.push_away = push_away.unwrap_or(0.0).clamp(0.0, 10.0);
             p.rooms = rooms.unwrap_or(p.rooms).max(1);
             p.members = members.unwrap_or(p.members).max(1);
             p.publishers = publishers.unwrap_or(p.publishers).max(1);
@@ -450,6 +472,45 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 report::connect_table,
             )
             .await
+        }
+        Cmd::Push {
+            server,
+            rooms,
+            messages,
+        } => {
+            // The server inherits these: no burst window, no repeat spacing.
+            std::env::set_var("QUICKTALK_PUSH_DELAY_MS", "0");
+            std::env::set_var("QUICKTALK_PUSH_REPEAT_MS", "0");
+            let p = scenario::push::PushParams {
+                rooms: rooms.max(1),
+                messages: messages.max(1),
+            };
+            let mut notes = Vec::new();
+            let run =
+                move |s: std::sync::Arc<Server>| async move { scenario::push::run(&s, &p).await };
+            let r = one(
+                Kind::Quicktalk,
+                &server.opts(),
+                Duration::from_secs(900),
+                &mut notes,
+                run,
+            )
+            .await;
+            match r {
+                Ok(r) => {
+                    let l = r.latency;
+                    println!(
+                        "push latency (commit → push service), {} messages over {} rooms: \
+                         p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  missing {}",
+                        l.count, r.params.rooms, l.p50, l.p90, l.p99, l.max, r.missing
+                    );
+                }
+                Err(e) => println!("push: {e}"),
+            }
+            for n in notes {
+                println!("note: {n}");
+            }
+            Ok(())
         }
         Cmd::Persist {
             target,

@@ -649,6 +649,7 @@ mod tests {
                 measure: Duration::from_secs(1),
                 drain: Duration::ZERO,
                 users: 1,
+                push_away: 0.0,
             },
             steps: steps
                 .iter()

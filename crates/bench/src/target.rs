@@ -289,7 +289,30 @@ impl Server {
             .ok_or_else(|| anyhow!("guest without token: {v}"))
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
+    /// A REST call that must succeed; the JSON answer (`null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.http_base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
         let resp = self
             .http
             .post(format!("{}{path}", self.http_base))
@@ -449,6 +472,9 @@ async fn start_quicktalk(opts: &TargetOpts, extra: &[String]) -> anyhow::Result<
         // No abuse limits in a benchmark (contract §4); a flag in the extra
         // arguments still wins over this.
         .env("QUICKTALK_RATE_LIMITS", "off")
+        // The fan-out scenario's away users subscribe to the bench's own push
+        // sink on 127.0.0.1 (`--push-away`).
+        .env("QUICKTALK_PUSH_ALLOW_HTTP", "true")
         .args(["--listen", "127.0.0.1:0", "--log", "warn", "--data-dir"])
         .arg(data.path())
         .args(&opts.quicktalk_args)

@@ -44,6 +44,11 @@ pub struct FanoutParams {
     pub drain: Duration,
     /// Distinct QuickTalk subscriber users (round-robin).
     pub users: usize,
+    /// QuickTalk: away members with a push subscription (to the bench's own
+    /// sink) and level `all`, as a fraction of the subscribers (0.1: one away
+    /// member per ten subscribers, spread over the rooms); they hold no
+    /// connection, so every message is planned as a push for them.
+    pub push_away: f64,
 }
 
 impl FanoutParams {
@@ -118,6 +123,12 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
         );
     }
     let fx = Arc::new(server.fixture(p.rooms, p.users.min(subs)).await?);
+    let sink = match server.kind {
+        Kind::Quicktalk | Kind::QuicktalkCluster if p.push_away > 0.0 => {
+            Some(away_members(server, &fx, (subs as f64 * p.push_away).ceil() as usize).await?)
+        }
+        _ => None,
+    };
     let require_type = server.kind == Kind::Quicktalk;
     let ctl = Arc::new(Control {
         step: AtomicU32::new(u32::MAX),
@@ -176,12 +187,54 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     let steps = result?;
+    if let Some(sink) = &sink {
+        eprintln!(
+            "#   fanout: {} pushes accepted by the push sink",
+            sink.accepted()
+        );
+    }
     let first_error = ctl.first_error.lock().unwrap().clone();
     Ok(FanoutResult {
         params: p.clone(),
         steps,
         first_error,
     })
+}
+
+/// `n` away members, round-robin over the rooms (member `i` in room
+/// `i % rooms`, its subscription endpoint id `i`): each joins its room, sets
+/// the room's level to `all` and subscribes to push at the bench's sink.
+pub(crate) async fn away_members(
+    server: &Server,
+    fx: &Fixture,
+    n: usize,
+) -> anyhow::Result<crate::push_sink::PushSink> {
+    let sink = crate::push_sink::PushSink::start().await?;
+    eprintln!("#   fanout: {n} away members with push subscriptions");
+    for i in 0..n {
+        let dest = &fx.sub_dests[i % fx.sub_dests.len()];
+        let room = dest.trim_start_matches("/topic/rooms.");
+        let token = server.guest(&format!("away-{i}")).await?;
+        server
+            .post(
+                &format!("/api/v1/rooms/{room}/join"),
+                &token,
+                serde_json::json!({}),
+            )
+            .await?;
+        server
+            .call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/rooms/{room}/notifications"),
+                &token,
+                serde_json::json!({"level": "all"}),
+            )
+            .await?;
+        server
+            .post("/api/v1/push/subscriptions", &token, sink.subscription(i))
+            .await?;
+    }
+    Ok(sink)
 }
 
 async fn steps(

@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod idle;
 pub mod media;
 pub mod persist;
+pub mod push;
 
 use std::future::Future;
 use std::sync::Arc;

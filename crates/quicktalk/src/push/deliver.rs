@@ -18,6 +18,8 @@ use super::vapid::VapidKey;
 
 /// Largest encrypted body a push service must accept (RFC 8030 §7.2).
 pub const MAX_BODY: usize = 4096;
+/// How long a VAPID token is good for (RFC 8292 §2: at most 24 h).
+const VAPID_VALID: Duration = Duration::from_secs(12 * 3600);
 /// Longest endpoint URL accepted from a browser.
 pub const MAX_ENDPOINT: usize = 2048;
 /// The hosts (and their subdomains) of the browsers' push services: Chrome and
@@ -193,10 +195,12 @@ impl Deliverer {
         let (key, auth) = decode_keys(r.p256dh, r.auth).map_err(str::to_owned)?;
         let uri: http::Uri = r.endpoint.parse().map_err(|_| "bad endpoint".to_owned())?;
         let built = WebPushBuilder::new(uri, key, auth)
-            .with_valid_duration(Duration::from_secs(12 * 3600))
-            .with_vapid(self.key.pair(), &self.subject)
             .build(r.payload.to_vec())
-            .map_err(|e| format!("building the push request: {e}"))?;
+            .map_err(|e| format!("encrypting the push payload: {e}"))?;
+        let vapid = self
+            .key
+            .authorization(&origin(r.endpoint), &self.subject, VAPID_VALID)
+            .map_err(|e| e.to_string())?;
         let (parts, body) = built.into_parts();
         if body.len() > MAX_BODY {
             return Err(format!(
@@ -215,10 +219,20 @@ impl Deliverer {
             }
             req = req.header(name.as_str(), value.as_bytes());
         }
+        req = req.header("Authorization", vapid);
         if let Some(t) = r.topic {
             req = req.header("Topic", t);
         }
         req.body(body).build().map_err(|e| e.to_string())
+    }
+}
+
+/// `scheme://host[:port]` of an endpoint: the VAPID audience, and the unit a
+/// push service's `Retry-After` applies to.
+pub fn origin(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => endpoint.to_owned(),
     }
 }
 

@@ -8,7 +8,10 @@ use std::path::Path;
 use anyhow::Context as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
+use web_push_native::jwt_simple::algorithms::{
+    ECDSAP256KeyPairLike as _, ECDSAP256PublicKeyLike as _, ES256KeyPair,
+};
+use web_push_native::jwt_simple::claims::Claims;
 
 pub struct VapidKey {
     pair: ES256KeyPair,
@@ -49,8 +52,24 @@ impl VapidKey {
         Self::from_secret(&secret).with_context(|| format!("loading {}", path.display()))
     }
 
-    pub fn pair(&self) -> &ES256KeyPair {
-        &self.pair
+    /// The `Authorization` header of a push request to a service at `origin`
+    /// (`scheme://host[:port]`, RFC 8292 §2: the JWT's `aud`), valid for
+    /// `valid` (≤ 24 h), naming the operator's contact `subject`. Signed here,
+    /// not by web-push-native, whose `aud` leaves out a non-default port.
+    pub fn authorization(
+        &self,
+        origin: &str,
+        subject: &str,
+        valid: std::time::Duration,
+    ) -> anyhow::Result<String> {
+        let claims = Claims::create(valid.into())
+            .with_audience(origin)
+            .with_subject(subject);
+        let token = self
+            .pair
+            .sign(claims)
+            .map_err(|e| anyhow::anyhow!("signing the VAPID token: {e}"))?;
+        Ok(format!("vapid t={token}, k={}", self.public))
     }
 
     pub fn public_key(&self) -> &str {
@@ -73,5 +92,31 @@ mod tests {
         let other = VapidKey::from_secret(&VapidKey::generate_secret()).unwrap();
         assert_ne!(other.public_key(), a.public_key());
         assert!(VapidKey::from_secret(&[0u8; 32]).is_err(), "zero is no key");
+    }
+
+    #[test]
+    fn the_token_names_the_whole_origin_and_verifies_with_k() {
+        use web_push_native::jwt_simple::algorithms::ES256PublicKey;
+        use web_push_native::jwt_simple::prelude::{NoCustomClaims, VerificationOptions};
+        let key = VapidKey::from_secret(&VapidKey::generate_secret()).unwrap();
+        let h = key
+            .authorization(
+                "http://127.0.0.1:4000",
+                "mailto:ops@example.org",
+                std::time::Duration::from_secs(3600),
+            )
+            .unwrap();
+        let rest = h.strip_prefix("vapid t=").unwrap();
+        let (token, k) = rest.split_once(", k=").unwrap();
+        assert_eq!(k, key.public_key());
+        let public = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
+        let claims = public
+            .verify_token::<NoCustomClaims>(token, Some(VerificationOptions::default()))
+            .unwrap();
+        assert_eq!(
+            claims.audiences.unwrap().into_string().unwrap(),
+            "http://127.0.0.1:4000"
+        );
+        assert_eq!(claims.subject.as_deref(), Some("mailto:ops@example.org"));
     }
 }

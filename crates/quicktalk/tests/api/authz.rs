@@ -286,6 +286,15 @@ fn rest_rows() -> Vec<RestRow> {
         (M::POST, "/api/v1/direct",                 Some(json!({"user_id": "{X}"})), [401, 404, 404, 404, 404]),
         // Anyone signed in may open a direct room (not with themselves).
         (M::POST, "/api/v1/direct",                 Some(json!({"user_id": "{M}"})), [401, 201, 400, 201, 201]),
+        // Issue 14 (contract §8): push. The key is public; an endpoint on an
+        // address is refused for anyone signed in; levels are members' only.
+        (M::GET,  "/api/v1/push/key",               None,                   [200, 200, 200, 200, 200]),
+        (M::POST, "/api/v1/push/subscriptions",     Some(json!({"endpoint": "https://127.0.0.1/p", "keys": {"p256dh": "x", "auth": "y"}})), [401, 400, 400, 400, 400]),
+        (M::DELETE, "/api/v1/push/subscriptions",   Some(json!({"endpoint": "https://fcm.googleapis.com/fcm/send/none"})), [401, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/rooms/{P}/notifications", None,                  [401, 403, 200, 403, 403]),
+        (M::PUT,  "/api/v1/rooms/{P}/notifications", Some(json!({"level": "none"})), [401, 403, 200, 403, 403]),
+        (M::GET,  "/api/v1/rooms/{R}/notifications", None,                  [401, 403, 403, 403, 200]),
+        (M::GET,  "/api/v1/rooms/{X}/notifications", None,                  [401, 404, 404, 404, 404]),
     ]
 }
 
@@ -325,6 +334,8 @@ fn stomp_rows() -> Vec<StompRow> {
         (Send,      "/app/rooms.{P}.typing",  typing(), [U, not_member, Ok, not_member, not_member]),
         (Send,      "/app/rooms.{R}.typing",  typing(), [U, not_member, not_member, not_member, Err("match_ended")]),
         (Send,      "/app/nowhere",           typing(), [U, nowhere, nowhere, nowhere, nowhere]),
+        (Send,      "/app/activity",          Some(json!({"focused": true})), [U, Ok, Ok, Ok, Ok]),
+        (Send,      "/app/activity",          typing(), [U, Err("invalid_json"), Err("invalid_json"), Err("invalid_json"), Err("invalid_json")]),
     ]
 }
 

@@ -601,3 +601,102 @@ async fn attachments_cross_nodes_and_either_node_serves_the_file() {
     drop((a, b));
     env.drop_schema().await;
 }
+
+/// Push notifications across nodes (contract §8): the node that sequences a
+/// message pushes it, so a burst is one push however many nodes hear it; a
+/// focus reported to one node keeps every node from pushing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_push_is_sent_once_and_focus_on_any_node_counts() {
+    use crate::push_service::PushService;
+    let Some(env) = env("push").await else {
+        return;
+    };
+    let fast = |c: &mut Config| {
+        c.push_allow_http = true;
+        c.push_idle_ms = 400;
+        c.push_delay_ms = 300;
+        c.push_repeat_ms = 1_000;
+    };
+    let a = env.node(4, fast, None).await;
+    let b = env.node(4, fast, None).await;
+    for (n, node) in [("A", &a), ("B", &b)] {
+        eventually(
+            Duration::from_secs(30),
+            &format!("node {n} never owned a partition"),
+            || async move { node.metric("quicktalk_pipeline_partitions_owned").await >= 1.0 },
+        )
+        .await;
+    }
+    let svc = PushService::start().await;
+    let bob = a.signup("bob").await;
+    let (s, v) = a
+        .post(
+            "/api/v1/push/subscriptions",
+            &bob.token,
+            svc.subscriber("bob").json(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // Direct rooms on both nodes' partitions.
+    let mut rooms = Vec::new();
+    for i in 0..4 {
+        let peer = a.signup(&format!("peer{i}")).await;
+        let (s, v) = a
+            .post("/api/v1/direct", &peer.token, json!({"user_id": bob.id}))
+            .await;
+        assert!(s.is_success(), "{v}");
+        rooms.push((peer, v["id"].as_i64().unwrap()));
+    }
+    async fn post(node: &TestApp, who: &TestUser, room: i64, text: &str) {
+        let (s, v) = node
+            .post(
+                &format!("/api/v1/rooms/{room}/messages"),
+                &who.token,
+                json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    for (peer, room) in &rooms {
+        for n in 0..3 {
+            post(if n % 2 == 0 { &a } else { &b }, peer, *room, "burst").await;
+        }
+    }
+    let got = svc
+        .wait_for("bob", rooms.len(), Duration::from_secs(15))
+        .await;
+    let mut pushed: Vec<i64> = got
+        .iter()
+        .map(|r| r.payload["room_id"].as_i64().unwrap())
+        .collect();
+    pushed.sort_unstable();
+    let mut want: Vec<i64> = rooms.iter().map(|(_, r)| *r).collect();
+    want.sort_unstable();
+    assert_eq!(pushed, want, "one push per room");
+    svc.assert_quiet("bob", Duration::from_millis(2000)).await;
+
+    // Focus reported to node B holds back the pushes of every room, whichever
+    // node sequences it.
+    let mut c = b.stomp(&bob).await;
+    c.send_json("/app/activity", &json!({"focused": true}), Some("f"))
+        .await
+        .unwrap();
+    c.expect_receipt("f").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the event crosses the bus
+    for (peer, room) in &rooms {
+        post(&a, peer, *room, "while focused").await;
+    }
+    svc.assert_quiet("bob", Duration::from_millis(2500)).await;
+    c.send_json("/app/activity", &json!({"focused": false}), Some("g"))
+        .await
+        .unwrap();
+    c.expect_receipt("g").await.unwrap();
+    let got = svc
+        .wait_for("bob", 2 * rooms.len(), Duration::from_secs(15))
+        .await;
+    assert!(got[rooms.len()..]
+        .iter()
+        .all(|r| r.payload["body"] == "while focused"));
+    svc.assert_quiet("bob", Duration::from_millis(1500)).await;
+    assert!(svc.rejected().is_empty(), "{:?}", svc.rejected());
+}

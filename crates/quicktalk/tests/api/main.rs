@@ -30,6 +30,7 @@ mod people;
 mod pipeline_faults;
 mod presence;
 mod protocol;
+mod push;
 mod push_service_selftest;
 mod rawws;
 mod receipts;

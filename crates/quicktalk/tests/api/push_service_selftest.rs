@@ -33,19 +33,29 @@ fn rfc_auth() -> Vec<u8> {
 
 // ---- a sender, written for these tests -----------------------------------------
 
-/// Encrypts `plaintext` for the subscriber with public key `ua_public` and `auth`
-/// as one RFC 8188 record of size `rs`, from the sender key `as_secret` and `salt`,
-/// padded with `pad` zero bytes after the delimiter `delimiter` (0x02 is right).
-fn encrypt(
-    plaintext: &[u8],
-    ua_public: &PublicKey,
-    auth: &[u8],
-    as_secret: &SecretKey,
+/// How the test sender seals one message.
+struct Seal<'a> {
+    /// The sender's ephemeral key (its public half becomes the keyid).
+    as_secret: &'a SecretKey,
     salt: [u8; 16],
+    /// The record size written in the header.
     rs: u32,
+    /// Zero bytes of padding after the delimiter.
     pad: usize,
+    /// 0x02 is right for the one (last) record.
     delimiter: u8,
-) -> Vec<u8> {
+}
+
+/// Encrypts `plaintext` for the subscriber with public key `ua_public` and `auth`
+/// as one RFC 8188 record, sealed as `seal` says.
+fn encrypt(plaintext: &[u8], ua_public: &PublicKey, auth: &[u8], seal: &Seal) -> Vec<u8> {
+    let Seal {
+        as_secret,
+        salt,
+        rs,
+        pad,
+        delimiter,
+    } = *seal;
     use aes_gcm::aead::{Aead, KeyInit};
     let shared = p256::ecdh::diffie_hellman(as_secret.to_nonzero_scalar(), ua_public.as_affine());
     let as_public = uncompressed(&as_secret.public_key());
@@ -94,11 +104,13 @@ fn valid_push(svc: &PushService, sub: &Subscriber, signer: &SigningKey, payload:
         payload.to_string().as_bytes(),
         &sub.secret.public_key(),
         &sub.auth,
-        &as_secret,
-        rand::random(),
-        4096,
-        7,
-        0x02,
+        &Seal {
+            as_secret: &as_secret,
+            salt: rand::random(),
+            rs: 4096,
+            pad: 7,
+            delimiter: 0x02,
+        },
     );
     Push {
         headers: vec![
@@ -178,11 +190,13 @@ fn the_test_sender_reproduces_the_rfc_8291_example_byte_for_byte() {
         RFC_PLAINTEXT.as_bytes(),
         &rfc_ua().public_key(),
         &rfc_auth(),
-        &as_secret,
-        salt,
-        4096,
-        0,
-        0x02,
+        &Seal {
+            as_secret: &as_secret,
+            salt,
+            rs: 4096,
+            pad: 0,
+            delimiter: 0x02,
+        },
     );
     assert_eq!(b64(&body), RFC_BODY);
 }
@@ -219,11 +233,13 @@ fn padding_is_stripped_and_a_wrong_delimiter_is_rejected() {
         b"{}",
         &ua.public_key(),
         &auth,
-        &as_secret,
-        [9; 16],
-        4096,
-        100,
-        2,
+        &Seal {
+            as_secret: &as_secret,
+            salt: [9; 16],
+            rs: 4096,
+            pad: 100,
+            delimiter: 2,
+        },
     );
     assert_eq!(decrypt_aes128gcm(&padded, &ua, &auth).unwrap(), b"{}");
     // 0x01 marks a record that is not the last; alone, it is wrong.
@@ -231,11 +247,13 @@ fn padding_is_stripped_and_a_wrong_delimiter_is_rejected() {
         b"{}",
         &ua.public_key(),
         &auth,
-        &as_secret,
-        [9; 16],
-        4096,
-        0,
-        1,
+        &Seal {
+            as_secret: &as_secret,
+            salt: [9; 16],
+            rs: 4096,
+            pad: 0,
+            delimiter: 1,
+        },
     );
     let err = decrypt_aes128gcm(&not_last, &ua, &auth).unwrap_err();
     assert!(err.contains("delimiter"), "{err}");
@@ -446,11 +464,13 @@ async fn bad_requests_are_answered_400_and_recorded() {
         b"plain text",
         &sub.secret.public_key(),
         &sub.auth,
-        &SecretKey::random(&mut rand::rngs::OsRng),
-        [1; 16],
-        4096,
-        0,
-        2,
+        &Seal {
+            as_secret: &SecretKey::random(&mut rand::rngs::OsRng),
+            salt: [1; 16],
+            rs: 4096,
+            pad: 0,
+            delimiter: 2,
+        },
     );
     assert_rejected(&svc, &sub, not_json, "not JSON").await;
     let mut too_big = valid_push(&svc, &sub, &key, &p);
@@ -458,11 +478,13 @@ async fn bad_requests_are_answered_400_and_recorded() {
         b"{}",
         &sub.secret.public_key(),
         &sub.auth,
-        &SecretKey::random(&mut rand::rngs::OsRng),
-        [1; 16],
-        8192,
-        4096,
-        2,
+        &Seal {
+            as_secret: &SecretKey::random(&mut rand::rngs::OsRng),
+            salt: [1; 16],
+            rs: 8192,
+            pad: 4096,
+            delimiter: 2,
+        },
     );
     assert_rejected(&svc, &sub, too_big, "over 4096").await;
 

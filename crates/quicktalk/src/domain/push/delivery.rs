@@ -19,7 +19,7 @@ use super::planner::Due;
 use crate::bus::{Bus, BusEvent};
 use crate::metrics::Metrics;
 use crate::model::{now_ms, RoomId, UserId};
-use crate::push::deliver::{Delivered, Deliverer, PushRequest, Urgency};
+use crate::push::deliver::{origin, Delivered, Deliverer, PushRequest, Urgency};
 use crate::store::push::PushSubscription;
 use crate::store::Store;
 
@@ -224,13 +224,5 @@ impl Delivery {
             .push_failed
             .with_label_values(&["gave_up"])
             .inc();
-    }
-}
-
-/// `scheme://host:port` of an endpoint (the unit `Retry-After` applies to).
-fn origin(endpoint: &str) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(u) => u.origin().ascii_serialization(),
-        Err(_) => endpoint.to_owned(),
     }
 }

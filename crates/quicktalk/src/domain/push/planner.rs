@@ -146,8 +146,9 @@ impl Planner {
         }
     }
 
-    /// A message `user` may hear of (their level allows it, someone else sent it).
-    pub fn message(&mut self, user: UserId, n: Notice, now: i64) {
+    /// A message `user` may hear of (their level allows it, someone else
+    /// sent it); when it starts a new pending notification, the time it is due.
+    pub fn message(&mut self, user: UserId, n: Notice, now: i64) -> Option<i64> {
         let t = self.t;
         let u = self.users.entry(user).or_default();
         match u.pending.get_mut(&n.room) {
@@ -158,10 +159,12 @@ impl Planner {
                 p.high |= n.high;
                 p.count += 1;
                 p.sent_at = n.sent_at;
+                None
             }
-            Some(_) => {}
+            Some(_) => None,
             None => {
                 let after_last = u.last_sent.get(&n.room).map_or(i64::MIN, |s| s + t.repeat);
+                let due = (now + t.delay).max(after_last);
                 u.pending.insert(
                     n.room,
                     Pending {
@@ -172,11 +175,20 @@ impl Planner {
                         count: 1,
                         sent_at: n.sent_at,
                         first_at: now,
-                        due: (now + t.delay).max(after_last),
+                        due,
                     },
                 );
+                Some(due)
             }
         }
+    }
+
+    /// When the next pending notification is due, if any waits.
+    pub fn next_due(&self) -> Option<i64> {
+        self.users
+            .values()
+            .flat_map(|u| u.pending.values().map(|p| p.due))
+            .min()
     }
 
     fn active(t: &Timing, u: &UserState, now: i64) -> Option<i64> {
@@ -229,11 +241,6 @@ impl Planner {
                 && active_until.is_none())
         });
         out
-    }
-
-    /// Whether anything waits (the caller then ticks).
-    pub fn has_pending(&self) -> bool {
-        self.users.values().any(|u| !u.pending.is_empty())
     }
 
     /// Users tracked (for tests and bounds).

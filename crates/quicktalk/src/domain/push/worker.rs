@@ -31,8 +31,14 @@ const TARGETS_TTL: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 10_000;
 /// Longest notification body, in characters.
 const BODY_CHARS: usize = 300;
-/// How often due notifications are looked for while some wait.
-const TICK: Duration = Duration::from_millis(100);
+/// Due notifications are looked for at least this often while some wait.
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// The monotonic instant of wall-clock ms `due` (never in the past).
+fn at(due: i64) -> tokio::time::Instant {
+    let ms = (due - now_ms()).max(0) as u64;
+    tokio::time::Instant::now() + Duration::from_millis(ms)
+}
 
 /// What the planner is told besides messages (from the hub's push watcher).
 pub type Signals = mpsc::Receiver<BusEvent>;
@@ -74,21 +80,26 @@ impl Worker {
         }
     }
 
+    /// Wakes when the earliest pending notification falls due (as the planner
+    /// says after each change), and at least every [`RECHECK`] while any
+    /// waits (a deferred one's new time is only known inside the planner).
     pub async fn run(
         mut self,
         mut committed: Committed,
         mut signals: Signals,
         stop: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let mut wake = far();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 m = committed.recv() => match m {
                     Some(m) => {
                         self.metrics.push_queue_depth.dec();
-                        self.message(&m).await;
+                        if let Some(due) = self.message(&m).await {
+                            wake = wake.min(at(due));
+                        }
                     }
                     None => break,
                 },
@@ -96,7 +107,13 @@ impl Worker {
                     Some(s) => self.signal(s),
                     None => break,
                 },
-                _ = tick.tick(), if self.planner.has_pending() => self.send_due(),
+                _ = tokio::time::sleep_until(wake) => {
+                    self.send_due();
+                    wake = match self.planner.next_due() {
+                        Some(due) => at(due).min(tokio::time::Instant::now() + RECHECK),
+                        None => far(),
+                    };
+                }
             }
         }
     }
@@ -130,11 +147,9 @@ impl Worker {
                 }
             }
             BusEvent::PushChanged { .. } => self.rooms.clear(),
-            BusEvent::BlockChanged { blocker, blocked } => {
-                if self.blocks.contains_key(&blocker) {
-                    self.blocks
-                        .insert(blocker, Arc::new(blocked.into_iter().collect()));
-                }
+            BusEvent::BlockChanged { blocker, blocked } if self.blocks.contains_key(&blocker) => {
+                self.blocks
+                    .insert(blocker, Arc::new(blocked.into_iter().collect()));
             }
             _ => {}
         }
@@ -142,21 +157,21 @@ impl Worker {
 
     /// A committed message: membership changes drop the room's targets; a
     /// text message becomes a notice for each target it concerns.
-    pub async fn message(&mut self, m: &Message) {
+    /// The earliest due time of a notification it started, if any.
+    pub async fn message(&mut self, m: &Message) -> Option<i64> {
         match m.kind {
             MessageKind::Join | MessageKind::Leave => {
                 self.rooms.remove(&m.room_id);
-                return;
+                return None;
             }
             MessageKind::Text => {}
-            _ => return,
+            _ => return None,
         }
         let now = now_ms();
         self.planner
             .posted(m.sender.id, m.room_id, m.sent_at.min(now));
-        let Some(room) = self.targets(m.room_id).await else {
-            return;
-        };
+        let room = self.targets(m.room_id).await?;
+        let mut first_due: Option<i64> = None;
         for t in &room.targets {
             if t.user_id == m.sender.id {
                 continue;
@@ -173,7 +188,7 @@ impl Worker {
             }
             let high = mentioned || room.kind != RoomKind::Group;
             let (title, body) = self.texts(&room, m);
-            self.planner.message(
+            let due = self.planner.message(
                 t.user_id,
                 Notice {
                     room: m.room_id,
@@ -185,7 +200,12 @@ impl Worker {
                 },
                 now,
             );
+            first_due = match (first_due, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
+        first_due
     }
 
     fn texts(&self, room: &RoomTargets, m: &Message) -> (String, String) {
