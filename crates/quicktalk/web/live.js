@@ -149,6 +149,8 @@ export class Live {
   /** An error event: a rejected SEND of ours, or anything else for the app. */
   error(body) {
     if (body.code === "too_many_replays" && this.resubscribeLater(body.destination)) return;
+    // A refused focus report (e.g. rate limited) is nothing the user can act on.
+    if (body.destination === "/app/activity") return;
     const rid = body.receipt_id || "";
     const clientId = rid.startsWith("r-") ? rid.slice(2) : null;
     const p = clientId && this.pending.get(clientId);

@@ -54,12 +54,18 @@ async function readyRegistration() {
   return reg ? navigator.serviceWorker.ready : null;
 }
 
+/** Once a day per subscription is enough (the server limits how often a user subscribes). */
+const SYNCED = "qt.push.synced";
+const syncMark = (sub) => `${sub.endpoint} ${new Date().toISOString().slice(0, 10)}`;
+
 async function resync() {
   if (!pushSupported() || Notification.permission !== "granted") return;
   try {
     const reg = await readyRegistration();
     const sub = reg && (await reg.pushManager.getSubscription());
-    if (sub) await Api.pushSubscribe(subscriptionBody(sub));
+    if (!sub || localStorage.getItem(SYNCED) === syncMark(sub)) return;
+    await Api.pushSubscribe(subscriptionBody(sub));
+    localStorage.setItem(SYNCED, syncMark(sub));
   } catch {
     /* best effort; the card shows the state when opened */
   }
@@ -136,6 +142,7 @@ async function enablePush() {
   }
   try {
     await Api.pushSubscribe(subscriptionBody(sub));
+    localStorage.setItem(SYNCED, syncMark(sub));
   } catch (e) {
     throw new PushError("server", e);
   }
@@ -151,6 +158,7 @@ async function disablePush() {
     if (e.status !== 404) throw new PushError("server", e);
   }
   await sub.unsubscribe().catch(() => {});
+  localStorage.removeItem(SYNCED);
 }
 
 /**
@@ -169,6 +177,7 @@ export async function forgetPush(token) {
       body: JSON.stringify({ endpoint: sub.endpoint }),
     }).catch(() => {});
     await sub.unsubscribe();
+    localStorage.removeItem(SYNCED);
   } catch {
     /* nothing to undo */
   }
