@@ -321,11 +321,12 @@ fn scan_sources() -> Registrations {
 /// (method, path) set and the document's are the same set.
 #[tokio::test]
 async fn no_api_route_is_registered_outside_the_openapi_router() {
-    const NON_API: [&str; 5] = [
+    const NON_API: [&str; 6] = [
         "\"/metrics\"",
         "\"/healthz\"",
         "\"/ws\"",
         "\"/\"",
+        "\"/sw.js\"",
         "\"/assets/{*path}\"",
     ];
     let r = scan_sources();
