@@ -405,6 +405,8 @@ for (const [i, L] of LANGS.entries()) {
     await bigChip.waitFor();
     assert.equal(await bigChip.getByTestId("attachment-size").textContent(), "12 MB");
     const link = bigChip.getByTestId("attachment-download");
+    // Signed asynchronously once shown.
+    await link.and(b.page.locator("[href*='sig=']")).waitFor();
     assert.match(await link.getAttribute("href"), /sig=/);
     assert.equal(await link.textContent(), L.download);
     // The bytes arrived whole.
@@ -529,6 +531,10 @@ for (const [i, L] of LANGS.entries()) {
     const chip = b.page.locator("li.msg.theirs [data-testid=attachment-file]", { hasText: `flaky-${i}.bin` });
     await chip.waitFor();
     assert.equal(await chip.getByTestId("attachment-size").textContent(), "9 MB");
+    // The link is signed when the page gets to it: wait for that, not the chip.
+    await b.page.waitForFunction(() =>
+      /sig=/.test(document.querySelector("li.msg.theirs [data-testid=attachment-download]")?.getAttribute("href") || ""),
+    );
     const got = await b.page.evaluate(async () => {
       const res = await fetch(document.querySelector("li.msg.theirs [data-testid=attachment-download]").getAttribute("href"));
       return (await res.arrayBuffer()).byteLength;
