@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod profiles;
 pub mod push;
 pub mod rooms;
+pub mod search;
 pub mod signed_urls;
 pub mod tokens;
 pub mod uploads;

@@ -24,6 +24,7 @@ use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Member, Message, MessageId, MessageKind,
     NewMessage, Room, RoomId, RoomKind, RoomPolicy, RoomView, User, UserRef, Visibility,
 };
+use crate::store::search::{SearchPage, SearchQuery, SearchScope};
 use crate::store::{list_position, NewMessageReport, NewRoom, RoomListQuery, Store};
 
 pub const MAX_PAGE: usize = 200;
@@ -318,16 +319,79 @@ impl Rooms {
     ) -> AppResult<(Vec<Message>, bool)> {
         self.check_readable(user, id).await?;
         let (mut page, more) = self.store.messages(id, q).await?;
-        // A blocked sender's messages are placeholders, as live (contract §7).
+        self.hide_blocked(user, &mut page).await?;
+        Ok((page, more))
+    }
+
+    /// The messages around `seq` in room `id` (contract §9, to open a search hit
+    /// in context): up to `limit`, ascending; about half at or before `seq`
+    /// (`seq` itself included), the rest after it. Returns the page, whether
+    /// older messages exist before it, and whether newer ones exist after it.
+    pub async fn history_around(
+        &self,
+        user: &User,
+        id: RoomId,
+        seq: i64,
+        limit: usize,
+    ) -> AppResult<(Vec<Message>, bool, bool)> {
+        self.check_readable(user, id).await?;
+        let after_limit = limit / 2;
+        let (mut page, more_before) = self
+            .store
+            .messages(
+                id,
+                HistoryQuery {
+                    before_seq: Some(seq.saturating_add(1)),
+                    after_seq: None,
+                    limit: limit - after_limit,
+                },
+            )
+            .await?;
+        // With a page of one there is no room for newer messages, but the
+        // caller still learns whether any exist.
+        let (newer, more_after) = self
+            .store
+            .messages(
+                id,
+                HistoryQuery {
+                    before_seq: None,
+                    after_seq: Some(seq),
+                    limit: after_limit.max(1),
+                },
+            )
+            .await?;
+        let more_after = if after_limit == 0 {
+            !newer.is_empty()
+        } else {
+            page.extend(newer);
+            more_after
+        };
+        self.hide_blocked(user, &mut page).await?;
+        Ok((page, more_before, more_after))
+    }
+
+    /// A blocked sender's messages are placeholders, as live (contract §7).
+    async fn hide_blocked(&self, user: &User, page: &mut [Message]) -> AppResult<()> {
         let blocked: HashSet<_> = self.store.blocked_by(user.id).await?.into_iter().collect();
         if !blocked.is_empty() {
-            for m in &mut page {
+            for m in page {
                 if blocked.contains(&m.sender.id) {
                     *m = m.hidden();
                 }
             }
         }
-        Ok((page, more))
+        Ok(())
+    }
+
+    /// A page of history search (contract §9) for `user`: in every room they
+    /// are a member of, or in one room they may read (404 unknown, 403 a
+    /// private room they are not in). Blocked senders' messages are left out
+    /// by the store.
+    pub async fn search(&self, user: &User, q: SearchQuery) -> AppResult<SearchPage> {
+        if let SearchScope::Room(id) = q.scope {
+            self.check_readable(user, id).await?;
+        }
+        Ok(self.store.search(q).await?)
     }
 
     /// Moves the read cursor; returns the new unread count.

@@ -32,6 +32,7 @@ mod ops;
 mod profiles;
 mod push;
 mod rooms;
+mod search;
 pub mod server;
 mod uploads;
 mod web;
@@ -99,6 +100,7 @@ fn api_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(rooms::members))
         .routes(routes!(rooms::messages, rooms::post_message))
         .routes(routes!(rooms::read))
+        .routes(routes!(search::search))
         .routes(routes!(push::level, push::set_level))
         .routes(routes!(push::key))
         .routes(routes!(push::subscribe, push::unsubscribe))

@@ -32,6 +32,7 @@ use crate::state::AppState;
         (name = "users", description = "The caller and other users' profiles"),
         (name = "rooms", description = "Rooms, membership, history, read cursors"),
         (name = "messages", description = "Actions on one stored message"),
+        (name = "search", description = "History search over the caller's rooms"),
         (name = "matching", description = "Random matching (REST mirror of the STOMP destinations)"),
         (name = "admin", description = "Moderators: review queue, bans, deletion"),
         (name = "media", description = "Direct uploads, downloads, signed URLs"),
@@ -158,6 +159,33 @@ pub struct MemberList {
 pub struct History {
     messages: Vec<Message>,
     has_more: bool,
+    /// Only with `around_seq`: whether newer messages follow this page.
+    has_more_after: Option<bool>,
+}
+
+/// `GET /search`: newest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SearchResults {
+    results: Vec<SearchResult>,
+    /// Present when more hits may follow: pass it as `cursor`.
+    next_cursor: Option<String>,
+}
+
+/// One hit: the message and its room.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SearchResult {
+    message: Message,
+    room: SearchRoom,
+}
+
+/// The room of a hit.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SearchRoom {
+    id: RoomId,
+    name: String,
 }
 
 /// `POST /rooms/{id}/read`.

@@ -258,6 +258,10 @@ pub async fn members(
 pub struct HistoryParams {
     before_seq: Option<i64>,
     after_seq: Option<i64>,
+    /// The messages around this `seq` (it included, about half the page before
+    /// it, the rest after); not with `before_seq` or `after_seq`. The answer
+    /// adds `has_more_after`.
+    around_seq: Option<i64>,
     limit: Option<i64>,
 }
 
@@ -285,6 +289,23 @@ pub async fn messages(
     Path(id): Path<RoomId>,
     Query(p): Query<HistoryParams>,
 ) -> ApiResult<axum::Json<Value>> {
+    if let Some(seq) = p.around_seq {
+        if p.before_seq.is_some() || p.after_seq.is_some() || seq < 1 {
+            return Err(AppError::invalid(
+                "invalid_query",
+                "around_seq must be >= 1, without before_seq or after_seq",
+            )
+            .into());
+        }
+        let q = history_query(None, None, p.limit)?;
+        let (messages, has_more, has_more_after) =
+            state.rooms.history_around(&user, id, seq, q.limit).await?;
+        return Ok(axum::Json(json!({
+            "messages": messages,
+            "has_more": has_more,
+            "has_more_after": has_more_after,
+        })));
+    }
     let q = history_query(p.before_seq, p.after_seq, p.limit)?;
     let (messages, has_more) = state.rooms.history(&user, id, q).await?;
     Ok(axum::Json(

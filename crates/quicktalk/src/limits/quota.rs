@@ -31,10 +31,12 @@ pub enum Limit {
     PushSubscribeIp,
     NotifyLevelUser,
     ActivityUser,
+    SearchUser,
+    SearchIp,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 24] = [
+    pub const ALL: [Limit; 26] = [
         Limit::SignupIp,
         Limit::GuestIp,
         Limit::LoginIp,
@@ -59,6 +61,8 @@ impl Limit {
         Limit::PushSubscribeIp,
         Limit::NotifyLevelUser,
         Limit::ActivityUser,
+        Limit::SearchUser,
+        Limit::SearchIp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +91,8 @@ impl Limit {
             Limit::PushSubscribeIp => "push_subscribe_ip",
             Limit::NotifyLevelUser => "notify_level_user",
             Limit::ActivityUser => "activity_user",
+            Limit::SearchUser => "search_user",
+            Limit::SearchIp => "search_ip",
         }
     }
 
@@ -132,6 +138,10 @@ impl Limit {
             // Focus reports (each change is an event to every node): tab
             // switching, not a flood.
             Limit::ActivityUser => r(60, 60),
+            // History searches (a short query scans the caller's rooms):
+            // a person searches on Enter, not per keystroke.
+            Limit::SearchUser => r(60, 60),
+            Limit::SearchIp => r(240, 60),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod moderation;
 pub mod people;
 pub mod postgres;
 pub mod push;
+pub mod search;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -27,6 +28,7 @@ use media::Upload;
 use moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use push::{NotifyLevel, PushSubscription, PushTarget};
+use search::{SearchPage, SearchQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -413,4 +415,14 @@ pub trait Store: Send + Sync + 'static {
     /// The members of `room` with at least one push subscription, with their
     /// chosen level (one indexed query).
     async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<PushTarget>>;
+
+    // ---- Search (issue 15, contract §9; the records and the matching rule
+    // are in `search`). The index is kept by `append` and `delete_message` in
+    // their own transactions, so what is acknowledged is searchable. ----
+
+    /// A page of `text` messages whose [`search::fold`] contains `q.text`, in
+    /// the query's scope, from senders `q.user` does not block, with an id
+    /// below `q.before`; newest (highest id) first, at most `q.limit`, and
+    /// whether more may follow. Tombstones are never found.
+    async fn search(&self, q: SearchQuery) -> StoreResult<SearchPage>;
 }

@@ -335,6 +335,13 @@ impl Store for FaultStore {
     ) -> StoreResult<Vec<quicktalk::store::push::PushTarget>> {
         self.0.push_targets(room).await
     }
+
+    async fn search(
+        &self,
+        q: quicktalk::store::search::SearchQuery,
+    ) -> StoreResult<quicktalk::store::search::SearchPage> {
+        self.0.search(q).await
+    }
 }
 
 async fn faulty_app() -> TestApp {

@@ -6,6 +6,7 @@ mod log;
 mod media;
 mod people;
 mod push;
+mod search;
 mod shared_matcher;
 #[path = "../common/skip.rs"]
 mod skip;
@@ -83,7 +84,8 @@ macro_rules! contract_tests {
         [$($name:ident),* $(,)?],
         media: [$($media:ident),* $(,)?],
         people: [$($people:ident),* $(,)?],
-        push: [$($push:ident),* $(,)?]
+        push: [$($push:ident),* $(,)?],
+        search: [$($search:ident),* $(,)?]
     ) => {
         mod $backend {
             $(
@@ -113,6 +115,13 @@ macro_rules! contract_tests {
                 async fn $push() {
                     let Some((store, _guard)) = $make.await else { return };
                     super::push::$push(store).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $search() {
+                    let Some((store, _guard)) = $make.await else { return };
+                    super::search::$search(store).await;
                 }
             )*
         }
@@ -178,6 +187,12 @@ macro_rules! all_contract_tests {
             push: [
                 push_subscriptions_are_per_endpoint_and_bounded,
                 notification_levels_and_push_targets,
+            ],
+            search: [
+                korean_corpus_is_searched_by_substring,
+                search_is_scoped_and_leaves_out_blocked_and_deleted,
+                search_pages_by_cursor,
+                search_equals_contains_over_random_corpora,
             ]
         );
     };

@@ -30,6 +30,8 @@ struct MessageCols {
     sender_guest: Vec<bool>,
     masked: Vec<bool>,
     text: Vec<String>,
+    /// `store::search::fold` of a `text` message's text where it differs.
+    search_text: Vec<Option<String>>,
     client_id: Vec<Option<String>>,
     sent_at: Vec<i64>,
     log_id: Vec<Option<i64>>,
@@ -318,6 +320,10 @@ impl PostgresStore {
                 flags.push((out.len(), flag.categories.join(","), flag.score_milli));
             }
             cols.text.push(m.text.clone());
+            cols.search_text.push(match m.kind {
+                MessageKind::Text => crate::store::search::stored_fold(&m.text),
+                _ => None,
+            });
             cols.client_id.push(m.client_id.clone());
             cols.sent_at.push(m.sent_at);
             cols.log_id.push(p.map(|p| p.0));
@@ -385,10 +391,10 @@ impl PostgresStore {
             let kinds: Vec<String> = cols.kind.iter().map(|k| k.to_string()).collect();
             let ids: Vec<(i64, i64, i64)> = sqlx::query_as(
                 "INSERT INTO messages (room_id, seq, kind, sender_id, sender_name, text, client_id, sent_at, \
-                                       log_id, log_offset, sender_guest, masked) \
+                                       log_id, log_offset, sender_guest, masked, search_text) \
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], \
                                       $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], \
-                                      $11::boolean[], $12::boolean[]) \
+                                      $11::boolean[], $12::boolean[], $13::text[]) \
                  RETURNING id, room_id, seq",
             )
             .bind(&cols.room)
@@ -403,6 +409,7 @@ impl PostgresStore {
             .bind(&cols.log_offset)
             .bind(&cols.sender_guest)
             .bind(&cols.masked)
+            .bind(&cols.search_text)
             .fetch_all(&mut **tx)
             .await
             .map_err(db)?;

@@ -11,7 +11,8 @@
 //! PostgreSQL made it durable (`synchronous_commit` on, the default).
 //!
 //! Files: `append` (the batch transaction), `log` (the pipeline log's exactly-once
-//! application), `media` (files' records, attachments, uploads), `store` (the [`Store`](super::Store) trait), `rows` (columns and
+//! application), `media` (files' records, attachments, uploads), `search`
+//! (history search), `store` (the [`Store`](super::Store) trait), `rows` (columns and
 //! row mapping), `secrets` (values shared by every node), `schema` (a private
 //! schema per test or bench run).
 
@@ -23,6 +24,7 @@ mod people;
 mod push;
 mod rows;
 mod schema;
+mod search;
 mod secrets;
 mod store;
 
@@ -41,6 +43,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/postgres/mi
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Whether `pg_trgm` indexes Hangul here ([`search::check_trigrams`]).
+    trigrams: bool,
 }
 
 impl PostgresStore {
@@ -65,7 +69,11 @@ impl PostgresStore {
         backfill_skeletons(&pool)
             .await
             .context("recording the skeletons of existing names")?;
-        Ok(PostgresStore { pool })
+        let trigrams = search::check_trigrams(&pool)
+            .await
+            .context("checking pg_trgm for search")?;
+        tokio::spawn(search::backfill(pool.clone()));
+        Ok(PostgresStore { pool, trigrams })
     }
 
     pub fn pool(&self) -> &PgPool {

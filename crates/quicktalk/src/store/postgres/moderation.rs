@@ -196,7 +196,7 @@ pub(super) async fn delete_message(pool: &PgPool, id: MessageId) -> StoreResult<
     // The tombstone and the end of its attachments: one statement, so one
     // transaction (a tombstone carries no files).
     let now = sqlx::query(&format!(
-        "WITH t AS (UPDATE messages SET kind = 'deleted', text = '', masked = FALSE \
+        "WITH t AS (UPDATE messages SET kind = 'deleted', text = '', masked = FALSE, search_text = NULL \
                     WHERE id = $1 AND kind IN ('text', 'system') RETURNING {MESSAGE_COLS}), \
               gone AS (DELETE FROM message_media mm USING t WHERE mm.message_id = t.id) \
          SELECT * FROM t"

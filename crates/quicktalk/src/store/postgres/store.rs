@@ -5,7 +5,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::rows::*;
 use super::{db, PostgresStore};
-use super::{media, moderation, people, push};
+use super::{media, moderation, people, push, search};
 use crate::model::{
     now_ms, AppendRejected, Appended, HistoryQuery, Media, Message, MessageId, MessageKind,
     NewMessage, Role, Room, RoomId, RoomKind, RoomPolicy, User, UserId, UserRef,
@@ -14,6 +14,7 @@ use crate::store::media::Upload;
 use crate::store::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use crate::store::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use crate::store::push::{NotifyLevel, PushSubscription, PushTarget};
+use crate::store::search::{SearchPage, SearchQuery};
 use crate::store::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -743,5 +744,9 @@ impl Store for PostgresStore {
 
     async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<PushTarget>> {
         push::targets(&self.pool, room).await
+    }
+
+    async fn search(&self, q: SearchQuery) -> StoreResult<SearchPage> {
+        search::search(&self.pool, self.trigrams, &q).await
     }
 }

@@ -14,6 +14,7 @@ mod media;
 mod moderation;
 mod people;
 mod push;
+mod search;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use super::media::Upload;
 use super::moderation::{Ban, Deleted, QueueItem, QueueQuery, Resolved};
 use super::people::{Answered, FriendAnswer, FriendAsk, FriendRequest, ProfilePatch};
 use super::push::{NotifyLevel, PushSubscription, PushTarget};
+use super::search::{SearchPage, SearchQuery};
 use super::{
     NewMessageReport, NewReport, NewRoom, NewUser, RoomListQuery, RoomWithUnread, Store,
     StoreError, StoreResult,
@@ -50,10 +52,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_media.sql"),
     include_str!("migrations/0009_people.sql"),
     include_str!("migrations/0010_push.sql"),
+    include_str!("migrations/0011_search.sql"),
 ];
 /// The migration (1-based) that creates `name_skeletons`: existing registered
 /// users' skeletons are computed right after it, in its transaction.
 const NAME_SKELETONS_MIGRATION: usize = 4;
+/// The migration that creates the search index: existing messages are indexed
+/// right after it, in its transaction.
+const SEARCH_MIGRATION: usize = 11;
 const MAX_IDLE_READERS: usize = 8;
 
 /// How hard SQLite syncs a commit. `Full` survives power loss; `Normal` survives a
@@ -219,6 +225,9 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
             .with_context(|| format!("running migration {}", i + 1))?;
         if i + 1 == NAME_SKELETONS_MIGRATION {
             backfill_skeletons(&tx).context("recording the skeletons of existing names")?;
+        }
+        if i + 1 == SEARCH_MIGRATION {
+            search::backfill(&tx).context("indexing existing messages for search")?;
         }
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
@@ -966,6 +975,10 @@ impl Store for SqliteStore {
 
     async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<PushTarget>> {
         self.read(move |c| push::targets(c, room)).await
+    }
+
+    async fn search(&self, q: SearchQuery) -> StoreResult<SearchPage> {
+        self.read(move |c| search::search(c, &q)).await
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{media, message_row, MESSAGE_COLS};
+use super::{media, message_row, search, MESSAGE_COLS};
 use crate::model::{
     now_ms, AppendRejected, Appended, Message, MessageKind, NewMessage, Room, RoomId, RoomKind,
     UserId, UserRef,
@@ -384,6 +384,7 @@ impl Writer {
             .map_err(at)?;
             let id = tx.last_insert_rowid();
             media::store_attachments(&tx, id, &m.attachments).map_err(at)?;
+            search::index(&tx, id, m.kind, &m.text).map_err(at)?;
             if let Some(flag) = &m.moderation.flag {
                 tx.prepare_cached(
                     "INSERT INTO moderation_queue (kind, room_id, message_id, subject_id, reason, score, created_at) \

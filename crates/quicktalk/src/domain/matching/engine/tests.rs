@@ -318,6 +318,13 @@ impl Store for SlowRooms {
     async fn push_targets(&self, room: RoomId) -> StoreResult<Vec<crate::store::push::PushTarget>> {
         self.inner.push_targets(room).await
     }
+
+    async fn search(
+        &self,
+        q: crate::store::search::SearchQuery,
+    ) -> StoreResult<crate::store::search::SearchPage> {
+        self.inner.search(q).await
+    }
 }
 
 async fn guest(s: &SlowRooms, name: &str) -> UserRef {

@@ -1,0 +1,169 @@
+//! History search on SQLite (contract §9): the FTS5 trigram index
+//! `message_search` (rowid = message id, body = the folded text) for folded
+//! queries of three or more characters; a scan of the caller's rooms, newest
+//! first, for shorter ones. Both end in the same page of full messages.
+
+use std::collections::HashSet;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{media, message_row};
+use crate::model::{MessageId, MessageKind, RoomId, UserId};
+use crate::store::search::{fold, matches, SearchHit, SearchPage, SearchQuery, SearchScope};
+
+/// Indexes a newly stored message (only `text` messages are searchable).
+pub(super) fn index(
+    c: &Connection,
+    id: MessageId,
+    kind: MessageKind,
+    text: &str,
+) -> rusqlite::Result<()> {
+    if kind != MessageKind::Text {
+        return Ok(());
+    }
+    c.prepare_cached("INSERT INTO message_search (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![id, fold(text).as_ref()])?;
+    Ok(())
+}
+
+/// Drops a message from the index (before it becomes a tombstone).
+pub(super) fn unindex(c: &Connection, id: MessageId) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Indexes every stored `text` message (the migration that creates the index).
+pub(super) fn backfill(c: &Connection) -> rusqlite::Result<()> {
+    let mut read = c.prepare("SELECT id, text FROM messages WHERE kind = 'text'")?;
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: MessageId = r.get(0)?;
+        let text: String = r.get(1)?;
+        index(c, id, MessageKind::Text, &text)?;
+    }
+    Ok(())
+}
+
+/// One page of `q`, read in one snapshot.
+pub(super) fn search(c: &Connection, q: &SearchQuery) -> rusqlite::Result<SearchPage> {
+    let tx = c.unchecked_transaction()?;
+    let ids = if q.uses_trigrams() {
+        trigram_ids(&tx, q)?
+    } else {
+        scan_ids(&tx, q)?
+    };
+    let more = ids.len() > q.limit;
+    let mut hits = Vec::with_capacity(q.limit.min(ids.len()));
+    let mut messages = Vec::with_capacity(hits.capacity());
+    let mut names = Vec::with_capacity(hits.capacity());
+    for id in ids.into_iter().take(q.limit) {
+        let found = tx
+            .prepare_cached(
+                "SELECT m.id, m.room_id, m.seq, m.kind, m.sender_id, m.sender_name, m.text, \
+                        m.client_id, m.sent_at, m.sender_guest, m.masked, r.name \
+                 FROM messages m JOIN rooms r ON r.id = m.room_id WHERE m.id = ?1",
+            )?
+            .query_row([id], |r| Ok((message_row(r)?, r.get::<_, String>(11)?)))
+            .optional()?;
+        if let Some((m, name)) = found {
+            messages.push(m);
+            names.push(name);
+        }
+    }
+    media::attach(&tx, &mut messages)?;
+    for (message, room_name) in messages.into_iter().zip(names) {
+        hits.push(SearchHit { message, room_name });
+    }
+    tx.commit()?;
+    Ok(SearchPage { hits, more })
+}
+
+/// The FTS5 literal for a folded query: one phrase, so its trigrams must be
+/// consecutive — a substring match.
+fn phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// Up to `limit + 1` matching ids, newest first, from the trigram index: the
+/// index walks its hits by descending rowid and each is checked against the
+/// scope and the caller's blocks, so the walk stops once the page is full.
+fn trigram_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>> {
+    let scope = match q.scope {
+        SearchScope::Member => {
+            "EXISTS (SELECT 1 FROM members mb WHERE mb.room_id = m.room_id AND mb.user_id = ?3)"
+        }
+        SearchScope::Room(_) => "m.room_id = ?5",
+    };
+    let sql = format!(
+        "SELECT m.id FROM message_search s CROSS JOIN messages m ON m.id = s.rowid \
+         WHERE message_search MATCH ?1 AND s.rowid < ?2 AND m.kind = 'text' AND {scope} \
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = ?3 AND b.blocked = m.sender_id) \
+         ORDER BY s.rowid DESC LIMIT ?4"
+    );
+    let before = q.before.unwrap_or(MessageId::MAX);
+    let (phrase, limit) = (phrase(&q.text), q.limit as i64 + 1);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let id = |r: &rusqlite::Row<'_>| r.get::<_, MessageId>(0);
+    match q.scope {
+        SearchScope::Member => stmt
+            .query_map(params![phrase, before, q.user, limit], id)?
+            .collect(),
+        SearchScope::Room(room) => stmt
+            .query_map(params![phrase, before, q.user, limit, room], id)?
+            .collect(),
+    }
+}
+
+/// Up to `limit + 1` matching ids, newest first, by reading each room of the
+/// scope from its newest message down (its `(room_id, seq)` index) and
+/// stopping in each once it has a page's worth: no time window, so an old hit
+/// is found however far back it is, and the next page resumes below the
+/// previous page's last id.
+fn scan_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>> {
+    let rooms: Vec<RoomId> = match q.scope {
+        SearchScope::Room(r) => vec![r],
+        SearchScope::Member => c
+            .prepare_cached("SELECT room_id FROM members WHERE user_id = ?1")?
+            .query_map([q.user], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+    };
+    let blocked: HashSet<UserId> = c
+        .prepare_cached("SELECT blocked FROM blocks WHERE blocker = ?1")?
+        .query_map([q.user], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let want = q.limit + 1;
+    let before = q.before.unwrap_or(MessageId::MAX);
+    let mut stmt = c.prepare_cached(
+        "SELECT id, sender_id, text FROM messages \
+         WHERE room_id = ?1 AND id < ?2 AND kind = 'text' ORDER BY seq DESC",
+    )?;
+    let mut ids: Vec<MessageId> = Vec::new();
+    for room in rooms {
+        let mut rows = stmt.query(params![room, before])?;
+        let mut found = 0;
+        while let Some(r) = rows.next()? {
+            let sender: UserId = r.get(1)?;
+            if blocked.contains(&sender) {
+                continue;
+            }
+            let text = r.get_ref(2)?.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+            if matches(text, &q.text) {
+                ids.push(r.get(0)?);
+                found += 1;
+                if found == want {
+                    break;
+                }
+            }
+        }
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.truncate(want);
+    Ok(ids)
+}
