@@ -295,6 +295,15 @@ fn rest_rows() -> Vec<RestRow> {
         (M::PUT,  "/api/v1/rooms/{P}/notifications", Some(json!({"level": "none"})), [401, 403, 200, 403, 403]),
         (M::GET,  "/api/v1/rooms/{R}/notifications", None,                  [401, 403, 403, 403, 200]),
         (M::GET,  "/api/v1/rooms/{X}/notifications", None,                  [401, 404, 404, 404, 404]),
+        // Issue 15 (contract §9): search over one's rooms, or one readable room.
+        (M::GET,  "/api/v1/search?q=abc",           None,                   [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/search?q=abc&room_id={P}", None,                 [401, 403, 200, 403, 403]),
+        (M::GET,  "/api/v1/search?q=abc&room_id={Q}", None,                 [401, 200, 200, 200, 200]),
+        (M::GET,  "/api/v1/search?q=abc&room_id={R}", None,                 [401, 403, 403, 403, 200]),
+        (M::GET,  "/api/v1/search?q=abc&room_id={X}", None,                 [401, 404, 404, 404, 404]),
+        (M::GET,  "/api/v1/rooms/{P}/messages?around_seq=1", None,          [401, 403, 200, 403, 403]),
+        (M::GET,  "/api/v1/rooms/{R}/messages?around_seq=1", None,          [401, 403, 403, 403, 200]),
+        (M::GET,  "/api/v1/rooms/{X}/messages?around_seq=1", None,          [401, 404, 404, 404, 404]),
     ]
 }
 

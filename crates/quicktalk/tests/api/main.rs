@@ -37,4 +37,5 @@ mod receipts;
 mod recovery;
 mod replay;
 mod rooms;
+mod search;
 mod timeouts;
