@@ -216,6 +216,34 @@ enum Cmd {
         #[arg(long)]
         measure_ms: Option<u64>,
     },
+    /// QuickTalk: search latency on a large store (issue 15): R rooms filled
+    /// with M generated Korean messages through the message path, a reader in
+    /// K rooms; p50/p95 of 3+ and 2-character queries, index size; writes
+    /// bench/results/<date>-search-<backend>.md.
+    Search {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[arg(long, default_value_t = 1000)]
+        rooms: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        /// Rooms the reader is a member of.
+        #[arg(long, default_value_t = 50)]
+        member_rooms: usize,
+        /// Queries of each kind.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Receipts in flight per loading connection.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// One node on PostgreSQL (`--postgres-url`, a fresh schema) instead of SQLite.
+        #[arg(long)]
+        postgres: bool,
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+    },
     /// Internal: hold idle connections for `idle` (spec on stdin).
     #[command(hide = true)]
     WorkerIdle,
@@ -382,6 +410,27 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             }
             p.fanout.measure = measure_ms.map_or(p.fanout.measure, Duration::from_millis);
             media(&server, results_dir, p).await
+        }
+        Cmd::Search {
+            server,
+            rooms,
+            messages,
+            member_rooms,
+            queries,
+            connections,
+            window,
+            postgres,
+            results_dir,
+        } => {
+            let p = scenario::search::SearchParams {
+                rooms: rooms.max(1),
+                messages,
+                member_rooms: member_rooms.clamp(1, rooms.max(1)),
+                queries: queries.max(1),
+                connections: connections.max(1),
+                window: window.max(1),
+            };
+            search(&server, p, postgres, results_dir).await
         }
         Cmd::Idle {
             target,
@@ -771,6 +820,51 @@ async fn media(
     println!("{}", md.trim_end());
     println!("\nwrote {}", path.display());
     result.map(|_| ()).map_err(|e| anyhow::anyhow!(e))
+}
+
+async fn search(
+    server: &ServerArgs,
+    p: scenario::search::SearchParams,
+    postgres: bool,
+    results_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let machine = proc::Machine::describe();
+    let mut opts = server.opts();
+    // Moderation off: the load is about the store, not the classifier (a
+    // flag given with --quicktalk-arg still wins).
+    opts.quicktalk_args.insert(0, "--moderation=off".into());
+    let s = if postgres {
+        target::start_quicktalk_postgres(&opts).await?
+    } else {
+        Server::start(Kind::Quicktalk, &opts).await?
+    };
+    let result = scenario::search::run(&s, &p).await;
+    let log = s.log.lock().unwrap().summary();
+    let stopped = s.stop().await;
+    let r = result?;
+    let command = std::iter::once("quicktalk-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut m = String::new();
+    report::machine_section(&mut m, &machine);
+    let _ = std::fmt::Write::write_fmt(
+        &mut m,
+        format_args!("- load average at the start: {}\n", machine.loadavg),
+    );
+    let mut md = scenario::search::report(&r, m.trim_end(), &command);
+    for n in log.into_iter().chain(stopped) {
+        md.push_str(&format!("\nnote: {n}\n"));
+    }
+    let date = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let dir = results_dir.unwrap_or_else(|| target::repo_root().join("bench/results"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let backend = if postgres { "postgres" } else { "sqlite" };
+    let path = dir.join(format!("{date}-search-{backend}.md"));
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    println!("{}", md.trim_end());
+    println!("\nwrote {}", path.display());
+    Ok(())
 }
 
 fn log_failure<T>(kind: Kind, name: &str, o: &Outcome<T>) {

@@ -328,6 +328,16 @@ impl Server {
         Ok(v)
     }
 
+    /// The data directory of a QuickTalk server this process started.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self._data_dir.as_ref().map(|d| d.path())
+    }
+
+    /// `(database URL, schema)` of a server on PostgreSQL.
+    pub fn pg_schema(&self) -> Option<(&str, &str)> {
+        self.schema.as_ref().map(|(u, s)| (u.as_str(), s.as_str()))
+    }
+
     /// The REST base URL (`http://host:port`; empty for RabbitMQ).
     pub fn http_base(&self) -> &str {
         &self.http_base
@@ -388,9 +398,8 @@ impl Server {
     }
 }
 
-/// Two nodes on a fresh PostgreSQL schema and fresh topics of the broker.
-async fn start_cluster(opts: &TargetOpts) -> anyhow::Result<Server> {
-    let id = format!("{:x}", rand::random::<u32>());
+/// A fresh schema in `opts.postgres_url`: `(schema, database URL inside it)`.
+async fn fresh_schema(opts: &TargetOpts, id: &str) -> anyhow::Result<(String, String)> {
     let schema = format!("bench_{id}");
     let pool = sqlx::PgPool::connect(&opts.postgres_url)
         .await
@@ -408,6 +417,23 @@ async fn start_cluster(opts: &TargetOpts) -> anyhow::Result<Server> {
         "{}{sep}options=-c%20search_path%3D{schema}",
         opts.postgres_url
     );
+    Ok((schema, db))
+}
+
+/// One node on a fresh PostgreSQL schema (in-process bus).
+pub async fn start_quicktalk_postgres(opts: &TargetOpts) -> anyhow::Result<Server> {
+    let id = format!("{:x}", rand::random::<u32>());
+    let (schema, db) = fresh_schema(opts, &id).await?;
+    let mut s = start_quicktalk(opts, &["--database-url".to_owned(), db]).await?;
+    s.notes.push(format!("PostgreSQL schema {schema}"));
+    s.schema = Some((opts.postgres_url.clone(), schema));
+    Ok(s)
+}
+
+/// Two nodes on a fresh PostgreSQL schema and fresh topics of the broker.
+async fn start_cluster(opts: &TargetOpts) -> anyhow::Result<Server> {
+    let id = format!("{:x}", rand::random::<u32>());
+    let (schema, db) = fresh_schema(opts, &id).await?;
     let args = [
         "--database-url".to_owned(),
         db,

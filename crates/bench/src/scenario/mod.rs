@@ -9,6 +9,7 @@ pub mod idle;
 pub mod media;
 pub mod persist;
 pub mod push;
+pub mod search;
 
 use std::future::Future;
 use std::sync::Arc;

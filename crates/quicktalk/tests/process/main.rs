@@ -19,6 +19,7 @@ mod crash;
 mod heartbeat;
 mod moderate;
 mod push;
+mod search;
 mod stompjs;
 mod tcp;
 mod web_ui;

@@ -3,7 +3,7 @@
 //! queries of three or more characters; a scan of the caller's rooms, newest
 //! first, for shorter ones. Both end in the same page of full messages.
 
-use std::collections::HashSet;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -115,11 +115,12 @@ fn trigram_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageI
     }
 }
 
-/// Up to `limit + 1` matching ids, newest first, by reading each room of the
-/// scope from its newest message down (its `(room_id, seq)` index) and
-/// stopping in each once it has a page's worth: no time window, so an old hit
-/// is found however far back it is, and the next page resumes below the
-/// previous page's last id.
+/// Up to `limit + 1` matching ids, newest first, by reading the rooms of the
+/// scope newest first *together*: each room is read from its newest message
+/// down (its `(room_id, seq)` index) in chunks that grow, and the rooms' heads
+/// are merged by id, so the scan stops as soon as the page is full wherever
+/// the hits are — no time window, so an old hit is found however far back it
+/// is, and the next page resumes below the previous page's last id.
 fn scan_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>> {
     let rooms: Vec<RoomId> = match q.scope {
         SearchScope::Room(r) => vec![r],
@@ -135,35 +136,90 @@ fn scan_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>>
     let want = q.limit + 1;
     let before = q.before.unwrap_or(MessageId::MAX);
     let mut stmt = c.prepare_cached(
-        "SELECT id, sender_id, text FROM messages \
-         WHERE room_id = ?1 AND id < ?2 AND kind = 'text' ORDER BY seq DESC",
+        "SELECT id, seq, sender_id, text FROM messages \
+         WHERE room_id = ?1 AND id < ?2 AND seq < ?3 AND kind = 'text' \
+         ORDER BY seq DESC LIMIT ?4",
     )?;
-    let mut ids: Vec<MessageId> = Vec::new();
-    for room in rooms {
-        let mut rows = stmt.query(params![room, before])?;
-        let mut found = 0;
-        while let Some(r) = rows.next()? {
-            let sender: UserId = r.get(1)?;
-            if blocked.contains(&sender) {
-                continue;
-            }
-            let text = r.get_ref(2)?.as_str().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?;
-            if matches(text, &q.text) {
-                ids.push(r.get(0)?);
-                found += 1;
-                if found == want {
-                    break;
-                }
-            }
+    let mut cursors: Vec<RoomCursor> = rooms.into_iter().map(RoomCursor::new).collect();
+    let mut heads = BinaryHeap::with_capacity(cursors.len());
+    for (i, cur) in cursors.iter_mut().enumerate() {
+        if let Some(id) = cur.head(&mut stmt, before)? {
+            heads.push((id, i));
         }
     }
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    ids.truncate(want);
+    let mut ids = Vec::new();
+    while let Some((id, i)) = heads.pop() {
+        let row = cursors[i].buffer.pop_front().expect("a head is buffered");
+        if !blocked.contains(&row.sender) && matches(&row.text, &q.text) {
+            ids.push(id);
+            if ids.len() == want {
+                break;
+            }
+        }
+        if let Some(next) = cursors[i].head(&mut stmt, before)? {
+            heads.push((next, i));
+        }
+    }
     Ok(ids)
+}
+
+/// Rows read this many at a time from a room at first, doubling up to
+/// [`MAX_CHUNK`]: a common word fills the page from the first chunks, a rare
+/// one reads on in few queries.
+const FIRST_CHUNK: i64 = 16;
+const MAX_CHUNK: i64 = 1024;
+
+struct ScanRow {
+    id: MessageId,
+    seq: i64,
+    sender: UserId,
+    text: String,
+}
+
+/// One room's read position in [`scan_ids`].
+struct RoomCursor {
+    room: RoomId,
+    buffer: VecDeque<ScanRow>,
+    /// Rows below this `seq` are still to read.
+    below_seq: i64,
+    chunk: i64,
+    done: bool,
+}
+
+impl RoomCursor {
+    fn new(room: RoomId) -> RoomCursor {
+        RoomCursor {
+            room,
+            buffer: VecDeque::new(),
+            below_seq: i64::MAX,
+            chunk: FIRST_CHUNK,
+            done: false,
+        }
+    }
+
+    /// The id of the room's newest unread row, reading a chunk when needed.
+    fn head(
+        &mut self,
+        stmt: &mut rusqlite::CachedStatement<'_>,
+        before: MessageId,
+    ) -> rusqlite::Result<Option<MessageId>> {
+        if self.buffer.is_empty() && !self.done {
+            let mut rows = stmt.query(params![self.room, before, self.below_seq, self.chunk])?;
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                let row = ScanRow {
+                    id: r.get(0)?,
+                    seq: r.get(1)?,
+                    sender: r.get(2)?,
+                    text: r.get(3)?,
+                };
+                self.below_seq = row.seq;
+                self.buffer.push_back(row);
+                n += 1;
+            }
+            self.done = n < self.chunk;
+            self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+        }
+        Ok(self.buffer.front().map(|r| r.id))
+    }
 }
