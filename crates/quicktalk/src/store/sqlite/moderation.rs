@@ -154,11 +154,11 @@ pub(super) fn bans(c: &Connection, now: i64, limit: usize) -> rusqlite::Result<V
 /// Makes message `id` a tombstone and drops its attachments, one transaction.
 pub(super) fn delete_message(c: &mut Connection, id: MessageId) -> rusqlite::Result<Deleted> {
     let tx = c.transaction()?;
-    let was_text = tx
-        .prepare_cached("SELECT kind = 'text' FROM messages WHERE id = ?1")?
-        .query_row([id], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false);
+    // The index is contentless: removing a message needs the text it indexed.
+    let indexed: Option<String> = tx
+        .prepare_cached("SELECT text FROM messages WHERE id = ?1 AND kind = 'text'")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
     let n = tx
         .prepare_cached(
             "UPDATE messages SET kind = 'deleted', text = '', masked = 0 \
@@ -167,8 +167,8 @@ pub(super) fn delete_message(c: &mut Connection, id: MessageId) -> rusqlite::Res
         .execute([id])?;
     if n > 0 {
         super::media::drop_attachments(&tx, id)?;
-        if was_text {
-            super::search::unindex(&tx, id)?;
+        if let Some(text) = indexed {
+            super::search::unindex(&tx, id, &text)?;
         }
     }
     let found = message(&tx, id)?;

@@ -26,10 +26,13 @@ pub(super) fn index(
     Ok(())
 }
 
-/// Drops a message from the index (before it becomes a tombstone).
-pub(super) fn unindex(c: &Connection, id: MessageId) -> rusqlite::Result<()> {
-    c.prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?
-        .execute([id])?;
+/// Drops a message from the index (before it becomes a tombstone): the
+/// contentless table's `delete` command, given the text that was indexed.
+pub(super) fn unindex(c: &Connection, id: MessageId, text: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO message_search (message_search, rowid, body) VALUES ('delete', ?1, ?2)",
+    )?
+    .execute(params![id, fold(text).as_ref()])?;
     Ok(())
 }
 
@@ -79,40 +82,69 @@ pub(super) fn search(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Search
     Ok(SearchPage { hits, more })
 }
 
-/// The FTS5 literal for a folded query: one phrase, so its trigrams must be
-/// consecutive — a substring match.
-fn phrase(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
+/// Most trigrams a query asks the index for: enough to make the candidates
+/// few; every candidate is checked against the whole query anyway.
+const MAX_QUERY_TRIGRAMS: usize = 12;
+
+/// The FTS5 query for a folded query of three or more characters: its
+/// distinct trigrams (spread over it when there are many), all required. The
+/// index has no positions, so this finds a superset of the substring matches.
+fn trigram_query(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut grams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    let mut seen = HashSet::new();
+    grams.retain(|g| seen.insert(g.clone()));
+    if grams.len() > MAX_QUERY_TRIGRAMS {
+        let step = grams.len() as f64 / MAX_QUERY_TRIGRAMS as f64;
+        grams = (0..MAX_QUERY_TRIGRAMS)
+            .map(|i| grams[(i as f64 * step) as usize].clone())
+            .collect();
+    }
+    grams
+        .iter()
+        .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// Up to `limit + 1` matching ids, newest first, from the trigram index: the
-/// index walks its hits by descending rowid and each is checked against the
-/// scope and the caller's blocks, so the walk stops once the page is full.
+/// index walks its candidates by descending rowid, each is checked against
+/// the scope and the caller's blocks in SQL and against the query in Rust,
+/// and the walk stops once the page is full.
 fn trigram_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>> {
     let scope = match q.scope {
         SearchScope::Member => {
             "EXISTS (SELECT 1 FROM members mb WHERE mb.room_id = m.room_id AND mb.user_id = ?3)"
         }
-        SearchScope::Room(_) => "m.room_id = ?5",
+        SearchScope::Room(_) => "m.room_id = ?4",
     };
     let sql = format!(
-        "SELECT m.id FROM message_search s CROSS JOIN messages m ON m.id = s.rowid \
+        "SELECT m.id, m.text FROM message_search s CROSS JOIN messages m ON m.id = s.rowid \
          WHERE message_search MATCH ?1 AND s.rowid < ?2 AND m.kind = 'text' AND {scope} \
            AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = ?3 AND b.blocked = m.sender_id) \
-         ORDER BY s.rowid DESC LIMIT ?4"
+         ORDER BY s.rowid DESC"
     );
     let before = q.before.unwrap_or(MessageId::MAX);
-    let (phrase, limit) = (phrase(&q.text), q.limit as i64 + 1);
+    let fts = trigram_query(&q.text);
     let mut stmt = c.prepare_cached(&sql)?;
-    let id = |r: &rusqlite::Row<'_>| r.get::<_, MessageId>(0);
-    match q.scope {
-        SearchScope::Member => stmt
-            .query_map(params![phrase, before, q.user, limit], id)?
-            .collect(),
-        SearchScope::Room(room) => stmt
-            .query_map(params![phrase, before, q.user, limit, room], id)?
-            .collect(),
+    let mut rows = match q.scope {
+        SearchScope::Member => stmt.query(params![fts, before, q.user])?,
+        SearchScope::Room(room) => stmt.query(params![fts, before, q.user, room])?,
+    };
+    let want = q.limit + 1;
+    let mut ids = Vec::with_capacity(want);
+    while let Some(r) = rows.next()? {
+        let text = r.get_ref(1)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        if matches(text, &q.text) {
+            ids.push(r.get(0)?);
+            if ids.len() == want {
+                break;
+            }
+        }
     }
+    Ok(ids)
 }
 
 /// Up to `limit + 1` matching ids, newest first, by reading the rooms of the
