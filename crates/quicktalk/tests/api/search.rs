@@ -10,23 +10,20 @@ use quicktalk::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::cluster_env::{pg_schema, PgSchema};
 use crate::helpers::{code, say, spawn_app_wrapping_store, TestApp, TestUser};
 
 /// The server under test, its store, and the PostgreSQL schema to drop.
 struct Env {
     app: TestApp,
     store: Arc<dyn Store>,
-    schema: Option<(String, String)>,
+    schema: Option<PgSchema>,
 }
 
 impl Env {
     async fn finish(self) {
-        if let Some((url, schema)) = self.schema {
-            if let Ok(pool) = sqlx::PgPool::connect(&url).await {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(&pool)
-                    .await;
-            }
+        if let Some(s) = self.schema {
+            s.drop_schema().await;
         }
     }
 }
@@ -34,32 +31,11 @@ impl Env {
 /// A server on `backend` ("sqlite" or "postgres"); `None` (said) when
 /// PostgreSQL is not configured outside CI.
 async fn env(backend: &str, tweak: impl FnOnce(&mut quicktalk::config::Config)) -> Option<Env> {
-    let mut schema = None;
-    let mut database_url = None;
-    if backend == "postgres" {
-        let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
-            crate::skip::skip(
-                "search on PostgreSQL",
-                "QUICKTALK_TEST_POSTGRES_URL is not set",
-                "set it to e.g. postgres://postgres:postgres@127.0.0.1:5432/test",
-            );
-            return None;
-        };
-        let name = format!(
-            "qt_search_{}_{:x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let sep = if url.contains('?') { '&' } else { '?' };
-        database_url = Some(format!("{url}{sep}options=-c%20search_path%3D{name}"));
-        schema = Some((url, name));
-    }
+    let schema = match backend {
+        "postgres" => Some(pg_schema("search on PostgreSQL", "search").await?),
+        _ => None,
+    };
+    let database_url = schema.as_ref().map(|s| s.db_url.clone());
     let slot: Arc<Mutex<Option<Arc<dyn Store>>>> = Arc::default();
     let keep = slot.clone();
     let app = spawn_app_wrapping_store(

@@ -35,7 +35,53 @@ pub async fn cluster_env(suite: &str, kind: &str, tag: &str) -> Option<ClusterEn
         return None;
     };
     let id = format!("{tag}_{}_{:x}", std::process::id(), rand::random::<u32>());
-    let schema = format!("qt_{kind}_{id}");
+    let PgSchema {
+        url,
+        db_url,
+        schema,
+    } = create_schema(url, &format!("qt_{kind}_{id}")).await;
+    let (media_store, media_shared) = media_store(&id).await;
+    Some(ClusterEnv {
+        media_store,
+        media_shared,
+        db_url,
+        url,
+        brokers,
+        schema,
+        prefix: format!("qt{kind}{id}"),
+    })
+}
+
+/// A schema of a test's own in `QUICKTALK_TEST_POSTGRES_URL`'s database.
+pub struct PgSchema {
+    pub url: String,
+    /// `url` inside the schema.
+    pub db_url: String,
+    pub schema: String,
+}
+
+/// A fresh schema for a test that needs PostgreSQL but no broker, or `None`
+/// (said loudly, as `suite`) when it is not configured; under CI a missing one
+/// fails the test.
+#[allow(dead_code)]
+pub async fn pg_schema(suite: &str, kind: &str) -> Option<PgSchema> {
+    let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
+        crate::skip::skip(
+            suite,
+            "QUICKTALK_TEST_POSTGRES_URL is not set",
+            "set it to e.g. postgres://postgres:postgres@127.0.0.1:5432/test",
+        );
+        return None;
+    };
+    let name = format!(
+        "qt_{kind}_{}_{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    Some(create_schema(url, &name).await)
+}
+
+async fn create_schema(url: String, schema: &str) -> PgSchema {
     let pool = sqlx::PgPool::connect(&url)
         .await
         .expect("connecting to PostgreSQL");
@@ -45,16 +91,26 @@ pub async fn cluster_env(suite: &str, kind: &str, tag: &str) -> Option<ClusterEn
         .expect("creating the test schema");
     pool.close().await;
     let sep = if url.contains('?') { '&' } else { '?' };
-    let (media_store, media_shared) = media_store(&id).await;
-    Some(ClusterEnv {
-        media_store,
-        media_shared,
+    PgSchema {
         db_url: format!("{url}{sep}options=-c%20search_path%3D{schema}"),
         url,
-        brokers,
-        schema,
-        prefix: format!("qt{kind}{id}"),
-    })
+        schema: schema.to_owned(),
+    }
+}
+
+impl PgSchema {
+    #[allow(dead_code)]
+    pub async fn drop_schema(&self) {
+        drop_schema(&self.url, &self.schema).await;
+    }
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    if let Ok(pool) = sqlx::PgPool::connect(url).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&pool)
+            .await;
+    }
 }
 
 /// See [`ClusterEnv::media_store`].
@@ -70,10 +126,6 @@ async fn media_store(id: &str) -> (String, bool) {
 
 impl ClusterEnv {
     pub async fn drop_schema(&self) {
-        if let Ok(pool) = sqlx::PgPool::connect(&self.url).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-                .execute(&pool)
-                .await;
-        }
+        drop_schema(&self.url, &self.schema).await;
     }
 }

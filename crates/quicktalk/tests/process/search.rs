@@ -101,28 +101,11 @@ async fn search_survives_a_crash_on_sqlite() {
 
 #[tokio::test]
 async fn search_survives_a_crash_on_postgres() {
-    let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
-        crate::skip::skip(
-            "search on PostgreSQL (binary)",
-            "QUICKTALK_TEST_POSTGRES_URL is not set",
-            "set it to e.g. postgres://postgres:postgres@127.0.0.1:5432/test",
-        );
+    let Some(schema) =
+        crate::cluster_env::pg_schema("search on PostgreSQL (binary)", "psearch").await
+    else {
         return;
     };
-    let schema = format!(
-        "qt_psearch_{}_{:x}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-    survives_a_crash(&["--database-url", &db]).await;
-    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&pool)
-        .await;
+    survives_a_crash(&["--database-url", &schema.db_url]).await;
+    schema.drop_schema().await;
 }
