@@ -854,7 +854,7 @@ async fn search(
     );
     let mut md = scenario::search::report(&r, m.trim_end(), &command);
     for n in log.into_iter().chain(stopped) {
-        md.push_str(&format!("\nnote: {n}\n"));
+        md.push_str(&format!("\nnote: {}\n", strip_ansi(&n)));
     }
     let date = chrono::Local::now().format("%Y-%m-%d").to_string();
     let dir = results_dir.unwrap_or_else(|| target::repo_root().join("bench/results"));
@@ -865,6 +865,24 @@ async fn search(
     println!("{}", md.trim_end());
     println!("\nwrote {}", path.display());
     Ok(())
+}
+
+/// `s` without terminal colour sequences (`ESC [ … m`), for a markdown file.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn log_failure<T>(kind: Kind, name: &str, o: &Outcome<T>) {
