@@ -30,7 +30,7 @@ async function signedIn(token, opts = {}) {
   });
   await p.page.locator("[data-testid=status][data-status=live]").waitFor();
   // The browser logs the refused requests the tests provoke.
-  p.allow(/status of 400|status of 429|net::ERR_FAILED/);
+  p.allow(/status of 400|status of 429|net::ERR_INTERNET_DISCONNECTED/);
   return p;
 }
 
