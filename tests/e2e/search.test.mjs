@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { useServerAndBrowser, openPage, shownMessages, screenshot, unlabelledControls, noHorizontalOverflow, PHONE } from "./harness.mjs";
+import { useServerAndBrowser, openPage, signUp, shownMessages, screenshot, unlabelledControls, noHorizontalOverflow, PHONE } from "./harness.mjs";
 
 const env = useServerAndBrowser();
 const SEARCH_URL = /\/api\/v1\/search\?/;
@@ -385,6 +385,61 @@ test("ko: a hit opens in context; older and newer load on scrolling; a live mess
   shown = await shownMessages(p.page);
   assert.equal(shown.filter((m) => m.text === "실시간 메시지").length, 1);
   assert.ok(contiguous(shown));
+  assert.deepEqual(p.problems, []);
+  await p.context.close();
+});
+
+test("en: from a detached view, Jump to latest and writing both go to the live end", async () => {
+  const writer = await newUser("logger", "Logger");
+  const reader = await newUser("visitor", "Vic");
+  const room = await createRoom(writer.token, "Logbook");
+  await env.server.api("POST", `/rooms/${room.id}/join`, undefined, reader.token);
+  for (let i = 1; i <= 80; i++) await post(writer.token, room.id, i === 10 ? "log 10 marker" : `log ${i}`);
+  const p = await signedIn(reader.token, { locale: "en-US" });
+  const openMarker = async () => {
+    await p.page.getByTestId("open-search").click();
+    await search(p.page, "marker");
+    await p.page.locator("[data-testid=search-status]", { hasText: "1 message found" }).waitFor();
+    const [hit] = await results(p.page);
+    await p.page.getByTestId("search-input").press("ArrowDown");
+    await p.page.getByTestId("search-input").press("Enter");
+    await p.page.locator(`[data-testid=messages] li[data-seq="${hit.seq}"]`, { hasText: "log 10 marker" }).waitFor();
+    await p.page.locator("[data-testid=chat][data-detached=true]").waitFor();
+    return hit;
+  };
+  const contiguous = (list) => list.every((m, i) => i === 0 || m.seq === list[i - 1].seq + 1);
+
+  await openMarker();
+  await p.page.locator("[data-testid=new-messages]", { hasText: "Jump to latest" }).click();
+  await p.page.locator("[data-testid=chat][data-detached=false]").waitFor();
+  await p.page.locator("li.msg", { hasText: "log 80" }).waitFor();
+  assert.equal(new URL(p.page.url()).hash, `#/rooms/${room.id}`);
+  let shown = await shownMessages(p.page);
+  assert.ok(contiguous(shown));
+  assert.equal(shown[shown.length - 1].text, "log 80");
+
+  // The same hit again, then a message written from there: shown at the live end, once.
+  await openMarker();
+  const composer = p.page.getByTestId("composer");
+  await composer.fill("written from the past");
+  await composer.press("Enter");
+  await p.page.locator("[data-testid=chat][data-detached=false]").waitFor();
+  await p.page.locator("li.msg.mine[data-seq]", { hasText: "written from the past" }).waitFor();
+  await p.page.locator("li.pending").waitFor({ state: "detached" });
+  shown = await shownMessages(p.page);
+  assert.ok(contiguous(shown));
+  assert.deepEqual(shown.slice(-2).map((m) => m.text), ["log 80", "written from the past"]);
+  assert.equal(shown.filter((m) => m.text === "written from the past").length, 1);
+
+  // Logging out forgets the search: the next user starts with an empty box.
+  await p.page.getByTestId("logout").click();
+  await signUp(p.page, `next_${serial}`, "long enough pass");
+  await p.page.getByTestId("open-search").click();
+  assert.equal(await p.page.getByTestId("search-input").inputValue(), "");
+  assert.equal(await p.page.getByTestId("search-result").count(), 0);
+  // Tab stays inside the open panel.
+  for (let i = 0; i < 6; i++) await p.page.keyboard.press("Tab");
+  assert.ok(await p.page.evaluate(() => !!document.activeElement?.closest("[data-testid=search]")));
   assert.deepEqual(p.problems, []);
   await p.context.close();
 });

@@ -17,7 +17,7 @@ import { signer } from "./attachments.js";
 import { people, avatar, setUpgradeHandler, addFriend, closeDialog, knowUser } from "./people.js";
 import { renderProfileEditor, renderFriends } from "./people_views.js";
 import { initNotifications, notificationsCard, forgetPush, setTitleBadge } from "./notify.js";
-import { openSearch, closeSearch } from "./search.js";
+import { openSearch, closeSearch, forgetSearch } from "./search.js";
 
 const root = document.getElementById("app");
 
@@ -128,7 +128,7 @@ async function upgraded(res) {
 }
 
 function logout() {
-  closeSearch();
+  forgetSearch();
   app.banned = null;
   app.live?.stop();
   app.live = null;

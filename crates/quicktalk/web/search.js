@@ -42,6 +42,12 @@ export function closeSearch() {
   p.destroy();
 }
 
+/** Closes search and forgets its last query and results (logging out). */
+export function forgetSearch() {
+  closeSearch();
+  memory = { value: "", scope: null, query: "", results: [], cursor: null };
+}
+
 export function searchIsOpen() {
   return current !== null;
 }
@@ -167,6 +173,20 @@ class SearchPanel {
   onKey(e) {
     // Keys that belong to an IME composition (Korean) are the IME's.
     const composing = this.composing || e.isComposing || e.keyCode === 229;
+    if (e.key === "Tab") {
+      // The focus stays in the panel (it is modal).
+      const focusable = [...this.el.querySelectorAll("input, button, [tabindex]")].filter((x) => !x.disabled && !x.hidden && x.offsetParent !== null);
+      const first = focusable[0];
+      const last = focusable[focusable.length - 1];
+      if (e.shiftKey && document.activeElement === first) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && document.activeElement === last) {
+        e.preventDefault();
+        first.focus();
+      }
+      return;
+    }
     if (e.key === "Escape") {
       if (composing) return;
       e.preventDefault();
