@@ -69,7 +69,7 @@ const STRINGS = {
     found2: "메시지 2개를 찾았습니다",
     found1: "메시지 1개를 찾았습니다",
     invalid: "검색어는 1자에서 100자까지 입력하세요.",
-    rate: "검색을 너무 빠르게 하고 있습니다. 1초 후에 다시 시도하세요.",
+    rate: "검색을 너무 빠르게 하고 있습니다. 3초 후에 다시 시도하세요.",
     network: "서버에 연결할 수 없습니다. 연결을 확인하고 다시 시도하세요.",
     empty: "내 방에 “없는말”이(가) 들어간 메시지가 없습니다.",
     retry: "다시 시도",
@@ -80,7 +80,7 @@ const STRINGS = {
     found2: "2 messages found",
     found1: "1 message found",
     invalid: "Type 1 to 100 characters to search for.",
-    rate: "You are searching too fast. Try again in 1 seconds.",
+    rate: "You are searching too fast. Try again in 3 seconds.",
     network: "Cannot reach the server. Check your connection and retry.",
     empty: "No message in your rooms contains “없는말”.",
     retry: "Retry",
@@ -134,7 +134,7 @@ for (const lang of ["ko", "en"]) {
     const rateLimited = (route) =>
       route.fulfill({
         status: 429,
-        headers: { "Content-Type": "application/json", "Retry-After": "1" },
+        headers: { "Content-Type": "application/json", "Retry-After": "3" },
         body: JSON.stringify({ error: { code: "rate_limited", message: "too many searches" } }),
       });
     await p.page.route(SEARCH_URL, rateLimited);

@@ -648,7 +648,7 @@ function route(next) {
   if (!r) {
     const m = hash.match(/^#\/rooms\/(\d+)(?:\/at\/(\d+))?$/);
     r = m
-      ? { name: "room", id: Number(m[1]), at: m[2] ? Number(m[2]) : undefined }
+      ? { name: "room", id: Number(m[1]), at: Number(m[2]) > 0 ? Number(m[2]) : undefined }
       : hash === "#/random"
         ? { name: "random" }
         : hash === "#/moderation"

@@ -328,7 +328,7 @@ class SearchPanel {
     if (code === "invalid_query") text = t("search_err_invalid_query");
     else if (code === "rate_limited") {
       wait = e.retryAfter || 5;
-      text = t("search_err_rate_limited", { s: wait });
+      text = t("search_err_rate_limited", { n: wait });
     } else if (code === "network") text = t("search_err_network");
     else text = t("error_generic", { message: errorText(e) });
     this.status.dataset.state = "error";
