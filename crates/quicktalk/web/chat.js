@@ -358,13 +358,22 @@ export class ChatView {
   async jumpToLive() {
     try {
       const page = await Api.messages(this.room.id, { limit: PAGE });
+      if (!this.hasMoreAfter) {
+        // Caught up meanwhile (scrolling down): everything is here already.
+        this.scrollToBottom();
+        return;
+      }
       this.epoch += 1;
+      const first = page.messages.length ? page.messages[0].seq : 0;
+      // What is already known at the live end stays (a message newer than this page among it).
+      const known = [...this.bySeq].filter(([seq]) => seq >= first);
       this.bySeq = new Map();
       for (const m of page.messages) this.bySeq.set(m.seq, m);
+      for (const [seq, m] of known) if (!this.bySeq.has(seq)) this.bySeq.set(seq, m);
       presign(page.messages);
       this.hasMore = page.has_more;
       this.hasMoreAfter = false;
-      this.mergeBuffer(page.messages.length ? page.messages[0].seq : 0);
+      this.mergeBuffer(first);
       this.renderAll();
       this.app.caughtUp?.(this.room.id);
       this.scrollToBottom();
