@@ -55,6 +55,9 @@ export async function api(method, path, body) {
   if (!res.ok) {
     const err = data && data.error;
     const e = new ApiError(res.status, err ? err.code : "http_" + res.status, err ? err.message : res.statusText, err || {});
+    // Seconds to wait before retrying (429 carries `Retry-After`).
+    const retry = Number(res.headers.get("Retry-After"));
+    if (retry > 0) e.retryAfter = retry;
     if (e.code === "banned" && onBanned) onBanned(e);
     throw e;
   }
@@ -99,6 +102,12 @@ export const Api = {
     return api("GET", `/rooms/${id}/messages${qs ? "?" + qs : ""}`);
   },
   read: (id, seq) => api("POST", `/rooms/${id}/read`, { seq }),
+  // History search (contract §9): `{q, room_id?, limit?, cursor?}`, newest first.
+  search: (params) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(params || {})) if (v !== undefined && v !== null) q.set(k, String(v));
+    return api("GET", `/search?${q}`);
+  },
   // Push notifications (contract §8).
   pushKey: () => api("GET", "/push/key"),
   pushSubscribe: (subscription) => api("POST", "/push/subscriptions", subscription),

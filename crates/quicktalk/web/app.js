@@ -1,10 +1,10 @@
 // QuickTalk web app: entry (guest / log in / sign up), the shell (header with
 // connection status and language, rooms sidebar), routing by location hash
-// (#/, #/rooms/ID, #/random, #/moderation), random chat, and the screens a
+// (#/, #/rooms/ID, #/rooms/ID/at/SEQ for a search hit, #/random, #/moderation), random chat, and the screens a
 // moderation decision leads to (a ban; a matching cool-down). Rooms'
 // conversations live in chat.js, the moderator page in moderation.js, the socket
 // in live.js, REST in api.js, strings in i18n.js, push notifications (service
-// worker, opt-in, per-room level, title badge) in notify.js.
+// worker, opt-in, per-room level, title badge) in notify.js, history search in search.js.
 
 import { Api, ApiError, getToken, setToken, setBannedHandler, moderates } from "./api.js";
 import { ChatView, formatTime, policySelect } from "./chat.js";
@@ -17,6 +17,7 @@ import { signer } from "./attachments.js";
 import { people, avatar, setUpgradeHandler, addFriend, closeDialog, knowUser } from "./people.js";
 import { renderProfileEditor, renderFriends } from "./people_views.js";
 import { initNotifications, notificationsCard, forgetPush, setTitleBadge } from "./notify.js";
+import { openSearch, closeSearch, forgetSearch } from "./search.js";
 
 const root = document.getElementById("app");
 
@@ -127,6 +128,7 @@ async function upgraded(res) {
 }
 
 function logout() {
+  forgetSearch();
   app.banned = null;
   app.live?.stop();
   app.live = null;
@@ -285,6 +287,12 @@ function renderShell() {
         h("a.brand", { href: "#/", "aria-label": t("app_name") }, logo(), h("span.brand-text", t("app_name"))),
         els.status,
         h("div.spacer"),
+        h(
+          "button.ghost.search-open",
+          { type: "button", "data-testid": "open-search", title: t("search_all"), "aria-label": t("search_all"), onclick: (e) => showSearch(null, e.currentTarget) },
+          h("span", { "aria-hidden": "true" }, "🔍"),
+          h("span.search-open-label", t("search")),
+        ),
         languageSelect(() => rerender()),
         els.me,
         h("button.ghost", { type: "button", "data-testid": "logout", onclick: () => logout() }, t("logout")),
@@ -355,6 +363,7 @@ async function openDirect(userId) {
 }
 
 function rerender() {
+  closeSearch();
   renderShell();
   const keep = app.route;
   app.route = { name: "none" };
@@ -556,6 +565,7 @@ function onAppError(err) {
 function showBanned(err, again = false) {
   if (app.banned && !again) return;
   app.banned = err;
+  closeSearch();
   app.live?.stop();
   app.live = null;
   clearInterval(app.roomsTimer);
@@ -636,9 +646,9 @@ function route(next) {
   const hash = location.hash || "#/";
   let r = next;
   if (!r) {
-    const m = hash.match(/^#\/rooms\/(\d+)$/);
+    const m = hash.match(/^#\/rooms\/(\d+)(?:\/at\/(\d+))?$/);
     r = m
-      ? { name: "room", id: Number(m[1]) }
+      ? { name: "room", id: Number(m[1]), at: Number(m[2]) > 0 ? Number(m[2]) : undefined }
       : hash === "#/random"
         ? { name: "random" }
         : hash === "#/moderation"
@@ -649,7 +659,8 @@ function route(next) {
               ? { name: "friends" }
               : { name: "home" };
   }
-  if (app.route.name === r.name && app.route.id === r.id && r.name !== "random") return;
+  if (app.route.name === r.name && app.route.id === r.id && app.route.at === r.at && r.name !== "random") return;
+  closeSearch();
   app.route = r;
   root.querySelector(".app")?.setAttribute("data-view", r.name);
   if (r.name !== "random" || (app.chat && app.chat.room.id !== app.match.roomId)) {
@@ -662,7 +673,7 @@ function route(next) {
   app.stopPage?.();
   app.stopPage = null;
   renderRooms();
-  if (r.name === "room") openRoom(r.id);
+  if (r.name === "room") openRoom(r.id, r.at);
   else if (r.name === "profile")
     renderProfileEditor(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), meChanged: () => renderMe(), moreCards: () => notificationsCard() });
   else if (r.name === "friends") app.stopPage = renderFriends(els.main, { me: app.me, toast, navigate: (hash) => (location.hash = hash), openDirect });
@@ -674,10 +685,10 @@ function route(next) {
 function reopen(id) {
   app.chat?.destroy();
   app.chat = null;
-  openRoom(id);
+  openRoom(id, app.route.name === "room" && app.route.id === id ? app.route.at : undefined);
 }
 
-async function openRoom(id) {
+async function openRoom(id, at) {
   clear(els.main, h("div.placeholder", h("p", "…")));
   let room = app.rooms.get(id);
   try {
@@ -689,8 +700,8 @@ async function openRoom(id) {
     clear(els.main, h("div.placeholder", h("p", t("error_generic", { message: e.message }))));
     return;
   }
-  if (app.route.name !== "room" || app.route.id !== id) return;
-  const chat = new ChatView(chatContext(), room);
+  if (app.route.name !== "room" || app.route.id !== id || app.route.at !== at) return;
+  const chat = new ChatView(chatContext(), room, { anchorSeq: at ?? null });
   app.chat = chat;
   clear(els.main, chat.el);
   try {
@@ -710,7 +721,42 @@ function chatContext() {
     roomLeft,
     markedRead,
     reopen,
+    openSearch: (room, opener) => showSearch(room, opener),
+    caughtUp,
   };
+}
+
+// ---------- search ----------
+
+/** Search in `room` (widened on demand), or in all my rooms when `room` is null. */
+function showSearch(room, opener) {
+  openSearch({ openHit, roomLabel }, { room: room ? { id: room.id, name: roomLabel(room) } : null, opener });
+}
+
+/** Opens a search hit: its room, around the message. */
+function openHit(roomId, seq) {
+  const target = `#/rooms/${roomId}/at/${seq}`;
+  if (location.hash !== target) {
+    location.hash = target;
+    return;
+  }
+  // The same hit again: open it afresh.
+  app.route = { name: "none" };
+  route();
+}
+
+/** A room's name as the sidebar shows it (a direct room: the other person). */
+function roomLabel(room) {
+  const r = app.rooms.get(room.id);
+  if (r?.kind === "direct") return r.peer?.display_name ?? r.peer?.name ?? room.name ?? r.name;
+  return room.name ?? r?.name ?? "";
+}
+
+/** The view of a search hit reached the live end: the address becomes the room's own. */
+function caughtUp(id) {
+  if (app.route.name !== "room" || app.route.id !== id || app.route.at === undefined) return;
+  app.route = { name: "room", id, at: undefined };
+  history.replaceState(null, "", `#/rooms/${id}`);
 }
 
 // ---------- random chat ----------

@@ -13,6 +13,12 @@
 // the reader blocked comes as `kind: "hidden"` (no text, no sender) and shows as
 // a muted placeholder, keeping its seq; a direct room is titled with its peer.
 // Push notifications: a member picks the room's level in the header.
+// Search (issue 15): the header opens search in this room; a view opened on a
+// search hit (`anchorSeq`) loads the page around it (`around_seq`), centres and
+// highlights it, and is "detached" while newer messages exist than it holds:
+// scrolling down loads them (`after_seq`) until it reaches the live end, live
+// messages meanwhile are buffered (merged, by seq, once caught up), and the read
+// cursor does not move (nothing is read until the live end is in view).
 
 import { Api, moderates } from "./api.js";
 import { h, clear, uid } from "./dom.js";
@@ -34,7 +40,8 @@ export class ChatView {
   /**
    * @param {object} app   {me, live, room(id), roomChanged(room), toast(text), navigate(hash)}
    * @param {object} room  room JSON
-   * @param {object} opts  {header: Node|null (replaces the default header), readOnly: bool, onLeft()}
+   * @param {object} opts  {header: Node|null (replaces the default header), readOnly: bool, onLeft(),
+   *   anchorSeq: open around this seq (a search hit) instead of at the live end}
    */
   constructor(app, room, opts = {}) {
     this.app = app;
@@ -52,6 +59,12 @@ export class ChatView {
     this.members = null;
     this.membersOpen = false;
     this.sentFiles = new Map(); // client_id -> media list of a pending message
+    this.anchorSeq = opts.anchorSeq ?? null;
+    this.hitSeq = null; // the search hit, highlighted until its animation ends
+    this.hasMoreAfter = false; // newer messages exist than loaded: detached from the live end
+    this.loadingNewer = false;
+    this.liveBuffer = new Map(); // seq -> live message received while detached
+    this.epoch = 0; // bumped when the loaded history is replaced
     this.el = this.build();
   }
 
@@ -60,8 +73,15 @@ export class ChatView {
   build() {
     const r = this.room;
     this.list = h("ol.messages", { "aria-live": "polite", "aria-label": r.name, "data-testid": "messages" });
-    this.scroller = h("div.scroller", { tabindex: "0", "data-testid": "scroller" }, h("div.history-edge"), this.list);
+    this.futureEdge = h("div.future-edge", { "data-testid": "future-edge" });
+    this.scroller = h("div.scroller", { tabindex: "0", "data-testid": "scroller" }, h("div.history-edge"), this.list, this.futureEdge);
     this.edge = this.scroller.firstChild;
+    // The search hit's highlight fades once (a re-render does not restart it).
+    this.list.addEventListener("animationend", (e) => {
+      if (!e.target.classList?.contains("hit")) return;
+      e.target.classList.remove("hit");
+      this.hitSeq = null;
+    });
     this.scroller.addEventListener("scroll", () => this.onScroll());
     // A player (or an image of unknown size) that grows once loaded keeps a reader
     // who was at the bottom there.
@@ -69,7 +89,11 @@ export class ChatView {
     this.list.addEventListener("load", keep, true);
     this.list.addEventListener("loadedmetadata", keep, true);
     this.typingLine = h("div.typing", { "aria-live": "polite", "data-testid": "typing" });
-    this.newBtn = h("button.new-messages", { type: "button", hidden: true, onclick: () => this.scrollToBottom() }, t("new_messages"));
+    this.newBtn = h(
+      "button.new-messages",
+      { type: "button", hidden: true, "data-testid": "new-messages", onclick: () => (this.hasMoreAfter ? this.jumpToLive() : this.scrollToBottom()) },
+      t("new_messages"),
+    );
     this.composer = this.buildComposer();
     this.membersPanel = h("aside.members", { hidden: true, "aria-label": t("members"), "data-testid": "members" });
     const header = this.opts.header || this.buildHeader();
@@ -116,6 +140,15 @@ export class ChatView {
       t("members"),
     );
     actions.append(this.membersBtn);
+    if (this.app.openSearch) {
+      const search = h(
+        "button.ghost",
+        { type: "button", "data-testid": "room-search", title: t("search_room"), "aria-label": t("search_room"), onclick: () => this.app.openSearch(this.room, search) },
+        h("span", { "aria-hidden": "true" }, "🔍 "),
+        t("search"),
+      );
+      actions.prepend(search);
+    }
     if (r.kind === "group" && r.moderation) actions.prepend(this.policyControl());
     // How much of this room notifies me (contract §8): members only.
     if (r.member) actions.prepend(levelSelect(r, this.app.toast));
@@ -248,6 +281,7 @@ export class ChatView {
   // ---------- history ----------
 
   async load() {
+    if (this.anchorSeq !== null) return this.loadAround(this.anchorSeq);
     const page = await Api.messages(this.room.id, { limit: PAGE });
     this.hasMore = page.has_more;
     for (const m of page.messages) this.bySeq.set(m.seq, m);
@@ -260,12 +294,108 @@ export class ChatView {
     this.maybeRead();
   }
 
+  /** Opens on a search hit: the page around `seq`, the hit centred and highlighted. */
+  async loadAround(seq) {
+    const page = await Api.messages(this.room.id, { around_seq: seq, limit: PAGE });
+    this.hasMore = page.has_more;
+    this.hasMoreAfter = page.has_more_after;
+    for (const m of page.messages) this.bySeq.set(m.seq, m);
+    presign(page.messages);
+    this.hitSeq = seq;
+    this.loaded = true;
+    if (!this.hasMoreAfter) this.mergeBuffer();
+    this.renderAll();
+    this.scrollToSeq(seq);
+    const last = page.messages.length ? page.messages[page.messages.length - 1].seq : 0;
+    // Followed from the room's end when known: what lies between comes by paging.
+    this.app.live.watch(this.room.id, Math.max(last, this.room.last_seq || 0));
+    this.maybeRead();
+  }
+
+  /** Scrolls so that the message `seq` (or the nearest one after it) is in the middle. */
+  scrollToSeq(seq) {
+    const items = [...this.list.querySelectorAll("li[data-seq]")];
+    const li = items.find((el) => Number(el.dataset.seq) >= seq) || items[items.length - 1];
+    if (!li) return;
+    const s = this.scroller;
+    const delta = li.getBoundingClientRect().top - s.getBoundingClientRect().top;
+    s.scrollTop += delta - Math.max(0, (s.clientHeight - li.offsetHeight) / 2);
+    this.pinned = this.atBottom();
+  }
+
+  /** Detached: the next page of newer messages; at the live end, the buffered live ones join. */
+  async loadNewer() {
+    if (!this.hasMoreAfter || this.loadingNewer) return;
+    const seqs = [...this.bySeq.keys()];
+    const last = seqs.length ? Math.max(...seqs) : 0;
+    this.loadingNewer = true;
+    this.futureEdge.textContent = t("loading_newer");
+    const epoch = this.epoch;
+    try {
+      const page = await Api.messages(this.room.id, { after_seq: last, limit: PAGE });
+      // Jumped to the live end meanwhile: this page would leave a gap.
+      if (epoch !== this.epoch) return;
+      for (const m of page.messages) this.bySeq.set(m.seq, m);
+      presign(page.messages);
+      this.hasMoreAfter = page.has_more;
+      if (!this.hasMoreAfter) this.mergeBuffer();
+      // Appended below what the reader looks at: the scroll position stays.
+      this.renderAll();
+    } catch (e) {
+      this.app.toast(t("error_generic", { message: e.message }));
+    } finally {
+      this.loadingNewer = false;
+      this.renderEdge();
+    }
+    if (!this.hasMoreAfter) {
+      this.app.caughtUp?.(this.room.id);
+      this.pinned = this.atBottom();
+      if (this.pinned) this.maybeRead();
+    }
+  }
+
+  /** Leaves the detached part of history for the latest page (and the buffered live messages). */
+  async jumpToLive() {
+    try {
+      const page = await Api.messages(this.room.id, { limit: PAGE });
+      if (!this.hasMoreAfter) {
+        // Caught up meanwhile (scrolling down): everything is here already.
+        this.scrollToBottom();
+        return;
+      }
+      this.epoch += 1;
+      const first = page.messages.length ? page.messages[0].seq : 0;
+      // What is already known at the live end stays (a message newer than this page among it).
+      const known = [...this.bySeq].filter(([seq]) => seq >= first);
+      this.bySeq = new Map();
+      for (const m of page.messages) this.bySeq.set(m.seq, m);
+      for (const [seq, m] of known) if (!this.bySeq.has(seq)) this.bySeq.set(seq, m);
+      presign(page.messages);
+      this.hasMore = page.has_more;
+      this.hasMoreAfter = false;
+      this.mergeBuffer(first);
+      this.renderAll();
+      this.app.caughtUp?.(this.room.id);
+      this.scrollToBottom();
+    } catch (e) {
+      this.app.toast(t("error_generic", { message: e.message }));
+    }
+  }
+
+  /** Caught up with the live end: the live messages received meanwhile join (by seq, once each). */
+  mergeBuffer(minSeq = 0) {
+    for (const [seq, m] of this.liveBuffer) if (seq >= minSeq && !this.bySeq.has(seq)) this.bySeq.set(seq, m);
+    this.liveBuffer.clear();
+  }
+
   async loadOlder() {
     if (!this.hasMore || this.loadingOlder || this.firstSeq === null) return;
     this.loadingOlder = true;
     this.edge.textContent = t("loading_older");
+    const epoch = this.epoch;
     try {
       const page = await Api.messages(this.room.id, { before_seq: this.firstSeq, limit: PAGE });
+      if (epoch !== this.epoch) return;
       const before = this.scroller.scrollHeight;
       for (const m of page.messages) this.bySeq.set(m.seq, m);
       presign(page.messages);
@@ -284,15 +414,24 @@ export class ChatView {
   onScroll() {
     this.pinned = this.atBottom();
     if (this.scroller.scrollTop < 120) this.loadOlder();
+    if (this.hasMoreAfter && this.nearEnd()) this.loadNewer();
     if (this.atBottom()) {
       this.newBtn.hidden = true;
       this.maybeRead();
     }
   }
 
+  /** At the bottom of the live end (never while detached from it). */
   atBottom() {
+    if (this.hasMoreAfter) return false;
     const s = this.scroller;
     return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  }
+
+  /** Near the bottom of what is loaded (detached: time to load newer). */
+  nearEnd() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 120;
   }
 
   scrollToBottom() {
@@ -304,6 +443,17 @@ export class ChatView {
 
   renderEdge() {
     this.edge.textContent = this.hasMore ? "" : this.bySeq.size ? t("start_of_history") : t("no_messages_yet");
+    if (!this.loadingNewer) this.futureEdge.textContent = "";
+    this.futureEdge.hidden = !this.hasMoreAfter && !this.loadingNewer;
+    this.el?.setAttribute("data-detached", String(this.hasMoreAfter));
+    if (this.hasMoreAfter) {
+      // Detached: a way back to the live end, saying whether anything new came.
+      this.newBtn.hidden = false;
+      this.newBtn.textContent = t(this.liveBuffer.size ? "new_messages" : "jump_latest");
+    } else if (this.newBtn.textContent !== t("new_messages")) {
+      this.newBtn.textContent = t("new_messages");
+      this.newBtn.hidden = true;
+    }
   }
 
   renderAll() {
@@ -314,7 +464,9 @@ export class ChatView {
     let prev = null;
     for (const s of seqs) {
       const m = this.bySeq.get(s);
-      this.list.append(this.renderMessage(m, prev));
+      const node = this.renderMessage(m, prev);
+      if (s === this.hitSeq) node.classList.add("hit");
+      this.list.append(node);
       prev = m;
     }
     for (const p of pendings) this.list.append(p);
@@ -423,6 +575,18 @@ export class ChatView {
   onEvent(ev) {
     if (ev.type === "message") {
       if (this.bySeq.has(ev.seq)) return;
+      if (this.anchorSeq !== null && (!this.loaded || this.hasMoreAfter)) {
+        // Detached from the live end (or not loaded yet): kept until caught up.
+        this.liveBuffer.set(ev.seq, ev);
+        if (ev.client_id) {
+          this.list.querySelector(`li.pending[data-client-id="${CSS.escape(ev.client_id)}"]`)?.remove();
+          this.sentFiles.delete(ev.client_id);
+        }
+        if (!this.loaded) return;
+        this.renderEdge();
+        this.memberCount(ev);
+        return;
+      }
       const wasBottom = this.atBottom();
       this.bySeq.set(ev.seq, ev);
       if (ev.client_id) {
@@ -446,12 +610,10 @@ export class ChatView {
       const mine = ev.sender && ev.sender.id === this.app.me.id;
       if (wasBottom || mine) this.scrollToBottom();
       else this.newBtn.hidden = false;
-      if (ev.kind === "join" || ev.kind === "leave") {
-        this.room.member_count = Math.max(0, (this.room.member_count || 0) + (ev.kind === "join" ? 1 : -1));
-        if (this.subtitle && !this.membersOpen) this.subtitle.textContent = t("members_count", { n: this.room.member_count });
-        this.refreshMembers();
-      }
+      this.memberCount(ev);
     } else if (ev.type === "message.deleted") {
+      const buffered = this.liveBuffer.get(ev.seq);
+      if (buffered) this.liveBuffer.set(ev.seq, { ...buffered, kind: "deleted", text: "", masked: false, attachments: [] });
       this.tombstone(ev.seq);
     } else if (ev.type === "typing") {
       if (ev.user.id === this.app.me.id) return;
@@ -462,6 +624,13 @@ export class ChatView {
       this.online = new Set(ev.online.map((u) => u.id));
       this.renderMembers();
     }
+  }
+
+  memberCount(ev) {
+    if (ev.kind !== "join" && ev.kind !== "leave") return;
+    this.room.member_count = Math.max(0, (this.room.member_count || 0) + (ev.kind === "join" ? 1 : -1));
+    if (this.subtitle && !this.membersOpen) this.subtitle.textContent = t("members_count", { n: this.room.member_count });
+    this.refreshMembers();
   }
 
   renderTyping() {
@@ -545,6 +714,8 @@ export class ChatView {
     this.app.live.send(this.room.id, text, clientId, files.map((f) => f.id));
     this.input.value = "";
     this.onInput();
+    // Written from a detached part of history: back to the live end, where it shows.
+    if (this.hasMoreAfter) this.jumpToLive();
     this.scrollToBottom();
     this.input.focus();
   }

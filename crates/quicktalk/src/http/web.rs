@@ -48,6 +48,7 @@ static ASSETS: &[Asset] = &[
     asset!("people_views.js", JS),
     asset!("profile.js", JS),
     asset!("report.js", JS),
+    asset!("search.js", JS),
     asset!("tray.js", JS),
     asset!("upload.js", JS),
     asset!("notify.js", JS),
