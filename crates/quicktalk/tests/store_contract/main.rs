@@ -193,6 +193,7 @@ macro_rules! all_contract_tests {
                 search_is_scoped_and_leaves_out_blocked_and_deleted,
                 search_pages_by_cursor,
                 search_equals_contains_over_random_corpora,
+                rare_old_words_are_found_below_thousands_of_newer_messages,
             ]
         );
     };
@@ -259,3 +260,58 @@ async fn postgres_fills_in_the_skeletons_of_existing_users() {
         assert_eq!(store.name_owner(&sk(name)).await.unwrap(), owner, "{name}");
     }
 }
+
+/// Under ctype `C`, `pg_trgm` makes no trigrams of Hangul: the store says so
+/// when it opens, and every search scans the caller's rooms instead, with the
+/// same answers (the Korean corpus table and the scope checks, on a database
+/// of that ctype of the test's own).
+#[tokio::test]
+async fn postgres_under_ctype_c_searches_by_scanning_rooms() {
+    let Ok(url) = std::env::var("QUICKTALK_TEST_POSTGRES_URL") else {
+        skip::skip(
+            "PostgreSQL search under ctype C",
+            "QUICKTALK_TEST_POSTGRES_URL is not set",
+            "set it to e.g. postgres://postgres@127.0.0.1:5432/test",
+        );
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url.as_str(), String::new()),
+    };
+    let base = base.rsplit_once('/').unwrap().0;
+    for (n, check) in [0, 1, 2].into_iter().zip([
+        |s| Box::pin(search::korean_corpus_is_searched_by_substring(s)) as Check,
+        |s| {
+            Box::pin(search::search_is_scoped_and_leaves_out_blocked_and_deleted(
+                s,
+            )) as Check
+        },
+        |s| Box::pin(search::search_pages_by_cursor(s)) as Check,
+    ]) {
+        let name = format!("qt_ctype_c_{}_{n}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"
+        ))
+        .execute(&admin)
+        .await
+        .expect("creating a database with ctype C");
+        let store = PostgresStore::open(&format!("{base}/{name}{query}"), 4)
+            .await
+            .unwrap();
+        assert!(!store.search_indexes_hangul());
+        let pool = store.pool().clone();
+        check(Arc::new(store)).await;
+        pool.close().await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await;
+    }
+}
+
+type Check = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;

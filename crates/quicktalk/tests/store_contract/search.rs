@@ -404,3 +404,49 @@ pub async fn search_equals_contains_over_random_corpora(s: S) {
         }
     }
 }
+
+/// A rare word far back in busy rooms: found on every path, in order, however
+/// many messages newer than it there are (on PostgreSQL a long query reads the
+/// newest few thousand messages and asks the index for the rest).
+pub async fn rare_old_words_are_found_below_thousands_of_newer_messages(s: S) {
+    let a = user(&s, "alice").await;
+    let r1 = room(&s, &a, Visibility::Public).await;
+    let r2 = room(&s, &a, Visibility::Public).await;
+    join(&s, r1, &a).await;
+    join(&s, r2, &a).await;
+    let rare = [3usize, 1500, 4100, 5400];
+    let mut want = Vec::new();
+    for chunk in (0..6000usize).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|&i| {
+                let r = if i % 5 == 0 { r2 } else { r1 };
+                let t = if rare.contains(&i) {
+                    format!("희귀단어 {i}")
+                } else {
+                    format!("보통 대화 {i}")
+                };
+                text(r, &a, &t)
+            })
+            .collect();
+        let out = s.append(batch).await.unwrap();
+        for (&i, o) in chunk.iter().zip(out) {
+            if rare.contains(&i) {
+                match o {
+                    Ok(Appended::New(m)) => want.push(m.id),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+    want.reverse();
+    for query in ["희귀단어", "귀단어", "희귀"] {
+        for limit in [1, 2, 20] {
+            let got = all_pages(&s, q(&a, query, SearchScope::Member, None, limit)).await;
+            assert_eq!(got, want, "{query} limit {limit}");
+        }
+        let in_r2 = all_pages(&s, q(&a, query, SearchScope::Room(r2), None, 1)).await;
+        // 5400, 4100 and 1500 are in r2 (multiples of 5), 3 is not.
+        assert_eq!(in_r2, want[..3].to_vec(), "{query} in r2");
+    }
+}

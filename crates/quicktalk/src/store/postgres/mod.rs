@@ -79,6 +79,12 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Whether search uses the `pg_trgm` index for Hangul here (not under
+    /// ctype `C`; then every search scans the caller's rooms).
+    pub fn search_indexes_hangul(&self) -> bool {
+        self.trigrams
+    }
 }
 
 /// Records the skeletons of registered users' names once, after the migration

@@ -1,17 +1,21 @@
 //! History search on PostgreSQL (contract §9): the `pg_trgm` GIN index over
 //! `COALESCE(search_text, text)` answers folded queries with a run of three
-//! or more word characters (what `pg_trgm` makes trigrams of); shorter ones —
+//! or more word characters (what `pg_trgm` makes trigrams of). Shorter ones —
 //! and every query when the database's ctype gives Hangul no trigrams — read
-//! each room of the scope from its newest message down, stopping in each once
-//! it has a page's worth. Matching itself is always on the folded text, so
-//! the index only narrows candidates and both paths agree with SQLite.
+//! the rooms of the scope newest first *together* (each by `(room_id, seq)`,
+//! in chunks fetched for many rooms per round trip, the database sending the
+//! text only of rows that contain the query, merged by id in Rust) until the
+//! page is full or the scope is read: no time window. Matching is always the
+//! folded substring, so both paths agree with SQLite.
+
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 
 use sqlx::{PgPool, Row};
 
 use super::rows::{message_row, M_MESSAGE_COLS};
 use super::{db, media};
-use crate::model::{MessageId, MessageKind};
-use crate::store::search::{stored_fold, SearchHit, SearchPage, SearchQuery, SearchScope};
+use crate::model::{MessageId, MessageKind, RoomId, UserId};
+use crate::store::search::{matches, stored_fold, SearchHit, SearchPage, SearchQuery, SearchScope};
 use crate::store::StoreResult;
 
 /// Messages folded per round trip by the backfill.
@@ -140,55 +144,207 @@ fn has_trigram(text: &str) -> bool {
     false
 }
 
+/// A room's rows are fetched this many at a time at first, doubling to
+/// [`MAX_CHUNK`]; a room whose buffer runs this low is refilled along with
+/// the one that ran dry, in the same round trip.
+const FIRST_CHUNK: i64 = 16;
+const MAX_CHUNK: i64 = 1024;
+const REFILL_BELOW: usize = 4;
+
 pub(super) async fn search(
     pool: &PgPool,
     trigrams: bool,
     q: &SearchQuery,
 ) -> StoreResult<SearchPage> {
+    let want = q.limit + 1;
+    let before = q.before.unwrap_or(MessageId::MAX);
+    let ids = if trigrams && q.uses_trigrams() && has_trigram(&q.text) {
+        indexed_ids(pool, q, before, want).await?
+    } else {
+        scan(pool, q).await?
+    };
+    page(pool, ids, q.limit).await
+}
+
+/// One room's read position in [`scan`]: rows newest first, not yet merged.
+struct RoomCursor {
+    room: RoomId,
+    /// `(id, seq, sender, the folded text when it may match)`.
+    buffer: VecDeque<(MessageId, i64, UserId, Option<String>)>,
+    below_seq: i64,
+    chunk: i64,
+    done: bool,
+}
+
+/// Up to `limit + 1` matching ids, newest first: reads the rooms of the scope
+/// newest first *together* — each from its newest message down by
+/// `(room_id, seq)`, in chunks fetched for several rooms per round trip,
+/// merged by id — and stops as soon as the page is full or the scope is read.
+async fn scan(pool: &PgPool, q: &SearchQuery) -> StoreResult<Vec<MessageId>> {
+    let rooms: Vec<RoomId> = match q.scope {
+        SearchScope::Room(r) => vec![r],
+        SearchScope::Member => sqlx::query_scalar("SELECT room_id FROM members WHERE user_id = $1")
+            .bind(q.user)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?,
+    };
+    let blocked: HashSet<UserId> =
+        sqlx::query_scalar::<_, UserId>("SELECT blocked FROM blocks WHERE blocker = $1")
+            .bind(q.user)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+    let before = q.before.unwrap_or(MessageId::MAX);
+    let want = q.limit + 1;
+    let mut cursors: Vec<RoomCursor> = rooms
+        .into_iter()
+        .map(|room| RoomCursor {
+            room,
+            buffer: VecDeque::new(),
+            below_seq: i64::MAX,
+            chunk: FIRST_CHUNK,
+            done: false,
+        })
+        .collect();
+    let all: Vec<usize> = (0..cursors.len()).collect();
+    fill(pool, &mut cursors, &all, before, &q.text).await?;
+    let mut heads: BinaryHeap<(MessageId, usize)> = cursors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.buffer.front().map(|r| (r.0, i)))
+        .collect();
+    let mut ids = Vec::new();
+    while let Some((id, i)) = heads.pop() {
+        let (_, _, sender, text) = cursors[i].buffer.pop_front().expect("a head is buffered");
+        if text.is_some_and(|t| !blocked.contains(&sender) && matches(&t, &q.text)) {
+            ids.push(id);
+            if ids.len() == want {
+                return Ok(ids);
+            }
+        }
+        if cursors[i].buffer.is_empty() && !cursors[i].done {
+            let low: Vec<usize> = (0..cursors.len())
+                .filter(|&j| j == i || (!cursors[j].done && cursors[j].buffer.len() < REFILL_BELOW))
+                .collect();
+            fill(pool, &mut cursors, &low, before, &q.text).await?;
+        }
+        if let Some(next) = cursors[i].buffer.front() {
+            heads.push((next.0, i));
+        }
+    }
+    Ok(ids)
+}
+
+/// Fetches the next chunk of each of `which` rooms in one round trip: every
+/// row's id, seq and sender, and its text only when it contains `needle` (a
+/// prefilter done by the database; the match is checked again in Rust).
+async fn fill(
+    pool: &PgPool,
+    cursors: &mut [RoomCursor],
+    which: &[usize],
+    before: MessageId,
+    needle: &str,
+) -> StoreResult<()> {
+    if which.is_empty() {
+        return Ok(());
+    }
+    let rooms: Vec<RoomId> = which.iter().map(|&i| cursors[i].room).collect();
+    let below: Vec<i64> = which.iter().map(|&i| cursors[i].below_seq).collect();
+    let limits: Vec<i64> = which.iter().map(|&i| cursors[i].chunk).collect();
+    let slots: Vec<i32> = which.iter().map(|&i| i as i32).collect();
+    let rows = sqlx::query(
+        "SELECT c.slot, m.id, m.seq, m.sender_id, \
+                CASE WHEN strpos(COALESCE(m.search_text, m.text), $6) > 0 \
+                     THEN COALESCE(m.search_text, m.text) END \
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[]) AS c(room_id, below_seq, lim, slot) \
+         CROSS JOIN LATERAL ( \
+           SELECT id, seq, sender_id, search_text, text FROM messages m \
+           WHERE m.room_id = c.room_id AND m.seq < c.below_seq AND m.id < $5 AND m.kind = 'text' \
+           ORDER BY m.seq DESC LIMIT c.lim) m \
+         ORDER BY c.slot, m.seq DESC",
+    )
+    .bind(&rooms)
+    .bind(&below)
+    .bind(&limits)
+    .bind(&slots)
+    .bind(before)
+    .bind(needle)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut got = vec![0i64; cursors.len()];
+    for r in rows {
+        let i = r.try_get::<i32, _>(0).map_err(db)? as usize;
+        let row = (
+            r.try_get::<MessageId, _>(1).map_err(db)?,
+            r.try_get::<i64, _>(2).map_err(db)?,
+            r.try_get::<UserId, _>(3).map_err(db)?,
+            r.try_get::<Option<String>, _>(4).map_err(db)?,
+        );
+        cursors[i].below_seq = row.1;
+        cursors[i].buffer.push_back(row);
+        got[i] += 1;
+    }
+    for &i in which {
+        let c = &mut cursors[i];
+        c.done = got[i] < c.chunk;
+        c.chunk = (c.chunk * 2).min(MAX_CHUNK);
+    }
+    Ok(())
+}
+
+/// Up to `n` matching ids below `below`, newest first, from the trigram index
+/// (`LIKE` on the folded text is the exact substring test).
+async fn indexed_ids(
+    pool: &PgPool,
+    q: &SearchQuery,
+    below: MessageId,
+    n: usize,
+) -> StoreResult<Vec<MessageId>> {
     let (scope_in, room) = match q.scope {
         SearchScope::Member => ("SELECT room_id FROM members WHERE user_id = $3", None),
         SearchScope::Room(r) => ("SELECT $5::bigint AS room_id", Some(r)),
     };
-    let not_blocked =
-        "NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = $3 AND b.blocked = m.sender_id)";
-    let indexed = trigrams && q.uses_trigrams() && has_trigram(&q.text);
-    let (sql, needle) = if indexed {
-        (
-            format!(
-                "SELECT {M_MESSAGE_COLS}, r.name FROM messages m JOIN rooms r ON r.id = m.room_id \
-                 WHERE m.kind = 'text' AND COALESCE(m.search_text, m.text) LIKE $1 AND m.id < $2 \
-                   AND m.room_id IN ({scope_in}) AND {not_blocked} \
-                 ORDER BY m.id DESC LIMIT $4"
-            ),
-            like_pattern(&q.text),
-        )
-    } else {
-        (
-            format!(
-                "SELECT h.*, r.name FROM ({scope_in}) sc CROSS JOIN LATERAL ( \
-                   SELECT {M_MESSAGE_COLS} FROM messages m \
-                   WHERE m.room_id = sc.room_id AND m.kind = 'text' AND m.id < $2 \
-                     AND strpos(COALESCE(m.search_text, m.text), $1) > 0 AND {not_blocked} \
-                   ORDER BY m.seq DESC LIMIT $4) h \
-                 JOIN rooms r ON r.id = h.room_id \
-                 ORDER BY h.id DESC LIMIT $4"
-            ),
-            q.text.clone(),
-        )
-    };
-    let mut query = sqlx::query(&sql)
-        .bind(needle)
-        .bind(q.before.unwrap_or(MessageId::MAX))
+    let sql = format!(
+        "SELECT m.id FROM messages m \
+         WHERE m.kind = 'text' AND COALESCE(m.search_text, m.text) LIKE $1 AND m.id < $2 \
+           AND m.room_id IN ({scope_in}) \
+           AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = $3 AND b.blocked = m.sender_id) \
+         ORDER BY m.id + 0 DESC LIMIT $4"
+    );
+    // `m.id + 0`: the order must not come from the primary key, or the planner
+    // may walk every message newest first filtering by `LIKE` (it expects the
+    // page to fill fast) instead of asking the trigram index.
+    let mut query = sqlx::query_scalar(&sql)
+        .bind(like_pattern(&q.text))
+        .bind(below)
         .bind(q.user)
-        .bind(q.limit as i64 + 1);
+        .bind(n as i64);
     if let Some(room) = room {
         query = query.bind(room);
     }
-    let rows = query.fetch_all(pool).await.map_err(db)?;
-    let more = rows.len() > q.limit;
-    let mut messages = Vec::with_capacity(rows.len().min(q.limit));
-    let mut names = Vec::with_capacity(messages.capacity());
-    for r in rows.iter().take(q.limit) {
+    query.fetch_all(pool).await.map_err(db)
+}
+
+/// The hits of `ids` (newest first), at most `limit`, with room names and
+/// attachments; `more` when `ids` holds one beyond the page.
+async fn page(pool: &PgPool, ids: Vec<MessageId>, limit: usize) -> StoreResult<SearchPage> {
+    let more = ids.len() > limit;
+    let ids: Vec<MessageId> = ids.into_iter().take(limit).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {M_MESSAGE_COLS}, r.name FROM messages m JOIN rooms r ON r.id = m.room_id \
+         WHERE m.id = ANY($1) AND m.kind = 'text' ORDER BY m.id DESC"
+    ))
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut messages = Vec::with_capacity(rows.len());
+    let mut names = Vec::with_capacity(rows.len());
+    for r in &rows {
         let m = message_row(r)?;
         debug_assert_eq!(m.kind, MessageKind::Text);
         messages.push(m);
