@@ -119,3 +119,44 @@ test("scroll-back loads older pages in order; phone layout has no sideways scrol
   assert.deepEqual(p.problems, []);
   await p.context.close();
 });
+
+test("leaving sends no read report after the leave, even when the own leave notice arrives first", async () => {
+  const a = await openPage(env.browser, env.server);
+  await signUp(a.page, "leaver_owner", "correct horse battery", "Owner");
+  await a.page.getByTestId("new-room").click();
+  await a.page.getByTestId("room-name").fill("Exit hall");
+  await a.page.getByTestId("create-submit").click();
+  await a.page.locator("[data-testid=room-title]", { hasText: "Exit hall" }).waitFor();
+  await say(a.page, "hello");
+
+  const b = await openPage(env.browser, env.server, { locale: "ko-KR" });
+  await signUp(b.page, "leaver", "another good password", "떠나는 사람");
+  await b.page.locator("[data-testid=room-item]", { hasText: "Exit hall" }).click();
+  await b.page.getByTestId("join").click();
+  await b.page.getByTestId("composer").waitFor();
+  // The answer to the leave is held back, so the leave notice (over STOMP)
+  // reaches the page first; every read report from then on is recorded.
+  let leaving = false;
+  let answered;
+  const left = new Promise((r) => (answered = r));
+  const lateReads = [];
+  b.page.on("request", (r) => {
+    if (leaving && r.method() === "POST" && /\/api\/v1\/rooms\/\d+\/read$/.test(r.url())) lateReads.push(r.url());
+  });
+  await b.page.route(/\/api\/v1\/rooms\/\d+\/leave$/, async (route) => {
+    leaving = true;
+    const response = await route.fetch();
+    await new Promise((r) => setTimeout(r, 800));
+    await route.fulfill({ response });
+    answered();
+  });
+  await b.page.getByTestId("leave").click();
+  await a.page.locator("li.notice[data-kind=leave]", { hasText: "떠나는 사람" }).waitFor();
+  await left;
+  await new Promise((r) => setTimeout(r, 600));
+  assert.deepEqual(lateReads, []);
+  for (const p of [a, b]) {
+    assert.deepEqual(p.problems, []);
+    await p.context.close();
+  }
+});

@@ -644,13 +644,14 @@ export class ChatView {
   // ---------- read cursor ----------
 
   maybeRead() {
-    if (!this.loaded || !this.room.member || document.visibilityState !== "visible" || !this.atBottom()) return;
+    if (this.leaving || !this.loaded || !this.room.member || document.visibilityState !== "visible" || !this.atBottom()) return;
     const seqs = [...this.bySeq.keys()];
     const top = seqs.length ? Math.max(...seqs) : 0;
     if (top <= this.readSent) return;
     this.readSent = top;
     clearTimeout(this.readTimer);
     this.readTimer = setTimeout(() => {
+      if (this.leaving) return;
       const seq = this.readSent;
       Api.read(this.room.id, seq).catch(() => {
         // Not recorded (e.g. the server is restarting): the next chance sends it again.
@@ -788,10 +789,15 @@ export class ChatView {
   }
 
   async leave() {
+    // No read report may follow: the own leave notice can arrive before the
+    // answer, and a report sent after it is refused (not a member any more).
+    this.leaving = true;
+    clearTimeout(this.readTimer);
     try {
       await Api.leave(this.room.id);
       this.app.roomLeft(this.room.id);
     } catch (e) {
+      this.leaving = false;
       this.app.toast(t("error_generic", { message: e.message }));
     }
   }
