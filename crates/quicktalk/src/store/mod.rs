@@ -15,6 +15,7 @@ pub mod moderation;
 pub mod people;
 pub mod postgres;
 pub mod push;
+pub mod room_scan;
 pub mod search;
 pub mod sqlite;
 

@@ -8,14 +8,15 @@
 //! page is full or the scope is read: no time window. Matching is always the
 //! folded substring, so both paths agree with SQLite.
 
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::HashSet;
 
 use sqlx::{PgPool, Row};
 
 use super::rows::{message_row, M_MESSAGE_COLS};
 use super::{db, media};
 use crate::model::{MessageId, MessageKind, RoomId, UserId};
-use crate::store::search::{matches, stored_fold, SearchHit, SearchPage, SearchQuery, SearchScope};
+use crate::store::room_scan::{Chunk, RoomScan, ScanRow};
+use crate::store::search::{stored_fold, SearchHit, SearchPage, SearchQuery, SearchScope};
 use crate::store::StoreResult;
 
 /// Messages folded per round trip by the backfill.
@@ -144,13 +145,6 @@ fn has_trigram(text: &str) -> bool {
     false
 }
 
-/// A room's rows are fetched this many at a time at first, doubling to
-/// [`MAX_CHUNK`]; a room whose buffer runs this low is refilled along with
-/// the one that ran dry, in the same round trip.
-const FIRST_CHUNK: i64 = 16;
-const MAX_CHUNK: i64 = 1024;
-const REFILL_BELOW: usize = 4;
-
 pub(super) async fn search(
     pool: &PgPool,
     trigrams: bool,
@@ -166,20 +160,9 @@ pub(super) async fn search(
     page(pool, ids, q.limit).await
 }
 
-/// One room's read position in [`scan`]: rows newest first, not yet merged.
-struct RoomCursor {
-    room: RoomId,
-    /// `(id, seq, sender, the folded text when it may match)`.
-    buffer: VecDeque<(MessageId, i64, UserId, Option<String>)>,
-    below_seq: i64,
-    chunk: i64,
-    done: bool,
-}
-
-/// Up to `limit + 1` matching ids, newest first: reads the rooms of the scope
-/// newest first *together* — each from its newest message down by
-/// `(room_id, seq)`, in chunks fetched for several rooms per round trip,
-/// merged by id — and stops as soon as the page is full or the scope is read.
+/// Up to `limit + 1` matching ids, newest first, by the merged scan of the
+/// scope's rooms ([`RoomScan`]), each read by `(room_id, seq)`; the chunks it
+/// asks for at once are fetched in one round trip.
 async fn scan(pool: &PgPool, q: &SearchQuery) -> StoreResult<Vec<MessageId>> {
     let rooms: Vec<RoomId> = match q.scope {
         SearchScope::Room(r) => vec![r],
@@ -198,102 +181,64 @@ async fn scan(pool: &PgPool, q: &SearchQuery) -> StoreResult<Vec<MessageId>> {
             .into_iter()
             .collect();
     let before = q.before.unwrap_or(MessageId::MAX);
-    let want = q.limit + 1;
-    let mut cursors: Vec<RoomCursor> = rooms
-        .into_iter()
-        .map(|room| RoomCursor {
-            room,
-            buffer: VecDeque::new(),
-            below_seq: i64::MAX,
-            chunk: FIRST_CHUNK,
-            done: false,
-        })
-        .collect();
-    let all: Vec<usize> = (0..cursors.len()).collect();
-    fill(pool, &mut cursors, &all, before, &q.text).await?;
-    let mut heads: BinaryHeap<(MessageId, usize)> = cursors
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.buffer.front().map(|r| (r.0, i)))
-        .collect();
-    let mut ids = Vec::new();
-    while let Some((id, i)) = heads.pop() {
-        let (_, _, sender, text) = cursors[i].buffer.pop_front().expect("a head is buffered");
-        if text.is_some_and(|t| !blocked.contains(&sender) && matches(&t, &q.text)) {
-            ids.push(id);
-            if ids.len() == want {
-                return Ok(ids);
+    let mut scan = RoomScan::new(rooms, blocked, q);
+    loop {
+        let chunks = scan.wanted();
+        if !chunks.is_empty() {
+            for (slot, rows) in fetch(pool, &chunks, before, &q.text).await? {
+                scan.fill(slot, rows);
             }
         }
-        if cursors[i].buffer.is_empty() && !cursors[i].done {
-            let low: Vec<usize> = (0..cursors.len())
-                .filter(|&j| j == i || (!cursors[j].done && cursors[j].buffer.len() < REFILL_BELOW))
-                .collect();
-            fill(pool, &mut cursors, &low, before, &q.text).await?;
-        }
-        if let Some(next) = cursors[i].buffer.front() {
-            heads.push((next.0, i));
+        if let Some(ids) = scan.advance() {
+            return Ok(ids);
         }
     }
-    Ok(ids)
 }
 
-/// Fetches the next chunk of each of `which` rooms in one round trip: every
-/// row's id, seq and sender, and its text only when it contains `needle` (a
-/// prefilter done by the database; the match is checked again in Rust).
-async fn fill(
+/// Reads `chunks` in one round trip: every row's id, seq and sender, and its
+/// text only when it contains `needle` (a prefilter done by the database; the
+/// match is checked again in Rust). Each chunk's rows, newest first.
+async fn fetch(
     pool: &PgPool,
-    cursors: &mut [RoomCursor],
-    which: &[usize],
+    chunks: &[Chunk],
     before: MessageId,
     needle: &str,
-) -> StoreResult<()> {
-    if which.is_empty() {
-        return Ok(());
-    }
-    let rooms: Vec<RoomId> = which.iter().map(|&i| cursors[i].room).collect();
-    let below: Vec<i64> = which.iter().map(|&i| cursors[i].below_seq).collect();
-    let limits: Vec<i64> = which.iter().map(|&i| cursors[i].chunk).collect();
-    let slots: Vec<i32> = which.iter().map(|&i| i as i32).collect();
+) -> StoreResult<Vec<(usize, Vec<ScanRow>)>> {
+    let rooms: Vec<RoomId> = chunks.iter().map(|c| c.room).collect();
+    let below: Vec<i64> = chunks.iter().map(|c| c.below_seq).collect();
+    let limits: Vec<i64> = chunks.iter().map(|c| c.limit).collect();
+    let nth: Vec<i32> = (0..chunks.len() as i32).collect();
     let rows = sqlx::query(
-        "SELECT c.slot, m.id, m.seq, m.sender_id, \
+        "SELECT c.nth, m.id, m.seq, m.sender_id, \
                 CASE WHEN strpos(COALESCE(m.search_text, m.text), $6) > 0 \
                      THEN COALESCE(m.search_text, m.text) END \
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[]) AS c(room_id, below_seq, lim, slot) \
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[]) AS c(room_id, below_seq, lim, nth) \
          CROSS JOIN LATERAL ( \
            SELECT id, seq, sender_id, search_text, text FROM messages m \
            WHERE m.room_id = c.room_id AND m.seq < c.below_seq AND m.id < $5 AND m.kind = 'text' \
            ORDER BY m.seq DESC LIMIT c.lim) m \
-         ORDER BY c.slot, m.seq DESC",
+         ORDER BY c.nth, m.seq DESC",
     )
     .bind(&rooms)
     .bind(&below)
     .bind(&limits)
-    .bind(&slots)
+    .bind(&nth)
     .bind(before)
     .bind(needle)
     .fetch_all(pool)
     .await
     .map_err(db)?;
-    let mut got = vec![0i64; cursors.len()];
+    let mut out: Vec<(usize, Vec<ScanRow>)> = chunks.iter().map(|c| (c.slot, Vec::new())).collect();
     for r in rows {
-        let i = r.try_get::<i32, _>(0).map_err(db)? as usize;
-        let row = (
-            r.try_get::<MessageId, _>(1).map_err(db)?,
-            r.try_get::<i64, _>(2).map_err(db)?,
-            r.try_get::<UserId, _>(3).map_err(db)?,
-            r.try_get::<Option<String>, _>(4).map_err(db)?,
-        );
-        cursors[i].below_seq = row.1;
-        cursors[i].buffer.push_back(row);
-        got[i] += 1;
+        let n = r.try_get::<i32, _>(0).map_err(db)? as usize;
+        out[n].1.push(ScanRow {
+            id: r.try_get(1).map_err(db)?,
+            seq: r.try_get(2).map_err(db)?,
+            sender: r.try_get(3).map_err(db)?,
+            text: r.try_get(4).map_err(db)?,
+        });
     }
-    for &i in which {
-        let c = &mut cursors[i];
-        c.done = got[i] < c.chunk;
-        c.chunk = (c.chunk * 2).min(MAX_CHUNK);
-    }
-    Ok(())
+    Ok(out)
 }
 
 /// Up to `n` matching ids below `below`, newest first, from the trigram index

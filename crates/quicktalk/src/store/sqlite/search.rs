@@ -3,12 +3,13 @@
 //! queries of three or more characters; a scan of the caller's rooms, newest
 //! first, for shorter ones. Both end in the same page of full messages.
 
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::HashSet;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{media, message_row};
 use crate::model::{MessageId, MessageKind, RoomId, UserId};
+use crate::store::room_scan::{RoomScan, ScanRow};
 use crate::store::search::{fold, matches, SearchHit, SearchPage, SearchQuery, SearchScope};
 
 /// Indexes a newly stored message (only `text` messages are searchable).
@@ -147,12 +148,8 @@ fn trigram_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageI
     Ok(ids)
 }
 
-/// Up to `limit + 1` matching ids, newest first, by reading the rooms of the
-/// scope newest first *together*: each room is read from its newest message
-/// down (its `(room_id, seq)` index) in chunks that grow, and the rooms' heads
-/// are merged by id, so the scan stops as soon as the page is full wherever
-/// the hits are — no time window, so an old hit is found however far back it
-/// is, and the next page resumes below the previous page's last id.
+/// Up to `limit + 1` matching ids, newest first, by the merged scan of the
+/// scope's rooms ([`RoomScan`]), each read by its `(room_id, seq)` index.
 fn scan_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>> {
     let rooms: Vec<RoomId> = match q.scope {
         SearchScope::Room(r) => vec![r],
@@ -165,93 +162,32 @@ fn scan_ids(c: &Connection, q: &SearchQuery) -> rusqlite::Result<Vec<MessageId>>
         .prepare_cached("SELECT blocked FROM blocks WHERE blocker = ?1")?
         .query_map([q.user], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let want = q.limit + 1;
     let before = q.before.unwrap_or(MessageId::MAX);
     let mut stmt = c.prepare_cached(
         "SELECT id, seq, sender_id, text FROM messages \
          WHERE room_id = ?1 AND id < ?2 AND seq < ?3 AND kind = 'text' \
          ORDER BY seq DESC LIMIT ?4",
     )?;
-    let mut cursors: Vec<RoomCursor> = rooms.into_iter().map(RoomCursor::new).collect();
-    let mut heads = BinaryHeap::with_capacity(cursors.len());
-    for (i, cur) in cursors.iter_mut().enumerate() {
-        if let Some(id) = cur.head(&mut stmt, before)? {
-            heads.push((id, i));
+    let mut scan = RoomScan::new(rooms, blocked, q);
+    loop {
+        for chunk in scan.wanted() {
+            let rows = stmt
+                .query_map(
+                    params![chunk.room, before, chunk.below_seq, chunk.limit],
+                    |r| {
+                        Ok(ScanRow {
+                            id: r.get(0)?,
+                            seq: r.get(1)?,
+                            sender: r.get(2)?,
+                            text: Some(r.get(3)?),
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            scan.fill(chunk.slot, rows);
         }
-    }
-    let mut ids = Vec::new();
-    while let Some((id, i)) = heads.pop() {
-        let row = cursors[i].buffer.pop_front().expect("a head is buffered");
-        if !blocked.contains(&row.sender) && matches(&row.text, &q.text) {
-            ids.push(id);
-            if ids.len() == want {
-                break;
-            }
+        if let Some(ids) = scan.advance() {
+            return Ok(ids);
         }
-        if let Some(next) = cursors[i].head(&mut stmt, before)? {
-            heads.push((next, i));
-        }
-    }
-    Ok(ids)
-}
-
-/// Rows read this many at a time from a room at first, doubling up to
-/// [`MAX_CHUNK`]: a common word fills the page from the first chunks, a rare
-/// one reads on in few queries.
-const FIRST_CHUNK: i64 = 16;
-const MAX_CHUNK: i64 = 1024;
-
-struct ScanRow {
-    id: MessageId,
-    seq: i64,
-    sender: UserId,
-    text: String,
-}
-
-/// One room's read position in [`scan_ids`].
-struct RoomCursor {
-    room: RoomId,
-    buffer: VecDeque<ScanRow>,
-    /// Rows below this `seq` are still to read.
-    below_seq: i64,
-    chunk: i64,
-    done: bool,
-}
-
-impl RoomCursor {
-    fn new(room: RoomId) -> RoomCursor {
-        RoomCursor {
-            room,
-            buffer: VecDeque::new(),
-            below_seq: i64::MAX,
-            chunk: FIRST_CHUNK,
-            done: false,
-        }
-    }
-
-    /// The id of the room's newest unread row, reading a chunk when needed.
-    fn head(
-        &mut self,
-        stmt: &mut rusqlite::CachedStatement<'_>,
-        before: MessageId,
-    ) -> rusqlite::Result<Option<MessageId>> {
-        if self.buffer.is_empty() && !self.done {
-            let mut rows = stmt.query(params![self.room, before, self.below_seq, self.chunk])?;
-            let mut n = 0;
-            while let Some(r) = rows.next()? {
-                let row = ScanRow {
-                    id: r.get(0)?,
-                    seq: r.get(1)?,
-                    sender: r.get(2)?,
-                    text: r.get(3)?,
-                };
-                self.below_seq = row.seq;
-                self.buffer.push_back(row);
-                n += 1;
-            }
-            self.done = n < self.chunk;
-            self.chunk = (self.chunk * 2).min(MAX_CHUNK);
-        }
-        Ok(self.buffer.front().map(|r| r.id))
     }
 }
