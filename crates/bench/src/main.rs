@@ -18,6 +18,7 @@
 //! (the shared monotonic epoch).
 
 mod clock;
+mod kafka_probe;
 mod media_report;
 mod payload;
 mod photo;
@@ -244,6 +245,47 @@ enum Cmd {
         #[arg(long)]
         results_dir: Option<PathBuf>,
     },
+    /// One node and two cluster nodes (Kafka + PostgreSQL) in one run: fan-out
+    /// at chat rates, each rate repeated, and persist; for the cluster, where a
+    /// message's time goes hop by hop (from every node's /metrics); writes
+    /// bench/results/<date>-cluster.md.
+    Cluster {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Offered fan-out rates (msgs/s, total).
+        #[arg(long, value_delimiter = ',', default_value = "250,1000")]
+        rates: Vec<f64>,
+        /// Runs of each rate (the tables show the median and the spread).
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        #[arg(long)]
+        measure_ms: Option<u64>,
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
+    },
+    /// The Kafka-protocol broker alone, with a node's producer and consumer
+    /// settings: produce → ack and produce → consumed latency at a fixed rate,
+    /// per time slice (the broker's floor under the cluster's hops).
+    KafkaProbe {
+        #[arg(long, env = "QUICKTALK_BENCH_KAFKA", default_value = "127.0.0.1:19092")]
+        kafka_brokers: String,
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// The consumer's fetch.wait.max.ms.
+        #[arg(long, default_value_t = 10)]
+        fetch_wait_ms: u64,
+        #[arg(long, default_value_t = 0)]
+        linger_ms: u64,
+        #[arg(long, default_value_t = 100)]
+        body_bytes: usize,
+        /// Length of one reported slice, seconds.
+        #[arg(long, default_value_t = 5)]
+        slice_s: u64,
+    },
     /// Internal: hold idle connections for `idle` (spec on stdin).
     #[command(hide = true)]
     WorkerIdle,
@@ -432,6 +474,37 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             };
             search(&server, p, postgres, results_dir).await
         }
+        Cmd::KafkaProbe {
+            kafka_brokers,
+            rate,
+            seconds,
+            partitions,
+            fetch_wait_ms,
+            linger_ms,
+            body_bytes,
+            slice_s,
+        } => {
+            let p = kafka_probe::ProbeParams {
+                brokers: kafka_brokers,
+                rate: rate.max(1.0),
+                seconds: seconds.max(1),
+                partitions: partitions.max(1),
+                fetch_wait_ms,
+                linger_ms,
+                body_bytes,
+                slice: Duration::from_secs(slice_s.max(1)),
+            };
+            let r = kafka_probe::run(&p).await?;
+            print!("{}", kafka_probe::report(&r));
+            Ok(())
+        }
+        Cmd::Cluster {
+            server,
+            rates,
+            repeats,
+            measure_ms,
+            results_dir,
+        } => cluster(&server, rates, repeats, measure_ms, results_dir).await,
         Cmd::Idle {
             target,
             server,
@@ -861,6 +934,101 @@ async fn search(
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let backend = if postgres { "postgres" } else { "sqlite" };
     let path = dir.join(format!("{date}-search-{backend}.md"));
+    std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
+    println!("{}", md.trim_end());
+    println!("\nwrote {}", path.display());
+    Ok(())
+}
+
+/// The `cluster` command: both targets in one run, their tables and the
+/// cluster's hops, on stdout and in bench/results/<date>-cluster.md.
+async fn cluster(
+    server: &ServerArgs,
+    rates: Vec<f64>,
+    repeats: usize,
+    measure_ms: Option<u64>,
+    results_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let machine = proc::Machine::describe();
+    let preset = Preset::new(true);
+    let mut fanout = preset.fanout.clone();
+    fanout.rates = rates;
+    fanout.measure = Duration::from_millis(measure_ms.unwrap_or(3_000));
+    let p = scenario::hops::HopsParams {
+        fanout,
+        persist: Preset::new(server.quick).persist,
+        repeats: repeats.max(1),
+    };
+    let mut opts = server.opts();
+    // The hop histograms are read from every node's /metrics.
+    opts.quicktalk_args.insert(0, "--metrics-public".into());
+    let mut sections = Vec::new();
+    let mut notes = Vec::new();
+    for kind in [Kind::Quicktalk, Kind::QuicktalkCluster] {
+        eprintln!(
+            "# cluster bench on {} ({:.0} s in)",
+            kind.name(),
+            t0.elapsed().as_secs_f64()
+        );
+        let p = p.clone();
+        let r = one(
+            kind,
+            &opts,
+            Duration::from_secs(900),
+            &mut notes,
+            |s| async move { scenario::hops::run(&s, &p).await },
+        )
+        .await;
+        sections.push(match r {
+            Ok(r) => scenario::hops::table(kind.title(), &r),
+            Err(e) => format!(
+                "### {}
+
+failed: {e}
+",
+                kind.title()
+            ),
+        });
+    }
+    let command = std::iter::once("quicktalk-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let date = chrono::Local::now().format("%Y-%m-%d").to_string();
+    let mut md = format!(
+        "# Cluster at chat speed — {date}\n\n`{command}` ({:.0} s)\n\n",
+        t0.elapsed().as_secs_f64()
+    );
+    report::machine_section(&mut md, &machine);
+    let _ = std::fmt::Write::write_fmt(
+        &mut md,
+        format_args!(
+            "- load average at the start: {}\n- fan-out: {} rooms × {} subscribers, {} publishers, \
+             {} B bodies, warm-up {:?}, measured {:?}, {} runs per rate\n\n",
+            machine.loadavg,
+            p.fanout.rooms,
+            p.fanout.members,
+            p.fanout.publishers,
+            p.fanout.body_bytes,
+            p.fanout.warmup,
+            p.fanout.measure,
+            p.repeats
+        ),
+    );
+    for s in sections {
+        md.push_str(&s);
+        md.push('\n');
+    }
+    if !notes.is_empty() {
+        md.push_str("## Notes\n\n");
+        for n in notes {
+            md.push_str(&format!("- {}\n", strip_ansi(&n)));
+        }
+    }
+    let dir = results_dir.unwrap_or_else(|| target::repo_root().join("bench/results"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{date}-cluster.md"));
     std::fs::write(&path, &md).with_context(|| format!("writing {}", path.display()))?;
     println!("{}", md.trim_end());
     println!("\nwrote {}", path.display());

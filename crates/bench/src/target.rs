@@ -343,6 +343,13 @@ impl Server {
         &self.http_base
     }
 
+    /// The REST base URL of every node (one for a single server).
+    pub fn http_bases(&self) -> Vec<&str> {
+        std::iter::once(self.http_base.as_str())
+            .chain(self.more.iter().map(|m| m.http_base.as_str()))
+            .collect()
+    }
+
     /// Empties (RabbitMQ: purges) the persist destination before a run.
     pub async fn persist_reset(&self) -> anyhow::Result<()> {
         if self.kind == Kind::Rabbitmq {

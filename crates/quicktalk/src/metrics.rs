@@ -2,9 +2,16 @@
 //! run several servers in one process). Rendered at `GET /metrics`.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
+
+/// Bucket bounds of `cluster_hop_seconds`: fine between 0.1 ms and 50 ms,
+/// where a LAN chat message's hops should be.
+const HOP_BUCKETS: [f64; 24] = [
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0065, 0.008,
+    0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -22,6 +29,9 @@ pub struct Metrics {
     pub match_queue_length: IntGauge,
     /// Multi-node mode: message-log partitions this node sequences.
     pub partitions_owned: IntGauge,
+    /// Multi-node mode: one message's time through each hop of the cluster
+    /// path, label `hop` (see `cluster::trace::Hop`).
+    pub cluster_hop_seconds: HistogramVec,
     pub match_wait_seconds: Histogram,
     pub matches: IntCounter,
     /// `since-seq` history replays running now (each holds one page).
@@ -140,6 +150,18 @@ impl Metrics {
                         .buckets(
                             prometheus::exponential_buckets(0.0001, 2.0, 16).expect("buckets"),
                         ),
+                )
+                .expect("metric"),
+            ),
+            cluster_hop_seconds: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "cluster_hop_seconds",
+                        "Time of one message through one hop of the multi-node path",
+                    )
+                    .buckets(HOP_BUCKETS.to_vec()),
+                    &["hop"],
                 )
                 .expect("metric"),
             ),

@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod fanout;
+pub mod hops;
 pub mod idle;
 pub mod media;
 pub mod persist;

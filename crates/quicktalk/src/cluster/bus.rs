@@ -25,14 +25,16 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
+use super::trace::{self, Hop};
 use super::wire::{Event, Outcome};
 use super::{partition_of, ClusterConfig};
 use crate::bus::{Bus, BusEvent, BusSink};
 use crate::fanout::Hub;
+use crate::metrics::Metrics;
 use crate::model::{HistoryQuery, Message, RoomId};
 use crate::store::postgres::PostgresStore;
 use crate::store::Store;
@@ -59,6 +61,7 @@ impl KafkaBus {
         partitions: i32,
         store: Arc<PostgresStore>,
         hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let topic = cfg.events_topic();
         let consumer: StreamConsumer = cfg
@@ -118,6 +121,7 @@ impl KafkaBus {
             hub,
             store,
             last_seq: RoomSeqs::new(MAX_TRACKED_ROOMS),
+            metrics,
         };
         let watched = bus.clone();
         tokio::spawn(async move {
@@ -158,13 +162,14 @@ impl KafkaBus {
         &self.node
     }
 
-    /// Enqueues an event (delivery is asynchronous; order per partition is kept).
-    pub(super) fn send(&self, key: i64, ev: &Event) {
+    /// Enqueues an event (delivery is asynchronous; order per partition is
+    /// kept). Returns the broker's acknowledgement to come, if it was enqueued.
+    pub(super) fn send(&self, key: i64, ev: &Event) -> Option<DeliveryFuture> {
         let payload = match serde_json::to_vec(ev) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "encoding an event");
-                return;
+                return None;
             }
         };
         let key_bytes = key.to_be_bytes();
@@ -172,8 +177,12 @@ impl KafkaBus {
             .partition(partition_of(key, self.partitions))
             .key(&key_bytes)
             .payload(&payload);
-        if let Err((e, _)) = self.producer.send_result(record) {
-            tracing::error!(error = %e, "publishing an event to Kafka");
+        match self.producer.send_result(record) {
+            Ok(acked) => Some(acked),
+            Err((e, _)) => {
+                tracing::error!(error = %e, "publishing an event to Kafka");
+                None
+            }
         }
     }
 }
@@ -187,6 +196,7 @@ impl Bus for KafkaBus {
                     room,
                     &Event::Message {
                         m: (*m).clone().into(),
+                        tr: None,
                     },
                 );
             }
@@ -359,12 +369,24 @@ struct Receiver {
     store: Arc<PostgresStore>,
     /// Highest seq delivered per room.
     last_seq: RoomSeqs,
+    metrics: Arc<Metrics>,
 }
 
 impl Receiver {
     async fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Message { m } => self.message(m.into()).await,
+            Event::Message { m, tr } => {
+                let consumed = trace::now_us();
+                if let Some(t) = tr {
+                    trace::observe(&self.metrics, Hop::ToNode, t.committed, consumed);
+                }
+                self.message(m.into()).await;
+                if let Some(t) = tr {
+                    let done = trace::now_us();
+                    trace::observe(&self.metrics, Hop::FanOut, consumed, done);
+                    trace::observe(&self.metrics, Hop::EndToEnd, t.accepted, done);
+                }
+            }
             Event::Typing { room_id, user } => self.hub.deliver(BusEvent::Typing { room_id, user }),
             Event::User { user_id, body } => self.hub.deliver(BusEvent::User {
                 user_id,

@@ -25,6 +25,7 @@ mod bus;
 mod matching;
 mod ownership;
 mod pipeline;
+mod trace;
 mod wire;
 
 use std::sync::Arc;
@@ -122,6 +123,7 @@ impl Cluster {
             events_partitions,
             store.clone(),
             hub,
+            metrics.clone(),
         )
         .await?;
         let (pipeline, task) = KafkaPipeline::start(

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::KafkaBus;
 use super::ownership::{self, Owned};
+use super::trace::{self, Hop, Stamps};
 use super::wire::{Event, Outcome, Request};
 use super::{partition_of, ClusterConfig};
 use crate::domain::pipeline::{Pipeline, PipelineHealth, Reply};
@@ -112,6 +113,7 @@ pub struct KafkaPipeline {
     next_req: AtomicU64,
     pending: Arc<Mutex<HashMap<u64, (Reply, Instant)>>>,
     health: Health,
+    metrics: Arc<Metrics>,
 }
 
 impl KafkaPipeline {
@@ -128,8 +130,10 @@ impl KafkaPipeline {
     ) -> anyhow::Result<(Arc<Self>, tokio::task::JoinHandle<()>)> {
         let pending: Arc<Mutex<HashMap<u64, (Reply, Instant)>>> = Arc::default();
         let p = pending.clone();
+        let m = metrics.clone();
         bus.on_reply(Box::new(move |req, outcome| {
-            if let Some((reply, _)) = p.lock().remove(&req) {
+            if let Some((reply, at)) = p.lock().remove(&req) {
+                trace::observe_span(&m, Hop::Receipt, at.elapsed());
                 reply.send(into_result(outcome));
             }
         }));
@@ -192,6 +196,7 @@ impl KafkaPipeline {
             producer,
             next_req: AtomicU64::new(1),
             pending: pending.clone(),
+            metrics: metrics.clone(),
             health: health.clone(),
         });
         tokio::spawn(sweep(pending.clone(), cfg.reply_timeout, stop.clone()));
@@ -337,13 +342,15 @@ impl Pipeline for KafkaPipeline {
     async fn submit_with(&self, message: NewMessage, reply: Reply) -> AppResult<()> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         let room = message.room_id;
+        let accepted = Instant::now();
         let payload = serde_json::to_vec(&Request {
             node: self.node.to_string(),
             req,
             msg: message,
+            at: Some(trace::now_us()),
         })
         .map_err(|e| AppError::Internal(anyhow::anyhow!("encoding a request: {e}")))?;
-        self.pending.lock().insert(req, (reply, Instant::now()));
+        self.pending.lock().insert(req, (reply, accepted));
         let key = room.to_be_bytes();
         let record = FutureRecord::to(&self.topic)
             .partition(partition_of(room, self.partitions))
@@ -355,9 +362,13 @@ impl Pipeline for KafkaPipeline {
         match self.producer.send_result(record) {
             Ok(delivery) => {
                 let pending = self.pending.clone();
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
                     let failed = match delivery.await {
-                        Ok(Ok(_)) => return,
+                        Ok(Ok(_)) => {
+                            trace::observe_span(&metrics, Hop::Produce, accepted.elapsed());
+                            return;
+                        }
                         Ok(Err((e, _))) => delivery_failed(&e),
                         // The producer went away with the record: it may have been sent.
                         Err(_) => AppError::OutcomeUnknown(
@@ -421,6 +432,8 @@ struct Polled {
     partition: i32,
     offset: i64,
     request: Result<Request, Option<Origin>>,
+    /// When the sequencer received it (µs).
+    consumed: i64,
 }
 
 /// What became of one record.
@@ -602,7 +615,13 @@ impl Sequencer {
         let mut records = Vec::new();
         let mut origin = Vec::new();
         let mut refused = Vec::new();
+        let mut stamps = Vec::new();
+        let begin = trace::now_us();
         for p in batch {
+            let accepted = p.request.as_ref().ok().and_then(|r| r.at).unwrap_or(0);
+            trace::observe(&self.metrics, Hop::ToSequencer, accepted, p.consumed);
+            trace::observe(&self.metrics, Hop::BatchWait, p.consumed, begin);
+            stamps.push(accepted);
             let (who, message) = match p.request {
                 Ok(r) => {
                     if let Some(hook) = &self.hook {
@@ -634,8 +653,11 @@ impl Sequencer {
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
         self.metrics.commit_batch.observe(n as f64);
+        let committed = trace::now_us();
         let mut reassign = false;
-        for ((who, fate), refused) in origin.into_iter().zip(fates).zip(refused) {
+        for (((who, fate), refused), accepted) in
+            origin.into_iter().zip(fates).zip(refused).zip(stamps)
+        {
             let outcome = match fate {
                 (_, Fate::Logged(Logged::Applied(r))) => Outcome::from(r),
                 (_, Fate::Logged(Logged::Skipped)) if refused => {
@@ -661,7 +683,20 @@ impl Sequencer {
             };
             if let Outcome::New(m) = &outcome {
                 self.metrics.messages_stored.inc();
-                self.bus.send(m.room_id, &Event::Message { m: m.clone() });
+                trace::observe(&self.metrics, Hop::Commit, begin, committed);
+                let tr = Some(Stamps {
+                    accepted,
+                    committed,
+                });
+                let ev = Event::Message { m: m.clone(), tr };
+                if let Some(acked) = self.bus.send(m.room_id, &ev) {
+                    let metrics = self.metrics.clone();
+                    tokio::spawn(async move {
+                        if let Ok(Ok(_)) = acked.await {
+                            trace::observe(&metrics, Hop::EventProduce, committed, trace::now_us());
+                        }
+                    });
+                }
                 if Notifier::wants_kind(m.kind) {
                     self.notifier
                         .committed(&Arc::new(crate::model::Message::from(m.clone())));
@@ -762,6 +797,7 @@ fn own(m: &rdkafka::message::BorrowedMessage<'_>) -> Polled {
         partition: m.partition(),
         offset: m.offset(),
         request,
+        consumed: trace::now_us(),
     }
 }
 

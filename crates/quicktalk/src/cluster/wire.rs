@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::trace::Stamps;
+
 use crate::error::{AppError, AppResult};
 use crate::model::{
     AppendRejected, Appended, Media, Message, MessageId, MessageKind, NewMessage, RoomId, UserId,
@@ -16,6 +18,9 @@ pub struct Request {
     pub node: String,
     pub req: u64,
     pub msg: NewMessage,
+    /// When `node` accepted it (µs, [`now_us`](super::trace::now_us)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,6 +29,9 @@ pub enum Event {
     /// A stored message, for every node's subscribers.
     Message {
         m: WireMessage,
+        /// The sequencer's timing stamps (absent from other publishers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tr: Option<Stamps>,
     },
     Typing {
         room_id: RoomId,
@@ -259,6 +267,7 @@ mod tests {
                 moderation: Default::default(),
                 attachments: vec![],
             },
+            at: None,
         };
         let back: Request = serde_json::from_slice(&serde_json::to_vec(&req).unwrap()).unwrap();
         assert!(back.msg.sender.guest);
