@@ -280,6 +280,9 @@ enum Cmd {
         fetch_wait_ms: u64,
         #[arg(long, default_value_t = 0)]
         linger_ms: u64,
+        /// The producer's enable.idempotence (a node's producer has it on).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        idempotence: bool,
         #[arg(long, default_value_t = 100)]
         body_bytes: usize,
         /// Length of one reported slice, seconds.
@@ -481,6 +484,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             partitions,
             fetch_wait_ms,
             linger_ms,
+            idempotence,
             body_bytes,
             slice_s,
         } => {
@@ -491,6 +495,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 partitions: partitions.max(1),
                 fetch_wait_ms,
                 linger_ms,
+                idempotence,
                 body_bytes,
                 slice: Duration::from_secs(slice_s.max(1)),
             };

@@ -30,6 +30,9 @@ pub struct Config {
     pub kafka_replication: i32,
     /// A SEND the pipeline has not answered after this long gets `outcome_unknown`.
     pub kafka_reply_timeout_ms: u64,
+    /// The consumers' `fetch.wait.max.ms`: how long the broker may hold a fetch
+    /// that finds nothing new.
+    pub kafka_fetch_wait_ms: u32,
     /// Raw STOMP over TCP; off when `None`.
     pub stomp_listen: Option<SocketAddr>,
     pub max_frame_bytes: usize,
@@ -125,6 +128,7 @@ impl Default for Config {
             kafka_partitions: 12,
             kafka_replication: 1,
             kafka_reply_timeout_ms: 30_000,
+            kafka_fetch_wait_ms: 10,
             stomp_listen: None,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
@@ -321,6 +325,12 @@ pub struct ServeArgs {
     /// `outcome_unknown` (retry with the same `client_id`).
     #[arg(long, env = "QUICKTALK_KAFKA_REPLY_TIMEOUT_MS")]
     pub kafka_reply_timeout_ms: Option<u64>,
+    /// Ms the broker may hold a consumer's fetch that finds nothing new
+    /// (`fetch.wait.max.ms`). A Kafka broker answers as soon as records
+    /// arrive, so this bounds only idle polling; some Kafka-protocol brokers
+    /// (tansu 0.6) hold every fetch this long, and there it is latency.
+    #[arg(long, env = "QUICKTALK_KAFKA_FETCH_WAIT_MS")]
+    pub kafka_fetch_wait_ms: Option<u32>,
     /// Also serve raw STOMP over TCP on this address.
     #[arg(long, env = "QUICKTALK_STOMP_LISTEN")]
     pub stomp_listen: Option<SocketAddr>,
@@ -489,6 +499,7 @@ impl ServeArgs {
             kafka_partitions: other.kafka_partitions.or(self.kafka_partitions),
             kafka_replication: other.kafka_replication.or(self.kafka_replication),
             kafka_reply_timeout_ms: other.kafka_reply_timeout_ms.or(self.kafka_reply_timeout_ms),
+            kafka_fetch_wait_ms: other.kafka_fetch_wait_ms.or(self.kafka_fetch_wait_ms),
             stomp_listen: other.stomp_listen.or(self.stomp_listen),
             max_frame_bytes: other.max_frame_bytes.or(self.max_frame_bytes),
             max_body_bytes: other.max_body_bytes.or(self.max_body_bytes),
@@ -551,6 +562,7 @@ impl ServeArgs {
             kafka_partitions,
             kafka_replication,
             kafka_reply_timeout_ms,
+            kafka_fetch_wait_ms,
             max_frame_bytes,
             max_body_bytes,
             heartbeat_send_ms,

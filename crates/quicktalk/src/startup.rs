@@ -133,6 +133,7 @@ impl Application {
                             replication: config.kafka_replication,
                             max_batch: config.max_batch,
                             reply_timeout: Duration::from_millis(config.kafka_reply_timeout_ms),
+                            fetch_wait_ms: config.kafka_fetch_wait_ms,
                             record_hook,
                             notifier,
                         },

@@ -30,7 +30,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
 use super::trace::{self, Hop};
-use super::wire::{Event, Outcome};
+use super::wire::{Event, Outcome, Stored};
 use super::{partition_of, ClusterConfig};
 use crate::bus::{Bus, BusEvent, BusSink};
 use crate::fanout::Hub;
@@ -68,7 +68,7 @@ impl KafkaBus {
             .client()
             .set("group.id", format!("{}.node.{node}", cfg.topic_prefix))
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", cfg.fetch_wait_ms.to_string())
             .create()
             .context("creating the events consumer")?;
         // Start at each partition's current end, resolved now (not lazily): every
@@ -187,6 +187,63 @@ impl KafkaBus {
     }
 }
 
+/// Most bytes of messages (estimated) in one `Messages` record, well below
+/// a broker's usual 1 MB record limit.
+const STORED_RECORD_BYTES: usize = 256 * 1024;
+
+impl KafkaBus {
+    /// Publishes a sequencer batch's stored messages: one `Messages` record per
+    /// events partition (split when large), in order. Returns, per record
+    /// enqueued, its message count and the broker's acknowledgement to come.
+    pub(super) fn send_stored(
+        &self,
+        stored: Vec<Stored>,
+        committed: i64,
+    ) -> Vec<(usize, DeliveryFuture)> {
+        let mut by_partition: Vec<Vec<Stored>> = (0..self.partitions).map(|_| Vec::new()).collect();
+        for s in stored {
+            by_partition[partition_of(s.m.room_id, self.partitions) as usize].push(s);
+        }
+        let mut acks = Vec::new();
+        for ms in by_partition.into_iter().filter(|ms| !ms.is_empty()) {
+            for chunk in chunks(ms, STORED_RECORD_BYTES) {
+                let (n, key) = (chunk.len(), chunk[0].m.room_id);
+                if let Some(a) = self.send(
+                    key,
+                    &Event::Messages {
+                        ms: chunk,
+                        committed,
+                    },
+                ) {
+                    acks.push((n, a));
+                }
+            }
+        }
+        acks
+    }
+}
+
+/// Splits messages into runs of at most `max` estimated bytes (at least one
+/// message each), keeping their order.
+fn chunks(ms: Vec<Stored>, max: usize) -> Vec<Vec<Stored>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0;
+    for s in ms {
+        let size = 256 + s.m.text.len() + s.m.sender.name.len() + 512 * s.m.attachments.len();
+        if !cur.is_empty() && bytes + size > max {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        bytes += size;
+        cur.push(s);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 impl Bus for KafkaBus {
     fn publish(&self, event: BusEvent) {
         match event {
@@ -196,7 +253,6 @@ impl Bus for KafkaBus {
                     room,
                     &Event::Message {
                         m: (*m).clone().into(),
-                        tr: None,
                     },
                 );
             }
@@ -375,16 +431,22 @@ struct Receiver {
 impl Receiver {
     async fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Message { m, tr } => {
+            Event::Message { m } => self.message(m.into()).await,
+            Event::Messages { ms, committed } => {
                 let consumed = trace::now_us();
-                if let Some(t) = tr {
-                    trace::observe(&self.metrics, Hop::ToNode, t.committed, consumed);
-                }
-                self.message(m.into()).await;
-                if let Some(t) = tr {
+                for s in ms {
+                    trace::observe(&self.metrics, Hop::ToNode, committed, consumed);
+                    if let Some(r) = &s.reply {
+                        if r.node == self.bus.node() {
+                            if let Some(f) = self.bus.on_reply.lock().as_ref() {
+                                f(r.req, Outcome::New(s.m.clone()));
+                            }
+                        }
+                    }
+                    self.message(s.m.into()).await;
                     let done = trace::now_us();
                     trace::observe(&self.metrics, Hop::FanOut, consumed, done);
-                    trace::observe(&self.metrics, Hop::EndToEnd, t.accepted, done);
+                    trace::observe(&self.metrics, Hop::EndToEnd, s.at, done);
                 }
             }
             Event::Typing { room_id, user } => self.hub.deliver(BusEvent::Typing { room_id, user }),
@@ -524,6 +586,50 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(room: RoomId, seq: i64, text_len: usize) -> Stored {
+        Stored {
+            m: super::super::wire::WireMessage {
+                id: seq,
+                room_id: room,
+                seq,
+                kind: crate::model::MessageKind::Text,
+                sender: crate::model::UserRef {
+                    id: 1,
+                    name: "a".into(),
+                    guest: false,
+                },
+                text: "x".repeat(text_len),
+                client_id: None,
+                sent_at: 0,
+                masked: false,
+                attachments: vec![],
+            },
+            reply: None,
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn stored_messages_split_by_size_in_order() {
+        let ms: Vec<Stored> = (1..=10).map(|i| stored(7, i, 1_000)).collect();
+        let parts = chunks(ms, 3_000);
+        assert!(parts.len() > 1, "ten messages of ~1.25 kB in 3 kB runs");
+        let seqs: Vec<i64> = parts.iter().flatten().map(|s| s.m.seq).collect();
+        assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+        for p in &parts {
+            assert!(!p.is_empty());
+            let bytes: usize = p.iter().map(|s| 257 + s.m.text.len()).sum();
+            assert!(p.len() == 1 || bytes <= 3_000, "{bytes}");
+        }
+        // A message larger than the limit still travels, alone.
+        let big = chunks(
+            vec![stored(7, 1, 10), stored(7, 2, 9_000), stored(7, 3, 10)],
+            3_000,
+        );
+        assert_eq!(big.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+        assert!(chunks(Vec::new(), 10).is_empty());
+    }
 
     #[test]
     fn room_seqs_stay_bounded_and_keep_the_recent_rooms() {

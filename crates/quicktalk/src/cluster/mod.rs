@@ -58,6 +58,8 @@ pub struct ClusterConfig {
     pub max_batch: usize,
     /// A SEND not answered in this long is answered `outcome_unknown`.
     pub reply_timeout: Duration,
+    /// The consumers' `fetch.wait.max.ms`.
+    pub fetch_wait_ms: u32,
     /// Fault injection for tests: see [`RecordHook`].
     pub record_hook: Option<RecordHook>,
     /// Offered each message this node's sequencer stores (push notifications:
@@ -106,6 +108,7 @@ impl Cluster {
     ) -> anyhow::Result<Cluster> {
         let node: Arc<str> = format!("{:016x}", rand::random::<u64>()).into();
         ensure_topics(&cfg).await?;
+        // Requests: idempotent, so a retried produce never logs a SEND twice.
         let producer: FutureProducer = cfg
             .client()
             .set("enable.idempotence", "true")
@@ -114,12 +117,24 @@ impl Cluster {
             .set("message.timeout.ms", "10000")
             .create()
             .context("creating the Kafka producer")?;
+        // Events: a repeat or a reordering from a retry is harmless (receivers
+        // drop what they delivered and fill holes from the store), and without
+        // idempotence a broker does less per produce (tansu 0.6 rewrites its
+        // whole metadata object for every idempotent batch).
+        let events_producer: FutureProducer = cfg
+            .client()
+            .set("enable.idempotence", "false")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "10000")
+            .create()
+            .context("creating the Kafka events producer")?;
         let events_partitions = partition_count(&cfg, &cfg.events_topic()).await?;
         let messages_partitions = partition_count(&cfg, &cfg.messages_topic()).await?;
         let bus = KafkaBus::start(
             &cfg,
             node.clone(),
-            producer.clone(),
+            events_producer,
             events_partitions,
             store.clone(),
             hub,

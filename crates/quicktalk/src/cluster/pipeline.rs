@@ -42,8 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::KafkaBus;
 use super::ownership::{self, Owned};
-use super::trace::{self, Hop, Stamps};
-use super::wire::{Event, Outcome, Request};
+use super::trace::{self, Hop};
+use super::wire::{Event, Outcome, ReplyTo, Request, Stored};
 use super::{partition_of, ClusterConfig};
 use crate::domain::pipeline::{Pipeline, PipelineHealth, Reply};
 use crate::domain::push::notifier::Notifier;
@@ -144,7 +144,7 @@ impl KafkaPipeline {
             .client()
             .set("group.id", format!("{}.sequencer", cfg.topic_prefix))
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "5")
+            .set("fetch.wait.max.ms", cfg.fetch_wait_ms.to_string())
             // A position the broker does not have is an error to look into
             // (a recreated topic), never a silent jump.
             .set("auto.offset.reset", "error")
@@ -655,6 +655,8 @@ impl Sequencer {
         self.metrics.commit_batch.observe(n as f64);
         let committed = trace::now_us();
         let mut reassign = false;
+        let mut stored = Vec::new();
+        let mut replies = Vec::new();
         for (((who, fate), refused), accepted) in
             origin.into_iter().zip(fates).zip(refused).zip(stamps)
         {
@@ -681,31 +683,48 @@ impl Sequencer {
                     continue;
                 }
             };
-            if let Outcome::New(m) = &outcome {
-                self.metrics.messages_stored.inc();
-                trace::observe(&self.metrics, Hop::Commit, begin, committed);
-                let tr = Some(Stamps {
-                    accepted,
-                    committed,
-                });
-                let ev = Event::Message { m: m.clone(), tr };
-                if let Some(acked) = self.bus.send(m.room_id, &ev) {
-                    let metrics = self.metrics.clone();
-                    tokio::spawn(async move {
-                        if let Ok(Ok(_)) = acked.await {
-                            trace::observe(&metrics, Hop::EventProduce, committed, trace::now_us());
-                        }
-                    });
+            let Outcome::New(m) = outcome else {
+                if let Some((node, req)) = who {
+                    replies.push((node, req, outcome));
                 }
-                if Notifier::wants_kind(m.kind) {
-                    self.notifier
-                        .committed(&Arc::new(crate::model::Message::from(m.clone())));
+                continue;
+            };
+            self.metrics.messages_stored.inc();
+            trace::observe(&self.metrics, Hop::Commit, begin, committed);
+            if Notifier::wants_kind(m.kind) {
+                self.notifier
+                    .committed(&Arc::new(crate::model::Message::from(m.clone())));
+            }
+            // A request without a stamp comes from a node of an older version,
+            // which expects its answer in a `Reply` record.
+            let reply = match who {
+                Some((node, req)) if accepted > 0 => Some(ReplyTo { node, req }),
+                Some((node, req)) => {
+                    replies.push((node, req, Outcome::New(m.clone())));
+                    None
                 }
-            }
-            if let Some((node, req)) = who {
-                self.bus
-                    .send(req as i64, &Event::Reply { node, req, outcome });
-            }
+                None => None,
+            };
+            stored.push(Stored {
+                m,
+                reply,
+                at: accepted,
+            });
+        }
+        for (n, acked) in self.bus.send_stored(stored, committed) {
+            let metrics = self.metrics.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(_)) = acked.await {
+                    let now = trace::now_us();
+                    for _ in 0..n {
+                        trace::observe(&metrics, Hop::EventProduce, committed, now);
+                    }
+                }
+            });
+        }
+        for (node, req, outcome) in replies {
+            self.bus
+                .send(req as i64, &Event::Reply { node, req, outcome });
         }
         reassign
     }

@@ -1,7 +1,8 @@
 //! Where a message's time goes on the multi-node path. Each hop's end is
 //! stamped in wall-clock microseconds ([`now_us`]) and the stamps travel with
-//! the message: the accepting node's in the request (`Request::at`), the
-//! sequencer's in the stored message's event ([`Stamps`]). Whoever sees a hop
+//! the message: the accepting node's in the request (`Request::at`) and in
+//! the stored message's event (`Stored::at`), the sequencer's commit time in
+//! that event (`Event::Messages::committed`). Whoever sees a hop
 //! end observes it in `quicktalk_cluster_hop_seconds{hop}` ([`Hop`]), so the
 //! histograms of all nodes together show the whole path:
 //!
@@ -20,8 +21,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::metrics::Metrics;
 
 /// Wall-clock microseconds since the Unix epoch.
@@ -29,17 +28,6 @@ pub fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
-}
-
-/// The sequencer's stamps on a stored message's event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamps {
-    /// When the accepting node accepted the SEND (0: unknown, e.g. a request
-    /// from a node that does not stamp).
-    #[serde(default)]
-    pub accepted: i64,
-    /// When the batch holding it committed.
-    pub committed: i64,
 }
 
 /// One hop of the path (the `hop` label).
@@ -101,17 +89,5 @@ mod tests {
         let h = m.cluster_hop_seconds.with_label_values(&["commit"]);
         assert_eq!(h.get_sample_count(), 1);
         assert!((h.get_sample_sum() - 0.0025).abs() < 1e-9);
-    }
-
-    #[test]
-    fn stamps_from_an_older_node_decode() {
-        let s: Stamps = serde_json::from_str(r#"{"committed":7}"#).unwrap();
-        assert_eq!(
-            s,
-            Stamps {
-                accepted: 0,
-                committed: 7
-            }
-        );
     }
 }

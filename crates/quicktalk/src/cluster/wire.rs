@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::trace::Stamps;
-
 use crate::error::{AppError, AppResult};
 use crate::model::{
     AppendRejected, Appended, Media, Message, MessageId, MessageKind, NewMessage, RoomId, UserId,
@@ -29,9 +27,15 @@ pub enum Event {
     /// A stored message, for every node's subscribers.
     Message {
         m: WireMessage,
-        /// The sequencer's timing stamps (absent from other publishers).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tr: Option<Stamps>,
+    },
+    /// Messages one sequencer batch stored, for one events partition (in
+    /// `seq` order per room): one record for many, and each carries the
+    /// answer to its submitter, so a stored message needs no `Reply` record.
+    Messages {
+        ms: Vec<Stored>,
+        /// When the batch committed (µs, for the hop histograms).
+        #[serde(default)]
+        committed: i64,
     },
     Typing {
         room_id: RoomId,
@@ -83,6 +87,25 @@ pub enum Event {
         req: u64,
         outcome: Outcome,
     },
+}
+
+/// One stored message of an [`Event::Messages`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stored {
+    pub m: WireMessage,
+    /// The request it answers, when its submitter waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReplyTo>,
+    /// When the submitting node accepted it (µs; 0: unknown).
+    #[serde(default)]
+    pub at: i64,
+}
+
+/// A submitting node's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyTo {
+    pub node: String,
+    pub req: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +259,46 @@ mod tests {
                 banned: false
             }
         ));
+    }
+
+    #[test]
+    fn stored_messages_carry_their_answers() {
+        let m = WireMessage {
+            id: 40,
+            room_id: 3,
+            seq: 12,
+            kind: MessageKind::Text,
+            sender: UserRef {
+                id: 9,
+                name: "Alice".into(),
+                guest: true,
+            },
+            text: "안녕".into(),
+            client_id: Some("c1".into()),
+            sent_at: 5,
+            masked: false,
+            attachments: vec![],
+        };
+        let ev = Event::Messages {
+            ms: vec![Stored {
+                m,
+                reply: Some(ReplyTo {
+                    node: "n1".into(),
+                    req: 7,
+                }),
+                at: 11,
+            }],
+            committed: 20,
+        };
+        let back: Event = serde_json::from_slice(&serde_json::to_vec(&ev).unwrap()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{ev:?}"));
+        // Without the optional parts (no submitter waiting, no stamps).
+        let bare = r#"{"t":"messages","ms":[{"m":{"id":1,"room_id":3,"seq":1,"kind":"text",
+            "sender":{"id":9,"name":"A"},"text":"hi","client_id":null,"sent_at":0}}]}"#;
+        let Event::Messages { ms, committed } = serde_json::from_str(bare).unwrap() else {
+            panic!("not a messages event");
+        };
+        assert_eq!((ms[0].reply.clone(), ms[0].at, committed), (None, 0, 0));
     }
 
     #[test]
