@@ -6,19 +6,24 @@
 //! its previous affinity back afterwards (`taskset -a -p`).
 
 use std::process::Command;
+use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context as _};
 
 pub const SERVER_CORE: usize = 0;
 pub const BENCH_CORE: usize = 1;
 
-/// Whether pinning is possible here: at least two cores and `taskset`.
+/// Whether pinning is possible here: at least two cores and `taskset`
+/// (decided once: after [`pin_self`] this process sees one core only).
 pub fn available() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
-        && Command::new("taskset")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        crate::proc::Machine::online_cpus() >= 2
+            && Command::new("taskset")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// The command prefix that starts a server on [`SERVER_CORE`].

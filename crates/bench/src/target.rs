@@ -691,6 +691,10 @@ async fn locate_rabbitmq(opts: &TargetOpts) -> anyhow::Result<Server> {
     if opts.pin {
         let before = pin::get(pid)?;
         pin::set_all(pid, &pin::SERVER_CORE.to_string())?;
+        notes.push(format!(
+            "pinned: beam.smp's threads moved to core {} for each scenario (their CPU list {before} restored after)",
+            pin::SERVER_CORE
+        ));
         restore_affinity = Some((pid, before));
     }
     Ok(Server {
