@@ -134,6 +134,21 @@ impl Conn {
         }
     }
 
+    /// Closes after the server has handled everything sent (NATS: a
+    /// `PING`/`PONG` first, bounded by 1 s; nats-server drops `PUB`s that
+    /// arrive together with the WebSocket close, seen as ~1 lost message per
+    /// publisher at 32,000 msg/s). STOMP: a plain close (the servers handle
+    /// the frames before it).
+    pub async fn flush_and_close(self) -> anyhow::Result<()> {
+        match self {
+            Conn::Stomp(c) => c.close().await,
+            Conn::Nats(mut c) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), c.flush()).await;
+                c.close().await
+            }
+        }
+    }
+
     pub async fn close(self) -> anyhow::Result<()> {
         match self {
             Conn::Stomp(c) => c.close().await,

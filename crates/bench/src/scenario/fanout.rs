@@ -654,7 +654,7 @@ async fn publish(
             break;
         }
     }
-    let _ = c.close().await;
+    let _ = c.flush_and_close().await;
     Ok(())
 }
 
