@@ -1,27 +1,33 @@
 //! `quicktalk-bench`: a load generator comparing QuickTalk with RabbitMQ's
-//! Web-STOMP on the same machine.
+//! Web-STOMP and with NATS (core NATS over WebSocket, JetStream) on the same
+//! machine.
 //!
 //! ```text
-//! quicktalk-bench compare [--quick]                 # every scenario, both targets
-//! quicktalk-bench idle    --target quicktalk|rabbitmq [--quick] [--levels 1000,5000]
-//! quicktalk-bench fanout  --target ... [--rooms R --members M --publishers P --rates 500,1000]
+//! quicktalk-bench compare [--quick] [--pin|--no-pin]   # every scenario, three targets
+//! quicktalk-bench idle    --target quicktalk|rabbitmq|nats [--quick] [--levels 1000,5000]
+//! quicktalk-bench fanout  --target ... [--rooms R --members M --publishers P --rates 500,1000 --repeats 3]
 //! quicktalk-bench connect --target ... [--concurrency C]
 //! quicktalk-bench persist --target ... [--connections N --window W]
 //! quicktalk-bench media   [--quick] [--stream-mib 100 --uploaders 2 ...]   # QuickTalk only
 //! ```
 //!
-//! Modules: `target` (servers, auth, destinations), `scenario::{idle, fanout,
-//! connect, persist, media}`, `report` (markdown, SVG, ratio line),
+//! Modules: `target` (servers, auth, destinations), `conn` (a connection of
+//! either protocol), `nats` (the NATS protocol, client and nats-server
+//! process), `pin` (taskset), `scenario::{idle, fanout, connect, persist,
+//! media}`, `report` (markdown, SVG, ratio lines),
 //! `media_report` (the media results file), `proc` (`/proc` readers), `sampler`
 //! (peak RSS on a thread), `stats` (HDR histograms), `payload` (stamped
 //! bodies), `upload` (the upload client), `photo` (the synthetic JPEG), `clock`
 //! (the shared monotonic epoch).
 
 mod clock;
+mod conn;
 mod kafka_probe;
 mod media_report;
+mod nats;
 mod payload;
 mod photo;
+mod pin;
 mod proc;
 mod push_sink;
 mod report;
@@ -50,7 +56,7 @@ use target::{Kind, Server, TargetOpts};
 #[command(
     name = "quicktalk-bench",
     version,
-    about = "Load generator: QuickTalk vs RabbitMQ Web-STOMP"
+    about = "Load generator: QuickTalk vs RabbitMQ Web-STOMP and NATS"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,9 +87,39 @@ struct ServerArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     postgres_url: String,
+    /// nats-server >= 2.10 for `--target nats` (default: the venv install,
+    /// ~/.cache/quicktalk-nats/bin/nats-server; see bench/README.md).
+    #[arg(long, env = "QUICKTALK_BENCH_NATS_SERVER")]
+    nats_server: Option<PathBuf>,
+    /// Pin with taskset: servers on core 0 (RabbitMQ's threads moved there for
+    /// each scenario, then restored), the bench on core 1.
+    #[arg(long, overrides_with = "no_pin")]
+    pin: bool,
+    /// Do not pin (the default; see bench/README.md for the measurement).
+    #[arg(long, overrides_with = "pin")]
+    no_pin: bool,
 }
 
+/// Whether `compare` and the scenarios pin when neither flag is given.
+const PIN_BY_DEFAULT: bool = false;
+
 impl ServerArgs {
+    /// Pinning asked for (flags, else [`PIN_BY_DEFAULT`]).
+    fn pin_wanted(&self) -> bool {
+        if self.pin {
+            true
+        } else if self.no_pin {
+            false
+        } else {
+            PIN_BY_DEFAULT
+        }
+    }
+
+    /// Pinning in effect: wanted and possible here.
+    fn pinned(&self) -> bool {
+        self.pin_wanted() && pin::available()
+    }
+
     fn opts(&self) -> TargetOpts {
         TargetOpts {
             quicktalk_bin: self.quicktalk_bin.clone(),
@@ -91,20 +127,28 @@ impl ServerArgs {
             rabbitmq_ws: self.rabbitmq_ws.clone(),
             kafka_brokers: self.kafka_brokers.clone(),
             postgres_url: self.postgres_url.clone(),
+            nats_server: self
+                .nats_server
+                .clone()
+                .unwrap_or_else(nats::server::default_binary),
+            pin: self.pinned(),
         }
     }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Every scenario against both targets, interleaved; writes bench/results/<date>.md and
-    /// <date>-latency.svg and ends with the ratio line.
+    /// Every scenario against QuickTalk, RabbitMQ and NATS, interleaved; writes
+    /// bench/results/<date>.md and <date>-latency.svg and ends with the two ratio lines.
     Compare {
         #[command(flatten)]
         server: ServerArgs,
         /// Where results go (default: <repo>/bench/results).
         #[arg(long)]
         results_dir: Option<PathBuf>,
+        /// Fan-out runs per offered rate (default 3).
+        #[arg(long)]
+        repeats: Option<usize>,
     },
     /// Idle connections: server RSS and kernel socket memory per connection.
     Idle {
@@ -147,6 +191,9 @@ enum Cmd {
         /// of the subscribers (e.g. 0.1), so every message is planned as a push.
         #[arg(long)]
         push_away: Option<f64>,
+        /// Runs per offered rate: the table gives median and min–max (default 3).
+        #[arg(long)]
+        repeats: Option<usize>,
     },
     /// Connects/s (WebSocket + CONNECT + SUBSCRIBE with receipt) and latency.
     Connect {
@@ -327,6 +374,7 @@ fn media_params(quick: bool) -> MediaParams {
             drain: s(3),
             users: 16,
             push_away: 0.0,
+            repeats: 1,
         },
     }
 }
@@ -356,6 +404,7 @@ impl Preset {
                     drain: s(2),
                     users: 16,
                     push_away: 0.0,
+                    repeats: 3,
                 },
                 connect: ConnectParams {
                     concurrency: 8,
@@ -394,6 +443,7 @@ impl Preset {
                     drain: s(3),
                     users: 64,
                     push_away: 0.0,
+                    repeats: 3,
                 },
                 connect: ConnectParams {
                     concurrency: 32,
@@ -415,11 +465,37 @@ impl Preset {
     }
 }
 
+impl Cmd {
+    fn server_args(&self) -> Option<&ServerArgs> {
+        match self {
+            Cmd::Compare { server, .. }
+            | Cmd::Idle { server, .. }
+            | Cmd::Fanout { server, .. }
+            | Cmd::Connect { server, .. }
+            | Cmd::Push { server, .. }
+            | Cmd::Persist { server, .. }
+            | Cmd::Media { server, .. }
+            | Cmd::Search { server, .. }
+            | Cmd::Cluster { server, .. } => Some(server),
+            Cmd::WorkerIdle | Cmd::KafkaProbe { .. } => None,
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     clock::epoch();
     let cli = Cli::parse();
     // The server child and the idle workers inherit this limit.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
+    // Before the runtime starts its threads: they, and the idle workers,
+    // inherit the bench core.
+    if let Some(server) = cli.cmd.server_args() {
+        if server.pin_wanted() && !server.pinned() {
+            eprintln!("# --pin: not pinning (needs 2 cores and taskset)");
+        } else if server.pinned() {
+            pin::pin_self().context("pinning the bench to its core")?;
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -432,7 +508,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Compare {
             server,
             results_dir,
-        } => compare(&server, results_dir).await,
+            repeats,
+        } => compare(&server, results_dir, repeats).await,
         Cmd::Media {
             server,
             results_dir,
@@ -552,9 +629,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
             warmup_ms,
             measure_ms,
             push_away,
+            repeats,
         } => {
             let preset = Preset::new(server.quick);
             let mut p = preset.fanout;
+            p.repeats = repeats.unwrap_or(p.repeats).max(1);
             p.push_away = push_away.unwrap_or(0.0).clamp(0.0, 10.0);
             p.rooms = rooms.unwrap_or(p.rooms).max(1);
             p.members = members.unwrap_or(p.members).max(1);
@@ -748,16 +827,43 @@ where
     result
 }
 
-async fn compare(server: &ServerArgs, results_dir: Option<PathBuf>) -> anyhow::Result<()> {
+/// The report's facts about how the run was done (pinning, repeats).
+fn run_notes(server: &ServerArgs, repeats: usize) -> Vec<String> {
+    let pinning = if server.pinned() {
+        format!(
+            "CPU pinning: on (`--pin`). QuickTalk and nats-server run on core {s} (`taskset -c {s}`); \
+             RabbitMQ's beam.smp threads are moved to core {s} for each of its scenarios and given their \
+             previous CPU list back afterwards (`taskset -a -p`); the bench and its idle workers run on core {b}.",
+            s = pin::SERVER_CORE,
+            b = pin::BENCH_CORE
+        )
+    } else if server.pin_wanted() {
+        "CPU pinning: asked for but not possible here (needs 2 cores and taskset): off.".into()
+    } else {
+        "CPU pinning: off (`--no-pin`, the default): servers and bench share both cores as the scheduler decides.".into()
+    };
+    vec![
+        pinning,
+        format!("fan-out: {repeats} run(s) per offered rate; medians and ranges reported."),
+    ]
+}
+
+async fn compare(
+    server: &ServerArgs,
+    results_dir: Option<PathBuf>,
+    repeats: Option<usize>,
+) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let machine = proc::Machine::describe();
-    let preset = Preset::new(server.quick);
+    let mut preset = Preset::new(server.quick);
+    preset.fanout.repeats = repeats.unwrap_or(preset.fanout.repeats).max(1);
     let opts = server.opts();
     let mut qt = TargetRun::new(Kind::Quicktalk);
     let mut rmq = TargetRun::new(Kind::Rabbitmq);
+    let mut nats = TargetRun::new(Kind::Nats);
     let limit = preset.scenario_limit;
     for name in ["idle", "fanout", "connect", "persist"] {
-        for run in [&mut qt, &mut rmq] {
+        for run in [&mut qt, &mut rmq, &mut nats] {
             let kind = run.kind;
             eprintln!(
                 "# {name} on {} ({:.0} s in)",
@@ -810,26 +916,32 @@ async fn compare(server: &ServerArgs, results_dir: Option<PathBuf>) -> anyhow::R
         }
     }
     let total = t0.elapsed().as_secs_f64();
-    let ratios = report::ratios(&qt, &rmq);
+    let ratios = [
+        (Kind::Rabbitmq, report::ratios(&qt, &rmq)),
+        (Kind::Nats, report::ratios(&qt, &nats)),
+    ];
     let date = chrono::Local::now().format("%Y-%m-%d").to_string();
     let dir = results_dir.unwrap_or_else(|| target::repo_root().join("bench/results"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let svg_name = format!("{date}-latency.svg");
-    let command = format!(
-        "quicktalk-bench compare{}",
-        if server.quick { " --quick" } else { "" }
+    let command = std::iter::once("quicktalk-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let runs = [&qt, &rmq, &nats];
+    let notes = run_notes(server, preset.fanout.repeats);
+    let md = report::markdown(
+        &date, &command, total, &machine, &runs, &ratios, &svg_name, &notes,
     );
-    let runs = [&qt, &rmq];
-    let md = report::markdown(&date, &command, total, &machine, &runs, &ratios, &svg_name);
     let md_path = dir.join(format!("{date}.md"));
     std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
     let svg = report::latency_svg(
         &runs,
-        &format!("fan-out latency vs delivered rate ({date}; p99 thick, p50 thin)"),
+        &format!("fan-out latency vs delivered rate ({date}; medians; p99 thick, p50 thin)"),
     )?;
     let svg_path = dir.join(&svg_name);
     std::fs::write(&svg_path, svg).with_context(|| format!("writing {}", svg_path.display()))?;
-    // The report without its ratio section, then the ratio line once, last.
+    // The report without its ratio section, then the ratio lines once, last.
     let body = md.split("\n## Ratios").next().unwrap_or(&md);
     let rest = md
         .split_once("## Notes and problems observed")
@@ -838,7 +950,9 @@ async fn compare(server: &ServerArgs, results_dir: Option<PathBuf>) -> anyhow::R
     println!("{}{}", body.trim_end(), rest.trim_end());
     println!();
     println!("wrote {} and {}", md_path.display(), svg_path.display());
-    println!("{}", report::ratio_line(&ratios));
+    for (peer, r) in &ratios {
+        println!("{}", report::ratio_line(*peer, r));
+    }
     Ok(())
 }
 

@@ -190,11 +190,29 @@ pub struct Machine {
     pub loadavg: String,
 }
 
+/// The number of CPUs in a `/proc/cpuinfo` text (`processor` lines).
+pub fn parse_cpu_count(cpuinfo: &str) -> usize {
+    cpuinfo
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count()
+}
+
 impl Machine {
+    /// CPUs of the machine (not this process's CPU list, which pinning narrows).
+    pub fn online_cpus() -> usize {
+        let n = parse_cpu_count(&fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
+        if n > 0 {
+            n
+        } else {
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        }
+    }
+
     pub fn describe() -> Machine {
         let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
         Machine {
-            nproc: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            nproc: Machine::online_cpus(),
             cpu_model: parse_cpu_model(&read("/proc/cpuinfo")).unwrap_or_else(|| "unknown".into()),
             mem_total_gib: parse_memtotal_kb(&read("/proc/meminfo")).unwrap_or(0) as f64
                 / (1024.0 * 1024.0),
@@ -263,6 +281,11 @@ mod tests {
     #[test]
     fn cpu_model_and_memory() {
         let cpuinfo = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n";
+        assert_eq!(parse_cpu_count(cpuinfo), 1);
+        assert_eq!(
+            parse_cpu_count("processor\t: 0\nprocessor\t: 1\nmodel name : x\n"),
+            2
+        );
         assert_eq!(
             parse_cpu_model(cpuinfo).as_deref(),
             Some("Intel(R) Xeon(R) CPU @ 2.20GHz")

@@ -1,6 +1,6 @@
-//! Rendering results: markdown tables per scenario (both targets), the machine
+//! Rendering results: markdown tables per scenario (every target), the machine
 //! description, the latency-vs-delivered-rate SVG plot, and the one-line
-//! `quicktalk/rabbitmq ratios: ...` summary.
+//! `quicktalk/<peer> ratios: ...` summaries (RabbitMQ, NATS).
 
 use std::fmt::Write as _;
 
@@ -8,10 +8,10 @@ use plotters::prelude::*;
 
 use crate::proc::Machine;
 use crate::scenario::connect::ConnectResult;
-use crate::scenario::fanout::FanoutResult;
+use crate::scenario::fanout::{FanoutRate, FanoutResult};
 use crate::scenario::idle::IdleResult;
 use crate::scenario::persist::PersistResult;
-use crate::stats::Percentiles;
+use crate::stats::{Percentiles, Spread};
 use crate::target::Kind;
 
 /// A scenario's outcome: not run, failed (with why), or its result.
@@ -46,7 +46,7 @@ fn ok<T>(o: &Outcome<T>) -> Option<&T> {
     o.as_ref().and_then(|r| r.as_ref().ok())
 }
 
-/// QuickTalk's figure divided by RabbitMQ's, per headline metric.
+/// QuickTalk's figure divided by a peer's (RabbitMQ, NATS), per headline metric.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Ratios {
     pub delivered: Option<f64>,
@@ -63,16 +63,17 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// The highest offered rate both targets sustained, with each one's p99 there.
-pub fn common_sustained(qt: &FanoutResult, rmq: &FanoutResult) -> Option<(f64, f64, f64)> {
-    qt.steps
+/// The highest offered rate both targets sustained, with each one's median
+/// p99 there.
+pub fn common_sustained(qt: &FanoutResult, peer: &FanoutResult) -> Option<(f64, f64, f64)> {
+    qt.rates
         .iter()
         .filter(|s| s.saturated.is_none())
         .filter_map(|a| {
-            rmq.steps
+            peer.rates
                 .iter()
                 .find(|b| b.saturated.is_none() && (b.offered - a.offered).abs() < 1e-6)
-                .map(|b| (a.offered, a.latency.p99, b.latency.p99))
+                .map(|b| (a.offered, a.p99.median, b.p99.median))
         })
         .max_by(|x, y| x.0.total_cmp(&y.0))
 }
@@ -88,6 +89,7 @@ pub fn common_idle(qt: &IdleResult, rmq: &IdleResult) -> Option<(usize, f64, f64
         .max_by_key(|x| x.0)
 }
 
+/// QuickTalk (`qt`) against one peer (`rmq`: RabbitMQ or NATS).
 pub fn ratios(qt: &TargetRun, rmq: &TargetRun) -> Ratios {
     let (qf, rf) = (ok(&qt.fanout), ok(&rmq.fanout));
     let (qi, ri) = (ok(&qt.idle), ok(&rmq.idle));
@@ -128,10 +130,11 @@ pub fn fmt_ratio(v: Option<f64>) -> String {
     }
 }
 
-/// The closing line of `compare`.
-pub fn ratio_line(r: &Ratios) -> String {
+/// A closing line of `compare`: `quicktalk/<peer> ratios: ...`.
+pub fn ratio_line(peer: Kind, r: &Ratios) -> String {
     format!(
-        "quicktalk/rabbitmq ratios: delivered={} p99={} rss_per_conn={} connects={} persist={}",
+        "quicktalk/{} ratios: delivered={} p99={} rss_per_conn={} connects={} persist={}",
+        peer.name(),
         fmt_ratio(r.delivered),
         fmt_ratio(r.p99),
         fmt_ratio(r.rss_per_conn),
@@ -222,10 +225,49 @@ pub fn idle_table(runs: &[&TargetRun]) -> String {
     s
 }
 
-/// The fan-out table (both targets, one row per step).
+/// `median (min–max)` of a figure over repeated runs (the range left out for
+/// a single run).
+fn spread(sp: &Spread, runs: usize, f: fn(f64) -> String) -> String {
+    if runs <= 1 {
+        f(sp.median)
+    } else {
+        format!("{} ({}–{})", f(sp.median), f(sp.min), f(sp.max))
+    }
+}
+
+fn rate_row(s: &mut String, kind: Kind, r: &FanoutRate) {
+    let m = r.median();
+    let n = r.runs.len();
+    let _ = writeln!(
+        s,
+        "| {} | {:.0} | {:.0} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} |",
+        kind.title(),
+        r.offered,
+        r.offered_deliveries,
+        n,
+        m.sent_rate,
+        spread(&r.delivered, n, |v| format!("{v:.0}")),
+        spread(&r.p50, n, ms),
+        spread(&r.p99, n, ms),
+        ms(r.p999.median),
+        ms(r.max.median),
+        r.lost,
+        m.cpu.server_pct,
+        m.cpu.bench_pct,
+        r.saturated
+            .as_deref()
+            .map(|w| format!("saturated: {w}"))
+            .unwrap_or_else(|| "sustained".into())
+            .replace('|', "/")
+    );
+}
+
+/// The fan-out table (every target, one row per offered rate): medians and
+/// ranges over the runs (p99.9 and max: medians); sent and CPU of the median
+/// run; lost summed over the runs.
 pub fn fanout_table(runs: &[&TargetRun]) -> String {
     let mut s = String::from(
-        "| target | offered msg/s | offered deliveries/s | sent msg/s | delivered/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | lost | server CPU % | bench CPU % | status |\n\
+        "| target | offered msg/s | offered deliveries/s | runs | sent msg/s | delivered/s median (min–max) | p50 ms median (min–max) | p99 ms median (min–max) | p99.9 ms | max ms | lost | server CPU % | bench CPU % | status |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in runs {
@@ -233,30 +275,31 @@ pub fn fanout_table(runs: &[&TargetRun]) -> String {
             None => {}
             Some(Err(e)) => failed_row(&mut s, r.kind, 14, e),
             Some(Ok(f)) => {
-                for st in &f.steps {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} | {:.0} | {} |",
-                        r.kind.title(),
-                        st.offered,
-                        st.offered_deliveries,
-                        st.sent_rate,
-                        st.delivered,
-                        pcts(&st.latency),
-                        st.lost,
-                        st.cpu.server_pct,
-                        st.cpu.bench_pct,
-                        st.saturated
-                            .as_deref()
-                            .map(|w| format!("saturated: {w}"))
-                            .unwrap_or_else(|| "sustained".into())
-                            .replace('|', "/")
-                    );
+                for rate in &f.rates {
+                    rate_row(&mut s, r.kind, rate);
                 }
             }
         }
     }
     s
+}
+
+/// The largest `(max − min) / median` of delivered/s and of p99 over the
+/// sustained rates of a fan-out result: how far one run may stray.
+pub fn worst_relative_range(f: &FanoutResult) -> Option<(f64, f64)> {
+    let sustained: Vec<&FanoutRate> = f
+        .rates
+        .iter()
+        .filter(|r| r.saturated.is_none() && r.runs.len() > 1)
+        .collect();
+    if sustained.is_empty() {
+        return None;
+    }
+    let worst = |g: fn(&FanoutRate) -> f64| sustained.iter().map(|r| g(r)).fold(0.0, f64::max);
+    Some((
+        worst(|r| r.delivered.relative_range()),
+        worst(|r| r.p99.relative_range()),
+    ))
 }
 
 pub fn connect_table(runs: &[&TargetRun]) -> String {
@@ -364,23 +407,38 @@ fn params_line<T>(
 }
 
 /// The whole markdown report.
+#[allow(clippy::too_many_arguments)]
 pub fn markdown(
     date: &str,
     command: &str,
     total_secs: f64,
     machine: &Machine,
     runs: &[&TargetRun],
-    ratios: &Ratios,
+    ratios: &[(Kind, Ratios)],
     svg_name: &str,
+    run_notes: &[String],
 ) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# QuickTalk vs RabbitMQ (Web-STOMP): {date}\n");
+    let _ = writeln!(s, "# QuickTalk vs RabbitMQ (Web-STOMP) and NATS: {date}\n");
+    let order = runs
+        .iter()
+        .map(|r| r.kind.title())
+        .collect::<Vec<_>>()
+        .join(", then ");
     let _ = writeln!(
         s,
-        "`{command}`: {total_secs:.0} s in total. Server and load generator share the machine \
-         (loopback only); scenarios ran interleaved, QuickTalk then RabbitMQ with the same parameters. \
-         QuickTalk is started fresh (temp data dir, `--log warn`) for every scenario; RabbitMQ is the local broker.\n"
+        "`{command}`: {total_secs:.0} s in total ({:.1} min). Server and load generator share the machine \
+         (loopback only); scenarios ran interleaved, {order} with the same parameters. \
+         QuickTalk is started fresh (temp data dir, `--log warn`) for every scenario, and so is NATS \
+         (the bench's own nats-server: core NATS over WebSocket, JetStream for persist); RabbitMQ is the local broker.\n",
+        total_secs / 60.0
     );
+    for n in run_notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    if !run_notes.is_empty() {
+        s.push('\n');
+    }
     machine_section(&mut s, machine);
     let _ = writeln!(
         s,
@@ -397,7 +455,7 @@ pub fn markdown(
             |r| ok(&r.idle),
             |i: &IdleResult| {
                 format!(
-            "Each connection: WebSocket + CONNECT + SUBSCRIBE to one room. Levels are cumulative; growth per connection = (RSS(N) − RSS(baseline)) / N, read from `/proc/PID/status` VmRSS after a settle. TCP mem is `/proc/net/sockstat` (machine-wide, both ends of each loopback connection). Levels: {:?}.",
+            "Each connection: WebSocket + CONNECT + SUBSCRIBE to one room (NATS: CONNECT + SUB to `room.N`, each confirmed by PING/PONG). Levels are cumulative; growth per connection = (RSS(N) − RSS(baseline)) / N, read from `/proc/PID/status` VmRSS after a settle. TCP mem is `/proc/net/sockstat` (machine-wide, both ends of each loopback connection). Levels: {:?}.",
             i.levels.iter().map(|l| l.n).collect::<Vec<_>>()
         )
             }
@@ -414,15 +472,19 @@ pub fn markdown(
             |r| ok(&r.fanout),
             |f: &FanoutResult| {
                 format!(
-            "{} rooms × {} subscribers, {} publishers, {}-byte SEND bodies; warm-up {:.1} s, window {:.1} s per step. \
+            "{} rooms × {} subscribers, {} publishers, {}-byte SEND bodies (NATS: PUB to subject `room.N`, the same stamped bodies); warm-up {:.1} s, window {:.1} s per run; \
+             each offered rate runs {} times (fresh publishers each time, same subscribers): delivered/s, p50 and p99 are the median and (min–max) over the runs; \
+             p99.9 and max are medians over the runs too, sent and CPU the median run's (by delivered/s), lost is summed over the runs. \
              Latency = receive time − send stamp (same process clock; a publisher behind schedule stamps the scheduled time, so back-pressure counts as latency). \
-             Saturated: delivered < 90 % of offered, p99 > 1 s, or a subscriber disconnected. Plot: `{svg_name}`.",
+             A run is saturated when delivered < 90 % of offered, p99 > 1 s, a publisher failed or a subscriber disconnected; a rate is saturated when its median run is \
+             (repeats stop early once more than half delivered < 90 %). Plot (medians): `{svg_name}`.",
             f.params.rooms,
             f.params.members,
             f.params.publishers,
             f.params.body_bytes,
             f.params.warmup.as_secs_f64(),
-            f.params.measure.as_secs_f64()
+            f.params.measure.as_secs_f64(),
+            f.params.repeats.max(1)
         )
             }
         )
@@ -430,11 +492,20 @@ pub fn markdown(
     s.push_str(&fanout_table(runs));
     for r in runs {
         if let Some(f) = ok(&r.fanout) {
-            if f.steps.last().is_some_and(|st| st.saturated.is_none()) {
+            if f.rates.last().is_some_and(|st| st.saturated.is_none()) {
                 let _ = writeln!(
                     s,
                     "\n{} sustained every offered rate: its peak delivered/s is a lower bound.",
                     r.kind.title()
+                );
+            }
+            if let Some((d, p)) = worst_relative_range(f) {
+                let _ = writeln!(
+                    s,
+                    "\n{}: widest range over the sustained rates, (max − min) / median: delivered/s {:.0} %, p99 {:.0} %.",
+                    r.kind.title(),
+                    d * 100.0,
+                    p * 100.0
                 );
             }
         }
@@ -449,7 +520,7 @@ pub fn markdown(
             |r| ok(&r.connect),
             |c: &ConnectResult| {
                 format!(
-            "{} concurrent connectors; each connect = WebSocket upgrade + CONNECT + SUBSCRIBE with receipt, then close. Warm-up {:.1} s, window {:.1} s.",
+            "{} concurrent connectors; each connect = WebSocket upgrade + CONNECT + SUBSCRIBE with receipt (NATS: INFO, CONNECT + PING → PONG, SUB + PING → PONG), then close. Warm-up {:.1} s, window {:.1} s.",
             c.params.concurrency,
             c.params.warmup.as_secs_f64(),
             c.params.measure.as_secs_f64()
@@ -469,7 +540,8 @@ pub fn markdown(
             |p: &PersistResult| {
                 format!(
             "SEND with receipt, {}-byte bodies. QuickTalk: receipt after the SQLite commit (`synchronous=full`); \
-             RabbitMQ: `persistent:true` into the durable queue `/queue/bench-persist` (receipt = publisher confirm). \
+             RabbitMQ: `persistent:true` into the durable queue `/queue/bench-persist` (receipt = publisher confirm); \
+             NATS: PUB with a reply subject to `bench.persist`, stored by the JetStream stream `BENCH_PERSIST` (file storage, `sync_interval: always`: an fsync per write), receipt = the PubAck. \
              Warm-up {:.1} s, window {:.1} s.",
             p.params.body_bytes,
             p.params.warmup.as_secs_f64(),
@@ -480,14 +552,18 @@ pub fn markdown(
     );
     s.push_str(&persist_table(runs));
 
-    let _ = writeln!(s, "\n## Ratios (QuickTalk / RabbitMQ)\n");
+    let _ = writeln!(s, "\n## Ratios (QuickTalk / RabbitMQ, QuickTalk / NATS)\n");
     let _ = writeln!(
         s,
-        "delivered = peak delivered/s in fanout; p99 = fanout p99 at the highest offered rate both sustained; \
+        "delivered = peak median delivered/s in fanout; p99 = median fanout p99 at the highest offered rate both sustained; \
          rss_per_conn = idle RSS growth per connection at the largest N both held; connects = connects/s; \
          persist = receipts/s.\n"
     );
-    let _ = writeln!(s, "```\n{}\n```\n", ratio_line(ratios));
+    s.push_str("```\n");
+    for (peer, r) in ratios {
+        let _ = writeln!(s, "{}", ratio_line(*peer, r));
+    }
+    s.push_str("```\n\n");
     let p = problems(runs);
     if !p.is_empty() {
         let _ = writeln!(s, "## Notes and problems observed\n\n{p}");
@@ -498,7 +574,8 @@ pub fn markdown(
 /// One plotted step: (delivered/s, p50 ms, p99 ms).
 type CurvePoint = (f64, f64, f64);
 
-/// Latency (p50, p99) against delivered rate, both targets, as an SVG string.
+/// Latency (median p50, p99) against median delivered rate, every target, as
+/// an SVG string.
 pub fn latency_svg(runs: &[&TargetRun], title: &str) -> anyhow::Result<String> {
     let series: Vec<(Kind, Vec<CurvePoint>)> = runs
         .iter()
@@ -506,14 +583,14 @@ pub fn latency_svg(runs: &[&TargetRun], title: &str) -> anyhow::Result<String> {
             ok(&r.fanout).map(|f| {
                 (
                     r.kind,
-                    f.steps
+                    f.rates
                         .iter()
-                        .filter(|s| s.delivered > 0.0 && s.latency.count > 0)
+                        .filter(|s| s.delivered.median > 0.0 && s.p99.median > 0.0)
                         .map(|s| {
                             (
-                                s.delivered,
-                                s.latency.p50.max(0.001),
-                                s.latency.p99.max(0.001),
+                                s.delivered.median,
+                                s.p50.median.max(0.001),
+                                s.p99.median.max(0.001),
                             )
                         })
                         .collect(),
@@ -566,6 +643,7 @@ pub fn latency_svg(runs: &[&TargetRun], title: &str) -> anyhow::Result<String> {
                 Kind::Quicktalk => RGBColor(31, 119, 180),
                 Kind::QuicktalkCluster => RGBColor(44, 160, 44),
                 Kind::Rabbitmq => RGBColor(214, 39, 40),
+                Kind::Nats => RGBColor(255, 127, 14),
             };
             for (which, width, label) in [(2usize, 3u32, "p99"), (1, 1, "p50")] {
                 let line: Vec<(f64, f64)> = pts
@@ -607,7 +685,7 @@ pub fn machine_section(s: &mut String, machine: &Machine) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::fanout::{FanoutParams, FanoutStep};
+    use crate::scenario::fanout::{FanoutParams, FanoutRate, FanoutStep};
     use crate::scenario::idle::IdleLevel;
     use std::time::Duration;
 
@@ -632,8 +710,23 @@ mod tests {
             persist: Some(10.0),
         };
         assert_eq!(
-            ratio_line(&r),
+            ratio_line(Kind::Rabbitmq, &r),
             "quicktalk/rabbitmq ratios: delivered=2.00 p99=0.500 rss_per_conn=0.125 connects=n/a persist=10.0"
+        );
+    }
+
+    #[test]
+    fn nats_ratio_line_shape() {
+        let r = Ratios {
+            delivered: Some(0.25),
+            p99: Some(3.0),
+            rss_per_conn: Some(1.5),
+            connects: Some(0.8),
+            persist: None,
+        };
+        assert_eq!(
+            ratio_line(Kind::Nats, &r),
+            "quicktalk/nats ratios: delivered=0.250 p99=3.00 rss_per_conn=1.50 connects=0.800 persist=n/a"
         );
     }
 
@@ -650,23 +743,75 @@ mod tests {
                 drain: Duration::ZERO,
                 users: 1,
                 push_away: 0.0,
+                repeats: 1,
             },
-            steps: steps
+            rates: steps
                 .iter()
-                .map(|&(offered, delivered, p99, sat)| FanoutStep {
-                    offered,
-                    delivered,
-                    latency: Percentiles {
-                        count: 1,
-                        p99,
-                        ..Percentiles::default()
-                    },
-                    saturated: sat.then(|| "x".to_owned()),
-                    ..FanoutStep::default()
+                .map(|&(offered, delivered, p99, sat)| {
+                    FanoutRate::from_runs(vec![run(offered, delivered, p99, sat)])
                 })
                 .collect(),
             first_error: None,
         }
+    }
+
+    fn run(offered: f64, delivered: f64, p99: f64, sat: bool) -> FanoutStep {
+        FanoutStep {
+            offered,
+            offered_deliveries: offered,
+            delivered,
+            latency: Percentiles {
+                count: 1,
+                p99,
+                ..Percentiles::default()
+            },
+            saturated: sat.then(|| "x".to_owned()),
+            ..FanoutStep::default()
+        }
+    }
+
+    #[test]
+    fn ratios_use_the_medians_of_repeated_runs() {
+        let three = |offered: f64, runs: [(f64, f64); 3], sat: [bool; 3]| {
+            FanoutRate::from_runs(
+                runs.iter()
+                    .zip(sat)
+                    .map(|(&(d, p99), s)| run(offered, d, p99, s))
+                    .collect(),
+            )
+        };
+        let mut f = fanout(&[]);
+        f.rates = vec![
+            three(100.0, [(100.0, 2.0), (90.0, 9.0), (95.0, 4.0)], [false; 3]),
+            // The median run (delivered 60) is saturated: so is the rate.
+            three(
+                200.0,
+                [(190.0, 3.0), (60.0, 900.0), (50.0, 950.0)],
+                [false, true, true],
+            ),
+        ];
+        let mut peer = fanout(&[]);
+        peer.rates = vec![three(
+            100.0,
+            [(80.0, 8.0), (85.0, 16.0), (99.0, 2.0)],
+            [false; 3],
+        )];
+        assert_eq!(f.rates[0].delivered.median, 95.0);
+        assert_eq!(f.rates[0].p99.median, 4.0);
+        assert_eq!((f.rates[0].p99.min, f.rates[0].p99.max), (2.0, 9.0));
+        assert!(f.rates[1].saturated.is_some());
+        // Peak of the medians: 95 (rate 100) beats 60 (rate 200's median).
+        assert_eq!(f.peak_delivered(), Some(95.0));
+        assert_eq!(common_sustained(&f, &peer), Some((100.0, 4.0, 8.0)));
+        let mut qt = TargetRun::new(Kind::Quicktalk);
+        let mut nats = TargetRun::new(Kind::Nats);
+        qt.fanout = Some(Ok(f));
+        nats.fanout = Some(Ok(peer));
+        let r = ratios(&qt, &nats);
+        assert_eq!(r.delivered, Some(95.0 / 85.0));
+        assert_eq!(r.p99, Some(0.5));
+        assert!(ratio_line(Kind::Nats, &r)
+            .starts_with("quicktalk/nats ratios: delivered=1.12 p99=0.500"));
     }
 
     fn level(n: usize, per: f64, ok: bool) -> IdleLevel {
@@ -715,7 +860,8 @@ mod tests {
         // 5000 failed on RabbitMQ: largest common complete N is 1000.
         assert_eq!(r.rss_per_conn, Some(0.25));
         assert_eq!(r.connects, None);
-        assert!(ratio_line(&r).starts_with("quicktalk/rabbitmq ratios: delivered=2.11 p99=0.250"));
+        assert!(ratio_line(Kind::Rabbitmq, &r)
+            .starts_with("quicktalk/rabbitmq ratios: delivered=2.11 p99=0.250"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Latency histograms (HDR, microsecond resolution) and the percentiles the
-//! reports show.
+//! reports show; the median and spread of repeated runs.
 
 use hdrhistogram::Histogram;
 
@@ -48,6 +48,57 @@ impl Percentiles {
     }
 }
 
+/// The median and the range of one figure over repeated runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// Of `values` (the median of an even count is the mean of the middle two);
+    /// all zero when empty.
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        }
+    }
+
+    /// `max − min` relative to the median (0 when the median is 0).
+    pub fn relative_range(&self) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            (self.max - self.min) / self.median
+        }
+    }
+}
+
+/// The index of the median element of `values` (for an even count the lower
+/// of the middle two); `None` when empty.
+pub fn median_index(values: &[f64]) -> Option<usize> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    Some(idx[(values.len() - 1) / 2])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +139,31 @@ mod tests {
         // Above the range: clamped, not dropped.
         record_ns(&mut h, u64::MAX);
         assert_eq!(h.len(), 1001);
+    }
+
+    #[test]
+    fn spread_median_and_range() {
+        assert_eq!(Spread::of(&[]), Spread::default());
+        assert_eq!(
+            Spread::of(&[3.0, 1.0, 2.0]),
+            Spread {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
+        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 10.0]).median, 3.0);
+        assert_eq!(Spread::of(&[5.0]).min, 5.0);
+        assert!((Spread::of(&[1.0, 2.0, 3.0]).relative_range() - 1.0).abs() < 1e-12);
+        assert_eq!(Spread::of(&[0.0, 0.0]).relative_range(), 0.0);
+    }
+
+    #[test]
+    fn median_index_picks_the_middle_run() {
+        assert_eq!(median_index(&[]), None);
+        assert_eq!(median_index(&[30.0, 10.0, 20.0]), Some(2));
+        // Even count: the lower middle (the worse of the two).
+        assert_eq!(median_index(&[40.0, 10.0, 30.0, 20.0]), Some(3));
+        assert_eq!(median_index(&[7.0]), Some(0));
     }
 }

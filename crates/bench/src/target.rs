@@ -1,4 +1,4 @@
-//! The two targets: starting or locating the server, authenticating, and the
+//! The targets: starting or locating the server, authenticating, and the
 //! destinations each scenario uses.
 //!
 //! - QuickTalk: the release binary, started fresh on a temp data dir for every
@@ -8,6 +8,14 @@
 //! - RabbitMQ: the local broker, already running; Web-STOMP is enabled here if its
 //!   port is closed. `guest`/`guest`, vhost `/`; rooms are `/topic/room.N`,
 //!   persisted SENDs go to the durable queue `/queue/bench-persist`.
+//! - NATS: the bench's own nats-server ([`crate::nats::server`]), started fresh
+//!   for every scenario like QuickTalk. No auth; rooms are subjects `room.N`;
+//!   persisted publishes go to `bench.persist`, captured by the JetStream
+//!   stream `BENCH_PERSIST` (file storage) that [`Server::persist_reset`]
+//!   creates.
+//!
+//! With `pin`, servers the bench starts run on [`crate::pin::SERVER_CORE`] and
+//! RabbitMQ's threads are moved there for the scenario (restored on stop).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,7 +32,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command as Proc};
 
-use crate::proc;
+use crate::conn::Proto;
+use crate::{nats, pin, proc};
 
 /// Which server is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +42,8 @@ pub enum Kind {
     /// Two QuickTalk nodes on PostgreSQL and a Kafka-protocol broker.
     QuicktalkCluster,
     Rabbitmq,
+    /// The bench's own nats-server: core NATS over WebSocket, JetStream for persist.
+    Nats,
 }
 
 impl Kind {
@@ -41,6 +52,7 @@ impl Kind {
             Kind::Quicktalk => "quicktalk",
             Kind::QuicktalkCluster => "quicktalk-cluster",
             Kind::Rabbitmq => "rabbitmq",
+            Kind::Nats => "nats",
         }
     }
 
@@ -50,6 +62,7 @@ impl Kind {
             Kind::Quicktalk => "QuickTalk",
             Kind::QuicktalkCluster => "QuickTalk ×2 (Kafka + PostgreSQL)",
             Kind::Rabbitmq => "RabbitMQ",
+            Kind::Nats => "NATS",
         }
     }
 }
@@ -66,6 +79,10 @@ pub struct TargetOpts {
     /// The cluster target's broker and database.
     pub kafka_brokers: String,
     pub postgres_url: String,
+    /// The nats-server binary for `Kind::Nats`.
+    pub nats_server: PathBuf,
+    /// Servers on [`pin::SERVER_CORE`] (the bench pins itself in `main`).
+    pub pin: bool,
 }
 
 /// The repository root (two levels above this crate).
@@ -128,6 +145,8 @@ pub async fn connect(url: &str, creds: &Creds) -> anyhow::Result<StompClient> {
 /// Identities and destinations prepared for one scenario.
 #[derive(Debug, Clone)]
 pub struct Fixture {
+    /// What the connections speak.
+    pub proto: Proto,
     /// Every node's endpoint; connection `i` uses `ws_urls[i % n]`.
     pub ws_urls: Vec<String>,
     /// Allowed to publish into every room.
@@ -211,6 +230,8 @@ pub struct Server {
     /// Most client connections the bench may open at once without exhausting
     /// the server's descriptors (RabbitMQ: its socket limit less a margin).
     pub conn_cap: Option<usize>,
+    /// A process whose CPU list the bench changed, and the list to restore.
+    restore_affinity: Option<(u32, String)>,
 }
 
 impl Server {
@@ -219,6 +240,7 @@ impl Server {
             Kind::Quicktalk => start_quicktalk(opts, &[]).await,
             Kind::QuicktalkCluster => start_cluster(opts).await,
             Kind::Rabbitmq => locate_rabbitmq(opts).await,
+            Kind::Nats => start_nats(opts).await,
         }
     }
 
@@ -227,7 +249,18 @@ impl Server {
     pub async fn fixture(&self, rooms: usize, users: usize) -> anyhow::Result<Fixture> {
         let rooms = rooms.max(1);
         match self.kind {
+            Kind::Nats => Ok(Fixture {
+                proto: Proto::Nats,
+                ws_urls: vec![self.ws_url.clone()],
+                publisher: Creds(Vec::new()),
+                subscribers: vec![Creds(Vec::new())],
+                sub_dests: (0..rooms).map(|r| format!("room.{r}")).collect(),
+                pub_dests: (0..rooms).map(|r| format!("room.{r}")).collect(),
+                persist_dest: NATS_PERSIST_SUBJECT.into(),
+                persist_headers: Vec::new(),
+            }),
             Kind::Rabbitmq => Ok(Fixture {
+                proto: Proto::Stomp,
                 ws_urls: vec![self.ws_url.clone()],
                 publisher: Creds::rabbit(),
                 subscribers: vec![Creds::rabbit()],
@@ -258,6 +291,7 @@ impl Server {
                     subscribers.push(Creds::bearer(&self.guest(&format!("bench-{u}")).await?));
                 }
                 Ok(Fixture {
+                    proto: Proto::Stomp,
                     ws_urls: self.ws_urls.clone(),
                     publisher: Creds::bearer(&owner),
                     subscribers,
@@ -350,11 +384,16 @@ impl Server {
             .collect()
     }
 
-    /// Empties (RabbitMQ: purges) the persist destination before a run.
+    /// Prepares the persist destination before a run: RabbitMQ purges the
+    /// queue; NATS creates the JetStream stream (the server is fresh).
     pub async fn persist_reset(&self) -> anyhow::Result<()> {
-        if self.kind == Kind::Rabbitmq {
-            // The queue may not exist yet: a failure here is fine.
-            let _ = rabbitmqctl(&["purge_queue", "bench-persist"]).await;
+        match self.kind {
+            Kind::Rabbitmq => {
+                // The queue may not exist yet: a failure here is fine.
+                let _ = rabbitmqctl(&["purge_queue", "bench-persist"]).await;
+            }
+            Kind::Nats => create_nats_stream(&self.ws_url).await?,
+            Kind::Quicktalk | Kind::QuicktalkCluster => {}
         }
         Ok(())
     }
@@ -367,9 +406,15 @@ impl Server {
     }
 
     /// Stops a server this process started (SIGTERM, then SIGKILL after 10 s);
-    /// leaves RabbitMQ running. Returns a note when the exit was not clean.
+    /// leaves RabbitMQ running (its CPU list restored). Returns a note when the
+    /// exit was not clean.
     pub async fn stop(mut self) -> Option<String> {
         let mut notes = Vec::new();
+        if let Some((pid, list)) = self.restore_affinity.take() {
+            if let Err(e) = pin::set_all(pid, &list) {
+                notes.push(format!("restoring the CPU list {list} of pid {pid}: {e:#}"));
+            }
+        }
         for node in std::mem::take(&mut self.more) {
             if let Some(n) = Box::pin(node.stop()).await {
                 notes.push(n);
@@ -500,7 +545,15 @@ async fn start_quicktalk(opts: &TargetOpts, extra: &[String]) -> anyhow::Result<
     let data = tempfile::Builder::new()
         .prefix("quicktalk-bench-")
         .tempdir()?;
-    let mut child = Proc::new(&bin)
+    let mut cmd = if opts.pin {
+        let p = pin::server_prefix();
+        let mut c = Proc::new(&p[0]);
+        c.args(&p[1..]).arg(&bin);
+        c
+    } else {
+        Proc::new(&bin)
+    };
+    let mut child = cmd
         .arg("serve")
         // No abuse limits in a benchmark (contract §4); a flag in the extra
         // arguments still wins over this.
@@ -556,6 +609,7 @@ async fn start_quicktalk(opts: &TargetOpts, extra: &[String]) -> anyhow::Result<
         log,
         notes: vec![format!("binary {}", bin.display())],
         conn_cap: None,
+        restore_affinity: None,
     })
 }
 
@@ -640,6 +694,16 @@ async fn locate_rabbitmq(opts: &TargetOpts) -> anyhow::Result<Server> {
             conn_cap.map_or("unbounded".into(), |c| c.to_string())
         ));
     }
+    let mut restore_affinity = None;
+    if opts.pin {
+        let before = pin::get(pid)?;
+        pin::set_all(pid, &pin::SERVER_CORE.to_string())?;
+        notes.push(format!(
+            "pinned: beam.smp's threads moved to core {} for each scenario (their CPU list {before} restored after)",
+            pin::SERVER_CORE
+        ));
+        restore_affinity = Some((pid, before));
+    }
     Ok(Server {
         kind: Kind::Rabbitmq,
         ws_urls: vec![opts.rabbitmq_ws.clone()],
@@ -654,6 +718,94 @@ async fn locate_rabbitmq(opts: &TargetOpts) -> anyhow::Result<Server> {
         log: Arc::new(Mutex::new(ServerLog::default())),
         notes,
         conn_cap,
+        restore_affinity,
+    })
+}
+
+/// The subject persisted publishes go to, and the stream that stores it.
+const NATS_PERSIST_SUBJECT: &str = "bench.persist";
+const NATS_PERSIST_STREAM: &str = "BENCH_PERSIST";
+
+/// The JetStream stream of the persist scenario: file storage, one replica,
+/// no limits (the server's `sync_interval: always` fsyncs every write).
+pub fn nats_stream_config() -> Value {
+    json!({
+        "name": NATS_PERSIST_STREAM,
+        "subjects": [NATS_PERSIST_SUBJECT],
+        "retention": "limits",
+        "storage": "file",
+        "num_replicas": 1,
+        "discard": "old",
+        "max_msgs": -1,
+        "max_bytes": -1,
+        "max_age": 0,
+    })
+}
+
+async fn create_nats_stream(ws_url: &str) -> anyhow::Result<()> {
+    let mut c = nats::NatsClient::connect(ws_url).await?;
+    let reply = c
+        .request(
+            &format!("$JS.API.STREAM.CREATE.{NATS_PERSIST_STREAM}"),
+            nats_stream_config().to_string().as_bytes(),
+            Duration::from_secs(10),
+        )
+        .await
+        .context("creating the JetStream stream")?;
+    let _ = c.close().await;
+    let v: Value = serde_json::from_slice(&reply.payload).unwrap_or(Value::Null);
+    if reply.status().is_some() || !v["error"].is_null() || v["config"].is_null() {
+        bail!(
+            "creating the JetStream stream {NATS_PERSIST_STREAM}: {}",
+            String::from_utf8_lossy(&reply.payload)
+        );
+    }
+    Ok(())
+}
+
+/// A fresh nats-server of the bench's own (see [`crate::nats::server`]).
+async fn start_nats(opts: &TargetOpts) -> anyhow::Result<Server> {
+    let bin = &opts.nats_server;
+    let version = nats::server::version(bin).await?;
+    let prefix = if opts.pin {
+        pin::server_prefix()
+    } else {
+        Vec::new()
+    };
+    let mut started = nats::server::start(bin, &prefix).await?;
+    let log = Arc::new(Mutex::new(ServerLog::default()));
+    let stderr = started.child.stderr.take().expect("piped");
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if nats::server::log_worthy(&l) {
+                log2.lock().unwrap().push(l);
+            }
+        }
+    });
+    let ws_url = format!("ws://127.0.0.1:{}", started.layout.ws_port);
+    Ok(Server {
+        kind: Kind::Nats,
+        ws_urls: vec![ws_url.clone()],
+        more: Vec::new(),
+        schema: None,
+        ws_url,
+        pid: started.pid,
+        child: Some(started.child),
+        _data_dir: Some(started.dir),
+        http_base: String::new(),
+        http: reqwest::Client::new(),
+        log,
+        notes: vec![format!(
+            "nats-server {version} ({}), started by the bench on 127.0.0.1 (client and WebSocket ports free ones, \
+             `websocket {{ no_tls: true }}`, `jetstream {{ store_dir: <temp>, sync_interval: always }}`, \
+             max_payload 1MB, max_connections {})",
+            bin.display(),
+            nats::server::MAX_CONNECTIONS
+        )],
+        conn_cap: None,
+        restore_affinity: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! `connect`: C concurrent connectors, each in a loop: WebSocket upgrade +
-//! CONNECT + SUBSCRIBE with a receipt (the latency measured), then close.
+//! CONNECT + SUBSCRIBE with a receipt (NATS: CONNECT + PING/PONG, SUB +
+//! PING/PONG; the latency measured), then close.
 //! Connects completed inside the measure window (after the warm-up) give
 //! connects/s; the run is bounded by time and by a total connect budget.
 
@@ -61,6 +62,7 @@ pub async fn run(server: &Server, p: &ConnectParams) -> anyhow::Result<ConnectRe
             while Instant::now() < end && started.fetch_add(1, Ordering::Relaxed) < max {
                 let t0 = Instant::now();
                 let r = open_subscriber(
+                    fx.proto,
                     fx.ws_url(i),
                     fx.subscriber(i),
                     &fx.sub_dests[0],

@@ -10,24 +10,31 @@
 //! own ~1 ms wake-up lateness is not charged to the server. A step runs
 //! `warmup + measure`; only deliveries received inside the measure window count
 //! toward delivered/s and the latency histogram. After the publishers stop, the
-//! bench waits for stragglers (bounded) to count lost messages. A step is
-//! saturated when delivered < 90 % of offered, p99 > 1 s, or a subscriber was
-//! disconnected; the run stops after the first saturated step.
+//! bench waits for stragglers (bounded) to count lost messages. A run is
+//! saturated when delivered < 90 % of offered, p99 > 1 s, a publisher failed or
+//! a subscriber was disconnected.
+//!
+//! Each offered rate is run [`FanoutParams::repeats`] times ([`FanoutRate`]);
+//! the reports give the median and the range (min–max) of delivered/s, p50 and
+//! p99 over the runs. A rate is saturated when its median run (by delivered/s)
+//! is, or when a subscriber was lost (the scenario ends there: the subscribers
+//! are gone); the scenario stops after the first saturated rate. Repeats of a
+//! rate stop early once more than half of them delivered < 90 % (the median
+//! run can then only be saturated).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use quicktalk_client::StompClient;
-use quicktalk_stomp::{Command, Frame};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{open_subscriber, partition, run_bounded, MAX_CONNS_PER_PROCESS};
+use crate::conn::{Conn, Event};
 use crate::proc::{CpuMeter, CpuUse};
-use crate::stats::{new_hist, record_ns, Percentiles};
-use crate::target::{self, Fixture, Kind, Server};
+use crate::stats::{median_index, new_hist, record_ns, Percentiles, Spread};
+use crate::target::{Fixture, Kind, Server};
 use crate::{clock, payload};
 
 #[derive(Debug, Clone)]
@@ -49,6 +56,8 @@ pub struct FanoutParams {
     /// member per ten subscribers, spread over the rooms); they hold no
     /// connection, so every message is planned as a push for them.
     pub push_away: f64,
+    /// Runs of each offered rate (at least 1).
+    pub repeats: usize,
 }
 
 impl FanoutParams {
@@ -73,21 +82,104 @@ pub struct FanoutStep {
     /// deliveries.
     pub lost: u64,
     pub cpu: CpuUse,
-    /// Why the step counts as saturated (`None`: sustained).
+    /// Subscribers disconnected during the run.
+    pub disconnects: usize,
+    /// Why the run counts as saturated (`None`: sustained).
     pub saturated: Option<String>,
+}
+
+impl FanoutStep {
+    /// Whether fewer than 90 % of the offered deliveries arrived in the window.
+    pub fn under_delivered(&self) -> bool {
+        self.delivered < 0.9 * self.offered_deliveries
+    }
+}
+
+/// The runs of one offered rate and their summary.
+#[derive(Debug, Clone, Default)]
+pub struct FanoutRate {
+    pub offered: f64,
+    pub offered_deliveries: f64,
+    /// Every run, in the order run.
+    pub runs: Vec<FanoutStep>,
+    /// Index in `runs` of the median run by delivered/s.
+    pub median_run: usize,
+    pub delivered: Spread,
+    pub p50: Spread,
+    pub p99: Spread,
+    pub p999: Spread,
+    pub max: Spread,
+    /// Lost deliveries over all runs.
+    pub lost: u64,
+    /// Why the rate counts as saturated (`None`: sustained).
+    pub saturated: Option<String>,
+}
+
+impl FanoutRate {
+    /// Summarizes `runs` (at least one) of one rate.
+    pub fn from_runs(runs: Vec<FanoutStep>) -> FanoutRate {
+        let delivered: Vec<f64> = runs.iter().map(|r| r.delivered).collect();
+        let median_run = median_index(&delivered).unwrap_or(0);
+        let spread =
+            |f: fn(&FanoutStep) -> f64| Spread::of(&runs.iter().map(f).collect::<Vec<_>>());
+        let lost_subscribers = runs.iter().find(|r| r.disconnects > 0);
+        let saturated = match lost_subscribers {
+            Some(r) => r.saturated.clone(),
+            None => runs.get(median_run).and_then(|r| r.saturated.clone()),
+        };
+        let first = runs.first().cloned().unwrap_or_default();
+        FanoutRate {
+            offered: first.offered,
+            offered_deliveries: first.offered_deliveries,
+            median_run,
+            delivered: Spread::of(&delivered),
+            p50: spread(|r| r.latency.p50),
+            p99: spread(|r| r.latency.p99),
+            p999: spread(|r| r.latency.p999),
+            max: spread(|r| r.latency.max),
+            lost: runs.iter().map(|r| r.lost).sum(),
+            saturated,
+            runs,
+        }
+    }
+
+    /// The median run (by delivered/s).
+    pub fn median(&self) -> &FanoutStep {
+        &self.runs[self.median_run]
+    }
+}
+
+/// Whether more repeats of a rate could still change its verdict: not once a
+/// subscriber was lost or a publisher could not connect, nor once more than
+/// half of `repeats` runs delivered under 90 % (the median run then does too).
+pub fn worth_repeating(runs: &[FanoutStep], repeats: usize) -> bool {
+    if runs.len() >= repeats {
+        return false;
+    }
+    if runs
+        .iter()
+        .any(|r| r.disconnects > 0 || r.sent_rate == 0.0 && r.saturated.is_some())
+    {
+        return false;
+    }
+    runs.iter().filter(|r| r.under_delivered()).count() * 2 <= repeats
 }
 
 #[derive(Debug, Clone)]
 pub struct FanoutResult {
     pub params: FanoutParams,
-    pub steps: Vec<FanoutStep>,
+    pub rates: Vec<FanoutRate>,
     /// First subscriber error (e.g. the server's ERROR message), if any.
     pub first_error: Option<String>,
 }
 
 impl FanoutResult {
+    /// The highest median delivered/s over the rates.
     pub fn peak_delivered(&self) -> Option<f64> {
-        self.steps.iter().map(|s| s.delivered).reduce(f64::max)
+        self.rates
+            .iter()
+            .map(|s| s.delivered.median)
+            .reduce(f64::max)
     }
 }
 
@@ -144,6 +236,7 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
         let fx = fx2.clone();
         async move {
             open_subscriber(
+                fx.proto,
                 fx.ws_url(i),
                 fx.subscriber(i),
                 &fx.sub_dests[i % fx.sub_dests.len()],
@@ -186,7 +279,7 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    let steps = result?;
+    let rates = result?;
     if let Some(sink) = &sink {
         eprintln!(
             "#   fanout: {} pushes accepted by the push sink",
@@ -196,7 +289,7 @@ pub async fn run(server: &Server, p: &FanoutParams) -> anyhow::Result<FanoutResu
     let first_error = ctl.first_error.lock().unwrap().clone();
     Ok(FanoutResult {
         params: p.clone(),
-        steps,
+        rates,
         first_error,
     })
 }
@@ -243,147 +336,200 @@ async fn steps(
     p: &FanoutParams,
     ctl: &Arc<Control>,
     stats: &[Arc<Mutex<SubStats>>],
-) -> Vec<FanoutStep> {
+) -> Vec<FanoutRate> {
     let mut out = Vec::new();
-    for (k, &rate) in p.rates.iter().enumerate() {
-        let step = k as u32;
-        for s in stats {
-            let mut s = s.lock().unwrap();
-            s.hist.reset();
-            s.in_window = 0;
-            s.total = 0;
+    // Every run gets its own stamp step, so stragglers of one run never count
+    // toward the next.
+    let mut seq = 0u32;
+    let repeats = p.repeats.max(1);
+    for &rate in &p.rates {
+        let mut runs = Vec::with_capacity(repeats);
+        while runs.is_empty() || worth_repeating(&runs, repeats) {
+            let run = runs.len();
+            runs.push(one_run(server, fx, p, ctl, stats, rate, seq, run).await);
+            seq += 1;
+            // Let queues empty before the next run.
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let disc0 = ctl.disconnects.load(Ordering::Relaxed);
-        // Publishers connect first; the schedule starts once they all are in.
-        let pubs = run_bounded(p.publishers, 64, {
-            let fx = fx.clone();
-            move |i| {
-                let fx = fx.clone();
-                async move { target::connect(fx.ws_url(i), &fx.publisher).await }
-            }
-        })
-        .await;
-        let (clients, failed, first) = partition(pubs);
-        if failed > 0 {
-            out.push(FanoutStep {
-                offered: rate,
-                offered_deliveries: rate * p.members as f64,
-                saturated: Some(format!(
-                    "{failed} publishers failed to connect: {}",
-                    first.unwrap_or_default()
-                )),
-                ..FanoutStep::default()
-            });
+        let r = FanoutRate::from_runs(runs);
+        eprintln!(
+            "#   {} offered {:.0}/s, {} run(s): delivered median {:.0}/s ({:.0}–{:.0}), p50 {:.2} ms ({:.2}–{:.2}), p99 {:.2} ms ({:.2}–{:.2}){}",
+            server.kind.name(),
+            r.offered,
+            r.runs.len(),
+            r.delivered.median,
+            r.delivered.min,
+            r.delivered.max,
+            r.p50.median,
+            r.p50.min,
+            r.p50.max,
+            r.p99.median,
+            r.p99.min,
+            r.p99.max,
+            r.saturated
+                .as_deref()
+                .map(|w| format!(" — saturated: {w}"))
+                .unwrap_or_default()
+        );
+        let stop = r.saturated.is_some();
+        out.push(r);
+        if stop {
             break;
         }
-        let start = Instant::now() + Duration::from_millis(50);
-        let win_start = start + p.warmup;
-        let end = win_start + p.measure;
-        ctl.win_start
-            .store(clock::ns_of(win_start), Ordering::Relaxed);
-        ctl.win_end.store(clock::ns_of(end), Ordering::Relaxed);
-        ctl.step.store(step, Ordering::Release);
-        let per_pub = rate / p.publishers as f64;
-        let dests = Arc::new(fx.pub_dests.clone());
-        let counters = Arc::new(Sent::default());
-        let handles: Vec<_> = clients
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let sched = Schedule {
-                    index: i,
-                    publishers: p.publishers,
-                    rate: per_pub,
-                    step,
-                    body_bytes: p.body_bytes,
-                    start,
-                    win_start,
-                    end,
-                };
-                tokio::spawn(publish(c, dests.clone(), sched, counters.clone()))
-            })
-            .collect();
-        tokio::time::sleep_until(win_start.into()).await;
-        let cpu = CpuMeter::start(server.pid);
-        tokio::time::sleep_until(end.into()).await;
-        let cpu = cpu.stop();
-        let mut pub_error = None;
-        for mut h in handles {
-            // A publisher still blocked by back-pressure 1 s later is aborted.
-            match tokio::time::timeout(Duration::from_secs(1), &mut h).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    pub_error.get_or_insert(format!("publisher: {e:#}"));
-                }
-                Ok(Err(e)) => {
-                    pub_error.get_or_insert(format!("publisher task: {e}"));
-                }
-                Err(_) => {
-                    h.abort();
-                    pub_error.get_or_insert("publisher still blocked 1 s after its window".into());
-                }
-            }
+    }
+    out
+}
+
+/// One run of one offered rate (stamp step `step`).
+#[allow(clippy::too_many_arguments)]
+async fn one_run(
+    server: &Server,
+    fx: &Arc<Fixture>,
+    p: &FanoutParams,
+    ctl: &Arc<Control>,
+    stats: &[Arc<Mutex<SubStats>>],
+    rate: f64,
+    step: u32,
+    run: usize,
+) -> FanoutStep {
+    for s in stats {
+        let mut s = s.lock().unwrap();
+        s.hist.reset();
+        s.in_window = 0;
+        s.total = 0;
+    }
+    let disc0 = ctl.disconnects.load(Ordering::Relaxed);
+    // Publishers connect first; the schedule starts once they all are in.
+    let pubs = run_bounded(p.publishers, 64, {
+        let fx = fx.clone();
+        move |i| {
+            let fx = fx.clone();
+            async move { Conn::connect(fx.proto, fx.ws_url(i), &fx.publisher).await }
         }
-        let sent_total = counters.sent.load(Ordering::Relaxed);
-        let sent_in_window = counters.in_window.load(Ordering::Relaxed);
-        // Stragglers: wait until every expected delivery arrived or nothing moved
-        // for 500 ms (bounded by `drain`).
-        let expected = sent_total * p.members as u64;
-        let drain_end = Instant::now() + p.drain;
-        let mut last = (u64::MAX, Instant::now());
-        let received = loop {
-            let got: u64 = stats.iter().map(|s| s.lock().unwrap().total).sum();
-            if got >= expected || Instant::now() >= drain_end {
-                break got;
-            }
-            if got != last.0 {
-                last = (got, Instant::now());
-            } else if last.1.elapsed() > Duration::from_millis(500) {
-                break got;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let mut hist = new_hist();
-        let mut in_window = 0u64;
-        for s in stats {
-            let s = s.lock().unwrap();
-            hist.add(&s.hist).expect("same bounds");
-            in_window += s.in_window;
-        }
-        let secs = p.measure.as_secs_f64();
-        let latency = Percentiles::of(&hist);
-        let delivered = in_window as f64 / secs;
-        let offered_deliveries = rate * p.members as f64;
-        let disconnects = ctl.disconnects.load(Ordering::Relaxed) - disc0;
-        let saturated = if disconnects > 0 {
-            Some(format!("{disconnects} subscribers disconnected"))
-        } else if let Some(e) = pub_error {
-            Some(e)
-        } else if delivered < 0.9 * offered_deliveries {
-            Some(format!(
-                "delivered {:.0}% of offered",
-                delivered / offered_deliveries * 100.0
-            ))
-        } else if latency.p99 > 1_000.0 {
-            Some(format!("p99 {:.0} ms > 1 s", latency.p99))
-        } else {
-            None
-        };
-        let s = FanoutStep {
+    })
+    .await;
+    let (clients, failed, first) = partition(pubs);
+    if failed > 0 {
+        return FanoutStep {
             offered: rate,
-            offered_deliveries,
-            sent_rate: sent_in_window as f64 / secs,
-            delivered,
-            latency,
-            lost: expected.saturating_sub(received),
-            cpu,
-            saturated,
+            offered_deliveries: rate * p.members as f64,
+            saturated: Some(format!(
+                "{failed} publishers failed to connect: {}",
+                first.unwrap_or_default()
+            )),
+            ..FanoutStep::default()
         };
-        eprintln!(
-            "#   {} offered {:.0}/s ({:.0} deliveries/s): delivered {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, lost {}, cpu server {:.0}% bench {:.0}%{}",
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let win_start = start + p.warmup;
+    let end = win_start + p.measure;
+    ctl.win_start
+        .store(clock::ns_of(win_start), Ordering::Relaxed);
+    ctl.win_end.store(clock::ns_of(end), Ordering::Relaxed);
+    ctl.step.store(step, Ordering::Release);
+    let per_pub = rate / p.publishers as f64;
+    let dests = Arc::new(fx.pub_dests.clone());
+    let counters = Arc::new(Sent::default());
+    let handles: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let sched = Schedule {
+                index: i,
+                publishers: p.publishers,
+                rate: per_pub,
+                step,
+                body_bytes: p.body_bytes,
+                start,
+                win_start,
+                end,
+            };
+            tokio::spawn(publish(c, dests.clone(), sched, counters.clone()))
+        })
+        .collect();
+    tokio::time::sleep_until(win_start.into()).await;
+    let cpu = CpuMeter::start(server.pid);
+    tokio::time::sleep_until(end.into()).await;
+    let cpu = cpu.stop();
+    let mut pub_error = None;
+    for mut h in handles {
+        // A publisher still blocked by back-pressure 1 s later is aborted.
+        match tokio::time::timeout(Duration::from_secs(1), &mut h).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                pub_error.get_or_insert(format!("publisher: {e:#}"));
+            }
+            Ok(Err(e)) => {
+                pub_error.get_or_insert(format!("publisher task: {e}"));
+            }
+            Err(_) => {
+                h.abort();
+                pub_error.get_or_insert("publisher still blocked 1 s after its window".into());
+            }
+        }
+    }
+    let sent_total = counters.sent.load(Ordering::Relaxed);
+    let sent_in_window = counters.in_window.load(Ordering::Relaxed);
+    // Stragglers: wait until every expected delivery arrived or nothing moved
+    // for 500 ms (bounded by `drain`).
+    let expected = sent_total * p.members as u64;
+    let drain_end = Instant::now() + p.drain;
+    let mut last = (u64::MAX, Instant::now());
+    let received = loop {
+        let got: u64 = stats.iter().map(|s| s.lock().unwrap().total).sum();
+        if got >= expected || Instant::now() >= drain_end {
+            break got;
+        }
+        if got != last.0 {
+            last = (got, Instant::now());
+        } else if last.1.elapsed() > Duration::from_millis(500) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut hist = new_hist();
+    let mut in_window = 0u64;
+    for s in stats {
+        let s = s.lock().unwrap();
+        hist.add(&s.hist).expect("same bounds");
+        in_window += s.in_window;
+    }
+    let secs = p.measure.as_secs_f64();
+    let latency = Percentiles::of(&hist);
+    let delivered = in_window as f64 / secs;
+    let offered_deliveries = rate * p.members as f64;
+    let disconnects = ctl.disconnects.load(Ordering::Relaxed) - disc0;
+    let saturated = if disconnects > 0 {
+        Some(format!("{disconnects} subscribers disconnected"))
+    } else if let Some(e) = pub_error {
+        Some(e)
+    } else if delivered < 0.9 * offered_deliveries {
+        Some(format!(
+            "delivered {:.0}% of offered",
+            delivered / offered_deliveries * 100.0
+        ))
+    } else if latency.p99 > 1_000.0 {
+        Some(format!("p99 {:.0} ms > 1 s", latency.p99))
+    } else {
+        None
+    };
+    let s = FanoutStep {
+        offered: rate,
+        offered_deliveries,
+        sent_rate: sent_in_window as f64 / secs,
+        delivered,
+        latency,
+        lost: expected.saturating_sub(received),
+        cpu,
+        disconnects,
+        saturated,
+    };
+    eprintln!(
+            "#   {} offered {:.0}/s ({:.0} deliveries/s) run {}: delivered {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, lost {}, cpu server {:.0}% bench {:.0}%{}",
             server.kind.name(),
             s.offered,
             s.offered_deliveries,
+            run + 1,
             s.delivered,
             s.latency.p50,
             s.latency.p99,
@@ -395,36 +541,28 @@ async fn steps(
                 .map(|r| format!(" — saturated: {r}"))
                 .unwrap_or_default()
         );
-        let stop = s.saturated.is_some();
-        out.push(s);
-        // Let queues empty before the next step.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if stop {
-            break;
-        }
-    }
-    out
+    s
 }
 
 async fn subscriber(
-    mut c: StompClient,
+    mut c: Conn,
     ctl: Arc<Control>,
     stats: Arc<Mutex<SubStats>>,
     require_type: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     let why = loop {
-        let frame = tokio::select! {
+        let event = tokio::select! {
             _ = stop.changed() => {
                 let _ = c.close().await;
                 return;
             }
-            r = c.recv_timeout(Duration::from_secs(3600)) => r,
+            r = c.next(Duration::from_secs(3600)) => r,
         };
-        match frame {
-            Ok(Some(f)) if f.command == Command::Message => {
+        match event {
+            Ok(Event::Delivery(body)) => {
                 let now = clock::now_ns();
-                let Some((ts, step)) = payload::parse_stamp(&f.body, require_type) else {
+                let Some((ts, step)) = payload::parse_stamp(&body, require_type) else {
                     continue;
                 };
                 if step != ctl.step.load(Ordering::Acquire) {
@@ -441,15 +579,9 @@ async fn subscriber(
                     record_ns(&mut s.hist, now.saturating_sub(ts));
                 }
             }
-            Ok(Some(f)) if f.command == Command::Error => {
-                break format!(
-                    "ERROR {}",
-                    f.header("message")
-                        .unwrap_or(&String::from_utf8_lossy(&f.body))
-                );
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break "socket closed by the server".to_owned(),
+            Ok(Event::Error(e)) => break e,
+            Ok(Event::Closed) => break "socket closed by the server".to_owned(),
+            Ok(_) => {}
             Err(e) => break format!("{e:#}"),
         }
     };
@@ -481,7 +613,7 @@ struct Sent {
 
 /// Sends on schedule until `end`; message k goes to room `(index + k·P) mod R`.
 async fn publish(
-    mut c: StompClient,
+    mut c: Conn,
     dests: Arc<Vec<String>>,
     s: Schedule,
     n: Arc<Sent>,
@@ -507,11 +639,11 @@ async fn publish(
         } else {
             now
         };
-        let f = Frame::new(Command::Send)
-            .with_header("destination", dests[room].as_str())
-            .with_header("content-type", "application/json")
-            .with_body(payload::body(clock::ns_of(stamp), s.step, s.body_bytes));
-        c.send(&f).await?;
+        c.publish(
+            &dests[room],
+            payload::body(clock::ns_of(stamp), s.step, s.body_bytes),
+        )
+        .await?;
         k += 1;
         n.sent.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
@@ -522,6 +654,78 @@ async fn publish(
             break;
         }
     }
-    let _ = c.close().await;
+    let _ = c.flush_and_close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(delivered: f64, p99: f64, saturated: bool) -> FanoutStep {
+        FanoutStep {
+            offered: 100.0,
+            offered_deliveries: 1000.0,
+            sent_rate: 100.0,
+            delivered,
+            latency: crate::stats::Percentiles {
+                count: 1,
+                p50: p99 / 2.0,
+                p99,
+                ..Default::default()
+            },
+            saturated: saturated.then(|| format!("run {delivered}")),
+            ..FanoutStep::default()
+        }
+    }
+
+    #[test]
+    fn a_rate_is_judged_on_its_median_run() {
+        let r = FanoutRate::from_runs(vec![
+            run(1000.0, 5.0, false),
+            run(850.0, 7.0, true),
+            run(990.0, 1.0, false),
+        ]);
+        assert_eq!(r.median_run, 2);
+        assert_eq!(r.median().delivered, 990.0);
+        assert!(r.saturated.is_none());
+        assert_eq!(
+            (r.delivered.min, r.delivered.median, r.delivered.max),
+            (850.0, 990.0, 1000.0)
+        );
+        assert_eq!((r.p99.min, r.p99.median, r.p99.max), (1.0, 5.0, 7.0));
+        assert_eq!(r.p50.median, 2.5);
+
+        let r = FanoutRate::from_runs(vec![
+            run(1000.0, 5.0, false),
+            run(850.0, 7.0, true),
+            run(700.0, 9.0, true),
+        ]);
+        assert_eq!(r.saturated.as_deref(), Some("run 850"));
+    }
+
+    #[test]
+    fn a_lost_subscriber_saturates_the_rate() {
+        let mut bad = run(995.0, 3.0, true);
+        bad.disconnects = 2;
+        let r = FanoutRate::from_runs(vec![run(1000.0, 2.0, false), bad, run(990.0, 2.0, false)]);
+        assert_eq!(r.saturated.as_deref(), Some("run 995"));
+    }
+
+    #[test]
+    fn repeats_stop_once_the_verdict_is_settled() {
+        assert!(worth_repeating(&[run(1000.0, 1.0, false)], 3));
+        assert!(!worth_repeating(&vec![run(1000.0, 1.0, false); 3], 3));
+        // One run under 90 %: the median can still be fine.
+        assert!(worth_repeating(&[run(500.0, 1.0, true)], 3));
+        // Two of three under 90 %: the median run is too.
+        assert!(!worth_repeating(
+            &[run(500.0, 1.0, true), run(600.0, 1.0, true)],
+            3
+        ));
+        let mut lost = run(1000.0, 1.0, true);
+        lost.disconnects = 1;
+        assert!(!worth_repeating(&[lost], 3));
+        assert!(!worth_repeating(&[run(1.0, 1.0, false)], 1));
+    }
 }

@@ -240,12 +240,14 @@ pub async fn run(server: &Server, p: &HopsParams) -> anyhow::Result<HopsResult> 
             let before = scrape(server).await?;
             let mut fp = p.fanout.clone();
             fp.rates = vec![rate];
+            fp.repeats = 1;
             let r = fanout::run(server, &fp).await?;
             let after = scrape(server).await?;
             let step = r
-                .steps
+                .rates
                 .into_iter()
                 .next()
+                .and_then(|r| r.runs.into_iter().next())
                 .ok_or_else(|| anyhow::anyhow!("the fan-out run measured no step"))?;
             runs.push(RateRun {
                 step,

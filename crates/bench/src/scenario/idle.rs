@@ -1,4 +1,5 @@
-//! `idle`: hold N connections (CONNECT + SUBSCRIBE to one room each) and measure
+//! `idle`: hold N connections (CONNECT + SUBSCRIBE to one room each; NATS:
+//! CONNECT + SUB, each confirmed by a PING/PONG) and measure
 //! the server's RSS growth per connection and the kernel's TCP socket memory.
 //!
 //! Levels are cumulative (e.g. 1k, then 4k more for 5k, then 5k more for 10k),
@@ -25,6 +26,7 @@ use tokio::process::{Child, ChildStdin, Command as Proc};
 use tokio::sync::watch;
 
 use super::{open_subscriber, partition, run_bounded, MAX_CONNS_PER_PROCESS};
+use crate::conn::{Event, Proto};
 use crate::proc::{self, TcpSockstat, PAGE_BYTES};
 use crate::target::{Creds, Server};
 
@@ -75,6 +77,7 @@ impl IdleResult {
 /// What a worker is asked to hold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WorkerSpec {
+    pub proto: Proto,
     pub url: String,
     pub creds: Vec<Creds>,
     pub dests: Vec<String>,
@@ -134,6 +137,7 @@ pub async fn run(server: &Server, p: &IdleParams) -> anyhow::Result<IdleResult> 
         while offset < n {
             let count = (n - offset).min(p.per_worker.min(MAX_CONNS_PER_PROCESS));
             let spec = WorkerSpec {
+                proto: fx.proto,
                 url: fx.ws_url(0).to_owned(),
                 creds: fx.subscribers.clone(),
                 dests: fx.sub_dests.clone(),
@@ -272,6 +276,7 @@ pub async fn worker_main() -> anyhow::Result<()> {
             }
             let g = s.offset + i;
             let r = open_subscriber(
+                s.proto,
                 &s.url,
                 &s.creds[g % s.creds.len()],
                 &s.dests[g % s.dests.len()],
@@ -301,9 +306,9 @@ pub async fn worker_main() -> anyhow::Result<()> {
                 loop {
                     tokio::select! {
                         _ = stop.changed() => break,
-                        r = c.recv_timeout(Duration::from_secs(3600)) => match r {
-                            Ok(Some(_)) => {}
-                            Ok(None) | Err(_) => return,
+                        r = c.next(Duration::from_secs(3600)) => match r {
+                            Ok(Event::Closed) | Err(_) => return,
+                            Ok(_) => {}
                         },
                     }
                 }

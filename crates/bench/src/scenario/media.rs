@@ -321,9 +321,9 @@ async fn delivery(
         .context("fan-out alone")?;
     out.first_error = alone.first_error.clone();
     out.alone = alone
-        .steps
-        .into_iter()
-        .next()
+        .rates
+        .first()
+        .map(|r| r.median().clone())
         .ok_or_else(|| anyhow!("the fan-out run (alone) made no step"))?;
 
     tokio::time::sleep(p.settle).await;
@@ -355,9 +355,9 @@ async fn delivery(
         out.first_error = busy.first_error.clone();
     }
     out.busy = busy
-        .steps
-        .into_iter()
-        .next()
+        .rates
+        .first()
+        .map(|r| r.median().clone())
         .ok_or_else(|| anyhow!("the fan-out run (with uploads) made no step"))?;
     out.thumbnails = bg.thumbnails.load(Ordering::Relaxed);
     out.upload_errors = bg.errors.load(Ordering::Relaxed);

@@ -16,11 +16,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use quicktalk_client::StompClient;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::target::{self, Creds};
+use crate::conn::{Conn, Proto};
+use crate::target::Creds;
 
 /// Most connections one generator process holds (the per-process open-files
 /// limit is 20,000 and other descriptors need room too).
@@ -62,16 +62,18 @@ where
         .collect()
 }
 
-/// CONNECT, then SUBSCRIBE to `dest` with a receipt (`ack:auto`), within `limit`.
+/// CONNECT, then subscribe to `dest` with the server's confirmation (STOMP:
+/// SUBSCRIBE with a receipt, `ack:auto`; NATS: SUB + PING/PONG), within `limit`.
 pub async fn open_subscriber(
+    proto: Proto,
     url: &str,
     creds: &Creds,
     dest: &str,
     limit: Duration,
-) -> anyhow::Result<StompClient> {
+) -> anyhow::Result<Conn> {
     tokio::time::timeout(limit, async {
-        let mut c = target::connect(url, creds).await?;
-        c.subscribe_sync("0", dest, &[("ack", "auto")]).await?;
+        let mut c = Conn::connect(proto, url, creds).await?;
+        c.subscribe_sync(dest).await?;
         Ok(c)
     })
     .await

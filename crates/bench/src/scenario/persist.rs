@@ -1,19 +1,23 @@
 //! `persist`: C connections SEND with receipts, each keeping W receipts in
 //! flight, for `warmup + measure`. A receipt means "durably stored"
 //! (QuickTalk: committed to SQLite; RabbitMQ: a `persistent:true` message in the
-//! durable queue `/queue/bench-persist`, confirmed by the broker). Receipts
-//! received inside the measure window give receipts/s and receipt latency.
+//! durable queue `/queue/bench-persist`, confirmed by the broker; NATS: a PUB
+//! with a reply subject to `bench.persist`, answered by JetStream's PubAck once
+//! the file store wrote (and, with `sync_interval: always`, fsynced) it).
+//! Receipts received inside the measure window give receipts/s and receipt
+//! latency.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quicktalk_stomp::{Command, Frame};
+use bytes::Bytes;
 
+use crate::conn::{Conn, Event};
 use crate::payload;
 use crate::proc::{CpuMeter, CpuUse};
 use crate::stats::{new_hist, record_ns, Percentiles};
-use crate::target::{self, Server};
+use crate::target::Server;
 
 #[derive(Debug, Clone)]
 pub struct PersistParams {
@@ -48,12 +52,12 @@ pub async fn run(server: &Server, p: &PersistParams) -> anyhow::Result<PersistRe
     server.persist_reset().await?;
     let mut clients = Vec::new();
     for c in 0..p.connections {
-        clients.push(target::connect(fx.ws_url(c), &fx.publisher).await?);
+        clients.push(Conn::connect(fx.proto, fx.ws_url(c), &fx.publisher).await?);
     }
     let start = Instant::now();
     let win_start = start + p.warmup;
     let end = win_start + p.measure;
-    let body = payload::plain(p.body_bytes);
+    let body = Bytes::from(payload::plain(p.body_bytes));
     let mut tasks = Vec::new();
     for mut c in clients {
         let (fx, body, window) = (fx.clone(), body.clone(), p.window);
@@ -65,14 +69,15 @@ pub async fn run(server: &Server, p: &PersistParams) -> anyhow::Result<PersistRe
             let give_up = end + Duration::from_secs(5);
             let error = 'conn: loop {
                 while Instant::now() < end && inflight.len() < window {
-                    let mut f = Frame::new(Command::Send)
-                        .with_header("destination", fx.persist_dest.as_str())
-                        .with_header("content-type", "application/json")
-                        .with_header("receipt", next_id.to_string());
-                    for (k, v) in &fx.persist_headers {
-                        f.push_header(k.as_str(), v.as_str());
-                    }
-                    if let Err(e) = c.send(&f.with_body(body.clone())).await {
+                    if let Err(e) = c
+                        .publish_durable(
+                            &fx.persist_dest,
+                            &fx.persist_headers,
+                            next_id,
+                            body.clone(),
+                        )
+                        .await
+                    {
                         break 'conn Some(format!("{e:#}"));
                     }
                     inflight.insert(next_id, Instant::now());
@@ -88,25 +93,19 @@ pub async fn run(server: &Server, p: &PersistParams) -> anyhow::Result<PersistRe
                         inflight.len()
                     ));
                 }
-                match c.recv_timeout(give_up.saturating_duration_since(now)).await {
-                    Ok(Some(f)) if f.command == Command::Receipt => {
+                match c.next(give_up.saturating_duration_since(now)).await {
+                    Ok(Event::Ack(id)) => {
                         let t = Instant::now();
-                        let sent = f
-                            .header("receipt-id")
-                            .and_then(|id| id.parse().ok())
-                            .and_then(|id| inflight.remove(&id));
-                        if let Some(sent) = sent {
+                        if let Some(sent) = inflight.remove(&id) {
                             if t >= win_start && t < end {
                                 receipts += 1;
                                 record_ns(&mut hist, (t - sent).as_nanos() as u64);
                             }
                         }
                     }
-                    Ok(Some(f)) if f.command == Command::Error => {
-                        break Some(format!("ERROR {}", f.header("message").unwrap_or_default()));
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break Some("socket closed by the server".into()),
+                    Ok(Event::Error(e)) => break Some(e),
+                    Ok(Event::Closed) => break Some("socket closed by the server".into()),
+                    Ok(_) => {}
                     Err(e) => break Some(format!("{e:#}")),
                 }
             };
