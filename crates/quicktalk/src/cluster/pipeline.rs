@@ -155,6 +155,17 @@ impl KafkaPipeline {
                 .create()
                 .context("creating the sequencer's metadata client")?,
         );
+        // Reads one record to confirm a log that seems to end below its applied
+        // offset (`Sequencer::really_reset`); assigned only while it does.
+        let check: Arc<BaseConsumer> = Arc::new(
+            cfg.client()
+                .set("group.id", format!("{}.sequencer.check", cfg.topic_prefix))
+                .set("enable.auto.commit", "false")
+                .set("auto.offset.reset", "error")
+                .set("fetch.wait.max.ms", "10")
+                .create()
+                .context("creating the sequencer's log check consumer")?,
+        );
         let (owned_tx, owned_rx) = watch::channel(Owned::new());
         let (active_tx, active_rx) = watch::channel(BTreeSet::new());
         let opts = (*store.pool().connect_options()).clone();
@@ -203,6 +214,7 @@ impl KafkaPipeline {
         let seq = Sequencer {
             consumer,
             meta,
+            check,
             topic,
             node,
             store,
@@ -402,6 +414,7 @@ struct Sequencer {
     consumer: StreamConsumer,
     /// For the partitions' watermarks (blocking calls, made off the runtime).
     meta: Arc<BaseConsumer>,
+    check: Arc<BaseConsumer>,
     topic: String,
     /// This node's id: the lease owner it writes under.
     node: Arc<str>,
@@ -467,7 +480,7 @@ impl Sequencer {
                 continue;
             };
             let (low, high) = self.watermarks(p).await?;
-            let start = if high < pos.next_offset {
+            let start = if high < pos.next_offset && self.really_reset(p, pos.next_offset, low).await {
                 tracing::error!(
                     partition = p,
                     low,
@@ -520,6 +533,45 @@ impl Sequencer {
         Ok(w)
     }
 
+    /// Whether partition `p`'s log really ends below `applied`, as the
+    /// broker's answer for its latest offset said. That answer alone is not
+    /// trusted: tansu 0.6 answers with the first offset of the batch with the
+    /// newest timestamp, which under load can be thousands of records behind
+    /// the end, and resetting on it would apply them all again. So the log is
+    /// read: from `applied - 1`, then (a broker that serves only whole batches
+    /// from their first offset) from up to [`CHECK_BACK`] records before it. A
+    /// record at or past `applied - 1` says no; an offset-out-of-range answer,
+    /// or records that stop below it, say yes; nothing at all: not now (looked
+    /// at again on the next check).
+    async fn really_reset(&self, p: i32, applied: i64, low: i64) -> bool {
+        if applied <= 0 {
+            return false;
+        }
+        let (c, topic) = (self.check.clone(), self.topic.clone());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let first = read_past(&c, &topic, p, applied - 1, applied);
+            let v = match first {
+                Some(v) => Some(v),
+                None => read_past(&c, &topic, p, (applied - 1 - CHECK_BACK).max(low), applied),
+            };
+            let _ = c.unassign();
+            v
+        })
+        .await
+        .ok()
+        .flatten();
+        if verdict != Some(true) {
+            tracing::warn!(
+                partition = p,
+                applied,
+                confirmed = ?verdict,
+                "the broker said the log ends below the applied offset, but reading it does not \
+                 confirm it; not resetting"
+            );
+        }
+        verdict == Some(true)
+    }
+
     /// Whether a partition being read now ends below its applied offset on the
     /// broker (recreated under us): then it is re-assigned, which starts a new
     /// incarnation.
@@ -528,8 +580,8 @@ impl Sequencer {
             return false;
         };
         for p in self.epochs.keys() {
-            if let (Some(pos), Ok((_, high))) = (positions.get(p), self.watermarks(*p).await) {
-                if high < pos.next_offset {
+            if let (Some(pos), Ok((low, high))) = (positions.get(p), self.watermarks(*p).await) {
+                if high < pos.next_offset && self.really_reset(*p, pos.next_offset, low).await {
                     return true;
                 }
             }
@@ -788,6 +840,41 @@ impl Sequencer {
             }
         }
     }
+}
+
+/// How far before the applied offset [`Sequencer::really_reset`] reads when
+/// nothing comes from the offset itself.
+const CHECK_BACK: i64 = 4096;
+
+/// Reads `topic`/`p` from `from` with `c` (blocking: until records stop for a
+/// second, 5 s at most): `Some(false)` when a record at or past `applied - 1`
+/// exists, `Some(true)` when the broker says the offset is out of range or the
+/// records end below `applied - 1`, `None` when nothing came (or no end was
+/// reached).
+fn read_past(c: &BaseConsumer, topic: &str, p: i32, from: i64, applied: i64) -> Option<bool> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, p, Offset::Offset(from)).ok()?;
+    c.assign(&tpl).ok()?;
+    let mut seen = false;
+    let mut quiet_since = Instant::now();
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while quiet_since.elapsed() < Duration::from_secs(1) {
+        if Instant::now() > give_up {
+            return None;
+        }
+        match c.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) if m.offset() >= applied - 1 => return Some(false),
+            Some(Ok(_)) => {
+                seen = true;
+                quiet_since = Instant::now();
+            }
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+            ))) => return Some(true),
+            _ => {}
+        }
+    }
+    seen.then_some(true)
 }
 
 /// Whether a store error would happen again for the same records: PostgreSQL
