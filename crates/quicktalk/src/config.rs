@@ -128,7 +128,7 @@ impl Default for Config {
             kafka_partitions: 12,
             kafka_replication: 1,
             kafka_reply_timeout_ms: 30_000,
-            kafka_fetch_wait_ms: 10,
+            kafka_fetch_wait_ms: 5,
             stomp_listen: None,
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,

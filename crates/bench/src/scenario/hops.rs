@@ -40,7 +40,13 @@ pub struct HopHists {
     /// `+Inf` is `f64::INFINITY`.
     pub hops: BTreeMap<String, Vec<(f64, u64)>>,
     pub sums: BTreeMap<String, f64>,
+    /// `(sum, count)` of the sequencer's batch histograms
+    /// (`quicktalk_commit_seconds`, `quicktalk_commit_batch_size`), by name.
+    pub batches: BTreeMap<String, (f64, f64)>,
 }
+
+/// The batch histograms read besides the hops.
+const BATCH_METRICS: [&str; 2] = ["quicktalk_commit_seconds", "quicktalk_commit_batch_size"];
 
 /// One hop's summary over a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -56,6 +62,17 @@ impl HopHists {
     pub fn parse(text: &str) -> HopHists {
         let mut h = HopHists::default();
         for line in text.lines() {
+            for name in BATCH_METRICS {
+                let Some(rest) = line.strip_prefix(name) else {
+                    continue;
+                };
+                let e = h.batches.entry(name.to_owned()).or_default();
+                if let Some(v) = rest.strip_prefix("_sum ") {
+                    e.0 += v.trim().parse::<f64>().unwrap_or(0.0);
+                } else if let Some(v) = rest.strip_prefix("_count ") {
+                    e.1 += v.trim().parse::<f64>().unwrap_or(0.0);
+                }
+            }
             let Some(rest) = line.strip_prefix(METRIC) else {
                 continue;
             };
@@ -112,6 +129,18 @@ impl HopHists {
         for (hop, s) in &other.sums {
             *self.sums.entry(hop.clone()).or_default() += s;
         }
+        for (name, (sum, count)) in &other.batches {
+            let e = self.batches.entry(name.clone()).or_default();
+            e.0 += sum;
+            e.1 += count;
+        }
+    }
+
+    /// Mean messages per sequencer batch and mean commit time (ms) of a batch.
+    pub fn batch_means(&self) -> Option<(f64, f64)> {
+        let (size_sum, n) = *self.batches.get("quicktalk_commit_batch_size")?;
+        let (secs, m) = *self.batches.get("quicktalk_commit_seconds")?;
+        (n > 0.0 && m > 0.0).then(|| (size_sum / n, secs / m * 1e3))
     }
 
     /// What was observed after `before` was read.
@@ -132,6 +161,11 @@ impl HopHists {
             let s = self.sums.get(hop).copied().unwrap_or(0.0)
                 - before.sums.get(hop).copied().unwrap_or(0.0);
             out.sums.insert(hop.clone(), s.max(0.0));
+        }
+        for (name, (sum, count)) in &self.batches {
+            let (s0, c0) = before.batches.get(name).copied().unwrap_or_default();
+            out.batches
+                .insert(name.clone(), ((sum - s0).max(0.0), (count - c0).max(0.0)));
         }
         out
     }
@@ -384,6 +418,22 @@ pub fn table(title: &str, r: &HopsResult) -> String {
         );
         let _ = writeln!(s, "{row}");
     }
+    let mut batches = Vec::new();
+    for (rate, runs) in &r.rates {
+        if let Some((n, t)) = median_run(runs).and_then(|x| x.hops.batch_means()) {
+            batches.push(format!("{rate:.0}/s: {n:.1} messages in {} ms", ms(t)));
+        }
+    }
+    if let Some((n, t)) = r.persist_hops.batch_means() {
+        batches.push(format!("persist: {n:.0} messages in {} ms", ms(t)));
+    }
+    if !batches.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nSequencer batches (mean size, mean commit): {}",
+            batches.join("; ")
+        );
+    }
     s
 }
 
@@ -399,6 +449,10 @@ quicktalk_cluster_hop_seconds_bucket{hop="commit",le="+Inf"} 10
 quicktalk_cluster_hop_seconds_sum{hop="commit"} 0.03
 quicktalk_cluster_hop_seconds_count{hop="commit"} 10
 quicktalk_commit_seconds_bucket{le="0.001"} 99
+quicktalk_commit_seconds_sum 0.5
+quicktalk_commit_seconds_count 10
+quicktalk_commit_batch_size_sum 40
+quicktalk_commit_batch_size_count 10
 "#;
 
     #[test]
@@ -413,6 +467,7 @@ quicktalk_commit_seconds_bucket{le="0.001"} 99
         assert_eq!(two.summary("commit").count, 20);
         let d = two.since(&h);
         assert_eq!(d, h);
+        assert_eq!(d.batch_means(), h.batch_means());
         let s = h.summary("commit");
         assert_eq!(s.count, 10);
         assert!((s.mean_ms - 3.0).abs() < 1e-9);
@@ -421,6 +476,8 @@ quicktalk_commit_seconds_bucket{le="0.001"} 99
         // In the +Inf bucket: the last finite bound.
         assert!((s.p99_ms - 2.0).abs() < 1e-9);
         assert_eq!(h.summary("receipt"), HopSummary::default());
+        let (n, t) = h.batch_means().unwrap();
+        assert!((n - 4.0).abs() < 1e-9 && (t - 50.0).abs() < 1e-9, "{n} {t}");
     }
 
     #[test]

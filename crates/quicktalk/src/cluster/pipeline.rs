@@ -480,37 +480,38 @@ impl Sequencer {
                 continue;
             };
             let (low, high) = self.watermarks(p).await?;
-            let start = if high < pos.next_offset && self.really_reset(p, pos.next_offset, low).await {
-                tracing::error!(
-                    partition = p,
-                    low,
-                    high,
-                    applied = pos.next_offset,
-                    "the broker's log ends below the applied offset: the topic was recreated \
+            let start =
+                if high < pos.next_offset && self.really_reset(p, pos.next_offset, low).await {
+                    tracing::error!(
+                        partition = p,
+                        low,
+                        high,
+                        applied = pos.next_offset,
+                        "the broker's log ends below the applied offset: the topic was recreated \
                      or rewound; applying it as a new log incarnation"
-                );
-                match self
-                    .store
-                    .reset_log(&self.topic, &self.node, epoch, p, low)
-                    .await?
-                {
-                    Some(new) => new.next_offset,
-                    None => {
-                        self.fenced.insert(p, epoch);
-                        continue;
+                    );
+                    match self
+                        .store
+                        .reset_log(&self.topic, &self.node, epoch, p, low)
+                        .await?
+                    {
+                        Some(new) => new.next_offset,
+                        None => {
+                            self.fenced.insert(p, epoch);
+                            continue;
+                        }
                     }
-                }
-            } else if pos.next_offset < low {
-                tracing::warn!(
-                    partition = p,
-                    low,
-                    applied = pos.next_offset,
-                    "records were deleted from the log before they were applied"
-                );
-                low
-            } else {
-                pos.next_offset
-            };
+                } else if pos.next_offset < low {
+                    tracing::warn!(
+                        partition = p,
+                        low,
+                        applied = pos.next_offset,
+                        "records were deleted from the log before they were applied"
+                    );
+                    low
+                } else {
+                    pos.next_offset
+                };
             tpl.add_partition_offset(&self.topic, p, Offset::Offset(start))?;
             epochs.insert(p, epoch);
         }
@@ -853,7 +854,8 @@ const CHECK_BACK: i64 = 4096;
 /// reached).
 fn read_past(c: &BaseConsumer, topic: &str, p: i32, from: i64, applied: i64) -> Option<bool> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, p, Offset::Offset(from)).ok()?;
+    tpl.add_partition_offset(topic, p, Offset::Offset(from))
+        .ok()?;
     c.assign(&tpl).ok()?;
     let mut seen = false;
     let mut quiet_since = Instant::now();

@@ -752,7 +752,11 @@ async fn a_lagging_latest_offset_does_not_apply_the_log_again() {
             .filter(|k| k % 4 == r)
             .map(|k| format!("load {k}"))
             .collect();
-        assert_eq!(texts.len(), expected.len(), "room {r}: every message stored once");
+        assert_eq!(
+            texts.len(),
+            expected.len(),
+            "room {r}: every message stored once"
+        );
         assert_eq!(texts, expected, "room {r}: in order");
     }
     drop(node);
