@@ -213,8 +213,12 @@ impl KafkaPipeline {
         tokio::spawn(sweep(pending.clone(), cfg.reply_timeout, stop.clone()));
         let seq = Sequencer {
             consumer,
-            meta,
-            check,
+            log: LogCheck {
+                store: store.clone(),
+                meta,
+                check,
+                topic: topic.clone(),
+            },
             topic,
             node,
             store,
@@ -413,8 +417,8 @@ impl Pipeline for KafkaPipeline {
 struct Sequencer {
     consumer: StreamConsumer,
     /// For the partitions' watermarks (blocking calls, made off the runtime).
-    meta: Arc<BaseConsumer>,
-    check: Arc<BaseConsumer>,
+    /// Reads the broker's view of the log (watermarks, a suspected reset).
+    log: LogCheck,
     topic: String,
     /// This node's id: the lease owner it writes under.
     node: Arc<str>,
@@ -460,68 +464,18 @@ enum Fate {
 /// reading (a topic recreated under a running sequencer).
 const RECHECK: Duration = Duration::from_secs(5);
 
-impl Sequencer {
-    /// Reads exactly the partitions in `owned` (re-assigned between batches),
-    /// each from the position the store says comes next, after checking that
-    /// the broker's log still reaches it.
-    async fn assign(&mut self, owned: &Owned) -> anyhow::Result<()> {
-        self.fenced.retain(|p, e| owned.get(p) == Some(e));
-        let want: Owned = owned
-            .iter()
-            .filter(|(p, _)| !self.fenced.contains_key(p))
-            .map(|(p, e)| (*p, *e))
-            .collect();
-        let positions = self.store.log_positions(&self.topic).await?;
-        let mut tpl = TopicPartitionList::new();
-        let mut epochs = HashMap::new();
-        for (&p, &epoch) in &want {
-            let Some(pos) = positions.get(&p) else {
-                tracing::warn!(partition = p, "no stored position for an owned partition");
-                continue;
-            };
-            let (low, high) = self.watermarks(p).await?;
-            let start =
-                if high < pos.next_offset && self.really_reset(p, pos.next_offset, low).await {
-                    tracing::error!(
-                        partition = p,
-                        low,
-                        high,
-                        applied = pos.next_offset,
-                        "the broker's log ends below the applied offset: the topic was recreated \
-                     or rewound; applying it as a new log incarnation"
-                    );
-                    match self
-                        .store
-                        .reset_log(&self.topic, &self.node, epoch, p, low)
-                        .await?
-                    {
-                        Some(new) => new.next_offset,
-                        None => {
-                            self.fenced.insert(p, epoch);
-                            continue;
-                        }
-                    }
-                } else if pos.next_offset < low {
-                    tracing::warn!(
-                        partition = p,
-                        low,
-                        applied = pos.next_offset,
-                        "records were deleted from the log before they were applied"
-                    );
-                    low
-                } else {
-                    pos.next_offset
-                };
-            tpl.add_partition_offset(&self.topic, p, Offset::Offset(start))?;
-            epochs.insert(p, epoch);
-        }
-        self.consumer.assign(&tpl)?;
-        self.metrics.partitions_owned.set(epochs.len() as i64);
-        self.active.send_replace(epochs.keys().copied().collect());
-        self.epochs = epochs;
-        Ok(())
-    }
+/// What the sequencer asks the broker about its log, off its loop.
+#[derive(Clone)]
+struct LogCheck {
+    store: Arc<PostgresStore>,
+    /// For the partitions' watermarks (blocking calls, made off the runtime).
+    meta: Arc<BaseConsumer>,
+    /// Reads one record to confirm a suspected reset; assigned only meanwhile.
+    check: Arc<BaseConsumer>,
+    topic: String,
+}
 
+impl LogCheck {
     /// The partition's low and high watermarks on the broker.
     async fn watermarks(&self, p: i32) -> anyhow::Result<(i64, i64)> {
         let meta = self.meta.clone();
@@ -573,21 +527,84 @@ impl Sequencer {
         verdict == Some(true)
     }
 
-    /// Whether a partition being read now ends below its applied offset on the
-    /// broker (recreated under us): then it is re-assigned, which starts a new
-    /// incarnation.
-    async fn log_was_reset(&self) -> bool {
+    /// Whether one of `partitions` (being read now) ends below its applied
+    /// offset on the broker (recreated under us): then they are re-assigned,
+    /// which starts a new incarnation. Runs beside the sequencer's loop.
+    async fn was_reset(self, partitions: Vec<i32>) -> bool {
         let Ok(positions) = self.store.log_positions(&self.topic).await else {
             return false;
         };
-        for p in self.epochs.keys() {
-            if let (Some(pos), Ok((low, high))) = (positions.get(p), self.watermarks(*p).await) {
-                if high < pos.next_offset && self.really_reset(*p, pos.next_offset, low).await {
+        for p in partitions {
+            if let (Some(pos), Ok((low, high))) = (positions.get(&p), self.watermarks(p).await) {
+                if high < pos.next_offset && self.really_reset(p, pos.next_offset, low).await {
                     return true;
                 }
             }
         }
         false
+    }
+}
+
+impl Sequencer {
+    /// Reads exactly the partitions in `owned` (re-assigned between batches),
+    /// each from the position the store says comes next, after checking that
+    /// the broker's log still reaches it.
+    async fn assign(&mut self, owned: &Owned) -> anyhow::Result<()> {
+        self.fenced.retain(|p, e| owned.get(p) == Some(e));
+        let want: Owned = owned
+            .iter()
+            .filter(|(p, _)| !self.fenced.contains_key(p))
+            .map(|(p, e)| (*p, *e))
+            .collect();
+        let positions = self.store.log_positions(&self.topic).await?;
+        let mut tpl = TopicPartitionList::new();
+        let mut epochs = HashMap::new();
+        for (&p, &epoch) in &want {
+            let Some(pos) = positions.get(&p) else {
+                tracing::warn!(partition = p, "no stored position for an owned partition");
+                continue;
+            };
+            let (low, high) = self.log.watermarks(p).await?;
+            let start =
+                if high < pos.next_offset && self.log.really_reset(p, pos.next_offset, low).await {
+                    tracing::error!(
+                        partition = p,
+                        low,
+                        high,
+                        applied = pos.next_offset,
+                        "the broker's log ends below the applied offset: the topic was recreated \
+                     or rewound; applying it as a new log incarnation"
+                    );
+                    match self
+                        .store
+                        .reset_log(&self.topic, &self.node, epoch, p, low)
+                        .await?
+                    {
+                        Some(new) => new.next_offset,
+                        None => {
+                            self.fenced.insert(p, epoch);
+                            continue;
+                        }
+                    }
+                } else if pos.next_offset < low {
+                    tracing::warn!(
+                        partition = p,
+                        low,
+                        applied = pos.next_offset,
+                        "records were deleted from the log before they were applied"
+                    );
+                    low
+                } else {
+                    pos.next_offset
+                };
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(start))?;
+            epochs.insert(p, epoch);
+        }
+        self.consumer.assign(&tpl)?;
+        self.metrics.partitions_owned.set(epochs.len() as i64);
+        self.active.send_replace(epochs.keys().copied().collect());
+        self.epochs = epochs;
+        Ok(())
     }
 
     async fn run(
@@ -599,6 +616,8 @@ impl Sequencer {
         let mut reassign = false;
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The log check under way, if any (it may take seconds: never in the loop).
+        let mut checking: Option<tokio::task::JoinHandle<bool>> = None;
         loop {
             if reassign {
                 reassign = false;
@@ -626,8 +645,14 @@ impl Sequencer {
                     reassign = true;
                     continue;
                 }
-                _ = recheck.tick(), if !self.epochs.is_empty() => {
-                    reassign = self.log_was_reset().await;
+                _ = recheck.tick(), if !self.epochs.is_empty() && checking.is_none() => {
+                    let partitions = self.epochs.keys().copied().collect();
+                    checking = Some(tokio::spawn(self.log.clone().was_reset(partitions)));
+                    continue;
+                }
+                reset = async { checking.as_mut().expect("guarded").await }, if checking.is_some() => {
+                    checking = None;
+                    reassign |= reset.unwrap_or(false);
                     continue;
                 }
                 _ = stop.cancelled() => break,
