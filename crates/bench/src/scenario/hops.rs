@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use super::fanout::{self, FanoutParams, FanoutStep};
 use super::persist::{self, PersistParams, PersistResult};
 use crate::report::ms;
+use crate::stats::{median_index, Spread};
 use crate::target::Server;
 
 /// The hops in path order (the `hop` label values the server exports).
@@ -301,31 +302,15 @@ pub async fn run(server: &Server, p: &HopsParams) -> anyhow::Result<HopsResult> 
     })
 }
 
-/// The median of some values (the mean of the middle two for an even count).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// The run whose p99 is the median one (the lower middle for an even count).
 pub fn median_run(runs: &[RateRun]) -> Option<&RateRun> {
-    let mut idx: Vec<usize> = (0..runs.len()).collect();
-    idx.sort_by(|&a, &b| {
-        runs[a]
-            .step
-            .latency
-            .p99
-            .total_cmp(&runs[b].step.latency.p99)
-    });
-    idx.get((runs.len().max(1) - 1) / 2).map(|&i| &runs[i])
+    let p99: Vec<f64> = runs.iter().map(|x| x.step.latency.p99).collect();
+    median_index(&p99).map(|i| &runs[i])
+}
+
+/// One hop's `p50 | p99 | mean` cells.
+fn cells(h: HopSummary) -> String {
+    format!(" {} | {} | {} |", ms(h.p50_ms), ms(h.p99_ms), ms(h.mean_ms))
 }
 
 /// The markdown section of one target: fan-out per rate (median and spread of
@@ -341,13 +326,13 @@ pub fn table(title: &str, r: &HopsResult) -> String {
     for (rate, runs) in &r.rates {
         let p50: Vec<f64> = runs.iter().map(|x| x.step.latency.p50).collect();
         let p99: Vec<f64> = runs.iter().map(|x| x.step.latency.p99).collect();
-        let delivered = median(runs.iter().map(|x| x.step.delivered).collect());
+        let delivered =
+            Spread::of(&runs.iter().map(|x| x.step.delivered).collect::<Vec<_>>()).median;
         let lost: u64 = runs.iter().map(|x| x.step.lost).sum();
         let sat = runs.iter().filter(|x| x.step.saturated.is_some()).count();
         let spread = |v: &[f64]| {
-            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = v.iter().copied().fold(0.0, f64::max);
-            format!("{} ({}–{})", ms(median(v.to_vec())), ms(lo), ms(hi))
+            let x = Spread::of(v);
+            format!("{} ({}–{})", ms(x.median), ms(x.min), ms(x.max))
         };
         let _ = writeln!(
             s,
@@ -400,22 +385,9 @@ pub fn table(title: &str, r: &HopsResult) -> String {
             let h = median_run(runs)
                 .map(|x| x.hops.summary(hop))
                 .unwrap_or_default();
-            let _ = write!(
-                row,
-                " {} | {} | {} |",
-                ms(h.p50_ms),
-                ms(h.p99_ms),
-                ms(h.mean_ms)
-            );
+            row.push_str(&cells(h));
         }
-        let h = r.persist_hops.summary(hop);
-        let _ = write!(
-            row,
-            " {} | {} | {} |",
-            ms(h.p50_ms),
-            ms(h.p99_ms),
-            ms(h.mean_ms)
-        );
+        row.push_str(&cells(r.persist_hops.summary(hop)));
         let _ = writeln!(s, "{row}");
     }
     let mut batches = Vec::new();
@@ -478,12 +450,5 @@ quicktalk_commit_batch_size_count 10
         assert_eq!(h.summary("receipt"), HopSummary::default());
         let (n, t) = h.batch_means().unwrap();
         assert!((n - 4.0).abs() < 1e-9 && (t - 50.0).abs() < 1e-9, "{n} {t}");
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(vec![]), 0.0);
     }
 }
